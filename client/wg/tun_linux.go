@@ -1,0 +1,64 @@
+//go:build linux
+
+package wg
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"golang.zx2c4.com/wireguard/tun"
+)
+
+// KernelTUNSupported reports whether kernel TUN mode exists on this platform.
+const KernelTUNSupported = true
+
+// createKernelTUN creates the TUN interface, assigns addr and sets it up.
+func createKernelTUN(name string, mtu int, addr netip.Prefix) (tun.Device, error) {
+	td, err := tun.CreateTUN(name, mtu)
+	if err != nil {
+		return nil, fmt.Errorf("create tun %s: %w", name, err)
+	}
+	fail := func(err error) (tun.Device, error) {
+		td.Close()
+		return nil, err
+	}
+	real, err := td.Name()
+	if err != nil {
+		return fail(fmt.Errorf("read tun name: %w", err))
+	}
+	link, err := netlink.LinkByName(real)
+	if err != nil {
+		return fail(fmt.Errorf("find link %s: %w", real, err))
+	}
+	ipn := &net.IPNet{IP: addr.Addr().AsSlice(), Mask: net.CIDRMask(addr.Bits(), addr.Addr().BitLen())}
+	if err := netlink.AddrAdd(link, &netlink.Addr{IPNet: ipn}); err != nil {
+		return fail(fmt.Errorf("add address %s to %s: %w", addr, real, err))
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return fail(fmt.Errorf("set %s up: %w", real, err))
+	}
+	return td, nil
+}
+
+// removeKernelTUN deletes the interface if closing the TUN left it behind
+// (it normally disappears with its file descriptor).
+func removeKernelTUN(cfg DeviceConfig) error {
+	if cfg.Netstack {
+		return nil
+	}
+	link, err := netlink.LinkByName(cfg.InterfaceName)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return fmt.Errorf("find link %s: %w", cfg.InterfaceName, err)
+	}
+	if err := netlink.LinkDel(link); err != nil {
+		return fmt.Errorf("delete link %s: %w", cfg.InterfaceName, err)
+	}
+	return nil
+}
