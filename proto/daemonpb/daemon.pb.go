@@ -380,6 +380,78 @@ func (*StatusRequest) Descriptor() ([]byte, []int) {
 	return file_daemon_proto_rawDescGZIP(), []int{6}
 }
 
+type ShutdownRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShutdownRequest) Reset() {
+	*x = ShutdownRequest{}
+	mi := &file_daemon_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShutdownRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShutdownRequest) ProtoMessage() {}
+
+func (x *ShutdownRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_daemon_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShutdownRequest.ProtoReflect.Descriptor instead.
+func (*ShutdownRequest) Descriptor() ([]byte, []int) {
+	return file_daemon_proto_rawDescGZIP(), []int{7}
+}
+
+type ShutdownResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShutdownResponse) Reset() {
+	*x = ShutdownResponse{}
+	mi := &file_daemon_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShutdownResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShutdownResponse) ProtoMessage() {}
+
+func (x *ShutdownResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_daemon_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShutdownResponse.ProtoReflect.Descriptor instead.
+func (*ShutdownResponse) Descriptor() ([]byte, []int) {
+	return file_daemon_proto_rawDescGZIP(), []int{8}
+}
+
 type StatusResponse struct {
 	state               protoimpl.MessageState `protogen:"open.v1"`
 	State               string                 `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"` // connected|connecting|needs-login|down
@@ -402,7 +474,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_daemon_proto_msgTypes[7]
+	mi := &file_daemon_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -414,7 +486,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[7]
+	mi := &file_daemon_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -427,7 +499,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{7}
+	return file_daemon_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StatusResponse) GetState() string {
@@ -550,7 +622,7 @@ type PeerStatus struct {
 
 func (x *PeerStatus) Reset() {
 	*x = PeerStatus{}
-	mi := &file_daemon_proto_msgTypes[8]
+	mi := &file_daemon_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -562,7 +634,7 @@ func (x *PeerStatus) String() string {
 func (*PeerStatus) ProtoMessage() {}
 
 func (x *PeerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[8]
+	mi := &file_daemon_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -575,7 +647,7 @@ func (x *PeerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatus.ProtoReflect.Descriptor instead.
 func (*PeerStatus) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{8}
+	return file_daemon_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PeerStatus) GetName() string {
@@ -688,7 +760,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_daemon_proto_msgTypes[9]
+	mi := &file_daemon_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -700,7 +772,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[9]
+	mi := &file_daemon_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -713,7 +785,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{9}
+	return file_daemon_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PingRequest) GetPeer() string {
@@ -757,7 +829,7 @@ type PingReply struct {
 
 func (x *PingReply) Reset() {
 	*x = PingReply{}
-	mi := &file_daemon_proto_msgTypes[10]
+	mi := &file_daemon_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -769,7 +841,7 @@ func (x *PingReply) String() string {
 func (*PingReply) ProtoMessage() {}
 
 func (x *PingReply) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[10]
+	mi := &file_daemon_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -782,7 +854,7 @@ func (x *PingReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingReply.ProtoReflect.Descriptor instead.
 func (*PingReply) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{10}
+	return file_daemon_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PingReply) GetIp() string {
@@ -848,7 +920,9 @@ const file_daemon_proto_rawDesc = "" +
 	"\fDownResponse\"\x0f\n" +
 	"\rLogoutRequest\"\x10\n" +
 	"\x0eLogoutResponse\"\x0f\n" +
-	"\rStatusRequest\"\xf4\x03\n" +
+	"\rStatusRequest\"\x11\n" +
+	"\x0fShutdownRequest\"\x12\n" +
+	"\x10ShutdownResponse\"\xf4\x03\n" +
 	"\x0eStatusResponse\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12%\n" +
 	"\x0emanagement_url\x18\x02 \x01(\tR\rmanagementUrl\x121\n" +
@@ -899,13 +973,14 @@ const file_daemon_proto_rawDesc = "" +
 	"\x03seq\x18\x02 \x01(\x05R\x03seq\x12\x15\n" +
 	"\x06rtt_ms\x18\x03 \x01(\x01R\x05rttMs\x12\x12\n" +
 	"\x04path\x18\x04 \x01(\tR\x04path\x12\x14\n" +
-	"\x05error\x18\x05 \x01(\tR\x05error2\xf2\x02\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error2\xc5\x03\n" +
 	"\x06Daemon\x12A\n" +
 	"\x02Up\x12\x1b.petrel.daemon.v1.UpRequest\x1a\x1c.petrel.daemon.v1.UpProgress0\x01\x12E\n" +
 	"\x04Down\x12\x1d.petrel.daemon.v1.DownRequest\x1a\x1e.petrel.daemon.v1.DownResponse\x12K\n" +
 	"\x06Status\x12\x1f.petrel.daemon.v1.StatusRequest\x1a .petrel.daemon.v1.StatusResponse\x12D\n" +
 	"\x04Ping\x12\x1d.petrel.daemon.v1.PingRequest\x1a\x1b.petrel.daemon.v1.PingReply0\x01\x12K\n" +
-	"\x06Logout\x12\x1f.petrel.daemon.v1.LogoutRequest\x1a .petrel.daemon.v1.LogoutResponseB\x17Z\x15petrel/proto/daemonpbb\x06proto3"
+	"\x06Logout\x12\x1f.petrel.daemon.v1.LogoutRequest\x1a .petrel.daemon.v1.LogoutResponse\x12Q\n" +
+	"\bShutdown\x12!.petrel.daemon.v1.ShutdownRequest\x1a\".petrel.daemon.v1.ShutdownResponseB\x17Z\x15petrel/proto/daemonpbb\x06proto3"
 
 var (
 	file_daemon_proto_rawDescOnce sync.Once
@@ -919,34 +994,38 @@ func file_daemon_proto_rawDescGZIP() []byte {
 	return file_daemon_proto_rawDescData
 }
 
-var file_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_daemon_proto_goTypes = []any{
-	(*UpRequest)(nil),      // 0: petrel.daemon.v1.UpRequest
-	(*UpProgress)(nil),     // 1: petrel.daemon.v1.UpProgress
-	(*DownRequest)(nil),    // 2: petrel.daemon.v1.DownRequest
-	(*DownResponse)(nil),   // 3: petrel.daemon.v1.DownResponse
-	(*LogoutRequest)(nil),  // 4: petrel.daemon.v1.LogoutRequest
-	(*LogoutResponse)(nil), // 5: petrel.daemon.v1.LogoutResponse
-	(*StatusRequest)(nil),  // 6: petrel.daemon.v1.StatusRequest
-	(*StatusResponse)(nil), // 7: petrel.daemon.v1.StatusResponse
-	(*PeerStatus)(nil),     // 8: petrel.daemon.v1.PeerStatus
-	(*PingRequest)(nil),    // 9: petrel.daemon.v1.PingRequest
-	(*PingReply)(nil),      // 10: petrel.daemon.v1.PingReply
+	(*UpRequest)(nil),        // 0: petrel.daemon.v1.UpRequest
+	(*UpProgress)(nil),       // 1: petrel.daemon.v1.UpProgress
+	(*DownRequest)(nil),      // 2: petrel.daemon.v1.DownRequest
+	(*DownResponse)(nil),     // 3: petrel.daemon.v1.DownResponse
+	(*LogoutRequest)(nil),    // 4: petrel.daemon.v1.LogoutRequest
+	(*LogoutResponse)(nil),   // 5: petrel.daemon.v1.LogoutResponse
+	(*StatusRequest)(nil),    // 6: petrel.daemon.v1.StatusRequest
+	(*ShutdownRequest)(nil),  // 7: petrel.daemon.v1.ShutdownRequest
+	(*ShutdownResponse)(nil), // 8: petrel.daemon.v1.ShutdownResponse
+	(*StatusResponse)(nil),   // 9: petrel.daemon.v1.StatusResponse
+	(*PeerStatus)(nil),       // 10: petrel.daemon.v1.PeerStatus
+	(*PingRequest)(nil),      // 11: petrel.daemon.v1.PingRequest
+	(*PingReply)(nil),        // 12: petrel.daemon.v1.PingReply
 }
 var file_daemon_proto_depIdxs = []int32{
-	8,  // 0: petrel.daemon.v1.StatusResponse.peers:type_name -> petrel.daemon.v1.PeerStatus
+	10, // 0: petrel.daemon.v1.StatusResponse.peers:type_name -> petrel.daemon.v1.PeerStatus
 	0,  // 1: petrel.daemon.v1.Daemon.Up:input_type -> petrel.daemon.v1.UpRequest
 	2,  // 2: petrel.daemon.v1.Daemon.Down:input_type -> petrel.daemon.v1.DownRequest
 	6,  // 3: petrel.daemon.v1.Daemon.Status:input_type -> petrel.daemon.v1.StatusRequest
-	9,  // 4: petrel.daemon.v1.Daemon.Ping:input_type -> petrel.daemon.v1.PingRequest
+	11, // 4: petrel.daemon.v1.Daemon.Ping:input_type -> petrel.daemon.v1.PingRequest
 	4,  // 5: petrel.daemon.v1.Daemon.Logout:input_type -> petrel.daemon.v1.LogoutRequest
-	1,  // 6: petrel.daemon.v1.Daemon.Up:output_type -> petrel.daemon.v1.UpProgress
-	3,  // 7: petrel.daemon.v1.Daemon.Down:output_type -> petrel.daemon.v1.DownResponse
-	7,  // 8: petrel.daemon.v1.Daemon.Status:output_type -> petrel.daemon.v1.StatusResponse
-	10, // 9: petrel.daemon.v1.Daemon.Ping:output_type -> petrel.daemon.v1.PingReply
-	5,  // 10: petrel.daemon.v1.Daemon.Logout:output_type -> petrel.daemon.v1.LogoutResponse
-	6,  // [6:11] is the sub-list for method output_type
-	1,  // [1:6] is the sub-list for method input_type
+	7,  // 6: petrel.daemon.v1.Daemon.Shutdown:input_type -> petrel.daemon.v1.ShutdownRequest
+	1,  // 7: petrel.daemon.v1.Daemon.Up:output_type -> petrel.daemon.v1.UpProgress
+	3,  // 8: petrel.daemon.v1.Daemon.Down:output_type -> petrel.daemon.v1.DownResponse
+	9,  // 9: petrel.daemon.v1.Daemon.Status:output_type -> petrel.daemon.v1.StatusResponse
+	12, // 10: petrel.daemon.v1.Daemon.Ping:output_type -> petrel.daemon.v1.PingReply
+	5,  // 11: petrel.daemon.v1.Daemon.Logout:output_type -> petrel.daemon.v1.LogoutResponse
+	8,  // 12: petrel.daemon.v1.Daemon.Shutdown:output_type -> petrel.daemon.v1.ShutdownResponse
+	7,  // [7:13] is the sub-list for method output_type
+	1,  // [1:7] is the sub-list for method input_type
 	1,  // [1:1] is the sub-list for extension type_name
 	1,  // [1:1] is the sub-list for extension extendee
 	0,  // [0:1] is the sub-list for field type_name
@@ -963,7 +1042,7 @@ func file_daemon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_daemon_proto_rawDesc), len(file_daemon_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

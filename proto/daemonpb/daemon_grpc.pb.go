@@ -22,11 +22,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Daemon_Up_FullMethodName     = "/petrel.daemon.v1.Daemon/Up"
-	Daemon_Down_FullMethodName   = "/petrel.daemon.v1.Daemon/Down"
-	Daemon_Status_FullMethodName = "/petrel.daemon.v1.Daemon/Status"
-	Daemon_Ping_FullMethodName   = "/petrel.daemon.v1.Daemon/Ping"
-	Daemon_Logout_FullMethodName = "/petrel.daemon.v1.Daemon/Logout"
+	Daemon_Up_FullMethodName       = "/petrel.daemon.v1.Daemon/Up"
+	Daemon_Down_FullMethodName     = "/petrel.daemon.v1.Daemon/Down"
+	Daemon_Status_FullMethodName   = "/petrel.daemon.v1.Daemon/Status"
+	Daemon_Ping_FullMethodName     = "/petrel.daemon.v1.Daemon/Ping"
+	Daemon_Logout_FullMethodName   = "/petrel.daemon.v1.Daemon/Logout"
+	Daemon_Shutdown_FullMethodName = "/petrel.daemon.v1.Daemon/Shutdown"
 )
 
 // DaemonClient is the client API for Daemon service.
@@ -42,6 +43,8 @@ type DaemonClient interface {
 	// Ping sends ICMP echo over the overlay and streams one reply per probe.
 	Ping(ctx context.Context, in *PingRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PingReply], error)
 	Logout(ctx context.Context, in *LogoutRequest, opts ...grpc.CallOption) (*LogoutResponse, error)
+	// Shutdown stops the daemon process (after Down).
+	Shutdown(ctx context.Context, in *ShutdownRequest, opts ...grpc.CallOption) (*ShutdownResponse, error)
 }
 
 type daemonClient struct {
@@ -120,6 +123,16 @@ func (c *daemonClient) Logout(ctx context.Context, in *LogoutRequest, opts ...gr
 	return out, nil
 }
 
+func (c *daemonClient) Shutdown(ctx context.Context, in *ShutdownRequest, opts ...grpc.CallOption) (*ShutdownResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ShutdownResponse)
+	err := c.cc.Invoke(ctx, Daemon_Shutdown_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DaemonServer is the server API for Daemon service.
 // All implementations must embed UnimplementedDaemonServer
 // for forward compatibility.
@@ -133,6 +146,8 @@ type DaemonServer interface {
 	// Ping sends ICMP echo over the overlay and streams one reply per probe.
 	Ping(*PingRequest, grpc.ServerStreamingServer[PingReply]) error
 	Logout(context.Context, *LogoutRequest) (*LogoutResponse, error)
+	// Shutdown stops the daemon process (after Down).
+	Shutdown(context.Context, *ShutdownRequest) (*ShutdownResponse, error)
 	mustEmbedUnimplementedDaemonServer()
 }
 
@@ -157,6 +172,9 @@ func (UnimplementedDaemonServer) Ping(*PingRequest, grpc.ServerStreamingServer[P
 }
 func (UnimplementedDaemonServer) Logout(context.Context, *LogoutRequest) (*LogoutResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Logout not implemented")
+}
+func (UnimplementedDaemonServer) Shutdown(context.Context, *ShutdownRequest) (*ShutdownResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Shutdown not implemented")
 }
 func (UnimplementedDaemonServer) mustEmbedUnimplementedDaemonServer() {}
 func (UnimplementedDaemonServer) testEmbeddedByValue()                {}
@@ -255,6 +273,24 @@ func _Daemon_Logout_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Daemon_Shutdown_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ShutdownRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).Shutdown(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_Shutdown_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).Shutdown(ctx, req.(*ShutdownRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Daemon_ServiceDesc is the grpc.ServiceDesc for Daemon service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -273,6 +309,10 @@ var Daemon_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Logout",
 			Handler:    _Daemon_Logout_Handler,
+		},
+		{
+			MethodName: "Shutdown",
+			Handler:    _Daemon_Shutdown_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
