@@ -1,0 +1,371 @@
+// Package codec maps model objects to the dialect-neutral row shape both SQL
+// stores persist: a few indexed columns (the ones used by unique constraints
+// and lookups) plus a JSON document holding every other field. It holds no
+// SQL; each dialect package writes its own statements around Row.
+//
+// Imported only by management/store/sqlite and management/store/postgres.
+// All functions are pure and safe for concurrent use.
+package codec
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"petrel/management/model"
+	"petrel/management/store"
+)
+
+// Row is one object as stored. Only the columns of the object's kind are set.
+type Row struct {
+	Kind model.Kind
+	ID   string
+
+	// peers
+	PublicKey string
+	IP        string
+	DNSLabel  string
+	// groups
+	Name string
+	// setup_keys (KeyHash) and admin_tokens (TokenHash share Hash)
+	Hash       []byte
+	Reusable   bool
+	Revoked    bool
+	UsageLimit int64
+	UsedTimes  int64
+	ExpiresAt  *int64 // unix nanoseconds; nil = never
+	LastUsed   *int64 // unix nanoseconds; nil = never
+
+	// Data is the JSON document with the remaining fields.
+	Data []byte
+}
+
+// Tables maps each kind to its table name (quoted where a dialect needs it
+// is the dialect's business; "groups" is quoted by both).
+var Tables = map[model.Kind]string{
+	model.KindPeer:            "peers",
+	model.KindGroup:           "groups",
+	model.KindSetupKey:        "setup_keys",
+	model.KindPolicy:          "policies",
+	model.KindRoute:           "routes",
+	model.KindNameserverGroup: "nameserver_groups",
+	model.KindDNSZone:         "dns_zones",
+	model.KindAdminToken:      "admin_tokens",
+}
+
+// Kinds lists every kind in a stable order.
+var Kinds = []model.Kind{
+	model.KindPeer, model.KindGroup, model.KindSetupKey, model.KindPolicy,
+	model.KindRoute, model.KindNameserverGroup, model.KindDNSZone, model.KindAdminToken,
+}
+
+// ErrUnknownKind is returned for an object kind the store does not know.
+var ErrUnknownKind = errors.New("unknown object kind")
+
+// Nanos converts t to unix nanoseconds, nil for the zero time.
+func Nanos(t time.Time) *int64 {
+	if t.IsZero() {
+		return nil
+	}
+	n := t.UnixNano()
+	return &n
+}
+
+// FromNanos is the inverse of Nanos; times come back in UTC.
+func FromNanos(n *int64) time.Time {
+	if n == nil {
+		return time.Time{}
+	}
+	return time.Unix(0, *n).UTC()
+}
+
+// CheckTime rejects times that unix nanoseconds cannot represent exactly.
+func CheckTime(t time.Time) error {
+	if t.IsZero() {
+		return nil
+	}
+	if t.Year() < 1678 || t.Year() > 2261 {
+		return fmt.Errorf("time %s out of storable range", t)
+	}
+	return nil
+}
+
+// utc normalises a decoded time: zero stays zero, anything else is UTC
+// without a monotonic reading.
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+type peerDoc struct {
+	Name       string         `json:"name"`
+	Meta       model.PeerMeta `json:"meta"`
+	SetupKeyID string         `json:"setup_key_id"`
+	Ephemeral  bool           `json:"ephemeral"`
+	CreatedAt  time.Time      `json:"created_at"`
+	LastSeen   time.Time      `json:"last_seen"`
+}
+
+type groupDoc struct {
+	PeerIDs []string `json:"peer_ids"`
+}
+
+type setupKeyDoc struct {
+	Name       string    `json:"name"`
+	KeyPrefix  string    `json:"key_prefix"`
+	AutoGroups []string  `json:"auto_groups"`
+	Ephemeral  bool      `json:"ephemeral"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+type policyDoc struct {
+	Name        string             `json:"name"`
+	Description string             `json:"description"`
+	Enabled     bool               `json:"enabled"`
+	Rules       []model.PolicyRule `json:"rules"`
+}
+
+type routeDoc struct {
+	Description string       `json:"description"`
+	NetworkID   string       `json:"network_id"`
+	Network     netip.Prefix `json:"network"`
+	Peer        string       `json:"peer"`
+	PeerGroups  []string     `json:"peer_groups"`
+	Groups      []string     `json:"groups"`
+	Metric      int          `json:"metric"`
+	Masquerade  bool         `json:"masquerade"`
+	Enabled     bool         `json:"enabled"`
+	AutoApply   bool         `json:"auto_apply"`
+}
+
+type nsGroupDoc struct {
+	Name        string           `json:"name"`
+	Description string           `json:"description"`
+	Nameservers []netip.AddrPort `json:"nameservers"`
+	Domains     []string         `json:"domains"`
+	Primary     bool             `json:"primary"`
+	Groups      []string         `json:"groups"`
+	Enabled     bool             `json:"enabled"`
+}
+
+type dnsZoneDoc struct {
+	Domain  string            `json:"domain"`
+	Records []model.DNSRecord `json:"records"`
+}
+
+type adminTokenDoc struct {
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Encode turns an object into its row. A non-reusable setup key is stored
+// with UsageLimit 1 whatever the object says.
+func Encode(obj model.Object) (Row, error) {
+	r := Row{Kind: obj.ObjectKind(), ID: obj.ObjectID()}
+	if r.ID == "" {
+		return r, fmt.Errorf("encode %s: empty id", r.Kind)
+	}
+	var doc any
+	switch o := obj.(type) {
+	case *model.Peer:
+		if !o.IP.IsValid() {
+			return r, fmt.Errorf("encode peer %s: no ip", o.ID)
+		}
+		if err := errors.Join(CheckTime(o.CreatedAt), CheckTime(o.LastSeen)); err != nil {
+			return r, fmt.Errorf("encode peer %s: %w", o.ID, err)
+		}
+		r.PublicKey, r.IP, r.DNSLabel = o.PublicKey, o.IP.String(), o.DNSLabel
+		doc = peerDoc{o.Name, o.Meta, o.SetupKeyID, o.Ephemeral, o.CreatedAt, o.LastSeen}
+	case *model.Group:
+		r.Name = o.Name
+		doc = groupDoc{o.PeerIDs}
+	case *model.SetupKey:
+		if len(o.KeyHash) == 0 {
+			return r, fmt.Errorf("encode setup key %s: empty hash", o.ID)
+		}
+		if err := errors.Join(CheckTime(o.CreatedAt), CheckTime(o.ExpiresAt), CheckTime(o.LastUsed)); err != nil {
+			return r, fmt.Errorf("encode setup key %s: %w", o.ID, err)
+		}
+		r.Hash, r.Reusable, r.Revoked = o.KeyHash, o.Reusable, o.Revoked
+		r.UsageLimit, r.UsedTimes = int64(o.UsageLimit), int64(o.UsedTimes)
+		if !o.Reusable {
+			r.UsageLimit = 1
+		}
+		r.ExpiresAt, r.LastUsed = Nanos(o.ExpiresAt), Nanos(o.LastUsed)
+		doc = setupKeyDoc{o.Name, o.KeyPrefix, o.AutoGroups, o.Ephemeral, o.CreatedAt}
+	case *model.Policy:
+		doc = policyDoc{o.Name, o.Description, o.Enabled, o.Rules}
+	case *model.Route:
+		doc = routeDoc{o.Description, o.NetworkID, o.Network, o.Peer, o.PeerGroups, o.Groups,
+			o.Metric, o.Masquerade, o.Enabled, o.AutoApply}
+	case *model.NameserverGroup:
+		doc = nsGroupDoc{o.Name, o.Description, o.Nameservers, o.Domains, o.Primary, o.Groups, o.Enabled}
+	case *model.DNSZone:
+		doc = dnsZoneDoc{o.Domain, o.Records}
+	case *model.AdminToken:
+		if len(o.TokenHash) == 0 {
+			return r, fmt.Errorf("encode admin token %s: empty hash", o.ID)
+		}
+		if err := CheckTime(o.CreatedAt); err != nil {
+			return r, fmt.Errorf("encode admin token %s: %w", o.ID, err)
+		}
+		r.Hash = o.TokenHash
+		doc = adminTokenDoc{o.Name, o.CreatedAt}
+	default:
+		return r, fmt.Errorf("encode %T: %w", obj, ErrUnknownKind)
+	}
+	data, err := json.Marshal(doc)
+	if err != nil {
+		return r, fmt.Errorf("encode %s %s: %w", r.Kind, r.ID, err)
+	}
+	r.Data = data
+	return r, nil
+}
+
+// Decode turns a row back into an object.
+func Decode(r Row) (model.Object, error) {
+	var err error
+	wrap := func(e error) error { return fmt.Errorf("decode %s %s: %w", r.Kind, r.ID, e) }
+	switch r.Kind {
+	case model.KindPeer:
+		var d peerDoc
+		if err = json.Unmarshal(r.Data, &d); err != nil {
+			return nil, wrap(err)
+		}
+		ip, err := netip.ParseAddr(r.IP)
+		if err != nil {
+			return nil, wrap(err)
+		}
+		return &model.Peer{ID: r.ID, Name: d.Name, DNSLabel: r.DNSLabel, PublicKey: r.PublicKey, IP: ip,
+			Meta: d.Meta, SetupKeyID: d.SetupKeyID, Ephemeral: d.Ephemeral,
+			CreatedAt: utc(d.CreatedAt), LastSeen: utc(d.LastSeen)}, nil
+	case model.KindGroup:
+		var d groupDoc
+		if err = json.Unmarshal(r.Data, &d); err != nil {
+			return nil, wrap(err)
+		}
+		return &model.Group{ID: r.ID, Name: r.Name, PeerIDs: d.PeerIDs}, nil
+	case model.KindSetupKey:
+		var d setupKeyDoc
+		if err = json.Unmarshal(r.Data, &d); err != nil {
+			return nil, wrap(err)
+		}
+		return &model.SetupKey{ID: r.ID, Name: d.Name, KeyHash: r.Hash, KeyPrefix: d.KeyPrefix,
+			Reusable: r.Reusable, UsageLimit: int(r.UsageLimit), UsedTimes: int(r.UsedTimes),
+			ExpiresAt: FromNanos(r.ExpiresAt), Revoked: r.Revoked, AutoGroups: d.AutoGroups,
+			Ephemeral: d.Ephemeral, CreatedAt: utc(d.CreatedAt), LastUsed: FromNanos(r.LastUsed)}, nil
+	case model.KindPolicy:
+		var d policyDoc
+		if err = json.Unmarshal(r.Data, &d); err != nil {
+			return nil, wrap(err)
+		}
+		return &model.Policy{ID: r.ID, Name: d.Name, Description: d.Description, Enabled: d.Enabled, Rules: d.Rules}, nil
+	case model.KindRoute:
+		var d routeDoc
+		if err = json.Unmarshal(r.Data, &d); err != nil {
+			return nil, wrap(err)
+		}
+		return &model.Route{ID: r.ID, Description: d.Description, NetworkID: d.NetworkID, Network: d.Network,
+			Peer: d.Peer, PeerGroups: d.PeerGroups, Groups: d.Groups, Metric: d.Metric,
+			Masquerade: d.Masquerade, Enabled: d.Enabled, AutoApply: d.AutoApply}, nil
+	case model.KindNameserverGroup:
+		var d nsGroupDoc
+		if err = json.Unmarshal(r.Data, &d); err != nil {
+			return nil, wrap(err)
+		}
+		return &model.NameserverGroup{ID: r.ID, Name: d.Name, Description: d.Description,
+			Nameservers: d.Nameservers, Domains: d.Domains, Primary: d.Primary, Groups: d.Groups,
+			Enabled: d.Enabled}, nil
+	case model.KindDNSZone:
+		var d dnsZoneDoc
+		if err = json.Unmarshal(r.Data, &d); err != nil {
+			return nil, wrap(err)
+		}
+		return &model.DNSZone{ID: r.ID, Domain: d.Domain, Records: d.Records}, nil
+	case model.KindAdminToken:
+		var d adminTokenDoc
+		if err = json.Unmarshal(r.Data, &d); err != nil {
+			return nil, wrap(err)
+		}
+		return &model.AdminToken{ID: r.ID, Name: d.Name, TokenHash: r.Hash, CreatedAt: utc(d.CreatedAt)}, nil
+	}
+	return nil, wrap(ErrUnknownKind)
+}
+
+// AddTo inserts a decoded object into the matching map of a.
+func AddTo(a *model.Account, obj model.Object) {
+	switch o := obj.(type) {
+	case *model.Peer:
+		a.Peers[o.ID] = o
+	case *model.Group:
+		a.Groups[o.ID] = o
+	case *model.SetupKey:
+		a.SetupKeys[o.ID] = o
+	case *model.Policy:
+		a.Policies[o.ID] = o
+	case *model.Route:
+		a.Routes[o.ID] = o
+	case *model.NameserverGroup:
+		a.NameserverGroups[o.ID] = o
+	case *model.DNSZone:
+		a.DNSZones[o.ID] = o
+	case *model.AdminToken:
+		a.AdminTokens[o.ID] = o
+	}
+}
+
+// EncodeSettings and DecodeSettings store account settings as JSON.
+func EncodeSettings(s model.Settings) ([]byte, error) { return json.Marshal(s) }
+
+// DecodeSettings is the inverse of EncodeSettings.
+func DecodeSettings(b []byte) (model.Settings, error) {
+	var s model.Settings
+	if err := json.Unmarshal(b, &s); err != nil {
+		return s, fmt.Errorf("decode settings: %w", err)
+	}
+	return s, nil
+}
+
+// KeyUseError classifies why a setup key row could not be used at now.
+// It returns nil when the key is usable.
+func KeyUseError(r Row, now time.Time) error {
+	switch {
+	case r.Revoked:
+		return store.ErrKeyRevoked
+	case r.ExpiresAt != nil && *r.ExpiresAt <= now.UnixNano():
+		return store.ErrKeyExpired
+	case r.UsageLimit > 0 && r.UsedTimes >= r.UsageLimit:
+		return store.ErrKeyExhausted
+	}
+	return nil
+}
+
+// EncodeNetwork is the stored text of an account network ("" when unset).
+func EncodeNetwork(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
+	}
+	return p.String()
+}
+
+// DecodeAccount builds an account (all maps initialised) from its row.
+func DecodeAccount(id, network string, created *int64, settings []byte) (*model.Account, error) {
+	var p netip.Prefix
+	if network != "" {
+		var err error
+		if p, err = netip.ParsePrefix(network); err != nil {
+			return nil, fmt.Errorf("decode account %s network: %w", id, err)
+		}
+	}
+	a := model.NewAccount(id, p, FromNanos(created))
+	s, err := DecodeSettings(settings)
+	if err != nil {
+		return nil, fmt.Errorf("decode account %s: %w", id, err)
+	}
+	a.Settings = s
+	return a, nil
+}

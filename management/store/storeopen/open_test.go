@@ -1,0 +1,50 @@
+package storeopen
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	cases := []struct {
+		spec, dataDir, kind, path string
+		wantErr                   bool
+	}{
+		{"", "/data", "sqlite", "/data/petrel.db", false},
+		{"sqlite", "/data", "sqlite", "/data/petrel.db", false},
+		{"sqlite", "", "", "", true},
+		{"sqlite:///var/lib/p.db", "/data", "sqlite", "/var/lib/p.db", false},
+		{"sqlite://rel.db", "", "sqlite", "rel.db", false},
+		{"sqlite://", "/data", "", "", true},
+		{"postgres://u:secret@h/db", "", "postgres", "", false},
+		{"postgresql://h/db?sslmode=disable", "", "postgres", "", false},
+		{"mysql://u:secret@h/db", "", "", "", true},
+	}
+	for _, c := range cases {
+		kind, path, err := Parse(c.spec, c.dataDir)
+		if (err != nil) != c.wantErr || kind != c.kind || path != c.path {
+			t.Errorf("Parse(%q, %q) = %q, %q, %v", c.spec, c.dataDir, kind, path, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("Parse(%q) error leaks the spec: %v", c.spec, err)
+		}
+	}
+}
+
+func TestOpenSQLite(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(context.Background(), "", dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v, err := s.SchemaVersion(context.Background()); err != nil || v < 1 {
+		t.Fatalf("schema version %d, %v", v, err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, "petrel.db")); len(m) != 1 {
+		t.Fatalf("database file not created in data dir")
+	}
+}
