@@ -30,6 +30,8 @@ type conn struct {
 	peer   keys.Public // set once authenticated
 
 	out       chan *[]byte
+	wmu       sync.Mutex   // serializes websocket writes (write goroutine vs inline delivery)
+	slowUntil atomic.Int64 // unix nanos; while in the future, deliveries queue instead of writing inline
 	done      chan struct{}
 	closeOnce sync.Once
 	lastRead  atomic.Int64 // unix nanos
@@ -186,16 +188,18 @@ func (c *conn) authenticate() bool {
 	}
 	c.peer = peer
 	c.log = c.log.With("peer", peer.Short())
-	c.s.register(c)
+	// auth-ok goes out before the peer becomes reachable, so it is always
+	// the first frame the client reads.
 	if err := c.ws.Write(ctx, websocket.MessageBinary, frame.AppendAuthOK(nil, c.s.cfg.InstanceURL)); err != nil {
 		return false
 	}
+	c.s.register(c)
 	c.log.Debug("relay peer connected")
 	return true
 }
 
 // forward delivers a transport frame (b, read into rbuf) to its destination,
-// rewriting the destination key into the source key in the copy.
+// rewriting the destination key into the source key.
 func (c *conn) forward(b []byte) {
 	var dst keys.Public
 	copy(dst[:], b[frame.HeaderLen:frame.TransportLen])
@@ -204,15 +208,51 @@ func (c *conn) forward(b []byte) {
 		c.unreachable(dst)
 		return
 	}
+	copy(b[frame.HeaderLen:frame.TransportLen], c.peer[:])
+	if d.writeInline(b) {
+		c.s.metrics.Forwarded.Add(1)
+		return
+	}
 	buf := c.s.bufs().Get(len(b))
-	out := append(*buf, b...)
-	copy(out[frame.HeaderLen:frame.TransportLen], c.peer[:])
-	*buf = out
+	*buf = append(*buf, b...)
 	if d.enqueue(buf) {
 		c.s.metrics.Forwarded.Add(1)
 	} else {
 		c.s.metrics.Dropped.Add(1)
 	}
+}
+
+// inlineSlow is how long a write may take before the connection counts as
+// congested; congestionHold is how long its deliveries then go through the
+// queue only.
+const (
+	inlineSlow     = time.Millisecond
+	congestionHold = 100 * time.Millisecond
+)
+
+// writeInline writes b to the websocket from the caller's goroutine when
+// nothing is queued and no other write is in progress: the common case on an
+// uncongested connection, saving two goroutine hand-offs per packet. A write
+// that was slow marks the connection congested for a while, so a slow reader
+// cannot stall its senders' read loops for long. It reports whether b was
+// written (or the connection failed); false means "enqueue instead".
+func (c *conn) writeInline(b []byte) bool {
+	if len(c.out) != 0 {
+		return false
+	}
+	start := time.Now()
+	if start.UnixNano() < c.slowUntil.Load() || !c.wmu.TryLock() {
+		return false
+	}
+	err := c.ws.Write(background(), websocket.MessageBinary, b)
+	c.wmu.Unlock()
+	if d := time.Since(start); d > inlineSlow {
+		c.slowUntil.Store(start.Add(d + congestionHold).UnixNano())
+	}
+	if err != nil {
+		c.closeWith(websocket.StatusInternalError, "write failed")
+	}
+	return true
 }
 
 // unreachable tells the sender that dst is not connected here: at most once
@@ -275,7 +315,9 @@ func (c *conn) writeLoop() {
 		case <-c.done:
 			return
 		case buf := <-c.out:
+			c.wmu.Lock()
 			err := c.ws.Write(background(), websocket.MessageBinary, *buf)
+			c.wmu.Unlock()
 			pool.Put(buf)
 			if err != nil {
 				c.closeWith(websocket.StatusInternalError, "write failed")

@@ -6,10 +6,13 @@
 // Who may import it: the agent (client/peer, client/wg's Bind), tests and
 // benches.
 //
-// Threading: all methods are safe for concurrent use. Send never blocks on
-// the network: it copies the packet into a pooled buffer and queues it for
-// the connection's write goroutine (a full queue returns ErrQueueFull and
-// drops the packet, as a congested link would). The receiver, the state hook
+// Threading: all methods are safe for concurrent use. Send copies the packet
+// into a pooled buffer; when the connection is idle it writes it at once from
+// the caller's goroutine (one socket write, like a UDP send), otherwise it
+// queues it for the connection's write goroutine (a full queue returns
+// ErrQueueFull and drops the packet, as a congested link would). A write
+// that took over a millisecond switches the connection to queue-only for a
+// while, so a stalled relay cannot hold the caller. The receiver, the state hook
 // and the unreachable hook are called from the connections' read and
 // lifecycle goroutines; they must return quickly and must not call Stop. The
 // packet handed to the receiver is valid only during the call.
@@ -262,7 +265,7 @@ func (c *Client) Send(dst keys.Public, instanceURL string, pkt []byte) error {
 	}
 	buf := c.pool.Get(frame.TransportLen + len(pkt))
 	*buf = frame.AppendTransport(*buf, dst, pkt)
-	if !cn.enqueue(buf) {
+	if !cn.send(buf) {
 		return ErrQueueFull
 	}
 	return nil

@@ -209,7 +209,14 @@ func BenchmarkRelayPair(b *testing.B) {
 	a := newClient(b, aPub, nil, nil, url)
 	rx := newClient(b, bPub, nil, nil, url)
 	var received atomic.Int64
-	rx.SetReceiver(func(keys.Public, string, []byte) { received.Add(1) })
+	wake := make(chan struct{}, 1)
+	rx.SetReceiver(func(keys.Public, string, []byte) {
+		received.Add(1)
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	})
 	waitFor(b, "connected", func() bool { return a.Connected() && rx.Connected() })
 	pkt := make([]byte, 1280)
 	const window = 256
@@ -219,7 +226,7 @@ func BenchmarkRelayPair(b *testing.B) {
 	sent := int64(0)
 	for range b.N {
 		for sent-received.Load() >= window {
-			runtime.Gosched()
+			<-wake
 		}
 		for a.Send(bPub, "", pkt) != nil {
 			runtime.Gosched()
@@ -227,7 +234,7 @@ func BenchmarkRelayPair(b *testing.B) {
 		sent++
 	}
 	for received.Load() < sent {
-		runtime.Gosched()
+		<-wake
 	}
 }
 

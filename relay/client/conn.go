@@ -26,6 +26,8 @@ type conn struct {
 	wsp      atomic.Pointer[websocket.Conn]
 
 	out         chan *[]byte
+	wmu         sync.Mutex   // serializes websocket writes (write goroutine vs inline Send)
+	slowUntil   atomic.Int64 // unix nanos; while in the future, Send only queues
 	done        chan struct{}
 	closeOnce   sync.Once
 	wsCloseOnce sync.Once
@@ -201,7 +203,9 @@ func (cn *conn) writeLoop() {
 			cn.closeWS()
 			return
 		case buf := <-cn.out:
+			cn.wmu.Lock()
 			err := cn.ws.Write(context.Background(), websocket.MessageBinary, *buf)
+			cn.wmu.Unlock()
 			cn.c.pool.Put(buf)
 			if err != nil {
 				cn.close()
@@ -225,13 +229,56 @@ func (cn *conn) writeLoop() {
 				for i := range data {
 					data[i] = byte(seq >> (8 * i))
 				}
-				if err := cn.ws.Write(context.Background(), websocket.MessageBinary, frame.AppendPing(nil, frame.TypePing, data[:])); err != nil {
+				cn.wmu.Lock()
+				err := cn.ws.Write(context.Background(), websocket.MessageBinary, frame.AppendPing(nil, frame.TypePing, data[:]))
+				cn.wmu.Unlock()
+				if err != nil {
 					cn.close()
 					return
 				}
 			}
 		}
 	}
+}
+
+// Inline writes: a write slower than inlineSlow marks the connection
+// congested for congestionHold, during which Send only queues, so a stalled
+// relay cannot hold the caller (WireGuard's send path) for long.
+const (
+	inlineSlow     = time.Millisecond
+	congestionHold = 100 * time.Millisecond
+)
+
+// send writes buf from the caller's goroutine when the connection is up,
+// nothing is queued and no other write is in progress (the common case,
+// saving a goroutine hand-off per packet); otherwise it queues buf.
+func (cn *conn) send(buf *[]byte) bool {
+	ws := cn.wsp.Load()
+	if ws == nil || len(cn.out) != 0 {
+		return cn.enqueue(buf)
+	}
+	start := time.Now()
+	if start.UnixNano() < cn.slowUntil.Load() || !cn.wmu.TryLock() {
+		return cn.enqueue(buf)
+	}
+	select {
+	case <-cn.done:
+		cn.wmu.Unlock()
+		cn.c.pool.Put(buf)
+		return false
+	default:
+	}
+	err := ws.Write(context.Background(), websocket.MessageBinary, *buf)
+	cn.wmu.Unlock()
+	cn.c.pool.Put(buf)
+	if d := time.Since(start); d > inlineSlow {
+		cn.slowUntil.Store(start.Add(d + congestionHold).UnixNano())
+	}
+	if err != nil {
+		cn.close()
+		return false
+	}
+	return true
 }
 
 // enqueue queues buf for the write goroutine without blocking.
