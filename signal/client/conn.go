@@ -1,0 +1,247 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"petrel/internal/backoff"
+	"petrel/internal/keys"
+	"petrel/internal/seal"
+	"petrel/proto/signalpb"
+)
+
+var errHeartbeat = errors.New("signal: heartbeat timeout")
+
+// loop connects, serves and reconnects until ctx ends.
+func (c *Client) loop(ctx context.Context, api signalpb.SignalClient) {
+	defer close(c.done)
+	b := backoff.Backoff{Min: c.cfg.BackoffMin, Max: c.cfg.BackoffMax}
+	for {
+		registered, err := c.session(ctx, api)
+		if ctx.Err() != nil {
+			return
+		}
+		if registered {
+			b.Reset()
+		}
+		d := b.Next()
+		if status.Code(err) == codes.Aborted {
+			d = c.cfg.ReplacedDelay + backoff.Jitter(c.cfg.ReplacedDelay/2)
+			c.log.Warn("signal session replaced by another process with the same key", "retry_in", d)
+		} else {
+			c.log.Info("signal disconnected", "err", err, "retry_in", d)
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+	}
+}
+
+// session runs one stream: registration, then traffic until it fails.
+func (c *Client) session(ctx context.Context, api signalpb.SignalClient) (registered bool, err error) {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := api.Connect(sctx)
+	if err != nil {
+		return false, fmt.Errorf("open stream: %w", err)
+	}
+	hs := time.AfterFunc(c.cfg.RegisterTimeout, cancel)
+	interval, err := c.register(stream)
+	if !hs.Stop() && err == nil {
+		err = errors.New("registration timed out")
+	}
+	if err != nil {
+		return false, err
+	}
+
+	l := &link{out: make(chan *signalpb.Envelope, c.cfg.QueueSize), done: make(chan struct{})}
+	var lastRecv atomic.Int64
+	lastRecv.Store(time.Now().UnixNano())
+	pongs := make(chan uint64, 4)
+	readErr := make(chan error, 1)
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		readErr <- c.readLoop(stream, &lastRecv, pongs)
+	}()
+	c.cur.Store(l)
+	c.log.Info("signal connected")
+	c.setState(true)
+	defer func() {
+		c.cur.Store(nil)
+		close(l.done)
+		cancel()
+		<-readerDone
+		c.setState(false)
+	}()
+	return true, c.writeLoop(sctx, stream, l, interval, &lastRecv, pongs, readErr)
+}
+
+// register runs Hello → Challenge → ChallengeResponse → Registered and
+// returns the server's heartbeat interval.
+func (c *Client) register(stream signalpb.Signal_ConnectClient) (time.Duration, error) {
+	err := stream.Send(&signalpb.ClientFrame{Kind: &signalpb.ClientFrame_Hello{Hello: &signalpb.Hello{PublicKey: c.pub[:]}}})
+	if err != nil {
+		return 0, fmt.Errorf("send hello: %w", err)
+	}
+	f, err := stream.Recv()
+	if err != nil {
+		return 0, fmt.Errorf("receive challenge: %w", err)
+	}
+	ch := f.GetChallenge()
+	if ch == nil || len(ch.Nonce) < 16 {
+		return 0, errors.New("receive challenge: malformed")
+	}
+	spub, err := keys.PublicFromBytes(ch.ServerPublicKey)
+	if err != nil {
+		return 0, fmt.Errorf("receive challenge: server key: %w", err)
+	}
+	if !c.cfg.ServerKey.IsZero() && spub != c.cfg.ServerKey {
+		return 0, fmt.Errorf("receive challenge: server key %s is not the pinned %s", spub.Short(), c.cfg.ServerKey.Short())
+	}
+	sealed, err := seal.Seal(ch.Nonce, spub, c.cfg.Key)
+	if err != nil {
+		return 0, fmt.Errorf("seal challenge: %w", err)
+	}
+	err = stream.Send(&signalpb.ClientFrame{Kind: &signalpb.ClientFrame_ChallengeResponse{
+		ChallengeResponse: &signalpb.ChallengeResponse{Sealed: sealed},
+	}})
+	if err != nil {
+		return 0, fmt.Errorf("send challenge response: %w", err)
+	}
+	f, err = stream.Recv()
+	if err != nil {
+		return 0, fmt.Errorf("register: %w", err)
+	}
+	reg := f.GetRegistered()
+	if reg == nil {
+		return 0, errors.New("register: expected Registered")
+	}
+	interval := time.Duration(reg.HeartbeatIntervalMs) * time.Millisecond
+	if interval < 100*time.Millisecond {
+		interval = 100 * time.Millisecond
+	}
+	return interval, nil
+}
+
+// writeLoop is the only sender on the stream after registration.
+func (c *Client) writeLoop(ctx context.Context, stream signalpb.Signal_ConnectClient, l *link,
+	interval time.Duration, lastRecv *atomic.Int64, pongs <-chan uint64, readErr <-chan error) error {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case env := <-l.out:
+			f := &signalpb.ClientFrame{Envelopes: make([]*signalpb.Envelope, 1, 8)}
+			f.Envelopes[0] = env
+		drain:
+			for len(f.Envelopes) < MaxBatch {
+				select {
+				case env := <-l.out:
+					f.Envelopes = append(f.Envelopes, env)
+				default:
+					break drain
+				}
+			}
+			if err := stream.Send(f); err != nil {
+				return recvStatus(stream, err)
+			}
+		case seq := <-pongs:
+			if err := stream.Send(&signalpb.ClientFrame{Kind: &signalpb.ClientFrame_Pong{Pong: &signalpb.Pong{Seq: seq}}}); err != nil {
+				return recvStatus(stream, err)
+			}
+		case <-tick.C:
+			if time.Since(time.Unix(0, lastRecv.Load())) > 3*interval {
+				return errHeartbeat
+			}
+		case err := <-readErr:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// recvStatus turns a Send error (io.EOF when the server ended the stream)
+// into the stream's status.
+func recvStatus(stream signalpb.Signal_ConnectClient, err error) error {
+	if err != io.EOF {
+		return err
+	}
+	for {
+		if _, rerr := stream.Recv(); rerr != nil {
+			return rerr
+		}
+	}
+}
+
+// readLoop receives frames until the stream fails.
+func (c *Client) readLoop(stream signalpb.Signal_ConnectClient, lastRecv *atomic.Int64, pongs chan<- uint64) error {
+	for {
+		f, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		lastRecv.Store(time.Now().UnixNano())
+		c.handleFrame(f, pongs)
+	}
+}
+
+// handleFrame dispatches one server frame (never blocks on the network).
+func (c *Client) handleFrame(f *signalpb.ServerFrame, pongs chan<- uint64) {
+	if p := f.GetPing(); p != nil {
+		select {
+		case pongs <- p.Seq:
+		default: // a pong is already pending; one is enough
+		}
+	}
+	for _, e := range f.Envelopes {
+		c.deliver(e)
+	}
+	if len(f.Errors) == 0 {
+		return
+	}
+	h := c.onErr.Load()
+	for _, e := range f.Errors {
+		if e == nil {
+			continue
+		}
+		to, _ := keys.PublicFromBytes(e.To)
+		de := &DeliveryError{To: to, ID: e.RefId, Code: e.Code, Message: e.Message}
+		if h != nil {
+			(*h)(de)
+		} else {
+			c.log.Debug("signal message not delivered", "err", de)
+		}
+	}
+}
+
+func (c *Client) deliver(e *signalpb.Envelope) {
+	if e == nil {
+		return
+	}
+	from, err := keys.PublicFromBytes(e.From)
+	if err != nil {
+		c.log.Debug("dropping envelope with bad sender key")
+		return
+	}
+	msg, err := c.Open(from, e.Body)
+	if err != nil {
+		c.log.Debug("dropping envelope", "from", from.Short(), "err", err)
+		return
+	}
+	if h := c.handler.Load(); h != nil {
+		(*h)(from, msg)
+	}
+}
