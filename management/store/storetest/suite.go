@@ -25,6 +25,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeleteMissing", testDelete},
 		{"UnknownAccount", testUnknownAccount},
 		{"FailedUpdateRollsBack", testRollback},
+		{"TxUsableAfterFailedCall", testTxUsable},
 		{"UseSetupKey", testUseSetupKey},
 		{"OneOffKeyRace", testOneOffRace},
 		{"ServerKey", testServerKey},
@@ -202,5 +203,37 @@ func testRollback(t *testing.T, s store.Store) {
 	got := load(t, s)
 	if len(got) != 1 || !reflect.DeepEqual(got["keep"], fullAccount("keep", 11)) {
 		t.Fatalf("failed update left changes behind: %d accounts, keep=%s", len(got), dump(got["keep"]))
+	}
+}
+
+// testTxUsable: a failed Tx call (here a conflict) changes nothing and the
+// transaction stays usable, so a caller can retry with another value.
+func testTxUsable(t *testing.T, s store.Store) {
+	err := s.Update(ctxFor(t), func(tx store.Tx) error {
+		if err := tx.CreateAccount(model.NewAccount("acc", netip16(10), ts(1, 0))); err != nil {
+			return err
+		}
+		if err := tx.Put("acc", peer(1, 10)); err != nil {
+			return err
+		}
+		dup := peer(2, 10)
+		dup.DNSLabel = peer(1, 10).DNSLabel
+		if err := tx.Put("acc", dup); !errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("duplicate label: %v, want ErrConflict", err)
+		}
+		if err := tx.Delete("acc", model.KindGroup, "missing"); !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("delete missing: %v, want ErrNotFound", err)
+		}
+		if _, _, err := tx.UseSetupKey(hash("none"), ts(2, 0)); !errors.Is(err, store.ErrKeyInvalid) {
+			return fmt.Errorf("unknown key: %v, want ErrKeyInvalid", err)
+		}
+		dup.DNSLabel = "other"
+		return tx.Put("acc", dup)
+	})
+	if err != nil {
+		t.Fatalf("update: %v", err)
+	}
+	if got := load(t, s)["acc"]; got == nil || len(got.Peers) != 2 || got.Peers["peer-2"].DNSLabel != "other" {
+		t.Fatalf("after retry in the same transaction: %s", dump(got))
 	}
 }
