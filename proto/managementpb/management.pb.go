@@ -1464,8 +1464,12 @@ func (x *NetworkMap) GetDns() *DNSConfig {
 }
 
 // NetworkMapDelta changes a map. Peers are upserted/removed individually,
-// peer sets change by membership; rules, routes and DNS are replaced whole
-// when their *_changed flag is set.
+// peer sets change by membership; rules and routes are replaced whole when
+// their *_changed flag is set; DNS changes either replace the whole config
+// (dns, only when the domain changes) or arrive as a DNSDelta (dns_delta).
+// Apply order: self; removed_peers, then upsert_peers (by public key);
+// removed_peer_sets, replaced_peer_sets, then peer_set_deltas (remove_ips
+// before add_ips); rules; routes; dns, then dns_delta.
 type NetworkMapDelta struct {
 	state                protoimpl.MessageState `protogen:"open.v1"`
 	Self                 *PeerConfig            `protobuf:"bytes,1,opt,name=self,proto3" json:"self,omitempty"` // set when the own config changed
@@ -1478,7 +1482,8 @@ type NetworkMapDelta struct {
 	FirewallRules        []*FirewallRule        `protobuf:"bytes,8,rep,name=firewall_rules,json=firewallRules,proto3" json:"firewall_rules,omitempty"`
 	RoutesChanged        bool                   `protobuf:"varint,9,opt,name=routes_changed,json=routesChanged,proto3" json:"routes_changed,omitempty"`
 	Routes               []*Route               `protobuf:"bytes,10,rep,name=routes,proto3" json:"routes,omitempty"`
-	Dns                  *DNSConfig             `protobuf:"bytes,11,opt,name=dns,proto3" json:"dns,omitempty"` // set when DNS changed (replace whole)
+	Dns                  *DNSConfig             `protobuf:"bytes,11,opt,name=dns,proto3" json:"dns,omitempty"`                           // set when DNS changed (replace whole)
+	DnsDelta             *DNSDelta              `protobuf:"bytes,12,opt,name=dns_delta,json=dnsDelta,proto3" json:"dns_delta,omitempty"` // incremental DNS change (applied after dns)
 	unknownFields        protoimpl.UnknownFields
 	sizeCache            protoimpl.SizeCache
 }
@@ -1590,6 +1595,99 @@ func (x *NetworkMapDelta) GetDns() *DNSConfig {
 	return nil
 }
 
+func (x *NetworkMapDelta) GetDnsDelta() *DNSDelta {
+	if x != nil {
+		return x.DnsDelta
+	}
+	return nil
+}
+
+// DNSDelta changes a DNSConfig without resending the peers' zone (zones[0]),
+// which holds one A/AAAA record per visible peer and is the large part.
+type DNSDelta struct {
+	state                   protoimpl.MessageState `protogen:"open.v1"`
+	RemovedPeerRecords      []string               `protobuf:"bytes,1,rep,name=removed_peer_records,json=removedPeerRecords,proto3" json:"removed_peer_records,omitempty"` // names removed from zones[0] (applied first)
+	UpsertPeerRecords       []*SimpleRecord        `protobuf:"bytes,2,rep,name=upsert_peer_records,json=upsertPeerRecords,proto3" json:"upsert_peer_records,omitempty"`    // zones[0] records replaced/added by name
+	CustomZonesChanged      bool                   `protobuf:"varint,3,opt,name=custom_zones_changed,json=customZonesChanged,proto3" json:"custom_zones_changed,omitempty"`
+	CustomZones             []*CustomZone          `protobuf:"bytes,4,rep,name=custom_zones,json=customZones,proto3" json:"custom_zones,omitempty"` // replace zones[1:]
+	NameserverGroupsChanged bool                   `protobuf:"varint,5,opt,name=nameserver_groups_changed,json=nameserverGroupsChanged,proto3" json:"nameserver_groups_changed,omitempty"`
+	NameserverGroups        []*NameserverGroup     `protobuf:"bytes,6,rep,name=nameserver_groups,json=nameserverGroups,proto3" json:"nameserver_groups,omitempty"` // replace nameserver_groups
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
+}
+
+func (x *DNSDelta) Reset() {
+	*x = DNSDelta{}
+	mi := &file_management_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DNSDelta) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DNSDelta) ProtoMessage() {}
+
+func (x *DNSDelta) ProtoReflect() protoreflect.Message {
+	mi := &file_management_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DNSDelta.ProtoReflect.Descriptor instead.
+func (*DNSDelta) Descriptor() ([]byte, []int) {
+	return file_management_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *DNSDelta) GetRemovedPeerRecords() []string {
+	if x != nil {
+		return x.RemovedPeerRecords
+	}
+	return nil
+}
+
+func (x *DNSDelta) GetUpsertPeerRecords() []*SimpleRecord {
+	if x != nil {
+		return x.UpsertPeerRecords
+	}
+	return nil
+}
+
+func (x *DNSDelta) GetCustomZonesChanged() bool {
+	if x != nil {
+		return x.CustomZonesChanged
+	}
+	return false
+}
+
+func (x *DNSDelta) GetCustomZones() []*CustomZone {
+	if x != nil {
+		return x.CustomZones
+	}
+	return nil
+}
+
+func (x *DNSDelta) GetNameserverGroupsChanged() bool {
+	if x != nil {
+		return x.NameserverGroupsChanged
+	}
+	return false
+}
+
+func (x *DNSDelta) GetNameserverGroups() []*NameserverGroup {
+	if x != nil {
+		return x.NameserverGroups
+	}
+	return nil
+}
+
 type RelayConfig struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	Urls             []string               `protobuf:"bytes,1,rep,name=urls,proto3" json:"urls,omitempty"`   // pool roots or instance URLs, "rel://relay.example.net:8080"
@@ -1601,7 +1699,7 @@ type RelayConfig struct {
 
 func (x *RelayConfig) Reset() {
 	*x = RelayConfig{}
-	mi := &file_management_proto_msgTypes[21]
+	mi := &file_management_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1613,7 +1711,7 @@ func (x *RelayConfig) String() string {
 func (*RelayConfig) ProtoMessage() {}
 
 func (x *RelayConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_management_proto_msgTypes[21]
+	mi := &file_management_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1626,7 +1724,7 @@ func (x *RelayConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayConfig.ProtoReflect.Descriptor instead.
 func (*RelayConfig) Descriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{21}
+	return file_management_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RelayConfig) GetUrls() []string {
@@ -1664,7 +1762,7 @@ type ServerDomains struct {
 
 func (x *ServerDomains) Reset() {
 	*x = ServerDomains{}
-	mi := &file_management_proto_msgTypes[22]
+	mi := &file_management_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1676,7 +1774,7 @@ func (x *ServerDomains) String() string {
 func (*ServerDomains) ProtoMessage() {}
 
 func (x *ServerDomains) ProtoReflect() protoreflect.Message {
-	mi := &file_management_proto_msgTypes[22]
+	mi := &file_management_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1689,7 +1787,7 @@ func (x *ServerDomains) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerDomains.ProtoReflect.Descriptor instead.
 func (*ServerDomains) Descriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{22}
+	return file_management_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ServerDomains) GetManagement() []string {
@@ -1732,7 +1830,7 @@ type ServerConfig struct {
 
 func (x *ServerConfig) Reset() {
 	*x = ServerConfig{}
-	mi := &file_management_proto_msgTypes[23]
+	mi := &file_management_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1744,7 +1842,7 @@ func (x *ServerConfig) String() string {
 func (*ServerConfig) ProtoMessage() {}
 
 func (x *ServerConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_management_proto_msgTypes[23]
+	mi := &file_management_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1757,7 +1855,7 @@ func (x *ServerConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerConfig.ProtoReflect.Descriptor instead.
 func (*ServerConfig) Descriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{23}
+	return file_management_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ServerConfig) GetStunUrls() []string {
@@ -1908,7 +2006,7 @@ const file_management_proto_rawDesc = "" +
 	"\tpeer_sets\x18\x03 \x03(\v2\x1d.petrel.management.v1.PeerSetR\bpeerSets\x12I\n" +
 	"\x0efirewall_rules\x18\x04 \x03(\v2\".petrel.management.v1.FirewallRuleR\rfirewallRules\x123\n" +
 	"\x06routes\x18\x05 \x03(\v2\x1b.petrel.management.v1.RouteR\x06routes\x121\n" +
-	"\x03dns\x18\x06 \x01(\v2\x1f.petrel.management.v1.DNSConfigR\x03dns\"\x86\x05\n" +
+	"\x03dns\x18\x06 \x01(\v2\x1f.petrel.management.v1.DNSConfigR\x03dns\"\xc3\x05\n" +
 	"\x0fNetworkMapDelta\x124\n" +
 	"\x04self\x18\x01 \x01(\v2 .petrel.management.v1.PeerConfigR\x04self\x12C\n" +
 	"\fupsert_peers\x18\x02 \x03(\v2 .petrel.management.v1.RemotePeerR\vupsertPeers\x12#\n" +
@@ -1921,7 +2019,15 @@ const file_management_proto_rawDesc = "" +
 	"\x0eroutes_changed\x18\t \x01(\bR\rroutesChanged\x123\n" +
 	"\x06routes\x18\n" +
 	" \x03(\v2\x1b.petrel.management.v1.RouteR\x06routes\x121\n" +
-	"\x03dns\x18\v \x01(\v2\x1f.petrel.management.v1.DNSConfigR\x03dns\"e\n" +
+	"\x03dns\x18\v \x01(\v2\x1f.petrel.management.v1.DNSConfigR\x03dns\x12;\n" +
+	"\tdns_delta\x18\f \x01(\v2\x1e.petrel.management.v1.DNSDeltaR\bdnsDelta\"\x97\x03\n" +
+	"\bDNSDelta\x120\n" +
+	"\x14removed_peer_records\x18\x01 \x03(\tR\x12removedPeerRecords\x12R\n" +
+	"\x13upsert_peer_records\x18\x02 \x03(\v2\".petrel.management.v1.SimpleRecordR\x11upsertPeerRecords\x120\n" +
+	"\x14custom_zones_changed\x18\x03 \x01(\bR\x12customZonesChanged\x12C\n" +
+	"\fcustom_zones\x18\x04 \x03(\v2 .petrel.management.v1.CustomZoneR\vcustomZones\x12:\n" +
+	"\x19nameserver_groups_changed\x18\x05 \x01(\bR\x17nameserverGroupsChanged\x12R\n" +
+	"\x11nameserver_groups\x18\x06 \x03(\v2%.petrel.management.v1.NameserverGroupR\x10nameserverGroups\"e\n" +
 	"\vRelayConfig\x12\x12\n" +
 	"\x04urls\x18\x01 \x03(\tR\x04urls\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\x12,\n" +
@@ -1958,7 +2064,7 @@ func file_management_proto_rawDescGZIP() []byte {
 }
 
 var file_management_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_management_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_management_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_management_proto_goTypes = []any{
 	(FirewallRule_Direction)(0), // 0: petrel.management.v1.FirewallRule.Direction
 	(FirewallRule_Action)(0),    // 1: petrel.management.v1.FirewallRule.Action
@@ -1984,18 +2090,19 @@ var file_management_proto_goTypes = []any{
 	(*DNSConfig)(nil),           // 21: petrel.management.v1.DNSConfig
 	(*NetworkMap)(nil),          // 22: petrel.management.v1.NetworkMap
 	(*NetworkMapDelta)(nil),     // 23: petrel.management.v1.NetworkMapDelta
-	(*RelayConfig)(nil),         // 24: petrel.management.v1.RelayConfig
-	(*ServerDomains)(nil),       // 25: petrel.management.v1.ServerDomains
-	(*ServerConfig)(nil),        // 26: petrel.management.v1.ServerConfig
+	(*DNSDelta)(nil),            // 24: petrel.management.v1.DNSDelta
+	(*RelayConfig)(nil),         // 25: petrel.management.v1.RelayConfig
+	(*ServerDomains)(nil),       // 26: petrel.management.v1.ServerDomains
+	(*ServerConfig)(nil),        // 27: petrel.management.v1.ServerConfig
 }
 var file_management_proto_depIdxs = []int32{
 	6,  // 0: petrel.management.v1.LoginRequest.meta:type_name -> petrel.management.v1.PeerMeta
 	11, // 1: petrel.management.v1.LoginResponse.peer_config:type_name -> petrel.management.v1.PeerConfig
-	26, // 2: petrel.management.v1.LoginResponse.server_config:type_name -> petrel.management.v1.ServerConfig
+	27, // 2: petrel.management.v1.LoginResponse.server_config:type_name -> petrel.management.v1.ServerConfig
 	6,  // 3: petrel.management.v1.SyncRequest.meta:type_name -> petrel.management.v1.PeerMeta
 	22, // 4: petrel.management.v1.SyncResponse.full:type_name -> petrel.management.v1.NetworkMap
 	23, // 5: petrel.management.v1.SyncResponse.delta:type_name -> petrel.management.v1.NetworkMapDelta
-	26, // 6: petrel.management.v1.SyncResponse.server_config:type_name -> petrel.management.v1.ServerConfig
+	27, // 6: petrel.management.v1.SyncResponse.server_config:type_name -> petrel.management.v1.ServerConfig
 	0,  // 7: petrel.management.v1.FirewallRule.direction:type_name -> petrel.management.v1.FirewallRule.Direction
 	1,  // 8: petrel.management.v1.FirewallRule.action:type_name -> petrel.management.v1.FirewallRule.Action
 	2,  // 9: petrel.management.v1.FirewallRule.protocol:type_name -> petrel.management.v1.FirewallRule.Protocol
@@ -2016,19 +2123,23 @@ var file_management_proto_depIdxs = []int32{
 	16, // 24: petrel.management.v1.NetworkMapDelta.firewall_rules:type_name -> petrel.management.v1.FirewallRule
 	17, // 25: petrel.management.v1.NetworkMapDelta.routes:type_name -> petrel.management.v1.Route
 	21, // 26: petrel.management.v1.NetworkMapDelta.dns:type_name -> petrel.management.v1.DNSConfig
-	24, // 27: petrel.management.v1.ServerConfig.relay:type_name -> petrel.management.v1.RelayConfig
-	25, // 28: petrel.management.v1.ServerConfig.domains:type_name -> petrel.management.v1.ServerDomains
-	3,  // 29: petrel.management.v1.Management.ServerKey:input_type -> petrel.management.v1.ServerKeyRequest
-	5,  // 30: petrel.management.v1.Management.Login:input_type -> petrel.management.v1.EncryptedMessage
-	5,  // 31: petrel.management.v1.Management.Sync:input_type -> petrel.management.v1.EncryptedMessage
-	4,  // 32: petrel.management.v1.Management.ServerKey:output_type -> petrel.management.v1.ServerKeyResponse
-	5,  // 33: petrel.management.v1.Management.Login:output_type -> petrel.management.v1.EncryptedMessage
-	5,  // 34: petrel.management.v1.Management.Sync:output_type -> petrel.management.v1.EncryptedMessage
-	32, // [32:35] is the sub-list for method output_type
-	29, // [29:32] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	24, // 27: petrel.management.v1.NetworkMapDelta.dns_delta:type_name -> petrel.management.v1.DNSDelta
+	18, // 28: petrel.management.v1.DNSDelta.upsert_peer_records:type_name -> petrel.management.v1.SimpleRecord
+	19, // 29: petrel.management.v1.DNSDelta.custom_zones:type_name -> petrel.management.v1.CustomZone
+	20, // 30: petrel.management.v1.DNSDelta.nameserver_groups:type_name -> petrel.management.v1.NameserverGroup
+	25, // 31: petrel.management.v1.ServerConfig.relay:type_name -> petrel.management.v1.RelayConfig
+	26, // 32: petrel.management.v1.ServerConfig.domains:type_name -> petrel.management.v1.ServerDomains
+	3,  // 33: petrel.management.v1.Management.ServerKey:input_type -> petrel.management.v1.ServerKeyRequest
+	5,  // 34: petrel.management.v1.Management.Login:input_type -> petrel.management.v1.EncryptedMessage
+	5,  // 35: petrel.management.v1.Management.Sync:input_type -> petrel.management.v1.EncryptedMessage
+	4,  // 36: petrel.management.v1.Management.ServerKey:output_type -> petrel.management.v1.ServerKeyResponse
+	5,  // 37: petrel.management.v1.Management.Login:output_type -> petrel.management.v1.EncryptedMessage
+	5,  // 38: petrel.management.v1.Management.Sync:output_type -> petrel.management.v1.EncryptedMessage
+	36, // [36:39] is the sub-list for method output_type
+	33, // [33:36] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_management_proto_init() }
@@ -2042,7 +2153,7 @@ func file_management_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_management_proto_rawDesc), len(file_management_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   24,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
