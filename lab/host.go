@@ -1,0 +1,236 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Command returns an unstarted command that runs argv inside the host's
+// namespace through `ip netns exec`, so /etc/netns/<ns>/resolv.conf is
+// bind-mounted over /etc/resolv.conf for it. Adjust Env, Dir or Stdin and
+// hand it to StartCmd (or Run it yourself for a short command).
+func (h *Host) Command(ctx context.Context, argv ...string) *exec.Cmd {
+	args := append([]string{"netns", "exec", h.NS}, argv...)
+	return exec.CommandContext(ctx, "ip", args...)
+}
+
+// Run executes argv in the host's namespace and returns its combined
+// output; a non-zero exit is an error that includes the output.
+func (h *Host) Run(ctx context.Context, argv ...string) (string, error) {
+	if len(argv) == 0 {
+		return "", fmt.Errorf("run in %s: empty command", h.Name)
+	}
+	out, err := h.Command(ctx, argv...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("run %q in %s: %w: %s", strings.Join(argv, " "), h.Name, err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}
+
+// Start runs argv in the host's namespace in the background. The lab stops
+// it on Close; see Proc.
+func (h *Host) Start(ctx context.Context, argv ...string) (*Proc, error) {
+	if len(argv) == 0 {
+		return nil, fmt.Errorf("start in %s: empty command", h.Name)
+	}
+	return h.StartCmd(h.Command(ctx, argv...))
+}
+
+// StartCmd starts a command made by Command (possibly adjusted) and tracks
+// it. Output goes to the Proc's buffer (Proc.Output) unless cmd.Stdout or
+// cmd.Stderr is already set, and to a log file when Options.LogDir is set.
+func (h *Host) StartCmd(cmd *exec.Cmd) (*Proc, error) {
+	return h.lab.startProc(h, cmd)
+}
+
+// Do runs fn on an OS thread that has joined the host's namespace. Sockets
+// fn creates stay in that namespace. fn must not start goroutines that
+// expect to run in the namespace.
+func (h *Host) Do(fn func() error) error {
+	return inNetNS(h.NS, fn)
+}
+
+// ListenUDP opens a UDP socket on addr ("ip:port", ":0") inside the host's
+// namespace; use it from any goroutine.
+func (h *Host) ListenUDP(addr string) (*net.UDPConn, error) {
+	var c *net.UDPConn
+	err := h.Do(func() error {
+		ua, err := net.ResolveUDPAddr("udp4", addr)
+		if err != nil {
+			return err
+		}
+		c, err = net.ListenUDP("udp4", ua)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listen udp %s in %s: %w", addr, h.Name, err)
+	}
+	return c, nil
+}
+
+// ListenTCP opens a TCP listener on addr inside the host's namespace.
+func (h *Host) ListenTCP(addr string) (net.Listener, error) {
+	var ln net.Listener
+	err := h.Do(func() error {
+		var err error
+		ln, err = net.Listen("tcp4", addr)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listen tcp %s in %s: %w", addr, h.Name, err)
+	}
+	return ln, nil
+}
+
+// DialContext connects from inside the host's namespace. The address must
+// be an IP literal (name resolution would run in the caller's namespace).
+func (h *Host) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	var c net.Conn
+	err := h.Do(func() error {
+		var err error
+		var d net.Dialer
+		c, err = d.DialContext(ctx, network, addr)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dial %s %s from %s: %w", network, addr, h.Name, err)
+	}
+	return c, nil
+}
+
+// inNetNS runs fn on a locked OS thread that has joined namespace ns. If the
+// thread cannot return to its original namespace it stays locked, so the Go
+// runtime discards it when the goroutine ends.
+func inNetNS(ns string, fn func() error) error {
+	target, err := os.Open("/run/netns/" + ns)
+	if err != nil {
+		return fmt.Errorf("open namespace: %w", err)
+	}
+	defer target.Close()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("open own namespace: %w", err)
+			return
+		}
+		defer orig.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("enter namespace %s: %w", ns, err)
+			return
+		}
+		ferr := fn()
+		if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+// SetLoss drops pct percent of the host's internet traffic in each
+// direction (nft numgen on the NAT router's forward path, or on the bridge
+// host's own input/output). 0 removes the impairment.
+func (h *Host) SetLoss(pct int) error {
+	if h.impairNS == "" {
+		return fmt.Errorf("set loss on %s: host has no internet uplink", h.Name)
+	}
+	if pct < 0 || pct > 100 {
+		return fmt.Errorf("set loss on %s: %d%% out of range", h.Name, pct)
+	}
+	table := h.lab.prefix + "-impair"
+	hooks := []string{"forward"}
+	if h.RouterNS == "" {
+		hooks = []string{"input", "output"}
+	}
+	var b strings.Builder
+	// Create-then-delete makes the script work whether the table exists.
+	fmt.Fprintf(&b, "table inet %s {}\ndelete table inet %s\n", table, table)
+	if pct > 0 {
+		fmt.Fprintf(&b, "table inet %s {\n", table)
+		for _, hook := range hooks {
+			fmt.Fprintf(&b, "  chain %s {\n    type filter hook %s priority filter - 10; policy accept;\n", hook, hook)
+			fmt.Fprintf(&b, "    oifname != \"lo\" numgen random mod 100 < %d drop\n  }\n", pct)
+		}
+		b.WriteString("}\n")
+	}
+	ctx, cancel := opCtx()
+	defer cancel()
+	if _, err := nsRun(ctx, h.impairNS, b.String(), "nft", "-f", "-"); err != nil {
+		return fmt.Errorf("set loss on %s: %w", h.Name, err)
+	}
+	return nil
+}
+
+// SetRate limits the host's internet traffic to mbit Mbit/s in each
+// direction with a token bucket (tc tbf) on both ends of its bridge link
+// (the NAT router's WAN for a NAT host). 0 removes the limit.
+func (h *Host) SetRate(mbit int) error {
+	if h.impairNS == "" {
+		return fmt.Errorf("set rate on %s: host has no internet uplink", h.Name)
+	}
+	if mbit < 0 {
+		return fmt.Errorf("set rate on %s: negative rate", h.Name)
+	}
+	ctx, cancel := opCtx()
+	defer cancel()
+	for _, d := range h.rateDevs {
+		var argv []string
+		if mbit == 0 {
+			argv = []string{"tc", "-n", d.ns, "qdisc", "del", "dev", d.dev, "root"}
+		} else {
+			argv = []string{"tc", "-n", d.ns, "qdisc", "replace", "dev", d.dev, "root",
+				"tbf", "rate", fmt.Sprintf("%dmbit", mbit), "burst", "64kb", "latency", "50ms"}
+		}
+		if out, err := run(ctx, "", argv...); err != nil {
+			if mbit == 0 && (strings.Contains(out, "No such file") || strings.Contains(out, "handle of zero")) {
+				continue // no limit was set
+			}
+			return fmt.Errorf("set rate on %s: %w", h.Name, err)
+		}
+	}
+	return nil
+}
+
+// Qdiscs returns `tc qdisc show` for the devices SetRate shapes.
+func (h *Host) Qdiscs() (string, error) {
+	ctx, cancel := opCtx()
+	defer cancel()
+	var b strings.Builder
+	for _, d := range h.rateDevs {
+		if d.ns == "" {
+			continue
+		}
+		out, err := run(ctx, "", "tc", "-n", d.ns, "qdisc", "show", "dev", d.dev)
+		if err != nil {
+			return "", err
+		}
+		b.WriteString(out)
+	}
+	return b.String(), nil
+}
+
+// FlushConntrack forgets every NAT mapping and connection the host's router
+// tracks (between scenarios). A bridge host flushes its own table.
+func (h *Host) FlushConntrack() error {
+	ns := h.RouterNS
+	if ns == "" {
+		ns = h.NS
+	}
+	ctx, cancel := opCtx()
+	defer cancel()
+	if out, err := nsRun(ctx, ns, "", "conntrack", "-F"); err != nil && !strings.Contains(out, "flow entries have been deleted") {
+		return fmt.Errorf("flush conntrack of %s: %w", h.Name, err)
+	}
+	return nil
+}
