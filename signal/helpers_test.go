@@ -12,9 +12,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"petrel/internal/keys"
+	"petrel/proto/signalpb"
 	"petrel/signal"
 	"petrel/signal/client"
-	"petrel/proto/signalpb"
 )
 
 const waitFor = 30 * time.Second
