@@ -1,0 +1,163 @@
+package netmap
+
+import (
+	"fmt"
+	"slices"
+
+	mpb "petrel/proto/managementpb"
+)
+
+// routerState is what a peer's own routing duties add to its map: it sees
+// the peers its routes are distributed to, and it does not receive routes of
+// the HA groups it serves itself.
+type routerState struct {
+	excluded map[string]bool // HA keys the peer routes
+	dist     []string        // distribution groups of the routes it routes
+}
+
+func (s *Snapshot) routerState(id string) routerState {
+	rs := s.routerOf[id]
+	if len(rs) == 0 {
+		return routerState{}
+	}
+	st := routerState{excluded: make(map[string]bool, len(rs))}
+	var dist []string
+	for _, r := range rs {
+		st.excluded[r.haKey] = true
+		dist = append(dist, r.dist...)
+	}
+	st.dist = sortedSet(dist)
+	return st
+}
+
+func (st routerState) equal(o routerState) bool {
+	if len(st.excluded) != len(o.excluded) || !slices.Equal(st.dist, o.dist) {
+		return false
+	}
+	for k := range st.excluded {
+		if !o.excluded[k] {
+			return false
+		}
+	}
+	return true
+}
+
+// Map returns peerID's full network map (ServerConfig is not part of it).
+// The map shares read-only sub-messages with the snapshot: do not mutate it.
+func (s *Snapshot) Map(peerID string) (*mpb.NetworkMap, error) {
+	e := s.peers[peerID]
+	if e == nil {
+		return nil, fmt.Errorf("build map for %q: %w", peerID, ErrUnknownPeer)
+	}
+	return s.mapOf(e), nil
+}
+
+// sees reports whether e sees x (v and st belong to e).
+func (s *Snapshot) sees(e *peerEntry, v *view, st routerState, x *peerEntry) bool {
+	if x.id == e.id {
+		return false
+	}
+	if v.allVisible || intersects(x.groups, v.visGroups) || intersects(x.groups, st.dist) {
+		return true
+	}
+	_, ok := v.routed[x.id]
+	return ok
+}
+
+// rpFor returns x's RemotePeer as seen by a peer with view v and state st.
+func (s *Snapshot) rpFor(v *view, st routerState, x *peerEntry) *mpb.RemotePeer {
+	refs, ok := v.routed[x.id]
+	if !ok {
+		return x.rp
+	}
+	if len(st.excluded) == 0 {
+		return v.routedRP[x.id]
+	}
+	return withNetworks(x.rp, refs, st.excluded)
+}
+
+// without returns es minus e (a new slice); es must be sorted by cmpEntry.
+func without[T any](es []*peerEntry, vals []T, e *peerEntry) []T {
+	i, ok := slices.BinarySearchFunc(es, e, cmpEntry)
+	out := make([]T, 0, len(vals))
+	if !ok {
+		return append(out, vals...)
+	}
+	out = append(out, vals[:i]...)
+	return append(out, vals[i+1:]...)
+}
+
+// visible returns the peers e sees, sorted; all reports that e sees every
+// peer (then set is nil).
+func (s *Snapshot) visible(e *peerEntry, v *view, st routerState) (vis []*peerEntry, set map[*peerEntry]bool, all bool) {
+	if v.allVisible || (s.allID != "" && slices.Contains(st.dist, s.allID)) {
+		return without(s.sorted, s.sorted, e), nil, true
+	}
+	set = make(map[*peerEntry]bool)
+	add := func(gid string) {
+		m, _ := s.members(gid)
+		for _, x := range m {
+			set[x] = true
+		}
+	}
+	for _, g := range v.visGroups {
+		add(g)
+	}
+	for _, g := range st.dist {
+		add(g)
+	}
+	for id := range v.routed {
+		if x := s.peers[id]; x != nil {
+			set[x] = true
+		}
+	}
+	delete(set, e)
+	vis = make([]*peerEntry, 0, len(set))
+	for x := range set {
+		vis = append(vis, x)
+	}
+	slices.SortFunc(vis, cmpEntry)
+	return vis, set, false
+}
+
+func (s *Snapshot) mapOf(e *peerEntry) *mpb.NetworkMap {
+	v := s.views[e.sig]
+	st := s.routerState(e.id)
+	vis, set, all := s.visible(e, v, st)
+	m := &mpb.NetworkMap{Self: e.self}
+	m.Peers = make([]*mpb.RemotePeer, len(vis))
+	recs := make([]*mpb.SimpleRecord, 0, len(vis))
+	for i, x := range vis {
+		m.Peers[i] = s.rpFor(v, st, x)
+		if x.rec != nil {
+			recs = append(recs, x.rec)
+		}
+	}
+	m.PeerSets = make([]*mpb.PeerSet, len(v.setIDs))
+	for i, gid := range v.setIDs {
+		members, ips := s.members(gid)
+		ps := &mpb.PeerSet{Id: gid}
+		if all {
+			ps.Ips = without(members, ips, e)
+		} else {
+			for j, x := range members {
+				if set[x] {
+					ps.Ips = append(ps.Ips, ips[j])
+				}
+			}
+		}
+		m.PeerSets[i] = ps
+	}
+	m.FirewallRules = slices.Clone(v.fw)
+	for _, ref := range v.routes {
+		if !st.excluded[ref.haKey] {
+			m.Routes = append(m.Routes, ref.msg)
+		}
+	}
+	m.Dns = &mpb.DNSConfig{
+		Domain:           s.domain,
+		Zones:            append([]*mpb.CustomZone{{Domain: s.domain + ".", Records: recs}}, s.zones...),
+		NameserverGroups: slices.Clone(v.ns),
+	}
+	return m
+}
