@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"petrel/internal/keys"
 	"petrel/relay/auth"
 	"petrel/relay/frame"
+	"petrel/relay/internal/cork"
 )
 
 // errOversized reports a message larger than frame.MaxFrame.
@@ -37,15 +39,18 @@ type conn struct {
 	lastRead  atomic.Int64 // unix nanos
 
 	rbuf        []byte
+	cc          *cork.Conn    // nil if the connection was not hijacked through hijackWriter
+	br          *bufio.Reader // the websocket's read buffer (read goroutine only)
+	corkedDsts  []*conn       // connections this read goroutine corked (read goroutine only)
 	bad         *rate.Limiter
 	unreach     *rate.Limiter
 	unreachSeen map[keys.Public]time.Time
 }
 
-func newConn(s *Server, ws *websocket.Conn, remote string) *conn {
+func newConn(s *Server, ws *websocket.Conn, remote string, cc *cork.Conn, br *bufio.Reader) *conn {
 	ws.SetReadLimit(frame.MaxFrame + 1) // the extra byte lets readFrame see "too big" itself
 	c := &conn{
-		s: s, ws: ws, remote: remote,
+		s: s, ws: ws, remote: remote, cc: cc, br: br,
 		log:         s.log.With("remote", remote),
 		out:         make(chan *[]byte, s.cfg.SendQueue),
 		done:        make(chan struct{}),
@@ -103,7 +108,11 @@ func (c *conn) serve() {
 	}
 	c.s.wg.Add(1)
 	go c.writeLoop()
+	defer c.uncorkAll()
 	for {
+		if len(c.corkedDsts) > 0 && (c.br == nil || c.br.Buffered() == 0) {
+			c.uncorkAll() // the burst is over; about to block on the socket
+		}
 		b, binary, err := c.readFrame(background())
 		if err != nil {
 			if errors.Is(err, errOversized) {
@@ -209,7 +218,7 @@ func (c *conn) forward(b []byte) {
 		return
 	}
 	copy(b[frame.HeaderLen:frame.TransportLen], c.peer[:])
-	if d.writeInline(b) {
+	if d.writeInline(b, c) {
 		c.s.metrics.Forwarded.Add(1)
 		return
 	}
@@ -236,13 +245,16 @@ const (
 // that was slow marks the connection congested for a while, so a slow reader
 // cannot stall its senders' read loops for long. It reports whether b was
 // written (or the connection failed); false means "enqueue instead".
-func (c *conn) writeInline(b []byte) bool {
+func (c *conn) writeInline(b []byte, src *conn) bool {
 	if len(c.out) != 0 {
 		return false
 	}
 	start := time.Now()
 	if start.UnixNano() < c.slowUntil.Load() || !c.wmu.TryLock() {
 		return false
+	}
+	if c.cc != nil && src.br != nil && src.br.Buffered() > 0 && c.cc.Cork() {
+		src.corkedDsts = append(src.corkedDsts, c)
 	}
 	err := c.ws.Write(background(), websocket.MessageBinary, b)
 	c.wmu.Unlock()
@@ -273,6 +285,17 @@ func (c *conn) unreachable(dst keys.Public) {
 	buf := c.s.bufs().Get(frame.SmallBuf)
 	*buf = frame.AppendError(*buf, frame.CodeUnreachable, dst, "peer not connected to this relay instance")
 	c.enqueue(buf)
+}
+
+// uncorkAll flushes every connection this read goroutine corked.
+func (c *conn) uncorkAll() {
+	for i, d := range c.corkedDsts {
+		if err := d.cc.Uncork(); err != nil {
+			d.closeWith(websocket.StatusInternalError, "write failed")
+		}
+		c.corkedDsts[i] = nil
+	}
+	c.corkedDsts = c.corkedDsts[:0]
 }
 
 // badFrame counts a frame the relay ignores; past the allowed rate the
@@ -316,7 +339,13 @@ func (c *conn) writeLoop() {
 			return
 		case buf := <-c.out:
 			c.wmu.Lock()
+			if c.cc != nil && len(c.out) > 0 {
+				c.cc.Cork() // more queued: coalesce until drained
+			}
 			err := c.ws.Write(background(), websocket.MessageBinary, *buf)
+			if err == nil && c.cc != nil && len(c.out) == 0 {
+				err = c.cc.Uncork()
+			}
 			c.wmu.Unlock()
 			pool.Put(buf)
 			if err != nil {

@@ -276,12 +276,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.wg.Done()
 	defer s.nconns.Add(-1)
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+	hw := &hijackWriter{ResponseWriter: w}
+	ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
 		s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	c := newConn(s, ws, r.RemoteAddr)
+	cc, br := hw.hijacked()
+	c := newConn(s, ws, r.RemoteAddr, cc, br)
 	if !s.track(c) {
 		c.closeWith(websocket.StatusGoingAway, "relay shutting down")
 		return

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,7 @@ type options struct {
 	pairs, size, window, pings                   int
 	duration                                     time.Duration
 	serverPID                                    int
+	cpuProfile                                   string
 }
 
 func main() {
@@ -48,6 +50,7 @@ func main() {
 	flag.IntVar(&o.pings, "pings", 2000, "round trips per pair in the latency phase")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "throughput phase length")
 	flag.IntVar(&o.serverPID, "server-pid", 0, "relay server pid for CPU accounting")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "server mode: write a CPU profile here")
 	flag.Parse()
 
 	var err error
@@ -82,6 +85,17 @@ func runServer(o options) error {
 	if err := s.StartOn(ln); err != nil {
 		return err
 	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	fmt.Println("ready", ln.Addr())
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
@@ -98,16 +112,34 @@ type pair struct {
 	sendAB, sendBA func([]byte) error
 	close          func()
 
-	recvB  atomic.Int64 // packets received by B
-	echo   atomic.Bool  // B answers every packet back to A
-	replyC chan int64   // send timestamps of echoes received by A
+	recvB  atomic.Int64  // packets received by B
+	hiSeq  atomic.Int64  // highest throughput sequence number B has seen
+	wake   chan struct{} // poked on every packet B receives
+	echo   atomic.Bool   // B answers every packet back to A
+	replyC chan int64    // send timestamps of echoes received by A
 }
 
-func newPairState() *pair { return &pair{replyC: make(chan int64, 16)} }
+func newPairState() *pair {
+	return &pair{replyC: make(chan int64, 16), wake: make(chan struct{}, 1)}
+}
+
+// seqMark tags throughput packets (byte 8), whose first 8 bytes carry a
+// sequence number; latency packets carry a timestamp there instead.
+const seqMark = 'T'
 
 // onB and onA are the receive handlers every transport calls.
 func (p *pair) onB(pkt []byte) {
 	p.recvB.Add(1)
+	if len(pkt) >= 9 && pkt[8] == seqMark {
+		// One reader goroutine per B, so load-then-store is enough.
+		if seq := int64(binary.BigEndian.Uint64(pkt)); seq > p.hiSeq.Load() {
+			p.hiSeq.Store(seq)
+		}
+	}
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
 	if p.echo.Load() {
 		p.sendBA(pkt)
 	}
@@ -227,8 +259,10 @@ func throughput(o options, ps []*pair, r *result) error {
 		go func() {
 			defer wg.Done()
 			buf := make([]byte, o.size)
+			buf[8] = seqMark
 			var n, forgiven int64
-			lastProgress, lastRecv := time.Now(), int64(0)
+			stall := time.NewTimer(time.Hour)
+			defer stall.Stop()
 			for {
 				select {
 				case <-stop:
@@ -236,18 +270,21 @@ func throughput(o options, ps []*pair, r *result) error {
 					return
 				default:
 				}
-				recv := p.recvB.Load()
-				if recv != lastRecv {
-					lastRecv, lastProgress = recv, time.Now()
-				}
-				if n-recv-forgiven >= int64(o.window) {
-					if time.Since(lastProgress) > 20*time.Millisecond {
-						forgiven = n - recv // count the window as lost and go on
-						lastProgress = time.Now()
+				// In flight = sent minus the highest sequence B has seen, so
+				// a lost UDP packet below it does not shrink the window.
+				if n-max(p.hiSeq.Load(), forgiven) >= int64(o.window) {
+					// Window full: wait for B; a 50 ms stall means the
+					// tail of the window was lost and is forgiven.
+					stall.Reset(50 * time.Millisecond)
+					select {
+					case <-p.wake:
+					case <-stall.C:
+						forgiven = n
+					case <-stop:
 					}
-					runtime.Gosched()
 					continue
 				}
+				binary.BigEndian.PutUint64(buf, uint64(n+1))
 				if p.sendAB(buf) == nil {
 					n++
 				} else {
@@ -272,6 +309,7 @@ func throughput(o options, ps []*pair, r *result) error {
 	cpu1, err := procCPU(o.serverPID)
 	close(stop)
 	wg.Wait()
+	time.Sleep(200 * time.Millisecond) // let packets in flight land before counting loss
 	r.sent = sent.Load()
 	r.mbps = float64(recv1-recv0) * float64(o.size) * 8 / el.Seconds() / 1e6
 	var total int64

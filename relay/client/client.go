@@ -34,6 +34,7 @@ import (
 	"petrel/internal/backoff"
 	"petrel/internal/keys"
 	"petrel/relay/frame"
+	"petrel/relay/internal/cork"
 )
 
 // Errors returned by Send and Start.
@@ -45,6 +46,10 @@ var (
 	ErrAuthRefused  = errors.New("relay refused authentication")
 	ErrNoToken      = errors.New("no relay token")
 )
+
+// corkSlot is the context key under which conn.dial receives the wrapped
+// connection the transport dialed.
+type corkSlot struct{}
 
 // DialFunc dials a TCP connection; addr is host:port.
 type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -150,8 +155,22 @@ func New(cfg Config) *Client {
 		tlsConf = &tls.Config{}
 	}
 	tlsConf.NextProtos = []string{"http/1.1"} // WebSocket upgrade needs HTTP/1.1
+	dial := cfg.Dial
 	tr := &http.Transport{
-		DialContext:       cfg.Dial,
+		// Wrap every connection so bursts (SendBatch, a backed-up queue)
+		// go out in one syscall; conn.dial finds its wrapper through the
+		// context.
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			nc, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			cc := cork.New(nc)
+			if slot, ok := ctx.Value(corkSlot{}).(*atomic.Pointer[cork.Conn]); ok {
+				slot.Store(cc)
+			}
+			return cc, nil
+		},
 		TLSClientConfig:   tlsConf,
 		ForceAttemptHTTP2: false,
 		DisableKeepAlives: true,
@@ -244,24 +263,14 @@ func (c *Client) Connected() bool { return c.home.Load() != nil }
 // Send relays pkt to dst. instanceURL "" or equal to the home instance uses
 // the home connection; any other URL uses (and if needed opens, with the
 // same token) a foreign connection to that instance; packets sent while it
-// is being opened are queued. Send does not block on the network.
+// is being opened are queued. Send does not block on a congested relay.
 func (c *Client) Send(dst keys.Public, instanceURL string, pkt []byte) error {
 	if len(pkt) > frame.MaxPacket {
 		return ErrTooLarge
 	}
-	h := c.home.Load()
-	var cn *conn
-	if instanceURL == "" || (h != nil && instanceURL == h.instance) {
-		if h == nil {
-			return ErrNotConnected
-		}
-		cn = h
-	} else {
-		var err error
-		if cn, err = c.foreignConn(instanceURL); err != nil {
-			return err
-		}
-		cn.touch()
+	cn, err := c.route(instanceURL)
+	if err != nil {
+		return err
 	}
 	buf := c.pool.Get(frame.TransportLen + len(pkt))
 	*buf = frame.AppendTransport(*buf, dst, pkt)
@@ -269,6 +278,41 @@ func (c *Client) Send(dst keys.Public, instanceURL string, pkt []byte) error {
 		return ErrQueueFull
 	}
 	return nil
+}
+
+// SendBatch relays several packets to dst like Send, coalescing them into as
+// few socket writes as possible (WireGuard hands its Bind batches). It
+// returns the first error; packets after a full queue are dropped too.
+func (c *Client) SendBatch(dst keys.Public, instanceURL string, pkts [][]byte) error {
+	for _, p := range pkts {
+		if len(p) > frame.MaxPacket {
+			return ErrTooLarge
+		}
+	}
+	cn, err := c.route(instanceURL)
+	if err != nil {
+		return err
+	}
+	if !cn.sendBatch(dst, pkts) {
+		return ErrQueueFull
+	}
+	return nil
+}
+
+func (c *Client) route(instanceURL string) (*conn, error) {
+	h := c.home.Load()
+	if instanceURL == "" || (h != nil && instanceURL == h.instance) {
+		if h == nil {
+			return nil, ErrNotConnected
+		}
+		return h, nil
+	}
+	cn, err := c.foreignConn(instanceURL)
+	if err != nil {
+		return nil, err
+	}
+	cn.touch()
+	return cn, nil
 }
 
 // homeLoop keeps the home connection up until Stop.

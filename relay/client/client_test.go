@@ -252,3 +252,50 @@ func BenchmarkSendEnqueue(b *testing.B) {
 		}
 	}
 }
+
+func TestSendBatchDeliversAll(t *testing.T) {
+	_, url := startRelay(t)
+	aPub, bPub := key(t), key(t)
+	a := newClient(t, aPub, nil, nil, url)
+	b := newClient(t, bPub, nil, nil, url)
+	got := make(chan byte, 256)
+	b.SetReceiver(func(src keys.Public, _ string, pkt []byte) {
+		if src == aPub && len(pkt) == 1200 {
+			got <- pkt[0]
+		}
+	})
+	waitFor(t, "connected", func() bool { return a.Connected() && b.Connected() })
+	// Make sure B is registered before the batch (its first packets could
+	// otherwise race its registration).
+	waitFor(t, "probe", func() bool {
+		a.Send(bPub, "", make([]byte, 1200))
+		select {
+		case <-got:
+			return true
+		case <-time.After(50 * time.Millisecond):
+			return false
+		}
+	})
+	for len(got) > 0 {
+		<-got
+	}
+	pkts := make([][]byte, 100)
+	for i := range pkts {
+		pkts[i] = bytes.Repeat([]byte{byte(i + 1)}, 1200)
+	}
+	if err := a.SendBatch(bPub, "", pkts); err != nil {
+		t.Fatal(err)
+	}
+	seen := make(map[byte]bool)
+	timeout := time.After(30 * time.Second)
+	for len(seen) < len(pkts) {
+		select {
+		case v := <-got:
+			if v != 0 {
+				seen[v] = true
+			}
+		case <-timeout:
+			t.Fatalf("received %d of %d", len(seen), len(pkts))
+		}
+	}
+}

@@ -11,7 +11,9 @@ import (
 
 	"github.com/coder/websocket"
 
+	"petrel/internal/keys"
 	"petrel/relay/frame"
+	"petrel/relay/internal/cork"
 )
 
 // conn is one authenticated WebSocket to a relay instance. Send goroutines
@@ -23,6 +25,7 @@ type conn struct {
 	foreign  bool
 	instance string          // from auth-ok; set before the conn is published
 	ws       *websocket.Conn // set by dial before run; never changes
+	cc       *cork.Conn      // the socket under ws (nil if the transport did not dial it)
 	wsp      atomic.Pointer[websocket.Conn]
 
 	out         chan *[]byte
@@ -65,6 +68,8 @@ func (cn *conn) dial(parent context.Context) error {
 	if token == "" {
 		return ErrNoToken
 	}
+	slot := new(atomic.Pointer[cork.Conn])
+	ctx = context.WithValue(ctx, corkSlot{}, slot)
 	ws, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{
 		HTTPClient:      cn.c.http,
 		CompressionMode: websocket.CompressionDisabled,
@@ -97,6 +102,7 @@ func (cn *conn) dial(parent context.Context) error {
 	}
 	cn.instance = f.URL
 	cn.ws = ws
+	cn.cc = slot.Load()
 	cn.wsp.Store(ws)
 	cn.rbuf = make([]byte, frame.MaxFrame+1)
 	cn.lastRead.Store(time.Now().UnixNano())
@@ -204,7 +210,13 @@ func (cn *conn) writeLoop() {
 			return
 		case buf := <-cn.out:
 			cn.wmu.Lock()
+			if cn.cc != nil && len(cn.out) > 0 {
+				cn.cc.Cork() // more queued: coalesce until drained
+			}
 			err := cn.ws.Write(context.Background(), websocket.MessageBinary, *buf)
+			if err == nil && cn.cc != nil && len(cn.out) == 0 {
+				err = cn.cc.Uncork()
+			}
 			cn.wmu.Unlock()
 			cn.c.pool.Put(buf)
 			if err != nil {
@@ -253,32 +265,74 @@ const (
 // nothing is queued and no other write is in progress (the common case,
 // saving a goroutine hand-off per packet); otherwise it queues buf.
 func (cn *conn) send(buf *[]byte) bool {
-	ws := cn.wsp.Load()
-	if ws == nil || len(cn.out) != 0 {
+	if !cn.lockInline() {
 		return cn.enqueue(buf)
 	}
 	start := time.Now()
-	if start.UnixNano() < cn.slowUntil.Load() || !cn.wmu.TryLock() {
-		return cn.enqueue(buf)
+	err := cn.ws.Write(context.Background(), websocket.MessageBinary, *buf)
+	cn.unlockInline(start, err)
+	cn.c.pool.Put(buf)
+	return err == nil
+}
+
+// sendBatch is send for several packets to one destination, corked into one
+// socket write.
+func (cn *conn) sendBatch(dst keys.Public, pkts [][]byte) bool {
+	if !cn.lockInline() {
+		ok := true
+		for _, p := range pkts {
+			buf := cn.c.pool.Get(frame.TransportLen + len(p))
+			*buf = frame.AppendTransport(*buf, dst, p)
+			ok = cn.enqueue(buf) && ok
+		}
+		return ok
+	}
+	start := time.Now()
+	corked := cn.cc != nil && len(pkts) > 1 && cn.cc.Cork()
+	buf := cn.c.pool.Get(frame.SmallBuf)
+	var err error
+	for _, p := range pkts {
+		*buf = frame.AppendTransport((*buf)[:0], dst, p)
+		if err = cn.ws.Write(context.Background(), websocket.MessageBinary, *buf); err != nil {
+			break
+		}
+	}
+	if corked {
+		if uerr := cn.cc.Uncork(); err == nil {
+			err = uerr
+		}
+	}
+	cn.c.pool.Put(buf)
+	cn.unlockInline(start, err)
+	return err == nil
+}
+
+// lockInline takes the write lock for an inline write if the connection is
+// up, uncongested, has nothing queued and nobody else is writing.
+func (cn *conn) lockInline() bool {
+	if cn.wsp.Load() == nil || len(cn.out) != 0 {
+		return false
+	}
+	if time.Now().UnixNano() < cn.slowUntil.Load() || !cn.wmu.TryLock() {
+		return false
 	}
 	select {
 	case <-cn.done:
 		cn.wmu.Unlock()
-		cn.c.pool.Put(buf)
 		return false
 	default:
+		return true
 	}
-	err := ws.Write(context.Background(), websocket.MessageBinary, *buf)
+}
+
+func (cn *conn) unlockInline(start time.Time, err error) {
 	cn.wmu.Unlock()
-	cn.c.pool.Put(buf)
 	if d := time.Since(start); d > inlineSlow {
 		cn.slowUntil.Store(start.Add(d + congestionHold).UnixNano())
 	}
 	if err != nil {
 		cn.close()
-		return false
 	}
-	return true
 }
 
 // enqueue queues buf for the write goroutine without blocking.
