@@ -1,0 +1,305 @@
+package restapi
+
+import (
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"petrel/management/model"
+)
+
+// routeRequest is the body of POST /api/routes and PUT /api/routes/{id}.
+type routeRequest struct {
+	Description string `json:"description"`
+	NetworkID   string `json:"network_id"` // HA group name; default: the network
+	Network     string `json:"network"`
+	Peer        *ref   `json:"peer"`
+	PeerGroups  []ref  `json:"peer_groups"`
+	Groups      []ref  `json:"groups"`
+	Metric      int    `json:"metric"`
+	Masquerade  bool   `json:"masquerade"`
+	Enabled     *bool  `json:"enabled"` // default true
+	AutoApply   bool   `json:"auto_apply"`
+}
+
+// maxMetric bounds route metrics.
+const maxMetric = 9999
+
+// decodeRoute decodes a route body and resolves its references.
+func decodeRoute(r resolver, body []byte) (*model.Route, error) {
+	var req routeRequest
+	if err := decodeJSON(body, &req); err != nil {
+		return nil, err
+	}
+	pfx, err := netip.ParsePrefix(strings.TrimSpace(req.Network))
+	if err != nil {
+		return nil, invalidf("network %q: expected a CIDR prefix such as 10.20.0.0/24 or 0.0.0.0/0", req.Network)
+	}
+	if pfx.Masked() != pfx {
+		return nil, invalidf("network %s has host bits set; did you mean %s?", pfx, pfx.Masked())
+	}
+	if (req.Peer == nil) == (len(req.PeerGroups) == 0) {
+		return nil, invalidf("give exactly one of \"peer\" (a routing peer) or \"peer_groups\"")
+	}
+	if req.Metric < 0 || req.Metric > maxMetric {
+		return nil, invalidf("metric must be between 0 and %d", maxMetric)
+	}
+	rt := &model.Route{
+		Description: req.Description, NetworkID: strings.TrimSpace(req.NetworkID), Network: pfx,
+		Metric: req.Metric, Masquerade: req.Masquerade, Enabled: boolOr(req.Enabled, true), AutoApply: req.AutoApply,
+	}
+	if rt.NetworkID == "" {
+		rt.NetworkID = pfx.String()
+	}
+	if req.Peer != nil {
+		if rt.Peer, err = r.peerRef("peer", *req.Peer); err != nil {
+			return nil, err
+		}
+	}
+	if rt.PeerGroups, err = r.groupRefs("peer_groups", req.PeerGroups); err != nil {
+		return nil, err
+	}
+	if len(req.Groups) == 0 {
+		return nil, invalidf("groups: at least one distribution group is required (e.g. \"All\")")
+	}
+	if rt.Groups, err = r.groupRefs("groups", req.Groups); err != nil {
+		return nil, err
+	}
+	return rt, nil
+}
+
+func (s *server) pathRoute(c *call) (resolver, *model.Route, error) {
+	r, err := s.resolver(c)
+	if err != nil {
+		return r, nil, err
+	}
+	id := c.r.PathValue("id")
+	rt, ok := r.a.Routes[id]
+	if !ok {
+		return r, nil, notFoundf("route %q not found", id)
+	}
+	return r, rt, nil
+}
+
+func (s *server) listRoutes(c *call) (int, any, error) {
+	r, err := s.resolver(c)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := make([]routeView, 0, len(r.a.Routes))
+	for _, rt := range r.a.Routes {
+		out = append(out, r.routeView(rt))
+	}
+	sortByName(out, func(v routeView) string { return v.Network }, func(v routeView) string { return v.ID })
+	return http.StatusOK, out, nil
+}
+
+func (s *server) getRoute(c *call) (int, any, error) {
+	r, rt, err := s.pathRoute(c)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, r.routeView(rt), nil
+}
+
+func (s *server) createRoute(c *call) (int, any, error) { return s.putRoute(c, false) }
+func (s *server) updateRoute(c *call) (int, any, error) { return s.putRoute(c, true) }
+
+func (s *server) putRoute(c *call, update bool) (int, any, error) {
+	body, err := readBody(c.w, c.r)
+	if err != nil {
+		return 0, nil, err
+	}
+	r, err := s.resolver(c)
+	if err != nil {
+		return 0, nil, err
+	}
+	rt, err := decodeRoute(r, body)
+	if err != nil {
+		return 0, nil, err
+	}
+	status := http.StatusCreated
+	if update {
+		_, old, err := s.pathRoute(c)
+		if err != nil {
+			return 0, nil, err
+		}
+		rt.ID, status = old.ID, http.StatusOK
+	}
+	obj, err := s.api.Put(c.r.Context(), c.account, rt)
+	if err != nil {
+		return 0, nil, err
+	}
+	stored, err := as[*model.Route](obj)
+	if err != nil {
+		return 0, nil, err
+	}
+	return status, r.routeView(stored), nil
+}
+
+func (s *server) deleteRoute(c *call) (int, any, error) {
+	_, rt, err := s.pathRoute(c)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := s.api.Delete(c.r.Context(), c.account, model.KindRoute, rt.ID); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
+}
+
+// --- nameserver groups ---
+
+// nameserverGroupRequest is the body of POST/PUT /api/dns/nameservers.
+type nameserverGroupRequest struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description"`
+	Nameservers []string `json:"nameservers"` // "ip" (port 53) or "ip:port"
+	Domains     []string `json:"domains"`
+	Primary     bool     `json:"primary"`
+	Groups      []ref    `json:"groups"`
+	Enabled     *bool    `json:"enabled"` // default true
+}
+
+// parseNameserver accepts "1.1.1.1", "1.1.1.1:53", "2606:4700::1111" and
+// "[2606:4700::1111]:53".
+func parseNameserver(s string) (netip.AddrPort, error) {
+	s = strings.TrimSpace(s)
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		if ap.Port() == 0 {
+			return netip.AddrPort{}, invalidf("nameserver %q: port must not be 0", s)
+		}
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
+		return netip.AddrPortFrom(a.Unmap(), 53), nil
+	}
+	return netip.AddrPort{}, invalidf("nameserver %q: expected an IP address, optionally with :port", s)
+}
+
+// decodeNameserverGroup decodes a nameserver group body.
+func decodeNameserverGroup(r resolver, body []byte) (*model.NameserverGroup, error) {
+	var req nameserverGroupRequest
+	if err := decodeJSON(body, &req); err != nil {
+		return nil, err
+	}
+	n := &model.NameserverGroup{
+		Name: strings.TrimSpace(req.Name), Description: req.Description, Primary: req.Primary,
+		Enabled: boolOr(req.Enabled, true),
+	}
+	if n.Name == "" {
+		return nil, invalidf("name is required")
+	}
+	if len(req.Nameservers) == 0 {
+		return nil, invalidf("nameservers: at least one is required")
+	}
+	for i, s := range req.Nameservers {
+		ap, err := parseNameserver(s)
+		if err != nil {
+			return nil, invalidf("nameservers[%d]: %s", i, err.Error())
+		}
+		n.Nameservers = append(n.Nameservers, ap)
+	}
+	for _, d := range req.Domains {
+		d = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d), "."))
+		if d == "" {
+			return nil, invalidf("domains: empty domain")
+		}
+		n.Domains = append(n.Domains, d)
+	}
+	if !n.Primary && len(n.Domains) == 0 {
+		return nil, invalidf("a nameserver group needs \"primary\": true or at least one match domain")
+	}
+	if len(req.Groups) == 0 {
+		return nil, invalidf("groups: at least one group is required (e.g. \"All\")")
+	}
+	var err error
+	if n.Groups, err = r.groupRefs("groups", req.Groups); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+func (s *server) pathNameserverGroup(c *call) (resolver, *model.NameserverGroup, error) {
+	r, err := s.resolver(c)
+	if err != nil {
+		return r, nil, err
+	}
+	id := c.r.PathValue("id")
+	n, ok := r.a.NameserverGroups[id]
+	if !ok {
+		return r, nil, notFoundf("nameserver group %q not found", id)
+	}
+	return r, n, nil
+}
+
+func (s *server) listNameserverGroups(c *call) (int, any, error) {
+	r, err := s.resolver(c)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := make([]nameserverGroupView, 0, len(r.a.NameserverGroups))
+	for _, n := range r.a.NameserverGroups {
+		out = append(out, r.nameserverGroupView(n))
+	}
+	sortByName(out, func(v nameserverGroupView) string { return v.Name }, func(v nameserverGroupView) string { return v.ID })
+	return http.StatusOK, out, nil
+}
+
+func (s *server) getNameserverGroup(c *call) (int, any, error) {
+	r, n, err := s.pathNameserverGroup(c)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, r.nameserverGroupView(n), nil
+}
+
+func (s *server) createNameserverGroup(c *call) (int, any, error) {
+	return s.putNameserverGroup(c, false)
+}
+func (s *server) updateNameserverGroup(c *call) (int, any, error) {
+	return s.putNameserverGroup(c, true)
+}
+
+func (s *server) putNameserverGroup(c *call, update bool) (int, any, error) {
+	body, err := readBody(c.w, c.r)
+	if err != nil {
+		return 0, nil, err
+	}
+	r, err := s.resolver(c)
+	if err != nil {
+		return 0, nil, err
+	}
+	n, err := decodeNameserverGroup(r, body)
+	if err != nil {
+		return 0, nil, err
+	}
+	status := http.StatusCreated
+	if update {
+		_, old, err := s.pathNameserverGroup(c)
+		if err != nil {
+			return 0, nil, err
+		}
+		n.ID, status = old.ID, http.StatusOK
+	}
+	obj, err := s.api.Put(c.r.Context(), c.account, n)
+	if err != nil {
+		return 0, nil, err
+	}
+	stored, err := as[*model.NameserverGroup](obj)
+	if err != nil {
+		return 0, nil, err
+	}
+	return status, r.nameserverGroupView(stored), nil
+}
+
+func (s *server) deleteNameserverGroup(c *call) (int, any, error) {
+	_, n, err := s.pathNameserverGroup(c)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := s.api.Delete(c.r.Context(), c.account, model.KindNameserverGroup, n.ID); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
+}

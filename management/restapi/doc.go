@@ -1,0 +1,19 @@
+// Package restapi is the admin REST API of the management service, served
+// under /api with `Authorization: Bearer TOKEN`.
+//
+// It is a thin adapter: it authenticates the caller, decodes and checks JSON
+// requests (unknown fields, size limit, syntax, durations, enums), resolves
+// peer and group references given by ID or by name against a Snapshot of the
+// caller's account, and calls management.AdminAPI, which owns every business
+// rule. Responses are JSON in snake_case; errors are
+// {"error": "...", "code": "invalid_argument"} with a matching HTTP status.
+// A request that fails anywhere before the AdminAPI call changes nothing.
+//
+// Every route is declared once in the routes table (routes.go); the same
+// table feeds the http.ServeMux and the test that keeps openapi.yaml (embedded
+// and served at GET /api/openapi.yaml) in sync with the router.
+//
+// Imported by cmd/petrel-server (and tests). The http.Handler returned by New
+// is safe for concurrent use; it holds no state of its own beyond the
+// AdminAPI it was given.
+package restapi

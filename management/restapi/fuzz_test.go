@@ -1,0 +1,187 @@
+package restapi
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"petrel/management/model"
+)
+
+// fuzzResolver is a fixed account: peers alpha and two named "twin"
+// (ambiguous), groups All and web.
+func fuzzResolver() resolver {
+	a := model.NewAccount("acct", netip.MustParsePrefix("100.64.0.0/16"), time.Unix(0, 0))
+	for _, p := range []*model.Peer{
+		{ID: "p1", Name: "alpha", DNSLabel: "alpha", IP: netip.MustParseAddr("100.64.0.1")},
+		{ID: "p2", Name: "twin", DNSLabel: "twin", IP: netip.MustParseAddr("100.64.0.2")},
+		{ID: "p3", Name: "twin", DNSLabel: "twin-2", IP: netip.MustParseAddr("100.64.0.3")},
+	} {
+		a.Peers[p.ID] = p
+	}
+	a.Groups["g0"] = &model.Group{ID: "g0", Name: model.AllGroupName, PeerIDs: []string{"p1", "p2", "p3"}}
+	a.Groups["g1"] = &model.Group{ID: "g1", Name: "web", PeerIDs: []string{"p1"}}
+	return resolver{a: a}
+}
+
+// check4xx fails unless err is nil or classified as a 4xx.
+func check4xx(t *testing.T, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	e, internal := toAPIError(err)
+	if internal || e.status < 400 || e.status > 499 || e.code == "" || e.msg == "" {
+		t.Fatalf("decode error %v classified as %d %q", err, e.status, e.code)
+	}
+}
+
+func knownGroups(t *testing.T, r resolver, ids ...[]string) {
+	t.Helper()
+	for _, list := range ids {
+		for _, id := range list {
+			if r.a.Groups[id] == nil {
+				t.Fatalf("decoded unknown group id %q", id)
+			}
+		}
+	}
+}
+
+func FuzzDecodeGroup(f *testing.F) {
+	f.Add([]byte(`{"name":"web","peers":["alpha",{"id":"p2"},"100.64.0.3"]}`))
+	r := fuzzResolver()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		g, err := decodeGroup(r, b)
+		check4xx(t, err)
+		if err == nil {
+			for _, id := range g.PeerIDs {
+				if r.a.Peers[id] == nil {
+					t.Fatalf("decoded unknown peer id %q", id)
+				}
+			}
+		}
+	})
+}
+
+func FuzzDecodePeerUpdate(f *testing.F) {
+	f.Add([]byte(`{"name":"Laptop","dns_label":"laptop"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		req, err := decodePeerUpdate(b)
+		check4xx(t, err)
+		if err == nil && req.Name == nil && req.DNSLabel == nil {
+			t.Fatal("accepted an empty update")
+		}
+	})
+}
+
+func FuzzDecodeSetupKey(f *testing.F) {
+	f.Add([]byte(`{"name":"ci","reusable":true,"usage_limit":5,"expires_in":"24h","auto_groups":["web"],"ephemeral":true}`))
+	r := fuzzResolver()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		in, err := decodeSetupKey(r, b)
+		check4xx(t, err)
+		if err == nil {
+			if in.ExpiresIn < 0 || in.ExpiresIn > maxExpiresIn || in.UsageLimit < 0 {
+				t.Fatalf("accepted %+v", in)
+			}
+			knownGroups(t, r, in.AutoGroups)
+		}
+	})
+}
+
+func FuzzDecodeSetupKeyUpdate(f *testing.F) {
+	f.Add([]byte(`{"revoked":true}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		req, err := decodeSetupKeyUpdate(b)
+		check4xx(t, err)
+		if err == nil && req.Revoked == nil {
+			t.Fatal("accepted an update without revoked")
+		}
+	})
+}
+
+func FuzzDecodePolicy(f *testing.F) {
+	f.Add([]byte(`{"name":"p","enabled":true,"rules":[{"sources":["web"],"destinations":["All"],"protocol":"tcp","ports":["80","8000-8080",443],"action":"accept"}]}`))
+	r := fuzzResolver()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := decodePolicy(r, b)
+		check4xx(t, err)
+		if err == nil {
+			for _, ru := range p.Rules {
+				knownGroups(t, r, ru.Sources, ru.Destinations)
+				for _, pr := range ru.Ports {
+					if pr.Start == 0 || pr.End < pr.Start {
+						t.Fatalf("accepted port range %+v", pr)
+					}
+				}
+			}
+		}
+	})
+}
+
+func FuzzDecodeRoute(f *testing.F) {
+	f.Add([]byte(`{"network":"10.20.0.0/24","peer":"alpha","groups":["All"],"metric":10,"masquerade":true}`))
+	f.Add([]byte(`{"network":"::/0","peer_groups":["web"],"groups":[{"id":"g0"}],"auto_apply":true}`))
+	r := fuzzResolver()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rt, err := decodeRoute(r, b)
+		check4xx(t, err)
+		if err == nil {
+			if !rt.Network.IsValid() || rt.Network.Masked() != rt.Network || (rt.Peer == "") == (len(rt.PeerGroups) == 0) {
+				t.Fatalf("accepted %+v", rt)
+			}
+			knownGroups(t, r, rt.PeerGroups, rt.Groups)
+		}
+	})
+}
+
+func FuzzDecodeNameserverGroup(f *testing.F) {
+	f.Add([]byte(`{"name":"corp","nameservers":["10.0.0.53","[2001:db8::1]:5353"],"domains":["corp.example"],"groups":["All"]}`))
+	r := fuzzResolver()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n, err := decodeNameserverGroup(r, b)
+		check4xx(t, err)
+		if err == nil {
+			for _, ns := range n.Nameservers {
+				if !ns.IsValid() || ns.Port() == 0 {
+					t.Fatalf("accepted nameserver %v", ns)
+				}
+			}
+			knownGroups(t, r, n.Groups)
+		}
+	})
+}
+
+func FuzzDecodeZone(f *testing.F) {
+	f.Add([]byte(`{"domain":"lab.example","records":[{"name":"db","type":"A","value":"10.0.0.5","ttl":60}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		z, err := decodeZone(b)
+		check4xx(t, err)
+		if err == nil && z.Domain == "" {
+			t.Fatal("accepted an empty domain")
+		}
+	})
+}
+
+func FuzzDecodeSettings(f *testing.F) {
+	f.Add([]byte(`{"dns_domain":"mesh.example"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := decodeSettings(model.Settings{DNSDomain: "petrel.internal"}, b)
+		check4xx(t, err)
+		if err == nil && s.DNSDomain == "" {
+			t.Fatal("accepted an empty domain")
+		}
+	})
+}
+
+func FuzzCheckQuery(f *testing.F) {
+	f.Add("src=alpha&dst=100.64.0.2&proto=tcp&port=443")
+	r := fuzzResolver()
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := decodeCheckQuery(r, raw)
+		check4xx(t, err)
+		if err == nil && (q.src == nil || q.dst == nil) {
+			t.Fatal("accepted a query without peers")
+		}
+	})
+}

@@ -1,0 +1,197 @@
+package restapi
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"petrel/management"
+	"petrel/management/model"
+)
+
+// New returns the admin REST API handler. Mount it so that it sees the full
+// path (it serves /api/...): mux.Handle("/api/", restapi.New(svc, log)).
+func New(api management.AdminAPI, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &server{api: api, log: log.With("component", "restapi"), mux: http.NewServeMux(), now: time.Now}
+	for _, rt := range routes {
+		s.mux.Handle(rt.pattern(), s.endpoint(rt))
+	}
+	s.mux.HandleFunc("/api/", s.fallback)
+	return s
+}
+
+type server struct {
+	api management.AdminAPI
+	log *slog.Logger
+	mux *http.ServeMux
+	now func() time.Time
+}
+
+// call is one authenticated request.
+type call struct {
+	w       http.ResponseWriter
+	r       *http.Request
+	account string
+	snap    *model.Account
+}
+
+// handleFunc serves one route; it returns the status and the value to
+// encode as JSON (nil with 204), or an error.
+type handleFunc func(s *server, c *call) (int, any, error)
+
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	s.mux.ServeHTTP(w, r)
+}
+
+// authenticate returns the caller's account ID, or writes a 401.
+func (s *server) authenticate(w http.ResponseWriter, r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, token, found := strings.Cut(h, " ")
+	token = strings.TrimSpace(token)
+	if h == "" || !found || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="petrel"`)
+		s.writeError(w, r, &apiError{status: http.StatusUnauthorized, code: codeUnauthenticated,
+			msg: "missing admin token: send the header Authorization: Bearer TOKEN"})
+		return "", false
+	}
+	acct, ok := s.api.AuthenticateToken(token)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="petrel", error="invalid_token"`)
+		s.writeError(w, r, &apiError{status: http.StatusUnauthorized, code: codeUnauthenticated, msg: "admin token rejected"})
+		return "", false
+	}
+	return acct, true
+}
+
+func (s *server) endpoint(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := s.now()
+		c := &call{w: w, r: r}
+		status := 0
+		defer func() {
+			if p := recover(); p != nil {
+				s.log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", p)
+				s.writeError(w, r, &apiError{status: 500, code: codeInternal, msg: "internal error"})
+				status = 500
+			}
+			s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", status, "took", s.now().Sub(start))
+		}()
+		if !rt.public {
+			acct, ok := s.authenticate(w, r)
+			if !ok {
+				status = http.StatusUnauthorized
+				return
+			}
+			c.account = acct
+		}
+		st, body, err := rt.handle(s, c)
+		if err != nil {
+			status = s.writeError(w, r, err)
+			return
+		}
+		status = st
+		s.writeJSON(w, st, body)
+	})
+}
+
+// fallback answers paths under /api that no route serves: 405 with Allow
+// when another method would match, else 404. It authenticates first so an
+// anonymous caller learns nothing about the route table.
+func (s *server) fallback(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.authenticate(w, r); !ok {
+		return
+	}
+	var allow []string
+	for _, rt := range routes {
+		if pathMatches(rt.path, r.URL.Path) && !slices.Contains(allow, rt.method) {
+			allow = append(allow, rt.method)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		s.writeError(w, r, &apiError{status: http.StatusMethodNotAllowed, code: codeMethod,
+			msg: r.Method + " is not allowed here; allowed: " + strings.Join(allow, ", ")})
+		return
+	}
+	s.writeError(w, r, notFoundf("no such endpoint: %s %s (see GET /api/openapi.yaml)", r.Method, r.URL.Path))
+}
+
+// pathMatches reports whether path matches a route path with {wildcards}.
+func pathMatches(pattern, path string) bool {
+	ps, xs := strings.Split(pattern, "/"), strings.Split(path, "/")
+	if len(ps) != len(xs) {
+		return false
+	}
+	for i := range ps {
+		if strings.HasPrefix(ps[i], "{") {
+			if xs[i] == "" {
+				return false
+			}
+			continue
+		}
+		if ps[i] != xs[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *server) writeJSON(w http.ResponseWriter, status int, v any) {
+	if status == http.StatusNoContent || v == nil {
+		w.WriteHeader(status)
+		return
+	}
+	if raw, ok := v.(rawBody); ok {
+		w.Header().Set("Content-Type", raw.contentType)
+		w.WriteHeader(status)
+		_, _ = w.Write(raw.data)
+		return
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		s.log.Error("encode response", "err", err)
+		s.writeError(w, nil, &apiError{status: 500, code: codeInternal, msg: "internal error"})
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// writeError answers err as JSON and returns the status used.
+func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) int {
+	e, internal := toAPIError(err)
+	if internal && r != nil {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	b, _ := json.Marshal(errorBody{Error: e.msg, Code: e.code})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(e.status)
+	_, _ = w.Write(append(b, '\n'))
+	return e.status
+}
+
+// snapshot returns (once per call) a copy of the caller's account.
+func (s *server) snapshot(c *call) (*model.Account, error) {
+	if c.snap == nil {
+		a, err := s.api.Snapshot(c.account)
+		if err != nil {
+			return nil, err
+		}
+		c.snap = a
+	}
+	return c.snap, nil
+}
+
+func (s *server) resolver(c *call) (resolver, error) {
+	a, err := s.snapshot(c)
+	return resolver{a: a}, err
+}
