@@ -1,0 +1,186 @@
+// Package grpcapi serves the agent-facing management protocol (the
+// Management gRPC service of proto/management.proto) on top of the
+// management Service: ServerKey in plain, Login and Sync in sealed
+// envelopes between the agent's WireGuard key and the server key.
+//
+// A request body that does not open (tampered, truncated, sealed to another
+// key, oversize) or does not decode is answered with InvalidArgument and
+// changes nothing. Service errors map to gRPC codes by their kind.
+//
+// Imported by cmd/petrel-server only. A Server is safe for concurrent use by
+// the gRPC server's goroutines; it holds no state besides the server key.
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"petrel/internal/keys"
+	"petrel/internal/seal"
+	"petrel/management"
+	"petrel/proto/managementpb"
+)
+
+// ProtocolVersion is the management protocol version this server speaks.
+const ProtocolVersion = 1
+
+// MaxRequestBody bounds the sealed body of a Login or Sync request.
+const MaxRequestBody = 64 << 10
+
+// Server implements managementpb.ManagementServer.
+type Server struct {
+	managementpb.UnimplementedManagementServer
+	svc *management.Service
+	key keys.Private
+	pub keys.Public
+	log *slog.Logger
+}
+
+// New returns a Server for svc using the server's private key (normally
+// svc.ServerKey()).
+func New(svc *management.Service, key keys.Private, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{svc: svc, key: key, pub: key.Public(), log: log.With("component", "mgmt-grpc")}
+}
+
+// Register adds the Management service to r.
+func (s *Server) Register(r grpc.ServiceRegistrar) { managementpb.RegisterManagementServer(r, s) }
+
+// ServerKey returns the server's public key.
+func (s *Server) ServerKey(context.Context, *managementpb.ServerKeyRequest) (*managementpb.ServerKeyResponse, error) {
+	return &managementpb.ServerKeyResponse{Key: s.pub[:], Version: ProtocolVersion}, nil
+}
+
+// Login opens a sealed LoginRequest and answers with a sealed LoginResponse.
+func (s *Server) Login(ctx context.Context, in *managementpb.EncryptedMessage) (*managementpb.EncryptedMessage, error) {
+	req := &managementpb.LoginRequest{}
+	peer, err := s.open(in, req)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.svc.Login(ctx, peer, req)
+	if err != nil {
+		return nil, s.toStatus("login", peer, err)
+	}
+	return s.seal(peer, resp)
+}
+
+// Sync opens a sealed SyncRequest and streams sealed SyncResponses until
+// the client goes away or the service cuts the stream.
+func (s *Server) Sync(in *managementpb.EncryptedMessage, stream grpc.ServerStreamingServer[managementpb.EncryptedMessage]) error {
+	req := &managementpb.SyncRequest{}
+	peer, err := s.open(in, req)
+	if err != nil {
+		return err
+	}
+	box := seal.Precompute(peer, s.key)
+	send := func(r *managementpb.SyncResponse) error {
+		b, err := proto.Marshal(r)
+		if err != nil {
+			return err
+		}
+		sealed, err := box.Seal(b)
+		if err != nil {
+			return err
+		}
+		return stream.Send(&managementpb.EncryptedMessage{WgPublicKey: s.pub[:], Body: sealed, Version: ProtocolVersion})
+	}
+	err = s.svc.Sync(stream.Context(), peer, req, send)
+	if err == nil || errors.Is(err, context.Canceled) && stream.Context().Err() != nil {
+		return nil
+	}
+	return s.toStatus("sync", peer, err)
+}
+
+// open checks and opens an envelope into msg.
+func (s *Server) open(in *managementpb.EncryptedMessage, msg proto.Message) (keys.Public, error) {
+	return Open(in, s.key, msg)
+}
+
+// Open checks an envelope addressed to the holder of serverKey and decodes
+// its body into msg; every failure is an InvalidArgument status. It is the
+// decode path of Login and Sync (exported for the fuzz target and tools).
+func Open(in *managementpb.EncryptedMessage, serverKey keys.Private, msg proto.Message) (keys.Public, error) {
+	if in == nil {
+		return keys.Public{}, status.Error(codes.InvalidArgument, "empty envelope")
+	}
+	if in.GetVersion() > ProtocolVersion {
+		return keys.Public{}, status.Errorf(codes.InvalidArgument, "protocol version %d not supported (server speaks %d)", in.GetVersion(), ProtocolVersion)
+	}
+	peer, err := keys.PublicFromBytes(in.GetWgPublicKey())
+	if err != nil || peer.IsZero() {
+		return keys.Public{}, status.Error(codes.InvalidArgument, "envelope: invalid WireGuard public key")
+	}
+	if len(in.GetBody()) > MaxRequestBody {
+		return keys.Public{}, status.Errorf(codes.InvalidArgument, "envelope: body of %d bytes exceeds %d", len(in.GetBody()), MaxRequestBody)
+	}
+	plain, err := seal.Open(in.GetBody(), peer, serverKey)
+	if err != nil {
+		return keys.Public{}, status.Error(codes.InvalidArgument, "envelope does not open: wrong key, tampered or truncated")
+	}
+	if err := proto.Unmarshal(plain, msg); err != nil {
+		return keys.Public{}, status.Error(codes.InvalidArgument, "envelope: body does not decode")
+	}
+	return peer, nil
+}
+
+func (s *Server) seal(peer keys.Public, msg proto.Message) (*managementpb.EncryptedMessage, error) {
+	b, err := proto.Marshal(msg)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "marshal response: %v", err)
+	}
+	sealed, err := seal.Seal(b, peer, s.key)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "seal response: %v", err)
+	}
+	return &managementpb.EncryptedMessage{WgPublicKey: s.pub[:], Body: sealed, Version: ProtocolVersion}, nil
+}
+
+// toStatus maps a service error to a gRPC status; internal causes are
+// logged, not sent.
+func (s *Server) toStatus(op string, peer keys.Public, err error) error {
+	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
+		return err
+	}
+	if errors.Is(err, context.Canceled) {
+		return status.Error(codes.Canceled, op+": canceled")
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return status.Error(codes.DeadlineExceeded, op+": deadline exceeded")
+	}
+	kind := management.KindOf(err)
+	if kind == management.KindInternal {
+		s.log.Error(op+" failed", "peer", peer.Short(), "err", err)
+		return status.Error(codes.Internal, op+": internal error")
+	}
+	return status.Error(Code(kind), err.Error())
+}
+
+// Code maps an error kind to a gRPC code.
+func Code(k management.ErrorKind) codes.Code {
+	switch k {
+	case management.KindInvalid:
+		return codes.InvalidArgument
+	case management.KindNotFound:
+		return codes.NotFound
+	case management.KindConflict:
+		return codes.AlreadyExists
+	case management.KindUnauthenticated:
+		return codes.Unauthenticated
+	case management.KindPermission:
+		return codes.PermissionDenied
+	case management.KindPrecondition:
+		return codes.FailedPrecondition
+	case management.KindUnavailable:
+		return codes.Unavailable
+	}
+	return codes.Internal
+}

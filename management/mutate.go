@@ -1,0 +1,166 @@
+package management
+
+import (
+	"context"
+	"maps"
+
+	"petrel/management/model"
+	"petrel/management/netmap"
+	"petrel/management/store"
+)
+
+// mutation is what a mutation function computes from the current account:
+// the next account (a copy-on-write clone), what changed for netmap, the
+// store writes, and optional work to do after the swap.
+type mutation struct {
+	next   *model.Account
+	change netmap.Change
+	write  func(tx store.Tx) error
+	// after runs under the account lock once the new view is in place.
+	after func()
+}
+
+// mutate runs one mutation of an account: under the account mutex it calls
+// fn with the current account, commits m.write to the store, swaps in the
+// new account and snapshot and hands the deltas to the Sync streams. If fn
+// or the store fails nothing changes.
+func (s *Service) mutate(ctx context.Context, accountID, op string, fn func(cur *model.Account) (*mutation, error)) error {
+	if err := s.running(); err != nil {
+		return err
+	}
+	st, err := s.account(accountID)
+	if err != nil {
+		return err
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	v := st.view()
+	m, err := fn(v.acct)
+	if err != nil {
+		return err
+	}
+	if m == nil { // nothing to do
+		return nil
+	}
+	if err := s.cfg.Store.Update(ctx, m.write); err != nil {
+		return storeError(op, err)
+	}
+	snap := v.snap.Next(m.next, m.change)
+	st.cur.Store(&view{acct: m.next, snap: snap, rev: v.rev + 1})
+	if m.after != nil {
+		m.after()
+	}
+	s.hub.deliver(accountID, netmap.Deltas(v.snap, snap, m.change), s.cfg.MaxCoalesced)
+	return nil
+}
+
+// cloneAccount returns a copy of a whose maps are new (objects are shared;
+// they are immutable once in an account: changes replace the pointer).
+func cloneAccount(a *model.Account) *model.Account {
+	c := *a
+	c.Peers = maps.Clone(a.Peers)
+	c.Groups = maps.Clone(a.Groups)
+	c.SetupKeys = maps.Clone(a.SetupKeys)
+	c.Policies = maps.Clone(a.Policies)
+	c.Routes = maps.Clone(a.Routes)
+	c.NameserverGroups = maps.Clone(a.NameserverGroups)
+	c.DNSZones = maps.Clone(a.DNSZones)
+	c.AdminTokens = maps.Clone(a.AdminTokens)
+	fillMaps(&c)
+	return &c
+}
+
+// deepCopy returns a copy of a that shares nothing mutable with it.
+func deepCopy(a *model.Account) *model.Account {
+	c := cloneAccount(a)
+	for id, p := range c.Peers {
+		cp := *p
+		c.Peers[id] = &cp
+	}
+	for id, g := range c.Groups {
+		cp := *g
+		cp.PeerIDs = append([]string(nil), g.PeerIDs...)
+		c.Groups[id] = &cp
+	}
+	for id, k := range c.SetupKeys {
+		cp := *k
+		cp.KeyHash = append([]byte(nil), k.KeyHash...)
+		cp.AutoGroups = append([]string(nil), k.AutoGroups...)
+		c.SetupKeys[id] = &cp
+	}
+	for id, p := range c.Policies {
+		c.Policies[id] = clonePolicy(p)
+	}
+	for id, r := range c.Routes {
+		cp := *r
+		cp.PeerGroups = append([]string(nil), r.PeerGroups...)
+		cp.Groups = append([]string(nil), r.Groups...)
+		c.Routes[id] = &cp
+	}
+	for id, n := range c.NameserverGroups {
+		cp := *n
+		cp.Nameservers = append(cp.Nameservers[:0:0], n.Nameservers...)
+		cp.Domains = append([]string(nil), n.Domains...)
+		cp.Groups = append([]string(nil), n.Groups...)
+		c.NameserverGroups[id] = &cp
+	}
+	for id, z := range c.DNSZones {
+		cp := *z
+		cp.Records = append([]model.DNSRecord(nil), z.Records...)
+		c.DNSZones[id] = &cp
+	}
+	for id, t := range c.AdminTokens {
+		cp := *t
+		cp.TokenHash = append([]byte(nil), t.TokenHash...)
+		c.AdminTokens[id] = &cp
+	}
+	return c
+}
+
+func clonePolicy(p *model.Policy) *model.Policy {
+	cp := *p
+	cp.Rules = make([]model.PolicyRule, len(p.Rules))
+	for i, r := range p.Rules {
+		r.Sources = append([]string(nil), r.Sources...)
+		r.Destinations = append([]string(nil), r.Destinations...)
+		r.Ports = append([]model.PortRange(nil), r.Ports...)
+		cp.Rules[i] = r
+	}
+	return &cp
+}
+
+// allGroup returns the account's implicit All group.
+func allGroup(a *model.Account) *model.Group {
+	for _, g := range a.Groups {
+		if g.Name == model.AllGroupName {
+			return g
+		}
+	}
+	return nil
+}
+
+// withPeer returns a copy of g with peerID added (g itself is unchanged).
+func withPeer(g *model.Group, peerID string) *model.Group {
+	cp := *g
+	cp.PeerIDs = append(append(make([]string, 0, len(g.PeerIDs)+1), g.PeerIDs...), peerID)
+	return &cp
+}
+
+// withoutPeer returns a copy of g without peerID, or nil when g does not
+// hold it.
+func withoutPeer(g *model.Group, peerID string) *model.Group {
+	idx := -1
+	for i, id := range g.PeerIDs {
+		if id == peerID {
+			idx = i
+			break
+		}
+	}
+	if idx < 0 {
+		return nil
+	}
+	cp := *g
+	cp.PeerIDs = make([]string, 0, len(g.PeerIDs)-1)
+	cp.PeerIDs = append(append(cp.PeerIDs, g.PeerIDs[:idx]...), g.PeerIDs[idx+1:]...)
+	return &cp
+}
