@@ -1,0 +1,113 @@
+//go:build lab
+
+package lab_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"petrel/lab"
+)
+
+// prefixed lists netns names, root-namespace links and /etc/netns entries
+// that contain s.
+func prefixed(t *testing.T, s string) []string {
+	t.Helper()
+	var found []string
+	for _, argv := range [][]string{{"ip", "netns", "list"}, {"ip", "-o", "link", "show"}} {
+		out, err := exec.Command(argv[0], argv[1:]...).Output()
+		if err != nil {
+			t.Fatalf("%v: %v", argv, err)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.Contains(line, s) {
+				found = append(found, argv[1]+": "+line)
+			}
+		}
+	}
+	if des, err := os.ReadDir("/etc/netns"); err == nil {
+		for _, de := range des {
+			if strings.Contains(de.Name(), s) {
+				found = append(found, "/etc/netns/"+de.Name())
+			}
+		}
+	}
+	return found
+}
+
+func TestTopologyUpDownLeavesNothing(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	l, err := lab.New(lab.Options{})
+	if err != nil {
+		t.Skipf("lab test skipped: %v", err)
+	}
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			l.Close()
+		}
+	})
+	p := l.Prefix()
+	if got := prefixed(t, p); len(got) != 0 {
+		t.Fatalf("fresh prefix %s already in use: %v", p, got)
+	}
+	cp, err := l.AddControlPlane()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := l.AddNATHost("a", lab.EIM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := l.AddNATHost("b", lab.Symmetric)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, h := range []*lab.Host{a, b} {
+		if _, err := h.Run(ctx, "ping", "-c", "1", "-W", "5", cp.Server.Addr.String()); err != nil {
+			t.Fatalf("ping server from %s: %v", h.Name, err)
+		}
+	}
+	// Hosts behind different NATs cannot reach each other's private address.
+	if _, err := a.Run(ctx, "ping", "-c", "1", "-W", "1", b.Addr.String()); err == nil {
+		t.Fatalf("%s reached %s's private address", a.Name, b.Name)
+	}
+	// A tracked process must be stopped by Close.
+	if _, err := a.Start(ctx, "sleep", "600"); err != nil {
+		t.Fatal(err)
+	}
+	nsCount := 0
+	for _, f := range prefixed(t, p) {
+		if strings.HasPrefix(f, "netns:") {
+			nsCount++
+		}
+		if strings.HasPrefix(f, "-o:") {
+			t.Errorf("link created in the machine's namespace: %s", f)
+		}
+	}
+	// inet, server, eu-1, us-1, dns, a, a-nat, b, b-nat
+	if nsCount != 9 {
+		t.Errorf("namespaces with prefix %s: %d, want 9 (%v)", p, nsCount, prefixed(t, p))
+	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	closed = true
+	if err := l.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+	if got := prefixed(t, p); len(got) != 0 {
+		t.Fatalf("left behind after Close: %v", got)
+	}
+	if _, err := os.Stat(lab.DefaultJournalDir + "/" + p + ".json"); !os.IsNotExist(err) {
+		t.Fatalf("journal left behind: %v", err)
+	}
+}
