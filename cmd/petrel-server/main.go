@@ -1,0 +1,51 @@
+// Command petrel-server is the Petrel control plane: management (gRPC for
+// agents, REST for admins), signal, relay and STUN. `petrel-server run`
+// serves them, by default all in one process on one TCP port plus STUN on
+// UDP; the other subcommands are admin clients of the REST API.
+//
+// Flags are parsed once here into typed, validated config structs; the
+// components receive those and never read flags or environment themselves.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	if err := newRootCmd(os.Stdout, os.Stderr).Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "petrel-server:", err)
+		os.Exit(exitCode(err))
+	}
+}
+
+// usageError marks bad flags or arguments (exit status 2).
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+func exitCode(err error) int {
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "petrel-server",
+		Short:         "Petrel control plane: management, signal, relay and STUN",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newRunCmd(), newSetupKeyCmd(), newPeersCmd())
+	return root
+}
