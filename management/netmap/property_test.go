@@ -1,0 +1,370 @@
+package netmap
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"petrel/management/model"
+	mpb "petrel/proto/managementpb"
+)
+
+// gen produces random accounts and random copy-on-write changes to them.
+type gen struct {
+	r      *rand.Rand
+	nextID int
+	a      *model.Account
+}
+
+func (g *gen) id(prefix string) string {
+	g.nextID++
+	return fmt.Sprintf("%s%d", prefix, g.nextID)
+}
+
+func (g *gen) groupIDs() []string {
+	ids := make([]string, 0, len(g.a.Groups))
+	for id := range g.a.Groups {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func (g *gen) peerIDs() []string {
+	ids := make([]string, 0, len(g.a.Peers))
+	for id := range g.a.Peers {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func pick[T any](r *rand.Rand, xs []T) T { return xs[r.IntN(len(xs))] }
+
+func (g *gen) someGroups(max int) []string {
+	ids := g.groupIDs()
+	var out []string
+	for range 1 + g.r.IntN(max) {
+		out = append(out, pick(g.r, ids))
+	}
+	if g.r.IntN(10) == 0 {
+		out = append(out, "ghost") // dangling reference
+	}
+	return out
+}
+
+// freeIP returns an unused address; small random octets exercise string
+// ordering ("100.64.1.5" vs "100.64.15.1").
+func (g *gen) freeIP() netip.Addr {
+	for {
+		ip := netip.AddrFrom4([4]byte{100, 64, byte(g.r.IntN(20)), byte(1 + g.r.IntN(30))})
+		used := false
+		for _, p := range g.a.Peers {
+			used = used || p.IP == ip
+		}
+		if !used {
+			return ip
+		}
+	}
+}
+
+func (g *gen) newPeer() *model.Peer {
+	id := g.id("p")
+	p := &model.Peer{ID: id, Name: "n" + id, DNSLabel: "l" + id, PublicKey: g.id("k"), IP: g.freeIP()}
+	if g.r.IntN(15) == 0 {
+		p.DNSLabel = ""
+	}
+	return p
+}
+
+func (g *gen) rule() model.PolicyRule {
+	protos := []model.Protocol{model.ProtoAll, model.ProtoTCP, model.ProtoUDP, model.ProtoICMP}
+	r := model.PolicyRule{
+		ID: g.id("r"), Sources: g.someGroups(2), Destinations: g.someGroups(2),
+		Protocol: pick(g.r, protos), Bidirectional: g.r.IntN(2) == 0, Action: model.ActionAccept,
+	}
+	if g.r.IntN(5) == 0 {
+		r.Action = model.ActionDrop
+	}
+	if g.r.IntN(2) == 0 {
+		r.Ports = []model.PortRange{{Start: uint16(g.r.IntN(100)), End: uint16(100 + g.r.IntN(100))}}
+	}
+	return r
+}
+
+func (g *gen) policy(id string) *model.Policy {
+	p := &model.Policy{ID: id, Enabled: g.r.IntN(5) != 0}
+	for range 1 + g.r.IntN(3) {
+		p.Rules = append(p.Rules, g.rule())
+	}
+	return p
+}
+
+func (g *gen) route(id string) *model.Route {
+	nets := []string{"10.0.0.0/24", "10.1.0.0/16", "0.0.0.0/0", "192.168.1.0/24"}
+	r := &model.Route{
+		ID: id, NetworkID: pick(g.r, []string{"", "a", "b"}), Network: netip.MustParsePrefix(pick(g.r, nets)),
+		Groups: g.someGroups(2), Metric: g.r.IntN(3), Enabled: g.r.IntN(5) != 0,
+		Masquerade: g.r.IntN(2) == 0, AutoApply: g.r.IntN(2) == 0,
+	}
+	if ids := g.peerIDs(); len(ids) > 0 && g.r.IntN(2) == 0 {
+		r.Peer = pick(g.r, ids)
+	} else {
+		r.PeerGroups = g.someGroups(1)
+	}
+	return r
+}
+
+func (g *gen) nsGroup(id string) *model.NameserverGroup {
+	return &model.NameserverGroup{
+		ID: id, Nameservers: []netip.AddrPort{netip.MustParseAddrPort(fmt.Sprintf("10.9.9.%d:53", g.r.IntN(9)))},
+		Domains: []string{pick(g.r, []string{"corp.", "lab."})}, Primary: g.r.IntN(2) == 0,
+		Groups: g.someGroups(2), Enabled: g.r.IntN(4) != 0,
+	}
+}
+
+func (g *gen) zone(id string) *model.DNSZone {
+	return &model.DNSZone{ID: id, Domain: pick(g.r, []string{"corp", "lab.example"}), Records: []model.DNSRecord{
+		{Name: pick(g.r, []string{"@", "www", "db.x."}), Type: "A", Value: fmt.Sprintf("10.0.0.%d", g.r.IntN(9))},
+	}}
+}
+
+func newGen(seed uint64) *gen {
+	g := &gen{r: rand.New(rand.NewPCG(seed, 7))}
+	g.a = newAcct()
+	for range 2 + g.r.IntN(5) {
+		id := g.id("g")
+		g.a.Groups[id] = &model.Group{ID: id, Name: id}
+	}
+	for range 3 + g.r.IntN(25) {
+		p := g.newPeer()
+		g.a.Peers[p.ID] = p
+		for range g.r.IntN(3) {
+			gr := g.a.Groups[pick(g.r, g.groupIDs())]
+			if gr.Name != model.AllGroupName {
+				gr.PeerIDs = append(gr.PeerIDs, p.ID)
+			}
+		}
+	}
+	for range g.r.IntN(4) {
+		id := g.id("pol")
+		g.a.Policies[id] = g.policy(id)
+	}
+	for range g.r.IntN(4) {
+		id := g.id("rt")
+		g.a.Routes[id] = g.route(id)
+	}
+	for range g.r.IntN(3) {
+		id := g.id("ns")
+		g.a.NameserverGroups[id] = g.nsGroup(id)
+	}
+	for range g.r.IntN(2) {
+		id := g.id("z")
+		g.a.DNSZones[id] = g.zone(id)
+	}
+	return g
+}
+
+// setGroup replaces group gid (copy-on-write) with the given members.
+func (g *gen) setGroup(ch *Change, gid string, members []string) {
+	old := g.a.Groups[gid]
+	g.a.Groups[gid] = &model.Group{ID: gid, Name: old.Name, PeerIDs: members}
+	ch.Groups = append(ch.Groups, gid)
+}
+
+// step applies one random copy-on-write mutation to g.a, recording it in ch.
+func (g *gen) step(ch *Change) {
+	peers := g.peerIDs()
+	switch op := g.r.IntN(16); {
+	case op < 3 || len(peers) < 2: // peer joins, maybe into groups
+		p := g.newPeer()
+		g.a.Peers[p.ID] = p
+		ch.PeersAdded = append(ch.PeersAdded, p.ID)
+		for range g.r.IntN(3) {
+			gid := pick(g.r, g.groupIDs())
+			if gid != "all" {
+				g.setGroup(ch, gid, append(slices.Clone(g.a.Groups[gid].PeerIDs), p.ID))
+			}
+		}
+	case op < 5: // peer leaves
+		id := pick(g.r, peers)
+		delete(g.a.Peers, id)
+		ch.PeersRemoved = append(ch.PeersRemoved, id)
+		for _, gid := range g.groupIDs() {
+			if gr := g.a.Groups[gid]; slices.Contains(gr.PeerIDs, id) {
+				g.setGroup(ch, gid, slices.DeleteFunc(slices.Clone(gr.PeerIDs), func(s string) bool { return s == id }))
+			}
+		}
+	case op < 8: // peer changes
+		id := pick(g.r, peers)
+		p := *g.a.Peers[id]
+		switch g.r.IntN(5) {
+		case 0:
+			p.Name += "x"
+		case 1:
+			p.DNSLabel += "y"
+		case 2:
+			p.IP = g.freeIP()
+		case 3:
+			p.PublicKey = g.id("k")
+		case 4:
+			p.Meta.Version += "1" // map-neutral
+		}
+		g.a.Peers[id] = &p
+		ch.PeersChanged = append(ch.PeersChanged, id)
+	case op < 11: // membership change
+		gid := pick(g.r, g.groupIDs())
+		if gid == "all" {
+			return
+		}
+		m := slices.Clone(g.a.Groups[gid].PeerIDs)
+		if len(m) > 0 && g.r.IntN(2) == 0 {
+			m = slices.Delete(m, 0, 1)
+		} else {
+			m = append(m, pick(g.r, peers))
+		}
+		g.setGroup(ch, gid, m)
+	case op == 11: // group created or deleted
+		if gid := pick(g.r, g.groupIDs()); gid != "all" && g.r.IntN(2) == 0 {
+			delete(g.a.Groups, gid)
+			ch.Groups = append(ch.Groups, gid)
+		} else {
+			id := g.id("g")
+			g.a.Groups[id] = &model.Group{ID: id, Name: id, PeerIDs: []string{pick(g.r, peers)}}
+			ch.Groups = append(ch.Groups, id)
+		}
+	case op == 12:
+		id := g.id("pol")
+		if len(g.a.Policies) > 0 && g.r.IntN(2) == 0 {
+			for pid := range g.a.Policies {
+				id = pid
+				break
+			}
+		}
+		if g.r.IntN(4) == 0 {
+			delete(g.a.Policies, id)
+		} else {
+			g.a.Policies[id] = g.policy(id)
+		}
+		ch.Policies = append(ch.Policies, id)
+	case op == 13:
+		id := g.id("rt")
+		if len(g.a.Routes) > 0 && g.r.IntN(2) == 0 {
+			for rid := range g.a.Routes {
+				id = rid
+				break
+			}
+		}
+		g.a.Routes[id] = g.route(id)
+		ch.Routes = append(ch.Routes, id)
+	case op == 14:
+		if g.r.IntN(2) == 0 {
+			id := g.id("ns")
+			g.a.NameserverGroups[id] = g.nsGroup(id)
+			ch.NameserverGroups = append(ch.NameserverGroups, id)
+		} else {
+			id := g.id("z")
+			g.a.DNSZones[id] = g.zone(id)
+			ch.Zones = append(ch.Zones, id)
+		}
+	default:
+		if g.r.IntN(4) == 0 {
+			g.a.Settings.DNSDomain = pick(g.r, []string{"petrel.internal", "corp.example", ""})
+			ch.Settings = true
+		}
+	}
+}
+
+func allMaps(t *testing.T, s *Snapshot) map[string]*mpb.NetworkMap {
+	t.Helper()
+	out := map[string]*mpb.NetworkMap{}
+	for id := range s.peers {
+		m, err := s.Map(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[id] = m
+	}
+	return out
+}
+
+// TestDeltaProperty is the correctness test of the delta path: for random
+// change sequences on random accounts, Apply(Map_before, Deltas(...)[p])
+// equals Map_after for every peer, Next agrees with Build, and a peer whose
+// map did not change gets no delta.
+func TestDeltaProperty(t *testing.T) {
+	seeds, steps := 150, 30
+	if testing.Short() {
+		seeds = 30
+	}
+	for seed := range seeds {
+		g := newGen(uint64(seed))
+		prev := Build(g.a)
+		before := allMaps(t, prev)
+		for step := range steps {
+			var ch Change
+			g.a = clone(g.a)
+			for range 1 + g.r.IntN(3) * g.r.IntN(2) {
+				g.step(&ch)
+			}
+			hint := ch
+			if g.r.IntN(4) == 0 {
+				hint = Change{} // Next must find the change by itself
+			}
+			next := prev.Next(g.a, hint)
+			after := allMaps(t, next)
+			ref := allMaps(t, Build(g.a))
+			where := fmt.Sprintf("seed %d step %d", seed, step)
+			if len(after) != len(ref) {
+				t.Fatalf("%s: Next has %d peers, Build %d", where, len(after), len(ref))
+			}
+			for id, m := range ref {
+				if !proto.Equal(after[id], m) {
+					t.Fatalf("%s: Next map of %s differs from Build:\nnext  %v\nbuild %v", where, id, after[id], m)
+				}
+			}
+			ds := Deltas(prev, next, hint)
+			if g.r.IntN(5) == 0 { // also the non-derived path
+				ds = Deltas(Build(prev.acct), next, hint)
+			}
+			checkDeltas(t, where, before, after, ds, ch.PeersAdded)
+			prev, before = next, after
+		}
+	}
+}
+
+func checkDeltas(t *testing.T, where string, before, after map[string]*mpb.NetworkMap, ds map[string]*mpb.NetworkMapDelta, added []string) {
+	t.Helper()
+	for id, d := range ds {
+		if after[id] == nil || before[id] == nil || slices.Contains(added, id) {
+			t.Fatalf("%s: delta for peer %s that is new or gone", where, id)
+		}
+		if proto.Size(d) == 0 {
+			t.Fatalf("%s: empty delta for %s", where, id)
+		}
+	}
+	for id, newMap := range after {
+		oldMap := before[id]
+		if oldMap == nil || slices.Contains(added, id) {
+			continue
+		}
+		snap := proto.Clone(oldMap)
+		got := Apply(oldMap, ds[id])
+		if !proto.Equal(got, newMap) {
+			t.Fatalf("%s: peer %s: Apply(old, delta) != new\nold   %v\ndelta %v\ngot   %v\nwant  %v", where, id, oldMap, ds[id], got, newMap)
+		}
+		if !proto.Equal(snap, oldMap) {
+			t.Fatalf("%s: Apply mutated its input", where)
+		}
+		if proto.Equal(oldMap, newMap) && ds[id] != nil {
+			t.Fatalf("%s: peer %s: unchanged map got delta %v", where, id, ds[id])
+		}
+		if got := Apply(oldMap, Diff(oldMap, newMap)); !proto.Equal(got, newMap) {
+			t.Fatalf("%s: peer %s: Apply(old, Diff(old, new)) != new", where, id)
+		}
+	}
+}
