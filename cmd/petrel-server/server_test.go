@@ -167,8 +167,24 @@ func TestRunServesEverythingOnOnePort(t *testing.T) {
 		t.Fatalf("peers list --json: %q %v", out, err)
 	}
 
-	// Restart on the same data dir: same token, same peer.
+	// A live Sync stream shows as connected in the REST API.
+	syncCtx, syncCancel := context.WithCancel(ctx)
+	defer syncCancel()
+	syncDone := make(chan error, 1)
+	go func() {
+		syncDone <- mc.Sync(syncCtx, priv, &managementpb.SyncRequest{}, func(*managementpb.SyncResponse) error { return nil })
+	}()
+	waitFor(t, "peer connected in REST", func() bool {
+		out, err := cli(t, "peers", "list", "--server", base, "--token-file", tokenFile, "--json")
+		return err == nil && json.Unmarshal([]byte(out), &peers) == nil && len(peers) == 1 && peers[0].Connected
+	})
+
+	// Restart on the same data dir: same token, same peer. Stop ends the
+	// live Sync stream rather than waiting for it.
 	srv.Stop()
+	if err := <-syncDone; err == nil {
+		t.Fatal("sync stream survived the server")
+	}
 	cfg2 := testConfig(t, dir)
 	srv2 := start(t, cfg2)
 	token2, _ := os.ReadFile(tokenFile)
@@ -216,6 +232,34 @@ func stunBinding(t *testing.T, addr string) {
 		}
 	}
 	t.Fatal("no STUN binding response")
+}
+
+func TestRelayOnly(t *testing.T) {
+	dir := t.TempDir()
+	f := runFlags{dataDir: dir, listen: "127.0.0.1:0", components: "relay", logLevel: "warn",
+		relayInstanceURL: "rel://eu-1.relay.example.net:8080"}
+	cfg, err := f.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := start(t, cfg)
+	base := "http://" + srv.Addr().String()
+	for path, want := range map[string]int{"/healthz": 200, "/api/peers": 404} {
+		resp, err := http.Get(base + path)
+		if err != nil || resp.StatusCode != want {
+			t.Fatalf("%s: %v %v, want %d", path, resp, err, want)
+		}
+		resp.Body.Close()
+	}
+	if _, err := os.Stat(filepath.Join(dir, "petrel.db")); !os.IsNotExist(err) {
+		t.Fatalf("relay-only opened a store: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, relaySecretFile)); err != nil {
+		t.Fatalf("relay secret not created: %v", err)
+	}
+	if srv.ep.RelayInstanceURL != "rel://eu-1.relay.example.net:8080" {
+		t.Fatalf("instance url %q", srv.ep.RelayInstanceURL)
+	}
 }
 
 func TestCLIErrors(t *testing.T) {
