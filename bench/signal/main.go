@@ -86,8 +86,8 @@ func main() {
 type benchClient struct {
 	c     *client.Client
 	peers []int // indexes of the clients this one sends to
-	sem  chan struct{}
-	lats []time.Duration // written only by this client's receive goroutine
+	sem   chan struct{}
+	lats  []time.Duration // written only by this client's receive goroutine
 }
 
 func run(n int, dur, warm time.Duration, inflight, rate, peers int) (*result, error) {
