@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -34,6 +35,7 @@ const (
 	DefaultQueueSize         = 1024
 	DefaultMaxBody           = 64 << 10
 	DefaultMaxBatch          = 256
+	DefaultRate              = 2000
 )
 
 // Config configures a Server.
@@ -58,6 +60,12 @@ type Config struct {
 	MaxBatch int
 	// MaxSessions caps concurrently registered peers; 0 means no cap.
 	MaxSessions int
+	// Rate and Burst limit the envelopes one session may send per second
+	// (token bucket); excess envelopes are answered with RATE_LIMITED, so
+	// one peer cannot flood another's queue. Defaults 2000/s, burst 4000;
+	// Rate < 0 disables the limit.
+	Rate  float64
+	Burst int
 }
 
 func (c *Config) setDefaults() {
@@ -79,6 +87,15 @@ func (c *Config) setDefaults() {
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = DefaultMaxBatch
 	}
+	if c.Rate == 0 {
+		c.Rate = DefaultRate
+	}
+	if c.Burst <= 0 {
+		c.Burst = 2 * int(c.Rate)
+		if c.Burst < c.MaxBatch {
+			c.Burst = c.MaxBatch
+		}
+	}
 }
 
 // Stats is a snapshot of server counters.
@@ -87,6 +104,7 @@ type Stats struct {
 	Routed        uint64 // envelopes queued to a recipient
 	Undeliverable uint64 // envelopes answered with NOT_CONNECTED
 	Rejected      uint64 // envelopes answered with BAD_REQUEST / TOO_LARGE
+	RateLimited   uint64 // envelopes answered with RATE_LIMITED
 	AuthFailures  uint64 // registrations that failed the challenge
 	Replaced      uint64 // sessions closed by a newer session of the same key
 	Overflows     uint64 // sessions closed because their queue overflowed
@@ -94,7 +112,7 @@ type Stats struct {
 }
 
 type counters struct {
-	routed, undeliverable, rejected, authFailures, replaced, overflows, dead atomic.Uint64
+	routed, undeliverable, rejected, rateLimited, authFailures, replaced, overflows, dead atomic.Uint64
 }
 
 // Server is the signal service. Create it with NewServer, expose it with
@@ -143,6 +161,7 @@ func (s *Server) Stats() Stats {
 		Routed:        s.ctr.routed.Load(),
 		Undeliverable: s.ctr.undeliverable.Load(),
 		Rejected:      s.ctr.rejected.Load(),
+		RateLimited:   s.ctr.rateLimited.Load(),
 		AuthFailures:  s.ctr.authFailures.Load(),
 		Replaced:      s.ctr.replaced.Load(),
 		Overflows:     s.ctr.overflows.Load(),
@@ -186,6 +205,9 @@ func (s *Server) Connect(stream signalpb.Signal_ConnectServer) error {
 		return errStopping
 	}
 	sess := newSession(s.cfg.QueueSize)
+	if s.cfg.Rate > 0 {
+		sess.limit = rate.NewLimiter(rate.Limit(s.cfg.Rate), s.cfg.Burst)
+	}
 	regc := make(chan error, 1)
 	readerDone := make(chan error, 1)
 	go func() {

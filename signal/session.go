@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/crypto/curve25519"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -35,7 +37,8 @@ type session struct {
 	key      keys.Public
 	keyBytes []byte // key[:], shared read-only by every envelope it sends
 	out      chan outItem
-	lastRecv atomic.Int64 // unix nanos of the last received frame
+	lastRecv atomic.Int64  // unix nanos of the last received frame
+	limit    *rate.Limiter // nil: unlimited; used only by the reader goroutine
 
 	killOnce sync.Once
 	killed   chan struct{}
@@ -117,6 +120,11 @@ func (s *Server) register(stream signalpb.Signal_ConnectServer, sess *session) e
 	pub, err := keys.PublicFromBytes(hello.PublicKey)
 	if err != nil || pub.IsZero() {
 		return status.Error(codes.InvalidArgument, "hello: bad public key")
+	}
+	// A low-order point gives an all-zero shared secret that anyone can
+	// compute; no real WireGuard key is one.
+	if _, err := curve25519.X25519(s.cfg.Key[:], pub[:]); err != nil {
+		return status.Error(codes.InvalidArgument, "hello: public key is a low-order point")
 	}
 	var nonce [NonceLen]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
@@ -202,6 +210,10 @@ func (s *Server) route(sess *session, e *signalpb.Envelope) error {
 	if code != 0 {
 		s.ctr.rejected.Add(1)
 		return s.reply(sess, e, code, msg)
+	}
+	if sess.limit != nil && !sess.limit.Allow() {
+		s.ctr.rateLimited.Add(1)
+		return s.reply(sess, e, signalpb.ErrorCode_RATE_LIMITED, "sender rate limit exceeded")
 	}
 	dst := s.reg.get(keys.Public(e.To))
 	if dst == nil || dst.dead() {

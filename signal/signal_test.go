@@ -371,3 +371,38 @@ func TestStopEndsStreams(t *testing.T) {
 		t.Fatalf("after stop: %v", err)
 	}
 }
+
+func TestLowOrderKeyRefused(t *testing.T) {
+	ts := startServer(t, signal.Config{}, "")
+	st, closeFn := rawStream(t, ts.addr)
+	defer closeFn()
+	lowOrder := make([]byte, 32)
+	lowOrder[0] = 1 // u = 1 has order 4
+	_ = st.Send(&signalpb.ClientFrame{Kind: &signalpb.ClientFrame_Hello{Hello: &signalpb.Hello{PublicKey: lowOrder}}})
+	if _, err := st.Recv(); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("low-order key: got %v, want InvalidArgument", err)
+	}
+}
+
+func TestRateLimitAnswersSender(t *testing.T) {
+	ts := startServer(t, signal.Config{Rate: 1, Burst: 2}, "")
+	a := startClient(t, ts.addr, newKey(t), nil)
+	b := startClient(t, ts.addr, newKey(t), nil)
+	waitConnected(t, a, b)
+	for i := 0; i < 5; i++ {
+		if err := a.Send(context.Background(), b.PublicKey(), offer("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case e := <-a.errs:
+		if e.Code != signalpb.ErrorCode_RATE_LIMITED || e.To != b.PublicKey() {
+			t.Fatalf("got %+v", e)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("no rate-limit error")
+	}
+	if !b.Connected() || ts.sig.Stats().Overflows != 0 {
+		t.Fatal("recipient was cut")
+	}
+}

@@ -39,19 +39,20 @@ import (
 )
 
 type result struct {
-	Clients    int     `json:"clients"`
-	Inflight   int     `json:"inflight_per_client"`
-	Peers      int     `json:"peers_per_client"`
-	RateLimit  int     `json:"rate_limit"`
-	Seconds    float64 `json:"seconds"`
-	Delivered  int64   `json:"delivered"`
-	MsgsPerSec float64 `json:"msgs_per_sec"`
-	P50Ms      float64 `json:"p50_ms"`
-	P99Ms      float64 `json:"p99_ms"`
-	MaxMs      float64 `json:"max_ms"`
-	Undeliv    int64   `json:"undeliverable"`
-	GoMaxProcs int     `json:"gomaxprocs"`
-	CPUCores   float64 `json:"cpu_cores_used"`
+	Clients    int          `json:"clients"`
+	Inflight   int          `json:"inflight_per_client"`
+	Peers      int          `json:"peers_per_client"`
+	RateLimit  int          `json:"rate_limit"`
+	Seconds    float64      `json:"seconds"`
+	Delivered  int64        `json:"delivered"`
+	MsgsPerSec float64      `json:"msgs_per_sec"`
+	P50Ms      float64      `json:"p50_ms"`
+	P99Ms      float64      `json:"p99_ms"`
+	MaxMs      float64      `json:"max_ms"`
+	Undeliv    int64        `json:"undeliverable"`
+	GoMaxProcs int          `json:"gomaxprocs"`
+	CPUCores   float64      `json:"cpu_cores_used"`
+	Server     signal.Stats `json:"server"`
 }
 
 func main() {
@@ -81,6 +82,7 @@ func main() {
 	fmt.Printf("cpu cost: %.1f µs/msg (%.0f msgs per CPU-second)\n", res.CPUCores*res.Seconds/float64(res.Delivered)*1e6, float64(res.Delivered)/(res.CPUCores*res.Seconds))
 	fmt.Printf("delivered %d in %.1fs: %.0f msgs/s  p50 %.2f ms  p99 %.2f ms  max %.2f ms  undeliverable %d\n",
 		res.Delivered, res.Seconds, res.MsgsPerSec, res.P50Ms, res.P99Ms, res.MaxMs, res.Undeliv)
+	fmt.Printf("server: %+v\n", res.Server)
 }
 
 type benchClient struct {
@@ -95,7 +97,7 @@ func run(n int, dur, warm time.Duration, inflight, rate, peers int) (*result, er
 	if err != nil {
 		return nil, err
 	}
-	srv := signal.NewServer(signal.Config{Key: skey, QueueSize: 4096})
+	srv := signal.NewServer(signal.Config{Key: skey, QueueSize: 4096, Rate: -1})
 	gs := grpc.NewServer()
 	srv.Register(gs)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -212,7 +214,7 @@ func run(n int, dur, warm time.Duration, inflight, rate, peers int) (*result, er
 		Clients: n, Inflight: inflight, Peers: peers, RateLimit: rate, Seconds: elapsed.Seconds(),
 		Delivered: delivered.Load(), MsgsPerSec: float64(delivered.Load()) / elapsed.Seconds(),
 		P50Ms: pct(0.50), P99Ms: pct(0.99), MaxMs: pct(1), Undeliv: undeliv.Load(),
-		GoMaxProcs: runtime.GOMAXPROCS(0), CPUCores: cpuUsed.Seconds() / elapsed.Seconds(),
+		GoMaxProcs: runtime.GOMAXPROCS(0), CPUCores: cpuUsed.Seconds() / elapsed.Seconds(), Server: srv.Stats(),
 	}, nil
 }
 

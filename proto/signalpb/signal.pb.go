@@ -44,6 +44,7 @@ const (
 	ErrorCode_NOT_CONNECTED     ErrorCode = 1 // recipient unknown or offline (or its session overflowed)
 	ErrorCode_BAD_REQUEST       ErrorCode = 2 // malformed envelope (bad key length, empty body)
 	ErrorCode_TOO_LARGE         ErrorCode = 3 // body above the server's limit
+	ErrorCode_RATE_LIMITED      ErrorCode = 4 // the sender exceeded its message rate
 )
 
 // Enum value maps for ErrorCode.
@@ -53,12 +54,14 @@ var (
 		1: "NOT_CONNECTED",
 		2: "BAD_REQUEST",
 		3: "TOO_LARGE",
+		4: "RATE_LIMITED",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_UNSPECIFIED": 0,
 		"NOT_CONNECTED":     1,
 		"BAD_REQUEST":       2,
 		"TOO_LARGE":         3,
+		"RATE_LIMITED":      4,
 	}
 )
 
@@ -1230,12 +1233,13 @@ const file_signal_proto_rawDesc = "" +
 	"\x05Close\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\x04R\tsessionId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason*U\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason*g\n" +
 	"\tErrorCode\x12\x15\n" +
 	"\x11ERROR_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rNOT_CONNECTED\x10\x01\x12\x0f\n" +
 	"\vBAD_REQUEST\x10\x02\x12\r\n" +
-	"\tTOO_LARGE\x10\x032U\n" +
+	"\tTOO_LARGE\x10\x03\x12\x10\n" +
+	"\fRATE_LIMITED\x10\x042U\n" +
 	"\x06Signal\x12K\n" +
 	"\aConnect\x12\x1d.petrel.signal.v1.ClientFrame\x1a\x1d.petrel.signal.v1.ServerFrame(\x010\x01B\x17Z\x15petrel/proto/signalpbb\x06proto3"
 
