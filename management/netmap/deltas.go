@@ -49,7 +49,10 @@ func Deltas(prev, next *Snapshot, ch Change) map[string]*mpb.NetworkMapDelta {
 		cands[id] = true
 		for _, s := range []*Snapshot{prev, next} {
 			if x := s.peers[id]; x != nil {
-				vis, _, _ := s.visible(x, s.views[x.sig], s.routerState(id))
+				vis, _, all := s.visible(x, s.views[x.sig], s.routerState(id))
+				if all {
+					vis = s.sorted
+				}
 				for _, y := range vis {
 					cands[y.id] = true
 				}

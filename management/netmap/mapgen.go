@@ -87,11 +87,11 @@ func without[T any](es []*peerEntry, vals []T, e *peerEntry) []T {
 	return append(out, vals[i+1:]...)
 }
 
-// visible returns the peers e sees, sorted; all reports that e sees every
-// peer (then set is nil).
+// visible returns the peers e sees, sorted, and them as a set; all reports
+// that e sees every other peer (then vis and set are nil: use s.sorted).
 func (s *Snapshot) visible(e *peerEntry, v *view, st routerState) (vis []*peerEntry, set map[*peerEntry]bool, all bool) {
 	if v.allVisible || (s.allID != "" && slices.Contains(st.dist, s.allID)) {
-		return without(s.sorted, s.sorted, e), nil, true
+		return nil, nil, true
 	}
 	set = make(map[*peerEntry]bool)
 	add := func(gid string) {
@@ -125,12 +125,33 @@ func (s *Snapshot) mapOf(e *peerEntry) *mpb.NetworkMap {
 	st := s.routerState(e.id)
 	vis, set, all := s.visible(e, v, st)
 	m := &mpb.NetworkMap{Self: e.self}
-	m.Peers = make([]*mpb.RemotePeer, len(vis))
-	recs := make([]*mpb.SimpleRecord, 0, len(vis))
-	for i, x := range vis {
-		m.Peers[i] = s.rpFor(v, st, x)
-		if x.rec != nil {
-			recs = append(recs, x.rec)
+	var recs []*mpb.SimpleRecord
+	if all {
+		// Copy the shared lists minus self, then patch the routing peers.
+		m.Peers = without(s.sorted, s.allRPs, e)
+		recs = s.allRecs
+		if e.rec != nil {
+			if i, ok := slices.BinarySearchFunc(recs, e.rec, cmpRecord); ok {
+				recs = slices.Delete(slices.Clone(recs), i, i+1)
+			}
+		}
+		for id := range v.routed {
+			x := s.peers[id]
+			if x == nil || x == e {
+				continue
+			}
+			if i, ok := slices.BinarySearchFunc(m.Peers, x.rp, cmpPeer); ok {
+				m.Peers[i] = s.rpFor(v, st, x)
+			}
+		}
+	} else {
+		m.Peers = make([]*mpb.RemotePeer, len(vis))
+		recs = make([]*mpb.SimpleRecord, 0, len(vis))
+		for i, x := range vis {
+			m.Peers[i] = s.rpFor(v, st, x)
+			if x.rec != nil {
+				recs = append(recs, x.rec)
+			}
 		}
 	}
 	m.PeerSets = make([]*mpb.PeerSet, len(v.setIDs))

@@ -120,9 +120,9 @@ func (s *Snapshot) Next(a *model.Account, ch Change) *Snapshot {
 	}
 	n.sorted = append(n.sorted, fresh[i:]...)
 	if len(n.touched) == 0 {
-		n.allIPs = s.allIPs
+		n.allIPs, n.allRPs, n.allRecs = s.allIPs, s.allRPs, s.allRecs
 	} else {
-		n.allIPs = ipsOf(n.sorted)
+		n.indexAll()
 	}
 
 	n.groups = maps.Clone(s.groups)

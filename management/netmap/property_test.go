@@ -308,7 +308,7 @@ func TestDeltaProperty(t *testing.T) {
 		for step := range steps {
 			var ch Change
 			g.a = clone(g.a)
-			for range 1 + g.r.IntN(3) * g.r.IntN(2) {
+			for range 1 + g.r.IntN(3)*g.r.IntN(2) {
 				g.step(&ch)
 			}
 			hint := ch

@@ -51,10 +51,12 @@ type Snapshot struct {
 	domain string // without trailing dot
 	allID  string // ID of the group named model.AllGroupName, "" if none
 
-	peers  map[string]*peerEntry
-	sorted []*peerEntry // all peers by sortKy
-	allIPs []string     // aligned with sorted
-	groups map[string]*groupEntry
+	peers   map[string]*peerEntry
+	sorted  []*peerEntry        // all peers by sortKy
+	allIPs  []string            // aligned with sorted
+	allRPs  []*mpb.RemotePeer   // aligned with sorted
+	allRecs []*mpb.SimpleRecord // records of sorted (peers with one), same order
+	groups  map[string]*groupEntry
 
 	rules      []*rule
 	groupRules map[string][]int // group ID → indexes into rules
@@ -94,7 +96,7 @@ func Build(a *model.Account) *Snapshot {
 		s.sorted = append(s.sorted, e)
 	}
 	slices.SortFunc(s.sorted, cmpEntry)
-	s.allIPs = ipsOf(s.sorted)
+	s.indexAll()
 	s.groups = make(map[string]*groupEntry, len(a.Groups))
 	for gid, g := range a.Groups {
 		if gid != s.allID {
@@ -135,6 +137,19 @@ func cmpEntry(a, b *peerEntry) int {
 		return c
 	}
 	return strings.Compare(a.id, b.id)
+}
+
+// indexAll fills the lists aligned with s.sorted.
+func (s *Snapshot) indexAll() {
+	s.allIPs = ipsOf(s.sorted)
+	s.allRPs = make([]*mpb.RemotePeer, len(s.sorted))
+	s.allRecs = make([]*mpb.SimpleRecord, 0, len(s.sorted))
+	for i, e := range s.sorted {
+		s.allRPs[i] = e.rp
+		if e.rec != nil {
+			s.allRecs = append(s.allRecs, e.rec)
+		}
+	}
 }
 
 func ipsOf(es []*peerEntry) []string {
