@@ -118,6 +118,7 @@ func startServer(ctx context.Context, cfg *runConfig, log *slog.Logger) (_ *serv
 	s.hs = &http.Server{
 		Handler:           s.demux(mux),
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		Protocols:         new(http.Protocols),
 	}

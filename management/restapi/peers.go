@@ -79,9 +79,9 @@ func (s *server) pathPeer(c *call) (resolver, *model.Peer, error) {
 	return r, p, nil
 }
 
-func (s *server) viewPeer(r resolver, p *model.Peer) peerView {
+func (s *server) viewPeer(r resolver, groups map[string][]refView, p *model.Peer) peerView {
 	connected, lastSeen := s.api.PeerStatus(r.a.ID, p.ID)
-	return r.peerView(p, connected, lastSeen)
+	return r.peerView(p, groups[p.ID], connected, lastSeen)
 }
 
 func (s *server) listPeers(c *call) (int, any, error) {
@@ -90,8 +90,9 @@ func (s *server) listPeers(c *call) (int, any, error) {
 		return 0, nil, err
 	}
 	out := make([]peerView, 0, len(r.a.Peers))
+	groups := r.peerGroups()
 	for _, p := range r.a.Peers {
-		out = append(out, s.viewPeer(r, p))
+		out = append(out, s.viewPeer(r, groups, p))
 	}
 	sortByName(out, func(v peerView) string { return v.Name }, func(v peerView) string { return v.ID })
 	return http.StatusOK, out, nil
@@ -102,7 +103,7 @@ func (s *server) getPeer(c *call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, s.viewPeer(r, p), nil
+	return http.StatusOK, s.viewPeer(r, r.peerGroups(), p), nil
 }
 
 func (s *server) updatePeer(c *call) (int, any, error) {
@@ -134,7 +135,7 @@ func (s *server) updatePeer(c *call) (int, any, error) {
 		return 0, nil, err
 	}
 	r.a.Peers[stored.ID] = stored
-	return http.StatusOK, s.viewPeer(r, stored), nil
+	return http.StatusOK, s.viewPeer(r, r.peerGroups(), stored), nil
 }
 
 func (s *server) deletePeer(c *call) (int, any, error) {

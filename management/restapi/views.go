@@ -160,17 +160,25 @@ func (r resolver) peerRefView(id string) refView {
 	return v
 }
 
-func (r resolver) peerView(p *model.Peer, connected bool, lastSeen time.Time) peerView {
-	var groups []refView
+// peerGroups maps each peer ID to the groups it is in, sorted by name; built
+// once per request so listing N peers is linear in group membership.
+func (r resolver) peerGroups() map[string][]refView {
+	idx := make(map[string][]refView, len(r.a.Peers))
 	for _, g := range r.a.Groups {
-		if (isAll(g) && len(g.PeerIDs) == 0) || slices.Contains(g.PeerIDs, p.ID) {
-			groups = append(groups, refView{ID: g.ID, Name: g.Name})
+		for _, id := range r.groupMembers(g) {
+			idx[id] = append(idx[id], refView{ID: g.ID, Name: g.Name})
 		}
 	}
+	for _, v := range idx {
+		sortByName(v, func(v refView) string { return v.Name }, func(v refView) string { return v.ID })
+	}
+	return idx
+}
+
+func (r resolver) peerView(p *model.Peer, groups []refView, connected bool, lastSeen time.Time) peerView {
 	if groups == nil {
 		groups = []refView{}
 	}
-	sortByName(groups, func(v refView) string { return v.Name }, func(v refView) string { return v.ID })
 	if lastSeen.IsZero() || lastSeen.Before(p.LastSeen) {
 		lastSeen = p.LastSeen
 	}
