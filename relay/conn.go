@@ -54,7 +54,7 @@ func newConn(s *Server, ws *websocket.Conn, remote string, cc *cork.Conn, br *bu
 		log:         s.log.With("remote", remote),
 		out:         make(chan *[]byte, s.cfg.SendQueue),
 		done:        make(chan struct{}),
-		rbuf:        make([]byte, frame.MaxFrame+1),
+		rbuf:        make([]byte, initialReadBuf),
 		bad:         rate.NewLimiter(rate.Limit(s.cfg.BadFrameRate), s.cfg.BadFrameBurst),
 		unreach:     rate.NewLimiter(rate.Limit(s.cfg.UnreachableRate), int(s.cfg.UnreachableRate)+1),
 		unreachSeen: make(map[keys.Public]time.Time),
@@ -85,6 +85,9 @@ func (c *conn) readFrame(ctx context.Context) (b []byte, binary bool, err error)
 	}
 	n := 0
 	for {
+		if n == len(c.rbuf) {
+			c.rbuf = growBuf(c.rbuf, n)
+		}
 		m, err := r.Read(c.rbuf[n:])
 		n += m
 		if err == io.EOF {
@@ -354,4 +357,15 @@ func (c *conn) writeLoop() {
 			}
 		}
 	}
+}
+
+// initialReadBuf is the starting read buffer of a connection; it grows (up to
+// frame.MaxFrame+1) only when a larger frame arrives, so idle connections
+// stay small.
+const initialReadBuf = 4 << 10
+
+func growBuf(b []byte, n int) []byte {
+	nb := make([]byte, min(2*len(b), frame.MaxFrame+1))
+	copy(nb, b[:n])
+	return nb
 }

@@ -16,9 +16,9 @@ import (
 // it reads from the socket again. A write goroutine corks its own connection
 // while its queue is not empty and uncorks when it drains.
 
-// readBufSize is the per-connection read buffer: large enough to pick up a
-// burst of frames with one read syscall.
-const readBufSize = 64 << 10
+// readBufSize is the per-connection socket read buffer: enough to pick up a
+// burst of a dozen packets with one read syscall.
+const readBufSize = 16 << 10
 
 // hijackWriter hands the websocket library our own buffered reader and a
 // corkable connection when it hijacks the HTTP connection.

@@ -74,7 +74,7 @@ type Config struct {
 	ForeignIdleTimeout time.Duration // default 60 s
 	// ReconnectSpread bounds the random delay before reconnecting after the
 	// home connection dropped, so a fleet does not reconnect in one burst
-	// when a relay restarts; default 5 s.
+	// when a relay restarts; default 8 s.
 	ReconnectSpread time.Duration
 	PingInterval    time.Duration // keepalive; default 25 s
 	DialTimeout     time.Duration // dial + auth; default 10 s
@@ -93,7 +93,7 @@ func (c *Config) setDefaults() {
 		c.ForeignIdleTimeout = 60 * time.Second
 	}
 	if c.ReconnectSpread <= 0 {
-		c.ReconnectSpread = 5 * time.Second
+		c.ReconnectSpread = 8 * time.Second
 	}
 	if c.PingInterval <= 0 {
 		c.PingInterval = 25 * time.Second

@@ -104,7 +104,7 @@ func (cn *conn) dial(parent context.Context) error {
 	cn.ws = ws
 	cn.cc = slot.Load()
 	cn.wsp.Store(ws)
-	cn.rbuf = make([]byte, frame.MaxFrame+1)
+	cn.rbuf = make([]byte, initialReadBuf)
 	cn.lastRead.Store(time.Now().UnixNano())
 	return nil
 }
@@ -173,6 +173,9 @@ func (cn *conn) readFrame() ([]byte, error) {
 	}
 	n := 0
 	for {
+		if n == len(cn.rbuf) {
+			cn.rbuf = growBuf(cn.rbuf, n)
+		}
 		m, err := r.Read(cn.rbuf[n:])
 		n += m
 		if err == io.EOF {
@@ -380,4 +383,15 @@ func (cn *conn) drop() {
 			return
 		}
 	}
+}
+
+// initialReadBuf is the starting read buffer of a connection; it grows (up to
+// frame.MaxFrame+1) only when a larger frame arrives, so idle connections
+// stay small.
+const initialReadBuf = 4 << 10
+
+func growBuf(b []byte, n int) []byte {
+	nb := make([]byte, min(2*len(b), frame.MaxFrame+1))
+	copy(nb, b[:n])
+	return nb
 }
