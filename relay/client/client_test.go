@@ -299,3 +299,43 @@ func TestSendBatchDeliversAll(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRelayPairBatch is BenchmarkRelayPair with SendBatch of 32
+// packets, as WireGuard's Bind hands them.
+func BenchmarkRelayPairBatch(b *testing.B) {
+	_, url := startRelay(b)
+	aPub, bPub := key(b), key(b)
+	a := newClient(b, aPub, nil, nil, url)
+	rx := newClient(b, bPub, nil, nil, url)
+	var received atomic.Int64
+	wake := make(chan struct{}, 1)
+	rx.SetReceiver(func(keys.Public, string, []byte) {
+		received.Add(1)
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	})
+	waitFor(b, "connected", func() bool { return a.Connected() && rx.Connected() })
+	const batch, window = 32, 256
+	pkts := make([][]byte, batch)
+	for i := range pkts {
+		pkts[i] = make([]byte, 1280)
+	}
+	b.SetBytes(1280 * batch)
+	b.ReportAllocs()
+	b.ResetTimer()
+	sent := int64(0)
+	for range b.N {
+		for sent-received.Load() > window-batch {
+			<-wake
+		}
+		for a.SendBatch(bPub, "", pkts) != nil {
+			runtime.Gosched()
+		}
+		sent += batch
+	}
+	for received.Load() < sent {
+		<-wake
+	}
+}
