@@ -202,13 +202,9 @@ func (c *Client) Sync(ctx context.Context, priv keys.Private, req *managementpb.
 		if err != nil {
 			return fmt.Errorf("sync: %w", err)
 		}
-		plain, err := box.Open(m.GetBody())
+		resp, err := openSyncResponse(box, m.GetBody())
 		if err != nil {
-			return fmt.Errorf("sync: %w", ErrBadResponse)
-		}
-		resp := &managementpb.SyncResponse{}
-		if err := proto.Unmarshal(plain, resp); err != nil {
-			return fmt.Errorf("sync: decode message: %w", ErrBadResponse)
+			return fmt.Errorf("sync: %w", err)
 		}
 		if resp.GetFull() != nil {
 			haveFull, last = true, resp.GetSerial()
@@ -225,6 +221,19 @@ func (c *Client) Sync(ctx context.Context, priv keys.Private, req *managementpb.
 			return err
 		}
 	}
+}
+
+// openSyncResponse opens and decodes one sealed Sync message.
+func openSyncResponse(box *seal.Precomputed, body []byte) (*managementpb.SyncResponse, error) {
+	plain, err := box.Open(body)
+	if err != nil {
+		return nil, ErrBadResponse
+	}
+	resp := &managementpb.SyncResponse{}
+	if err := proto.Unmarshal(plain, resp); err != nil {
+		return nil, fmt.Errorf("decode message: %w", ErrBadResponse)
+	}
+	return resp, nil
 }
 
 // NeedsLogin reports whether err means the agent's key is not (or no
