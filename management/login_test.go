@@ -323,6 +323,15 @@ func TestEphemeralPeerRemoved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A connected ephemeral peer stays.
+	_, eph2 := mustSetupKey(t, s, acct, SetupKeyInput{Ephemeral: true})
+	k2 := newKey(t)
+	r2, err := login(s, ctx, k2, eph2, "eph-online")
+	if err != nil {
+		t.Fatal(err)
+	}
+	str := openStream(t, s, k2, nil)
+	str.next(t)
 	clk.Advance(2 * time.Minute)
 	waitFor(t, "ephemeral peer removal", func() bool {
 		snap, _ := s.Snapshot(acct)
@@ -331,6 +340,9 @@ func TestEphemeralPeerRemoved(t *testing.T) {
 	snap, _ := s.Snapshot(acct)
 	if snap.Peers[rd.GetPeerConfig().GetPeerId()] == nil {
 		t.Fatal("durable peer removed")
+	}
+	if snap.Peers[r2.GetPeerConfig().GetPeerId()] == nil {
+		t.Fatal("connected ephemeral peer removed")
 	}
 	if all := allGroup(snap); contains(all.PeerIDs, re.GetPeerConfig().GetPeerId()) {
 		t.Fatal("removed peer still in All group")
