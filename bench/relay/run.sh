@@ -44,6 +44,12 @@ if command -v turnserver >/dev/null; then
 fi
 
 run() { "$work/relaybench" "$@" -duration "$DURATION" -pings "$PINGS"; }
+# added RELAY BASE: RTT added over direct UDP; a negative difference means the
+# baseline's tail was noisier than the relay's (loaded machine).
+added() {
+  local d; d=$(echo "$1 - $2" | bc -l)
+  if (( $(echo "$d < 0" | bc -l) )); then echo "n/a (noise)"; else printf "%.1f" "$d"; fi
+}
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
 echo "| pairs | relay | Mbit/s | loss % | RTT p50 µs | RTT p99 µs | added p50 µs | added p99 µs | server cores | Mbit/s per core |"
@@ -65,9 +71,9 @@ for n in $PAIRS; do
   for r in "${rows[@]}"; do
     name=${r%%|*}; line=${r#*|}
     p50=$(field rtt_p50_us "$line"); p99=$(field rtt_p99_us "$line")
-    printf "| %s | %s | %s | %s | %s | %s | %.1f | %.1f | %s | %s |\n" "$n" "$name" \
+    printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n" "$n" "$name" \
       "$(field mbps "$line")" "$(field loss_pct "$line")" "$p50" "$p99" \
-      "$(echo "$p50 - $b50" | bc -l)" "$(echo "$p99 - $b99" | bc -l)" \
+      "$(added "$p50" "$b50")" "$(added "$p99" "$b99")" \
       "$(field server_cores "$line")" "$(field mbps_per_core "$line")"
     eval "res_${name}_$n='$line'"
   done
