@@ -45,7 +45,9 @@ var ErrNotSupported = errors.New("lab not supported here")
 type Options struct {
 	// Logger receives progress at debug level; nil discards.
 	Logger *slog.Logger
-	// JournalDir overrides DefaultJournalDir.
+	// JournalDir overrides DefaultJournalDir. Every lab on a machine must
+	// use the same directory: CleanupStale treats prefixed namespaces
+	// without a journal in its directory as orphans.
 	JournalDir string
 	// LogDir, when set, receives one <host>-<argv0>-<n>.log file per
 	// process started with Host.Start (stdout and stderr).

@@ -73,9 +73,10 @@ func (l *Lab) startProc(h *Host, cmd *exec.Cmd) (*Proc, error) {
 	}
 	cmd.SysProcAttr.Setpgid = true
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
-	// Cancel (context done) stops the group gently first.
-	cmd.Cancel = func() error { return p.signalGroup(syscall.SIGTERM) }
-	cmd.WaitDelay = 5 * time.Second
+	if cmd.Cancel != nil { // made by CommandContext: stop the group gently first
+		cmd.Cancel = func() error { return p.signalGroup(syscall.SIGTERM) }
+		cmd.WaitDelay = 5 * time.Second
+	}
 	if err := cmd.Start(); err != nil {
 		p.closeLog()
 		return nil, fmt.Errorf("start %v in %s: %w", cmd.Args, h.Name, err)
