@@ -274,15 +274,12 @@ func (c *Client) Send(dst keys.Public, instanceURL string, pkt []byte) error {
 	}
 	buf := c.pool.Get(frame.TransportLen + len(pkt))
 	*buf = frame.AppendTransport(*buf, dst, pkt)
-	if !cn.send(buf) {
-		return ErrQueueFull
-	}
-	return nil
+	return cn.send(buf)
 }
 
 // SendBatch relays several packets to dst like Send, coalescing them into as
 // few socket writes as possible (WireGuard hands its Bind batches). It
-// returns the first error; packets after a full queue are dropped too.
+// returns the first error; packets that did not fit the queue are dropped.
 func (c *Client) SendBatch(dst keys.Public, instanceURL string, pkts [][]byte) error {
 	for _, p := range pkts {
 		if len(p) > frame.MaxPacket {
@@ -293,10 +290,7 @@ func (c *Client) SendBatch(dst keys.Public, instanceURL string, pkts [][]byte) e
 	if err != nil {
 		return err
 	}
-	if !cn.sendBatch(dst, pkts) {
-		return ErrQueueFull
-	}
-	return nil
+	return cn.sendBatch(dst, pkts)
 }
 
 func (c *Client) route(instanceURL string) (*conn, error) {

@@ -339,3 +339,27 @@ func BenchmarkRelayPairBatch(b *testing.B) {
 		<-wake
 	}
 }
+
+func TestForeignDialFailureBacksOff(t *testing.T) {
+	_, url := startRelay(t)
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadURL := "rel://" + dead.Addr().String()
+	dead.Close()
+	c := newClient(t, key(t), nil, nil, url)
+	waitFor(t, "connected", c.Connected)
+	dst := key(t)
+	// The first Send starts the dial and queues; once it failed, Sends are
+	// refused until the backoff passes instead of redialing every packet.
+	if err := c.Send(dst, deadURL, []byte("x")); err != nil {
+		t.Fatalf("first send: %v", err)
+	}
+	waitFor(t, "dial failure noticed", func() bool {
+		return errors.Is(c.Send(dst, deadURL, []byte("x")), ErrNotConnected)
+	})
+	if !c.Connected() {
+		t.Fatal("home connection affected")
+	}
+}

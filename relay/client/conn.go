@@ -267,28 +267,46 @@ const (
 // send writes buf from the caller's goroutine when the connection is up,
 // nothing is queued and no other write is in progress (the common case,
 // saving a goroutine hand-off per packet); otherwise it queues buf.
-func (cn *conn) send(buf *[]byte) bool {
+func (cn *conn) send(buf *[]byte) error {
 	if !cn.lockInline() {
-		return cn.enqueue(buf)
+		return cn.enqueueErr(buf)
 	}
 	start := time.Now()
 	err := cn.ws.Write(context.Background(), websocket.MessageBinary, *buf)
 	cn.unlockInline(start, err)
 	cn.c.pool.Put(buf)
-	return err == nil
+	if err != nil {
+		return ErrNotConnected
+	}
+	return nil
+}
+
+// enqueueErr is enqueue with Send's error.
+func (cn *conn) enqueueErr(buf *[]byte) error {
+	if cn.enqueue(buf) {
+		return nil
+	}
+	select {
+	case <-cn.done:
+		return ErrNotConnected
+	default:
+		return ErrQueueFull
+	}
 }
 
 // sendBatch is send for several packets to one destination, corked into one
 // socket write.
-func (cn *conn) sendBatch(dst keys.Public, pkts [][]byte) bool {
+func (cn *conn) sendBatch(dst keys.Public, pkts [][]byte) error {
 	if !cn.lockInline() {
-		ok := true
+		var first error
 		for _, p := range pkts {
 			buf := cn.c.pool.Get(frame.TransportLen + len(p))
 			*buf = frame.AppendTransport(*buf, dst, p)
-			ok = cn.enqueue(buf) && ok
+			if err := cn.enqueueErr(buf); err != nil && first == nil {
+				first = err
+			}
 		}
-		return ok
+		return first
 	}
 	start := time.Now()
 	corked := cn.cc != nil && len(pkts) > 1 && cn.cc.Cork()
@@ -307,7 +325,10 @@ func (cn *conn) sendBatch(dst keys.Public, pkts [][]byte) bool {
 	}
 	cn.c.pool.Put(buf)
 	cn.unlockInline(start, err)
-	return err == nil
+	if err != nil {
+		return ErrNotConnected
+	}
+	return nil
 }
 
 // lockInline takes the write lock for an inline write if the connection is
