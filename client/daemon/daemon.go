@@ -1,0 +1,277 @@
+// Package daemon is the long-running side of the petrel agent: it owns the
+// state directory (key, profile, cleanup journal), runs the engine, and
+// serves the local API (gRPC over a unix socket, mode 0600) that the CLI
+// uses.
+//
+// Imported by cmd/petrel only. A Daemon's methods are safe for concurrent
+// use; the engine is started and stopped under the daemon's mutex.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"petrel/client/engine"
+	"petrel/proto/daemonpb"
+)
+
+// Options configure a daemon (read once from flags in cmd/petrel).
+type Options struct {
+	StateDir      string
+	Socket        string // default StateDir/petrel.sock
+	Netstack      bool
+	InterfaceName string
+	MTU           int
+	WGPort        int
+	SOCKS5Addr    string // netstack mode: loopback SOCKS5 listen address ("" = 127.0.0.1:0)
+	DNSAddr       string // netstack mode: resolver listen address (later)
+	ICELoopback   bool   // offer loopback ICE candidates (single-host demos/tests)
+	ForceRelay    bool   // never try direct paths
+	Logger        *slog.Logger
+	// Tune lets tests adjust the engine config (e.g. loopback ICE candidates).
+	Tune func(*engine.Config)
+}
+
+// Daemon runs the agent.
+type Daemon struct {
+	opts    Options
+	state   StateDir
+	journal *Journal
+	log     *slog.Logger
+
+	mu       sync.Mutex
+	eng      *engine.Engine
+	lastErr  string
+	server   *grpc.Server
+	listener net.Listener
+	stopped  bool
+	done     chan struct{}
+}
+
+// New returns a daemon; nothing is started.
+func New(opts Options) *Daemon {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Socket == "" {
+		opts.Socket = filepath.Join(opts.StateDir, SocketFile)
+	}
+	return &Daemon{
+		opts:    opts,
+		state:   StateDir{Path: opts.StateDir},
+		journal: OpenJournal(filepath.Join(opts.StateDir, JournalFile)),
+		log:     opts.Logger.With("component", "daemon"),
+		done:    make(chan struct{}),
+	}
+}
+
+// Start recovers from a crashed predecessor (journal replay), opens the
+// local API socket and, when a profile is registered, reconnects in the
+// background. It does not block.
+func (d *Daemon) Start(ctx context.Context) error {
+	if err := d.state.Ensure(); err != nil {
+		return err
+	}
+	if n, err := d.journal.Replay(HostUndoers()); n > 0 || err != nil {
+		d.log.Info("cleaned up after previous run", "undone", n, "err", err)
+	}
+	ln, err := listenUnix(d.opts.Socket)
+	if err != nil {
+		return err
+	}
+	srv := grpc.NewServer()
+	daemonpb.RegisterDaemonServer(srv, &api{d: d})
+	d.mu.Lock()
+	d.server, d.listener = srv, ln
+	d.mu.Unlock()
+	go func() { _ = srv.Serve(ln) }()
+
+	prof, err := d.state.LoadProfile()
+	if err == nil && prof.Registered && prof.ManagementURL != "" {
+		go func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := d.up(cctx, &daemonpb.UpRequest{}, nil); err != nil {
+				d.log.Warn("reconnect with saved profile", "err", err)
+			}
+		}()
+	}
+	return nil
+}
+
+// Socket returns the local API socket path.
+func (d *Daemon) Socket() string { return d.opts.Socket }
+
+// Stop brings the engine down, removes what it added and closes the API.
+// Idempotent.
+func (d *Daemon) Stop() {
+	d.mu.Lock()
+	if d.stopped {
+		d.mu.Unlock()
+		return
+	}
+	d.stopped = true
+	srv := d.server
+	d.mu.Unlock()
+	_ = d.down()
+	if srv != nil {
+		srv.Stop()
+	}
+	os.Remove(d.opts.Socket)
+	close(d.done)
+}
+
+// Done is closed when Stop has finished.
+func (d *Daemon) Done() <-chan struct{} { return d.done }
+
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create socket dir: %w", err)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("another petrel daemon is already listening on %s", path)
+	}
+	os.Remove(path)
+	old := umask(0o177)
+	ln, err := net.Listen("unix", path)
+	umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("chmod socket: %w", err)
+	}
+	return ln, nil
+}
+
+// up logs in and starts the engine (or reports the running one).
+func (d *Daemon) up(ctx context.Context, req *daemonpb.UpRequest, progress func(*daemonpb.UpProgress)) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return errors.New("daemon is stopping")
+	}
+	prof, err := d.state.LoadProfile()
+	if err != nil {
+		return err
+	}
+	if req.ManagementUrl != "" {
+		u, err := ValidateManagementURL(req.ManagementUrl)
+		if err != nil {
+			return err
+		}
+		if u != prof.ManagementURL {
+			prof.Registered = false
+		}
+		prof.ManagementURL = u
+	}
+	if req.Hostname != "" {
+		prof.Hostname = req.Hostname
+	}
+	if prof.ManagementURL == "" {
+		return errors.New("no management URL: run petrel up --management-url URL --setup-key KEY")
+	}
+	if d.eng != nil {
+		if req.SetupKey == "" && req.ManagementUrl == "" || prof.ManagementURL == d.eng.ManagementURL() {
+			return nil // already up
+		}
+		d.stopEngineLocked()
+	}
+	if !prof.Registered && req.SetupKey == "" {
+		return errors.New("this machine is not registered: a setup key is needed (--setup-key)")
+	}
+	key, err := d.state.Key()
+	if err != nil {
+		return err
+	}
+	hostname := prof.Hostname
+	if hostname == "" {
+		hostname, _ = os.Hostname()
+	}
+	cfg := engine.Config{
+		ManagementURL: prof.ManagementURL,
+		SetupKey:      req.SetupKey,
+		Hostname:      hostname,
+		Key:           key,
+		Netstack:      d.opts.Netstack,
+		InterfaceName: d.opts.InterfaceName,
+		MTU:           d.opts.MTU,
+		WGPort:        d.opts.WGPort,
+		SOCKS5Addr:    d.opts.SOCKS5Addr,
+		ICELoopback:   d.opts.ICELoopback,
+		ForceRelay:    d.opts.ForceRelay,
+		Journal:       recorder{d.journal},
+		Logger:        d.opts.Logger,
+	}
+	if d.opts.Tune != nil {
+		d.opts.Tune(&cfg)
+	}
+	if progress != nil {
+		progress(&daemonpb.UpProgress{Stage: "management", Message: "logging in to " + prof.ManagementURL})
+	}
+	eng, err := engine.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := eng.Start(ctx); err != nil {
+		d.lastErr = err.Error()
+		return err
+	}
+	d.eng = eng
+	d.lastErr = ""
+	if !prof.Registered {
+		prof.Registered = true
+	}
+	if err := d.state.SaveProfile(prof); err != nil {
+		d.log.Warn("save profile", "err", err)
+	}
+	return nil
+}
+
+func (d *Daemon) down() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.stopEngineLocked()
+	return nil
+}
+
+func (d *Daemon) stopEngineLocked() {
+	if d.eng == nil {
+		return
+	}
+	d.eng.Stop()
+	d.eng = nil
+	if n, err := d.journal.Replay(HostUndoers()); err != nil {
+		d.log.Warn("cleanup after engine stop", "undone", n, "err", err)
+	}
+}
+
+func (d *Daemon) engine() *engine.Engine {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.eng
+}
+
+// logout stops the engine and forgets the registration (the key stays).
+func (d *Daemon) logout() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.stopEngineLocked()
+	prof, err := d.state.LoadProfile()
+	if err != nil {
+		return err
+	}
+	prof.Registered = false
+	return d.state.SaveProfile(prof)
+}

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package daemon
+
+func umask(m int) int { return m }

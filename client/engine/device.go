@@ -1,0 +1,59 @@
+package engine
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/pion/ice/v4"
+
+	"petrel/client/wg"
+	"petrel/proto/managementpb"
+)
+
+// setupDevice creates the Bind, the WireGuard device (TUN or netstack) with
+// the overlay address, the ICE mux on the shared socket and, in netstack
+// mode, the SOCKS5 proxy.
+func (e *Engine) setupDevice(pc *managementpb.PeerConfig) error {
+	if pc == nil {
+		return fmt.Errorf("management sent no peer config")
+	}
+	addr, err := netip.ParsePrefix(pc.Address)
+	if err != nil {
+		return fmt.Errorf("management sent a bad overlay address %q: %w", pc.Address, err)
+	}
+	e.mu.Lock()
+	e.self = pc
+	e.mu.Unlock()
+	e.bind = wg.NewBind(wg.BindConfig{Logger: e.cfg.Logger, Port: uint16(e.cfg.WGPort)})
+	if e.cfg.BlockDirect != nil {
+		e.bind.SetBlockUDP(e.cfg.BlockDirect)
+	}
+	if !e.cfg.Netstack && e.cfg.Journal != nil {
+		if err := e.cfg.Journal.Record("link", e.cfg.InterfaceName, nil); err != nil {
+			return fmt.Errorf("journal interface: %w", err)
+		}
+	}
+	e.dev, err = wg.NewDevice(wg.DeviceConfig{
+		Netstack:      e.cfg.Netstack,
+		InterfaceName: e.cfg.InterfaceName,
+		MTU:           e.cfg.MTU,
+		Address:       addr,
+		PrivateKey:    e.cfg.Key,
+		Bind:          e.bind,
+		Logger:        e.cfg.Logger,
+	})
+	if err != nil {
+		return fmt.Errorf("create WireGuard device: %w", err)
+	}
+	e.mux = ice.NewUniversalUDPMuxDefault(ice.UniversalUDPMuxParams{UDPConn: e.bind.ICEConn()})
+	if e.cfg.Netstack {
+		a, err := e.dev.ServeSOCKS5(e.ctx, e.cfg.SOCKS5Addr)
+		if err != nil {
+			return fmt.Errorf("start SOCKS5 proxy: %w", err)
+		}
+		e.socks = a.String()
+		e.log.Info("SOCKS5 proxy into the overlay", "addr", e.socks)
+	}
+	e.log.Info("WireGuard device up", "address", addr, "netstack", e.cfg.Netstack, "listen", e.bind.LocalAddr())
+	return nil
+}

@@ -1,0 +1,250 @@
+// Package engine turns the management service's network map into agent
+// state: it logs in, keeps the Sync stream, runs the WireGuard device, the
+// signal and relay clients and one peer.Conn per remote peer, and answers
+// status and ping for the daemon.
+//
+// Imported by client/daemon. Engine methods are safe for concurrent use.
+// Goroutines: the Sync loop (applies maps in serial order), the signal
+// client's handler goroutine (dispatches to peer.Conn), the relay client's
+// read goroutines (feed the Bind), and a status/keepalive ticker.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/ice/v4"
+	"golang.zx2c4.com/wireguard/tun/netstack"
+	"google.golang.org/grpc"
+
+	"petrel/client/mgmt"
+	"petrel/client/netx"
+	"petrel/client/peer"
+	"petrel/client/wg"
+	"petrel/internal/keys"
+	"petrel/proto/managementpb"
+	relayclient "petrel/relay/client"
+	signalclient "petrel/signal/client"
+)
+
+// Recorder journals host changes before they are made (client/daemon.Journal).
+type Recorder interface {
+	Record(kind, name string, data map[string]string) error
+}
+
+// Config is the engine configuration (validated by the daemon).
+type Config struct {
+	ManagementURL string
+	SetupKey      string // used only when the key is not registered yet
+	Hostname      string
+	Key           keys.Private
+	Netstack      bool
+	InterfaceName string
+	MTU           int
+	WGPort        int
+	SOCKS5Addr    string
+	ICELoopback   bool
+	ForceRelay    bool
+	Journal       Recorder
+	Logger        *slog.Logger
+	// BlockDirect is a test hook: drop direct UDP to/from matching addresses.
+	BlockDirect func(netip.AddrPort) bool
+}
+
+type lifecycle int32
+
+const (
+	stateNew lifecycle = iota
+	stateRunning
+	stateStopped
+)
+
+// Engine is a running agent.
+type Engine struct {
+	cfg Config
+	log *slog.Logger
+	pub keys.Public
+
+	state  atomic.Int32
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mgmt   *mgmt.Client
+	bind   *wg.Bind
+	dev    *wg.Device
+	mux    *ice.UniversalUDPMuxDefault
+	signal *signalclient.Client
+	relay  *relayclient.Client
+	socks  string
+
+	mgmtUp     atomic.Bool
+	relayToken atomic.Pointer[string]
+
+	mu       sync.Mutex
+	nm       *managementpb.NetworkMap
+	serverCf *managementpb.ServerConfig
+	self     *managementpb.PeerConfig
+	peers    map[keys.Public]*remote
+}
+
+type remote struct {
+	info    *managementpb.RemotePeer
+	conn    *peer.Conn
+	offline atomic.Bool
+}
+
+// New validates cfg; nothing is started.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Key.IsZero() {
+		return nil, errors.New("engine: no private key")
+	}
+	if cfg.MTU == 0 {
+		cfg.MTU = 1280
+	}
+	if cfg.InterfaceName == "" {
+		cfg.InterfaceName = "petrel0"
+	}
+	e := &Engine{cfg: cfg, log: cfg.Logger.With("component", "engine"), pub: cfg.Key.Public(),
+		peers: map[keys.Public]*remote{}}
+	return e, nil
+}
+
+// ManagementURL returns the management URL the engine uses.
+func (e *Engine) ManagementURL() string { return e.cfg.ManagementURL }
+
+// HasRelay reports whether management advertised a relay.
+func (e *Engine) HasRelay() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.serverCf != nil && e.serverCf.Relay != nil && len(e.serverCf.Relay.Urls) > 0
+}
+
+// grpcTarget turns http(s)://host[:port] into host:port and a TLS flag.
+func grpcTarget(raw string) (string, bool, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", false, fmt.Errorf("parse URL %q: %w", raw, err)
+	}
+	tls := u.Scheme == "https"
+	if u.Scheme != "http" && !tls {
+		return "", false, fmt.Errorf("URL %q: scheme must be http or https", raw)
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if tls {
+			port = "443"
+		}
+	}
+	if u.Hostname() == "" {
+		return "", false, fmt.Errorf("URL %q has no host", raw)
+	}
+	return net.JoinHostPort(u.Hostname(), port), tls, nil
+}
+
+// Start logs in (blocking, bounded by ctx), creates the device and starts
+// the background loops. On error everything started is torn down.
+func (e *Engine) Start(ctx context.Context) (err error) {
+	if !e.state.CompareAndSwap(int32(stateNew), int32(stateRunning)) {
+		return errors.New("engine already started")
+	}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			e.Stop()
+		}
+	}()
+	dialer := netx.Dialer(e.cfg.Logger)
+	e.mgmt, err = mgmt.Dial(ctx, e.cfg.ManagementURL, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+		return dialer.DialContext(ctx, "tcp", addr)
+	}))
+	if err != nil {
+		return fmt.Errorf("connect to management: %w", err)
+	}
+	resp, err := e.login(ctx)
+	if err != nil {
+		return err
+	}
+	if err := e.setupDevice(resp.GetPeerConfig()); err != nil {
+		return err
+	}
+	e.applyServerConfig(resp.GetServerConfig())
+	e.wg.Add(1)
+	go e.syncLoop()
+	return nil
+}
+
+// Stop tears everything down. Idempotent.
+func (e *Engine) Stop() {
+	prev := lifecycle(e.state.Swap(int32(stateStopped)))
+	if prev == stateStopped {
+		return
+	}
+	if e.cancel != nil {
+		e.cancel()
+	}
+	e.mu.Lock()
+	peers := e.peers
+	e.peers = map[keys.Public]*remote{}
+	e.mu.Unlock()
+	for _, r := range peers {
+		r.conn.Close()
+	}
+	if e.signal != nil {
+		e.signal.Stop()
+	}
+	if e.relay != nil {
+		e.relay.Stop()
+	}
+	if e.mux != nil {
+		_ = e.mux.Close()
+	}
+	if e.dev != nil {
+		_ = e.dev.Close()
+	}
+	if e.mgmt != nil {
+		_ = e.mgmt.Close()
+	}
+	e.wg.Wait()
+}
+
+func (e *Engine) running() bool { return lifecycle(e.state.Load()) == stateRunning }
+
+// Netstack returns the userspace network stack (netstack mode only; nil
+// otherwise), for programs and tests that dial into the overlay.
+func (e *Engine) Netstack() *netstack.Net {
+	if e.dev == nil {
+		return nil
+	}
+	return e.dev.Netstack()
+}
+
+// SetBlockDirect is a test hook: drop direct UDP to/from matching addresses
+// (nil unblocks).
+func (e *Engine) SetBlockDirect(fn func(netip.AddrPort) bool) {
+	if e.bind != nil {
+		e.bind.SetBlockUDP(fn)
+	}
+}
+
+// LocalPort is the shared WireGuard/ICE UDP port.
+func (e *Engine) LocalPort() int {
+	if e.bind == nil || e.bind.LocalAddr() == nil {
+		return 0
+	}
+	return e.bind.LocalAddr().Port
+}
+
+// PublicKey is this agent's WireGuard public key.
+func (e *Engine) PublicKey() keys.Public { return e.pub }

@@ -1,0 +1,105 @@
+package engine
+
+import (
+	"net/netip"
+	"time"
+
+	"petrel/client/peer"
+	"petrel/client/wg"
+	"petrel/internal/keys"
+	"petrel/proto/managementpb"
+)
+
+// keepalive keeps NAT mappings and relay paths warm and makes WireGuard
+// handshake as soon as a path exists.
+const keepalive = 25 * time.Second
+
+// reconcilePeers makes the device and the peer Conns match the map.
+func (e *Engine) reconcilePeers(nm *managementpb.NetworkMap) {
+	want := make(map[keys.Public]*managementpb.RemotePeer, len(nm.Peers))
+	for _, p := range nm.Peers {
+		k, err := keys.ParsePublic(p.PublicKey)
+		if err != nil || k == e.pub {
+			continue
+		}
+		want[k] = p
+	}
+	stunURIs := e.stunURIs()
+	e.mu.Lock()
+	var removed []*remote
+	var removedKeys []keys.Public
+	for k, r := range e.peers {
+		if _, ok := want[k]; !ok {
+			removed = append(removed, r)
+			removedKeys = append(removedKeys, k)
+			delete(e.peers, k)
+		}
+	}
+	var added []*remote
+	var changed []*remote
+	for k, p := range want {
+		if r, ok := e.peers[k]; ok {
+			if !sameAllowed(r.info, p) {
+				changed = append(changed, r)
+			}
+			r.info = p
+			continue
+		}
+		r := &remote{info: p}
+		r.conn = peer.New(peer.Config{
+			Local: e.pub, Remote: k, Signal: e.signalSender(), Endpoints: e.dev,
+			RelayHome:       e.relayHome,
+			RelayEndpoint:   wg.RelayEndpointString,
+			DirectEndpoint:  func(addr string) string { return addr },
+			Mux:             e.mux,
+			STUN:            stunURIs,
+			IncludeLoopback: e.cfg.ICELoopback,
+			ForceRelay:      e.cfg.ForceRelay,
+			WGPort:          uint32(e.bind.LocalAddr().Port),
+			Logger:          e.cfg.Logger,
+		})
+		e.peers[k] = r
+		added = append(added, r)
+	}
+	e.mu.Unlock()
+
+	for i, r := range removed {
+		r.conn.Close()
+		if err := e.dev.RemovePeer(removedKeys[i]); err != nil {
+			e.log.Warn("remove peer", "peer", r.info.Name, "err", err)
+		}
+		e.log.Info("peer removed", "peer", r.info.Fqdn)
+	}
+	for _, r := range append(changed, added...) {
+		k, _ := keys.ParsePublic(r.info.PublicKey)
+		if err := e.dev.UpsertPeer(k, allowedIPs(r.info), "", keepalive); err != nil {
+			e.log.Warn("configure peer", "peer", r.info.Name, "err", err)
+		}
+	}
+	for _, r := range added {
+		e.log.Info("peer added", "peer", r.info.Fqdn)
+		r.conn.Start()
+	}
+}
+
+func allowedIPs(p *managementpb.RemotePeer) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(p.AllowedIps))
+	for _, s := range p.AllowedIps {
+		if pfx, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, pfx)
+		}
+	}
+	return out
+}
+
+func sameAllowed(a, b *managementpb.RemotePeer) bool {
+	if len(a.AllowedIps) != len(b.AllowedIps) {
+		return false
+	}
+	for i := range a.AllowedIps {
+		if a.AllowedIps[i] != b.AllowedIps[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,160 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	"petrel/client/peer"
+	"petrel/internal/keys"
+	"petrel/proto/daemonpb"
+	"petrel/proto/signalpb"
+)
+
+// handshakeFresh is how recent a WireGuard handshake must be for a peer to
+// count as connected (WireGuard rekeys every 2 minutes while traffic flows,
+// and keepalives keep traffic flowing).
+const handshakeFresh = 3 * time.Minute
+
+type nilSignal struct{}
+
+func (nilSignal) Send(context.Context, keys.Public, *signalpb.PeerMessage) error {
+	return errors.New("signal not configured")
+}
+
+func (e *Engine) signalSender() peer.Signaler {
+	if e.signal == nil {
+		return nilSignal{}
+	}
+	return e.signal
+}
+
+// Status returns the agent state in the daemon API's shape.
+func (e *Engine) Status() *daemonpb.StatusResponse {
+	st := &daemonpb.StatusResponse{
+		ManagementUrl:       e.cfg.ManagementURL,
+		ManagementConnected: e.mgmtUp.Load(),
+		PublicKey:           e.pub.String(),
+		InterfaceName:       e.cfg.InterfaceName,
+		Netstack:            e.cfg.Netstack,
+		Socks5Addr:          e.socks,
+	}
+	if e.cfg.Netstack {
+		st.InterfaceName = ""
+	}
+	if e.signal != nil {
+		st.SignalConnected = e.signal.Connected()
+	}
+	if e.relay != nil {
+		st.RelayConnected = e.relay.Connected()
+		st.RelayHomeUrl = e.relay.HomeURL()
+	}
+	var stats map[keys.Public]wgStats
+	if e.dev != nil {
+		stats = e.deviceStats()
+	}
+	e.mu.Lock()
+	if e.self != nil {
+		st.Ip, st.Fqdn = e.self.Address, e.self.Fqdn
+	}
+	for k, r := range e.peers {
+		ps := &daemonpb.PeerStatus{Name: r.info.Name, Fqdn: r.info.Fqdn, PublicKey: r.info.PublicKey}
+		if len(r.info.AllowedIps) > 0 {
+			ps.Ip = strings.TrimSuffix(r.info.AllowedIps[0], "/32")
+		}
+		cs := r.conn.Status()
+		ps.Path, ps.RelayUrl = string(cs.Path), cs.RelayURL
+		ps.LocalCandidate, ps.RemoteCandidate, ps.LatencyMs = cs.LocalCandidate, cs.RemoteCandidate, cs.LatencyMs
+		if cs.Path == peer.PathRelay {
+			ps.RelayReason = cs.Reason
+		}
+		s, ok := stats[k]
+		if ok {
+			ps.RxBytes, ps.TxBytes = s.rx, s.tx
+			if !s.handshake.IsZero() {
+				ps.LastHandshakeUnix = s.handshake.Unix()
+			}
+		}
+		switch {
+		case ok && !s.handshake.IsZero() && time.Since(s.handshake) < handshakeFresh && cs.Path != peer.PathNone:
+			ps.Status = "connected"
+		case r.offline.Load():
+			ps.Status = "offline"
+		default:
+			ps.Status = "connecting"
+		}
+		st.Peers = append(st.Peers, ps)
+	}
+	e.mu.Unlock()
+	sort.Slice(st.Peers, func(i, j int) bool { return st.Peers[i].Fqdn < st.Peers[j].Fqdn })
+	switch {
+	case st.ManagementConnected && st.SignalConnected:
+		st.State = "connected"
+	default:
+		st.State = "connecting"
+	}
+	return st
+}
+
+type wgStats struct {
+	handshake time.Time
+	rx, tx    uint64
+}
+
+func (e *Engine) deviceStats() map[keys.Public]wgStats {
+	raw, err := e.dev.Stats()
+	if err != nil {
+		return nil
+	}
+	out := make(map[keys.Public]wgStats, len(raw))
+	for k, s := range raw {
+		out[k] = wgStats{handshake: s.LastHandshake, rx: s.RxBytes, tx: s.TxBytes}
+	}
+	return out
+}
+
+// ResolvePeer finds a peer's overlay IP by name, DNS label, FQDN or IP.
+func (e *Engine) ResolvePeer(q string) (netip.Addr, error) {
+	q = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(q)), ".")
+	if ip, err := netip.ParseAddr(q); err == nil {
+		return ip, nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, r := range e.peers {
+		fqdn := strings.TrimSuffix(strings.ToLower(r.info.Fqdn), ".")
+		label, _, _ := strings.Cut(fqdn, ".")
+		if q == fqdn || q == label || q == strings.ToLower(r.info.Name) {
+			if len(r.info.AllowedIps) == 0 {
+				break
+			}
+			pfx, err := netip.ParsePrefix(r.info.AllowedIps[0])
+			if err != nil {
+				return netip.Addr{}, fmt.Errorf("peer %s has a bad address: %w", q, err)
+			}
+			return pfx.Addr(), nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("no peer named %q", q)
+}
+
+// Ping sends one ICMP echo over the overlay; it returns the RTT and the
+// path the peer currently uses.
+func (e *Engine) Ping(ctx context.Context, ip netip.Addr) (time.Duration, string, error) {
+	path := "none"
+	e.mu.Lock()
+	for _, r := range e.peers {
+		for _, a := range r.info.AllowedIps {
+			if pfx, err := netip.ParsePrefix(a); err == nil && pfx.Contains(ip) {
+				path = string(r.conn.Status().Path)
+			}
+		}
+	}
+	e.mu.Unlock()
+	rtt, err := e.dev.Ping(ctx, ip)
+	return rtt, path, err
+}

@@ -1,0 +1,126 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"petrel/client/mgmt"
+	"petrel/internal/backoff"
+	"petrel/management/netmap"
+	"petrel/proto/managementpb"
+)
+
+// AgentVersion is reported to management.
+var AgentVersion = "dev"
+
+func (e *Engine) loginRequest() *managementpb.LoginRequest {
+	return &managementpb.LoginRequest{
+		SetupKey: e.cfg.SetupKey,
+		Hostname: e.cfg.Hostname,
+		Meta: &managementpb.PeerMeta{Hostname: e.cfg.Hostname, Os: runtime.GOOS,
+			AgentVersion: AgentVersion, NetstackMode: e.cfg.Netstack},
+	}
+}
+
+// login registers or re-authenticates, retrying while management is
+// unreachable until ctx ends. Refusals (bad key) fail at once.
+func (e *Engine) login(ctx context.Context) (*managementpb.LoginResponse, error) {
+	bo := backoff.Backoff{Min: 500 * time.Millisecond, Max: 5 * time.Second}
+	var lastErr error
+	for {
+		resp, err := e.mgmt.Login(ctx, e.cfg.Key, e.loginRequest())
+		if err == nil {
+			e.mgmtUp.Store(true)
+			return resp, nil
+		}
+		st, _ := status.FromError(err)
+		switch st.Code() {
+		case codes.Unauthenticated, codes.PermissionDenied, codes.FailedPrecondition, codes.InvalidArgument, codes.NotFound:
+			return nil, fmt.Errorf("management refused login: %s", st.Message())
+		}
+		lastErr = err
+		e.log.Debug("login failed, retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("management server %s unreachable: %s", e.cfg.ManagementURL, describe(lastErr))
+		case <-time.After(bo.Next()):
+		}
+	}
+}
+
+func describe(err error) string {
+	if st, ok := status.FromError(err); ok {
+		return st.Message()
+	}
+	return err.Error()
+}
+
+// syncLoop keeps a Sync stream open, reconnecting with jittered backoff.
+func (e *Engine) syncLoop() {
+	defer e.wg.Done()
+	bo := backoff.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second}
+	for e.ctx.Err() == nil {
+		start := time.Now()
+		err := e.mgmt.Sync(e.ctx, e.cfg.Key, &managementpb.SyncRequest{Meta: e.loginRequest().Meta}, e.onSync)
+		e.mgmtUp.Store(false)
+		if e.ctx.Err() != nil {
+			return
+		}
+		if time.Since(start) > 30*time.Second {
+			bo.Reset()
+		}
+		if errors.Is(err, mgmt.ErrSerialGap) {
+			e.log.Info("serial gap in sync stream; resyncing")
+			continue
+		}
+		if st, ok := status.FromError(err); ok && (st.Code() == codes.PermissionDenied || st.Code() == codes.NotFound) {
+			e.log.Warn("management no longer knows this peer", "err", st.Message())
+		}
+		d := bo.Next()
+		e.log.Info("sync stream ended; reconnecting", "err", err, "in", d.Round(time.Millisecond))
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-time.After(d):
+		}
+	}
+}
+
+// onSync applies one Sync message (full map or delta) in serial order.
+func (e *Engine) onSync(r *managementpb.SyncResponse) error {
+	e.mgmtUp.Store(true)
+	if r.ServerConfig != nil {
+		e.applyServerConfig(r.ServerConfig)
+	}
+	e.mu.Lock()
+	var nm *managementpb.NetworkMap
+	switch {
+	case r.Full != nil:
+		nm = r.Full
+	case r.Delta != nil:
+		if e.nm == nil {
+			e.mu.Unlock()
+			return mgmt.ErrSerialGap
+		}
+		nm = netmap.Apply(e.nm, r.Delta)
+	default:
+		e.mu.Unlock()
+		return nil
+	}
+	e.nm = nm
+	if nm.Self != nil {
+		if e.self != nil && nm.Self.Address != e.self.Address {
+			e.log.Warn("overlay address changed; restart the agent to apply", "old", e.self.Address, "new", nm.Self.Address)
+		}
+		e.self = nm.Self
+	}
+	e.mu.Unlock()
+	e.reconcilePeers(nm)
+	return nil
+}

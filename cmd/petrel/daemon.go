@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"petrel/client/daemon"
+)
+
+// daemonFlags are the data-plane options of a daemon.
+type daemonFlags struct {
+	netstack   bool
+	iface      string
+	mtu        int
+	wgPort     int
+	socks5     string
+	loopback   bool
+	noRelay    bool
+	forceRelay bool
+}
+
+func (f *daemonFlags) register(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&f.netstack, "netstack", false, "userspace network stack (no root; overlay reachable through a SOCKS5 proxy)")
+	cmd.Flags().StringVar(&f.iface, "interface", "petrel0", "TUN interface name")
+	cmd.Flags().IntVar(&f.mtu, "mtu", 1280, "tunnel MTU")
+	cmd.Flags().IntVar(&f.wgPort, "wg-port", 0, "WireGuard/ICE UDP port (0 = random)")
+	cmd.Flags().StringVar(&f.socks5, "socks5", "127.0.0.1:0", "netstack mode: SOCKS5 listen address")
+	cmd.Flags().BoolVar(&f.loopback, "ice-loopback", false, "offer loopback ICE candidates (single-host demos and tests only)")
+	cmd.Flags().BoolVar(&f.forceRelay, "force-relay", false, "never try direct paths (diagnostics)")
+	_ = cmd.Flags().MarkHidden("ice-loopback")
+}
+
+func (f *daemonFlags) options(g *globalFlags) daemon.Options {
+	return daemon.Options{
+		StateDir:      g.stateDir,
+		Socket:        g.socketPath(),
+		Netstack:      f.netstack,
+		InterfaceName: f.iface,
+		MTU:           f.mtu,
+		WGPort:        f.wgPort,
+		SOCKS5Addr:    f.socks5,
+		ICELoopback:   f.loopback,
+		ForceRelay:    f.forceRelay,
+		Logger:        newLogger(g.logLevel),
+	}
+}
+
+func (f *daemonFlags) args() []string {
+	a := []string{"--interface", f.iface, "--mtu", fmt.Sprint(f.mtu), "--wg-port", fmt.Sprint(f.wgPort), "--socks5", f.socks5}
+	if f.netstack {
+		a = append(a, "--netstack")
+	}
+	if f.loopback {
+		a = append(a, "--ice-loopback")
+	}
+	if f.forceRelay {
+		a = append(a, "--force-relay")
+	}
+	return a
+}
+
+func newDaemonCmd(g *globalFlags) *cobra.Command {
+	f := &daemonFlags{}
+	cmd := &cobra.Command{
+		Use:   "daemon",
+		Short: "Run the agent daemon (root for TUN mode)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !f.netstack && os.Geteuid() != 0 {
+				return fmt.Errorf("TUN mode needs root; run as root or use --netstack")
+			}
+			d := daemon.New(f.options(g))
+			if err := d.Start(context.Background()); err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "petrel daemon listening on %s\n", d.Socket())
+			waitSignal(d)
+			return nil
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+// waitSignal blocks until SIGINT/SIGTERM (then stops d) or until d stops.
+func waitSignal(d *daemon.Daemon) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	select {
+	case <-sig:
+		d.Stop()
+	case <-d.Done():
+	}
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"petrel/proto/daemonpb"
+)
+
+// statusJSON is the stable JSON contract of `petrel status --json`
+// (DESIGN.md §1). Extend it; never rename or remove fields.
+type statusJSON struct {
+	State      string `json:"state"`
+	Management struct {
+		URL       string `json:"url"`
+		Connected bool   `json:"connected"`
+	} `json:"management"`
+	Signal struct {
+		Connected bool `json:"connected"`
+	} `json:"signal"`
+	Relay struct {
+		HomeURL   string `json:"home_url"`
+		Connected bool   `json:"connected"`
+	} `json:"relay"`
+	IP        string           `json:"ip"`
+	FQDN      string           `json:"fqdn"`
+	PublicKey string           `json:"public_key"`
+	Peers     []peerStatusJSON `json:"peers"`
+	LastError string           `json:"last_error,omitempty"`
+}
+
+type peerStatusJSON struct {
+	Name            string  `json:"name"`
+	FQDN            string  `json:"fqdn"`
+	IP              string  `json:"ip"`
+	PublicKey       string  `json:"public_key"`
+	Status          string  `json:"status"`
+	Path            string  `json:"path"`
+	RelayURL        string  `json:"relay_url"`
+	RelayReason     string  `json:"relay_reason,omitempty"`
+	LocalCandidate  string  `json:"local_candidate"`
+	RemoteCandidate string  `json:"remote_candidate"`
+	LatencyMs       float64 `json:"latency_ms"`
+	LastHandshake   string  `json:"last_handshake"` // RFC 3339, "" = never
+	RxBytes         uint64  `json:"rx_bytes"`
+	TxBytes         uint64  `json:"tx_bytes"`
+}
+
+func toJSON(st *daemonpb.StatusResponse) statusJSON {
+	var j statusJSON
+	j.State = st.State
+	j.Management.URL, j.Management.Connected = st.ManagementUrl, st.ManagementConnected
+	j.Signal.Connected = st.SignalConnected
+	j.Relay.HomeURL, j.Relay.Connected = st.RelayHomeUrl, st.RelayConnected
+	j.IP, j.FQDN, j.PublicKey, j.LastError = st.Ip, st.Fqdn, st.PublicKey, st.LastError
+	j.Peers = make([]peerStatusJSON, 0, len(st.Peers))
+	for _, p := range st.Peers {
+		hs := ""
+		if p.LastHandshakeUnix > 0 {
+			hs = time.Unix(p.LastHandshakeUnix, 0).UTC().Format(time.RFC3339)
+		}
+		j.Peers = append(j.Peers, peerStatusJSON{Name: p.Name, FQDN: p.Fqdn, IP: p.Ip, PublicKey: p.PublicKey,
+			Status: p.Status, Path: p.Path, RelayURL: p.RelayUrl, RelayReason: p.RelayReason,
+			LocalCandidate: p.LocalCandidate, RemoteCandidate: p.RemoteCandidate, LatencyMs: p.LatencyMs,
+			LastHandshake: hs, RxBytes: p.RxBytes, TxBytes: p.TxBytes})
+	}
+	return j
+}
+
+func newStatusCmd(g *globalFlags) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the connection state and peers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, closeFn, err := dialDaemon(g.socketPath())
+			if err != nil {
+				if asJSON {
+					var j statusJSON
+					j.State = "down"
+					j.Peers = []peerStatusJSON{}
+					return writeJSON(cmd.OutOrStdout(), j)
+				}
+				return err
+			}
+			defer closeFn()
+			ctx, cancel := withTimeout(10 * time.Second)
+			defer cancel()
+			st, err := cl.Status(ctx, &daemonpb.StatusRequest{})
+			if err != nil {
+				return rpcErr(err)
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), toJSON(st))
+			}
+			printStatus(cmd.OutOrStdout(), st)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (stable contract)")
+	return cmd
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "connected"
+	}
+	return "disconnected"
+}
+
+func printStatus(w io.Writer, st *daemonpb.StatusResponse) {
+	fmt.Fprintf(w, "State:      %s\n", st.State)
+	if st.LastError != "" {
+		fmt.Fprintf(w, "Last error: %s\n", st.LastError)
+	}
+	if st.State == "down" || st.State == "needs-login" {
+		return
+	}
+	fmt.Fprintf(w, "Address:    %s (%s)\n", st.Ip, st.Fqdn)
+	fmt.Fprintf(w, "Management: %s %s\n", st.ManagementUrl, yesNo(st.ManagementConnected))
+	fmt.Fprintf(w, "Signal:     %s\n", yesNo(st.SignalConnected))
+	fmt.Fprintf(w, "Relay:      %s %s\n", st.RelayHomeUrl, yesNo(st.RelayConnected))
+	if st.Socks5Addr != "" {
+		fmt.Fprintf(w, "SOCKS5:     %s\n", st.Socks5Addr)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PEER\tIP\tSTATUS\tPATH\tLATENCY\tLAST HANDSHAKE\tRX/TX")
+	for _, p := range st.Peers {
+		path := p.Path
+		if p.Path == "relay" && p.RelayReason != "" {
+			path += " (" + p.RelayReason + ")"
+		}
+		lat := "-"
+		if p.LatencyMs > 0 {
+			lat = fmt.Sprintf("%.1f ms", p.LatencyMs)
+		}
+		hs := "never"
+		if p.LastHandshakeUnix > 0 {
+			hs = time.Since(time.Unix(p.LastHandshakeUnix, 0)).Round(time.Second).String() + " ago"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s/%s\n", p.Fqdn, p.Ip, p.Status, path, lat, hs,
+			humanBytes(p.RxBytes), humanBytes(p.TxBytes))
+	}
+	tw.Flush()
+}
+
+func humanBytes(n uint64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1fG", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1fM", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1fK", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%dB", n)
+}
