@@ -2,15 +2,20 @@ package relay_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"petrel/internal/keys"
 	"petrel/relay"
+	"petrel/relay/client"
 	"petrel/relay/frame"
 )
 
@@ -160,4 +165,58 @@ func TestSharedHTTP2Listener(t *testing.T) {
 	expect(t, a, b, "", "over the shared listener")
 	a.c.Stop()
 	b.c.Stop()
+}
+
+// TestTLSRelay serves the relay over TLS with HTTP/2 offered (as a shared
+// public listener would) and connects with a rels:// URL.
+func TestTLSRelay(t *testing.T) {
+	srv, err := relay.NewServer(relay.Config{InstanceURL: "rels://relay.test:443", Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(relay.Path, srv)
+	ts := httptest.NewUnstartedServer(mux)
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	defer func() { srv.Stop(); ts.Close() }()
+
+	url := "rels://" + ts.Listener.Addr().String()
+	pool := x509.NewCertPool()
+	pool.AddCert(ts.Certificate())
+	mk := func() (*client.Client, keys.Public) {
+		_, pub := newKey(t)
+		c := client.New(client.Config{URLs: []string{url}, Key: pub,
+			Token: func() string { return token(pub) }, TLSConfig: &tls.Config{RootCAs: pool}})
+		if err := c.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Stop)
+		return c, pub
+	}
+	a, _ := mk()
+	b, bPub := mk()
+	got := make(chan string, 8)
+	b.SetReceiver(func(_ keys.Public, inst string, pkt []byte) {
+		select {
+		case got <- inst + " " + string(pkt):
+		default:
+		}
+	})
+	waitFor(t, "connected over TLS", func() bool { return a.Connected() && b.Connected() })
+	if a.HomeURL() != "rels://relay.test:443" {
+		t.Fatalf("home %q", a.HomeURL())
+	}
+	waitFor(t, "delivery over TLS", func() bool {
+		a.Send(bPub, "", []byte("secret"))
+		select {
+		case m := <-got:
+			return m == "rels://relay.test:443 secret"
+		case <-time.After(50 * time.Millisecond):
+			return false
+		}
+	})
 }

@@ -15,9 +15,18 @@
 //
 // Threading: ServeHTTP is called by net/http on its goroutines; each
 // connection then runs a read goroutine (the ServeHTTP goroutine) and a write
-// goroutine that drains a bounded queue (a full queue drops, as a congested
-// link would). Start, Stop and Wait may be called from any goroutine; Stop is
+// goroutine. A source's read goroutine writes a packet straight to the
+// destination's socket when that connection is idle (nothing queued, nobody
+// writing, not congested), corking it while more frames are already
+// buffered; otherwise the packet goes to the destination's bounded queue,
+// drained by its write goroutine (a full queue drops, as a congested link
+// would). Start, Stop and Wait may be called from any goroutine; Stop is
 // idempotent and final.
+//
+// HTTP: the WebSocket upgrade needs HTTP/1.1 and a hijackable
+// ResponseWriter; a listener that also serves HTTP/2 (TLS ALPN or cleartext
+// prior knowledge) keeps serving HTTP/1.1 upgrades, which is all the relay
+// client uses.
 package relay
 
 import (
@@ -137,14 +146,14 @@ type Server struct {
 	wg      sync.WaitGroup // connection handlers and background loops
 	stopped chan struct{}
 
-	metrics Metrics
+	metrics metrics
 	pool    frame.BufPool
 }
 
 func (s *Server) bufs() *frame.BufPool { return &s.pool }
 
-// Metrics are cumulative counters (read them with Stats).
-type Metrics struct {
+// metrics are cumulative counters (read them with Stats).
+type metrics struct {
 	Accepted, AuthFailed, Forwarded, Dropped, Unreachable, BadFrames, Closed atomic.Int64
 }
 
