@@ -36,9 +36,10 @@ type journalState struct {
 // journal persists a run's resources before they are created, so a crashed
 // run can be cleaned by another process.
 type journal struct {
-	path string
-	mu   sync.Mutex
-	st   journalState
+	path    string
+	mu      sync.Mutex
+	st      journalState
+	removed bool // after remove, writes are no-ops
 }
 
 func openJournal(dir, prefix string) (*journal, error) {
@@ -61,6 +62,9 @@ func openJournal(dir, prefix string) (*journal, error) {
 }
 
 func (j *journal) writeLocked() error {
+	if j.removed {
+		return nil
+	}
 	b, err := json.MarshalIndent(j.st, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode journal: %w", err)
@@ -110,6 +114,7 @@ func (j *journal) namespaces() []string { return j.snapshot().Namespaces }
 func (j *journal) remove() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	j.removed = true
 	if err := os.Remove(j.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove journal: %w", err)
 	}
