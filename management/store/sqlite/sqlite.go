@@ -46,9 +46,10 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// Open opens (creating if needed) the database file at path and applies
-// pending migrations. It fails with store.ErrSchemaNewer if the database
-// was written by a newer binary.
+// Open opens (creating if needed, mode 0600) the database file at path and
+// applies pending migrations; existing database, -wal and -shm files are
+// tightened to 0600 (the database holds the server's private key). It fails
+// with store.ErrSchemaNewer if the database was written by a newer binary.
 func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("open sqlite: empty path")
@@ -56,6 +57,9 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 	ms, err := migrate.Load(migrationFS, "migrations")
 	if err != nil {
 		return nil, err
+	}
+	if err := restrictFiles(path); err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
 	q := url.Values{}
 	q.Set("_busy_timeout", fmt.Sprint(BusyTimeout.Milliseconds()))
