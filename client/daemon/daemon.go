@@ -182,6 +182,10 @@ func (d *Daemon) up(ctx context.Context, req *daemonpb.UpRequest, progress func(
 	if prof.ManagementURL == "" {
 		return errors.New("no management URL: run petrel up --management-url URL --setup-key KEY")
 	}
+	if d.eng != nil && d.eng.NeedsLogin() {
+		d.stopEngineLocked()
+		prof.Registered = false
+	}
 	if d.eng != nil {
 		if req.SetupKey == "" && req.ManagementUrl == "" || prof.ManagementURL == d.eng.ManagementURL() {
 			return nil // already up

@@ -86,6 +86,7 @@ type Engine struct {
 	socks  string
 
 	mgmtUp     atomic.Bool
+	needsLogin atomic.Bool
 	relayToken atomic.Pointer[string]
 
 	mu       sync.Mutex
@@ -248,3 +249,7 @@ func (e *Engine) LocalPort() int {
 
 // PublicKey is this agent's WireGuard public key.
 func (e *Engine) PublicKey() keys.Public { return e.pub }
+
+// NeedsLogin reports that management refused this peer (deleted by an
+// admin): the agent stopped syncing and needs a setup key again.
+func (e *Engine) NeedsLogin() bool { return e.needsLogin.Load() }

@@ -270,6 +270,10 @@ func TestMeshDirectRelayFallbackAndMembership(t *testing.T) {
 	if err := m.srv.Management().Delete(context.Background(), m.acct, model.KindPeer, charlieID); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, "charlie needs login", 30*time.Second, func() (bool, string) {
+		st := c.Status()
+		return st.State == "needs-login" && len(st.Peers) == 0, st.String()
+	})
 	for _, e := range []*engine.Engine{a, b} {
 		waitFor(t, "charlie removed", 30*time.Second, func() (bool, string) {
 			return peerPath(e, "charlie") == "", e.Status().String()

@@ -92,6 +92,8 @@ func (e *Engine) Status() *daemonpb.StatusResponse {
 	e.mu.Unlock()
 	sort.Slice(st.Peers, func(i, j int) bool { return st.Peers[i].Fqdn < st.Peers[j].Fqdn })
 	switch {
+	case e.needsLogin.Load():
+		st.State = "needs-login"
 	case st.ManagementConnected && st.SignalConnected:
 		st.State = "connected"
 	default:

@@ -79,8 +79,14 @@ func (e *Engine) syncLoop() {
 			e.log.Info("serial gap in sync stream; resyncing")
 			continue
 		}
-		if st, ok := status.FromError(err); ok && (st.Code() == codes.PermissionDenied || st.Code() == codes.NotFound) {
-			e.log.Warn("management no longer knows this peer", "err", st.Message())
+		if st, ok := status.FromError(err); ok && (st.Code() == codes.PermissionDenied || st.Code() == codes.NotFound ||
+			st.Code() == codes.Unauthenticated) {
+			// The peer was deleted (or never registered): retrying cannot
+			// help until the user logs in again with a setup key.
+			e.log.Warn("management no longer knows this peer; log in again with a setup key", "err", st.Message())
+			e.needsLogin.Store(true)
+			e.reconcilePeers(&managementpb.NetworkMap{})
+			return
 		}
 		d := bo.Next()
 		e.log.Info("sync stream ended; reconnecting", "err", err, "in", d.Round(time.Millisecond))

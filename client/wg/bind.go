@@ -46,6 +46,9 @@ type BindConfig struct {
 	RelayQueue int
 	// ICEQueue bounds STUN packets not yet read by ICE (default 256).
 	ICEQueue int
+	// DisableOffload turns UDP GSO (send) and GRO (receive) off even where
+	// the kernel supports them (benchmarks, troubleshooting).
+	DisableOffload bool
 }
 
 // BindStats are counters of packets the bind dropped on purpose.
