@@ -70,6 +70,28 @@ func TestLabDNSFromHostNamespace(t *testing.T) {
 	if out, err := h.Run(ctx, "getent", "hosts", "nope.lab.test"); err == nil {
 		t.Errorf("unknown lab name resolved: %q", out)
 	}
+	// The standalone helper `lab dns-serve`, run inside a bridge host.
+	alt, err := l.AddServerHost("altdns", netip.MustParseAddr("203.0.113.54"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alt.Start(ctx, bin, "dns-serve", "--listen", "203.0.113.54:53",
+		"--record", "x.lab.test=203.0.113.77,203.0.113.78"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		out, err := h.Run(ctx, bin, "dns-query", "--server", "203.0.113.54:53", "x.lab.test")
+		if err == nil {
+			if got := uniqueFirstFields(out); !slices.Equal(got, []string{"203.0.113.77", "203.0.113.78"}) {
+				t.Fatalf("lab dns-serve answered %v", got)
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("lab dns-serve never answered: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	// Records change live.
 	cp.DNS.Records.Set(lab.RelayUS, netip.MustParseAddr("203.0.113.23"))
 	got, err := lab.Query(ctx, h, cp.DNS.Addr, lab.RelayUS)

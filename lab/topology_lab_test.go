@@ -4,6 +4,7 @@ package lab_test
 
 import (
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -75,6 +76,30 @@ func TestTopologyUpDownLeavesNothing(t *testing.T) {
 		if _, err := h.Run(ctx, "ping", "-c", "1", "-W", "5", cp.Server.Addr.String()); err != nil {
 			t.Fatalf("ping server from %s: %v", h.Name, err)
 		}
+	}
+	// TCP from behind each NAT to every control-plane host, through sockets
+	// opened inside the namespaces; the server side sees the NAT's address.
+	for _, srv := range append([]*lab.Host{cp.Server}, cp.Relays...) {
+		ln, err := srv.ListenTCP(srv.Addr.String() + ":8080")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range []*lab.Host{a, b} {
+			c, err := h.DialContext(ctx, "tcp", srv.Addr.String()+":8080")
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc, err := ln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := sc.RemoteAddr().(*net.TCPAddr).IP.String(); got != h.PublicAddr.String() {
+				t.Errorf("%s sees %s's connection from %s, want NAT address %s", srv.Name, h.Name, got, h.PublicAddr)
+			}
+			sc.Close()
+			c.Close()
+		}
+		ln.Close()
 	}
 	// Hosts behind different NATs cannot reach each other's private address.
 	if _, err := a.Run(ctx, "ping", "-c", "1", "-W", "1", b.Addr.String()); err == nil {
