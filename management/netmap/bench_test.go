@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+
+	"petrel/management/model"
+	mpb "petrel/proto/managementpb"
 )
 
 // cpuMeter reports process CPU time per op ("cpu-ns/op"): on a shared,
@@ -102,4 +105,27 @@ func BenchmarkJoinFanout(b *testing.B) {
 	b.ReportMetric(float64(len(ds)), "deltas/op")
 	b.ReportMetric(float64(maxSz), "max-B/delta")
 	b.ReportMetric(float64(total)/float64(len(ds)), "mean-B/delta")
+}
+
+// BenchmarkPolicyChange: one per-group policy of a 5,000-peer account
+// changes its ports (views rebuilt, 20 peers take the full Diff path).
+func BenchmarkPolicyChange(b *testing.B) {
+	a := benchAccount(5000)
+	s := Build(a)
+	next := clone(a)
+	p := *next.Policies["tcp-g0007"]
+	p.Rules = append([]model.PolicyRule(nil), p.Rules...)
+	p.Rules[0].Ports = []model.PortRange{{Start: 443, End: 443}}
+	next.Policies[p.ID] = &p
+	ch := Change{Policies: []string{p.ID}}
+	var ds map[string]*mpb.NetworkMapDelta
+	cm := meter(b)
+	for b.Loop() {
+		ds = Deltas(s, s.Next(next, ch), ch)
+		cm.op()
+	}
+	cm.report()
+	if len(ds) != 20 {
+		b.Fatalf("%d deltas, want 20", len(ds))
+	}
 }
