@@ -34,17 +34,50 @@ func (s *Service) Login(ctx context.Context, peerKey keys.Public, req *managemen
 	if req == nil {
 		req = &managementpb.LoginRequest{}
 	}
-	for range 2 {
-		if ref, ok := s.lookupKey(peerKey); ok {
+	for range 3 {
+		ref, ok, release, wait := s.claimKey(peerKey)
+		if ok {
 			return s.reauthenticate(ctx, ref, peerKey, req)
 		}
+		if wait != nil { // another Login registers this key right now
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, storeError("login", ctx.Err())
+			}
+		}
 		resp, err := s.register(ctx, peerKey, req)
+		release()
 		if errors.Is(err, errRegisteredMeanwhile) {
 			continue
 		}
 		return resp, err
 	}
-	return nil, Errorf(KindInternal, "login: peer registration raced twice")
+	return nil, Errorf(KindUnavailable, "login: concurrent logins of the same key; retry")
+}
+
+// claimKey returns the peer registered with pk, or claims pk for a
+// registration (release must be called), or returns a channel closed when
+// the registration in flight for pk ends. Claims span accounts, so one key
+// cannot be registered in two accounts at once.
+func (s *Service) claimKey(pk keys.Public) (ref peerRef, ok bool, release func(), wait <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.byKey[pk]; ok {
+		return r, true, nil, nil
+	}
+	if ch, busy := s.registering[pk]; busy {
+		return peerRef{}, false, nil, ch
+	}
+	ch := make(chan struct{})
+	s.registering[pk] = ch
+	return peerRef{}, false, func() {
+		s.mu.Lock()
+		delete(s.registering, pk)
+		s.mu.Unlock()
+		close(ch)
+	}, nil
 }
 
 func (s *Service) reauthenticate(ctx context.Context, ref peerRef, peerKey keys.Public, req *managementpb.LoginRequest) (*managementpb.LoginResponse, error) {

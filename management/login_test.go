@@ -368,3 +368,47 @@ func TestLifecycleIdempotent(t *testing.T) {
 	}
 	st.Close()
 }
+
+// The same new key logging in concurrently (an agent retrying) registers
+// one peer; every attempt succeeds with the same identity.
+func TestConcurrentSameKeyLogin(t *testing.T) {
+	s, _ := startService(t, sqliteBackend(t).open(t))
+	ctx := testCtx(t)
+	acct := onlyAccount(t, s)
+	_, plain := mustSetupKey(t, s, acct, SetupKeyInput{Reusable: true})
+	id2, _, err := s.CreateAccount(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, plain2 := mustSetupKey(t, s, id2, SetupKeyInput{Reusable: true})
+	k := newKey(t)
+	var wg sync.WaitGroup
+	ids := make([]string, 10)
+	for i := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key := plain
+			if i%2 == 1 {
+				key = plain2 // a key of another account must not register it twice
+			}
+			resp, err := login(s, ctx, k, key, "same")
+			if err != nil {
+				t.Errorf("login %d: %v", i, err)
+				return
+			}
+			ids[i] = resp.GetPeerConfig().GetPeerId()
+		}()
+	}
+	wg.Wait()
+	a1, _ := s.Snapshot(acct)
+	a2, _ := s.Snapshot(id2)
+	if len(a1.Peers)+len(a2.Peers) != 1 {
+		t.Fatalf("%d + %d peers for one key", len(a1.Peers), len(a2.Peers))
+	}
+	for _, id := range ids {
+		if id != ids[0] {
+			t.Fatalf("logins returned different peers: %v", ids)
+		}
+	}
+}

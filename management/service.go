@@ -76,9 +76,9 @@ type Config struct {
 	// EphemeralTTL is how long an ephemeral peer may stay disconnected
 	// before it is removed (default 10 min).
 	EphemeralTTL time.Duration
-	// MaxCoalesced bounds how many updates may be merged into one pending
-	// delta of a stream that does not keep up; past it the stream is cut and
-	// the agent resyncs in full (default 256).
+	// MaxCoalesced bounds how many updates may wait for a stream that does
+	// not keep up (they are merged into one delta when it catches up); past
+	// it the stream is cut and the agent resyncs in full (default 256).
 	MaxCoalesced int
 	// JanitorInterval is how often ephemeral peers are checked (default
 	// EphemeralTTL/4, at most 1 min).
@@ -124,9 +124,10 @@ type Service struct {
 
 	state atomic.Int32 // lifecycle
 
-	mu       sync.RWMutex // guards accounts and byKey
-	accounts map[string]*account
-	byKey    map[keys.Public]peerRef
+	mu          sync.RWMutex // guards accounts, byKey and registering
+	accounts    map[string]*account
+	byKey       map[keys.Public]peerRef
+	registering map[keys.Public]chan struct{} // keys with a registration in flight
 
 	hub *hub
 
@@ -164,12 +165,13 @@ func New(cfg Config) (*Service, error) {
 		cfg.JanitorInterval = min(cfg.EphemeralTTL/4, time.Minute)
 	}
 	s := &Service{
-		cfg:      cfg,
-		log:      cfg.Logger.With("component", "management"),
-		now:      cfg.Now,
-		accounts: map[string]*account{},
-		byKey:    map[keys.Public]peerRef{},
-		stopCh:   make(chan struct{}),
+		cfg:         cfg,
+		log:         cfg.Logger.With("component", "management"),
+		now:         cfg.Now,
+		accounts:    map[string]*account{},
+		byKey:       map[keys.Public]peerRef{},
+		registering: map[keys.Public]chan struct{}{},
+		stopCh:      make(chan struct{}),
 	}
 	s.hub = newHub()
 	return s, nil

@@ -28,8 +28,11 @@ func newHub() *hub {
 	return &hub{sessions: map[string]*session{}, lastSeen: map[string]time.Time{}}
 }
 
-// session is one live Sync stream. Deltas are pushed by mutations (under
-// the account lock, so in order); the stream's goroutine takes them.
+// session is one live Sync stream. Mutations push deltas (under the
+// account lock, so in order) in O(1); the stream's goroutine takes them. If
+// several are pending when it wakes (a slow stream) it merges them into one
+// delta, off the account lock. Past maxPending pending deltas the session
+// is cut and the agent resyncs in full.
 type session struct {
 	peerID string
 	wake   chan struct{} // cap 1: something is pending
@@ -38,10 +41,17 @@ type session struct {
 	cause  error // set before done is closed
 
 	mu      sync.Mutex
-	sent    *managementpb.NetworkMap      // the map the agent has once it applied everything taken
-	pending *managementpb.NetworkMapDelta // not yet taken; merged when the stream is slow
-	merged  int                           // updates merged into pending
+	pending []*managementpb.NetworkMapDelta // guarded by mu
+
+	// Owned by the stream goroutine. The map the agent has is base with the
+	// deltas in since applied; it is needed only to merge, so it is folded
+	// lazily (on a merge, or every foldEvery deltas to bound memory).
+	base  *managementpb.NetworkMap
+	since []*managementpb.NetworkMapDelta
 }
+
+// foldEvery bounds the deltas a session keeps unapplied.
+const foldEvery = 64
 
 func (s *session) close(cause error) {
 	s.once.Do(func() {
@@ -50,28 +60,19 @@ func (s *session) close(cause error) {
 	})
 }
 
-// push queues d, merging it into a pending delta if the stream has not
-// taken the previous one yet; past maxMerged the session is cut.
-func (s *session) push(d *managementpb.NetworkMapDelta, maxMerged int) {
+// push queues d; past maxPending queued deltas the session is cut.
+func (s *session) push(d *managementpb.NetworkMapDelta, maxPending int) {
 	if d == nil {
 		return
 	}
 	s.mu.Lock()
-	if s.pending == nil {
-		s.pending, s.merged = d, 1
-	} else {
-		s.merged++
-		if s.merged > maxMerged {
-			s.mu.Unlock()
-			s.close(Errorf(KindUnavailable, "sync stream too slow: %d updates pending; resync", maxMerged))
-			return
-		}
-		target := netmap.Apply(netmap.Apply(s.sent, s.pending), d) // Apply never mutates its inputs
-		s.pending = netmap.Diff(s.sent, target)
-		if s.pending == nil { // the updates cancelled out
-			s.merged = 0
-		}
+	if len(s.pending) >= maxPending {
+		s.pending = nil
+		s.mu.Unlock()
+		s.close(Errorf(KindUnavailable, "sync stream too slow: %d updates pending; resync", maxPending))
+		return
 	}
+	s.pending = append(s.pending, d)
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
@@ -79,16 +80,43 @@ func (s *session) push(d *managementpb.NetworkMapDelta, maxMerged int) {
 	}
 }
 
-// take returns the pending delta (nil if none) and advances sent.
+// take returns the pending deltas merged into one (nil if none, or if they
+// cancel out) and records it as sent. Only the stream goroutine calls it.
 func (s *session) take() *managementpb.NetworkMapDelta {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	d := s.pending
-	if d != nil {
-		s.sent = netmap.Apply(s.sent, d)
-		s.pending, s.merged = nil, 0
+	list := s.pending
+	s.pending = nil
+	s.mu.Unlock()
+	var d *managementpb.NetworkMapDelta
+	switch len(list) {
+	case 0:
+		return nil
+	case 1:
+		d = list[0]
+	default:
+		sent := s.sent()
+		target := sent
+		for _, x := range list {
+			target = netmap.Apply(target, x) // Apply never mutates its inputs
+		}
+		if d = netmap.Diff(sent, target); d == nil {
+			return nil
+		}
+	}
+	s.since = append(s.since, d)
+	if len(s.since) >= foldEvery {
+		s.sent()
 	}
 	return d
+}
+
+// sent folds since into base and returns it.
+func (s *session) sent() *managementpb.NetworkMap {
+	for _, d := range s.since {
+		s.base = netmap.Apply(s.base, d)
+	}
+	s.since = nil
+	return s.base
 }
 
 // register makes sess the peer's stream and returns the one it replaces.
@@ -207,7 +235,7 @@ func (s *Service) Sync(ctx context.Context, peerKey keys.Public, req *management
 		st.mu.Unlock()
 		return &Error{Kind: KindInternal, Msg: "compute network map", Err: err}
 	}
-	sess.sent = full
+	sess.base = full
 	old := s.hub.register(sess, s.now().UTC())
 	st.mu.Unlock()
 	if old != nil {
