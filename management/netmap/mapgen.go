@@ -132,7 +132,7 @@ func (s *Snapshot) mapOf(e *peerEntry) *mpb.NetworkMap {
 		recs = s.allRecs
 		if e.rec != nil {
 			if i, ok := slices.BinarySearchFunc(recs, e.rec, cmpRecord); ok {
-				recs = slices.Delete(slices.Clone(recs), i, i+1)
+				recs = slices.Concat(recs[:i], recs[i+1:])
 			}
 		}
 		for id := range v.routed {

@@ -314,3 +314,34 @@ func addJoiner(a *model.Account, id string, ip netip.Addr, group string) {
 	g := a.Groups[group]
 	a.Groups[group] = &model.Group{ID: g.ID, Name: g.Name, PeerIDs: append(slices.Clone(g.PeerIDs), id)}
 }
+
+// TestConcurrentReaders: snapshots are immutable; Map, Deltas and Check may
+// run concurrently (meaningful under -race).
+func TestConcurrentReaders(t *testing.T) {
+	a := benchAccount(100)
+	s := Build(a)
+	b := clone(a)
+	addJoiner(b, "new", ipN(60000), "g0001")
+	n := s.Next(b, Change{})
+	done := make(chan struct{})
+	for i := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for j := range 50 {
+				id := fmt.Sprintf("p%05d", (i*50+j)%100)
+				if _, err := n.Map(id); err != nil {
+					t.Error(err)
+					return
+				}
+				_ = s.Check(id, "p00001", model.ProtoTCP, 22)
+				if j%10 == 0 && len(Deltas(s, n, Change{})) != 100 {
+					t.Error("wrong number of deltas")
+					return
+				}
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+}
