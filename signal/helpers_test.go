@@ -107,6 +107,8 @@ type testClient struct {
 	key  keys.Private
 	msgs chan received
 	errs chan *client.DeliveryError
+	// states records OnStateChange calls.
+	states chan bool
 }
 
 type received struct {
@@ -120,7 +122,8 @@ func startClient(t *testing.T, addr string, key keys.Private, mod func(*client.C
 	if mod != nil {
 		mod(&cfg)
 	}
-	tc := &testClient{Client: client.New(cfg), key: key, msgs: make(chan received, 1024), errs: make(chan *client.DeliveryError, 1024)}
+	tc := &testClient{Client: client.New(cfg), key: key, msgs: make(chan received, 1024), errs: make(chan *client.DeliveryError, 1024), states: make(chan bool, 1024)}
+	tc.OnStateChange(func(up bool) { tc.states <- up })
 	tc.SetHandler(func(from keys.Public, m *signalpb.PeerMessage) { tc.msgs <- received{from, m} })
 	tc.OnError(func(e *client.DeliveryError) { tc.errs <- e })
 	if err := tc.Start(context.Background()); err != nil {

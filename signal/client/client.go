@@ -284,15 +284,24 @@ func (c *Client) Send(ctx context.Context, to keys.Public, msg *signalpb.PeerMes
 	if l == nil {
 		return ErrNotConnected
 	}
-	pt, err := proto.Marshal(msg)
+	bp := marshalBufs.Get().(*[]byte)
+	pt, err := proto.MarshalOptions{}.MarshalAppend((*bp)[:0], msg)
 	if err != nil {
+		marshalBufs.Put(bp)
 		return fmt.Errorf("marshal peer message: %w", err)
 	}
 	body, err := c.cache.get(to).Seal(pt)
+	if cap(pt) <= 64<<10 {
+		*bp = pt
+		marshalBufs.Put(bp)
+	}
 	if err != nil {
 		return fmt.Errorf("seal peer message: %w", err)
 	}
-	env := &signalpb.Envelope{To: append([]byte(nil), to[:]...), Id: c.ids.Add(1), Body: body}
+	// One allocation for the envelope and its recipient key.
+	eb := &envelopeBuf{to: to}
+	eb.env.To, eb.env.Id, eb.env.Body = eb.to[:], c.ids.Add(1), body
+	env := &eb.env
 	select {
 	case l.out <- env:
 		return nil
@@ -306,6 +315,14 @@ func (c *Client) Send(ctx context.Context, to keys.Public, msg *signalpb.PeerMes
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// marshalBufs recycles plaintext buffers (the sealed copy is what is sent).
+var marshalBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+type envelopeBuf struct {
+	env signalpb.Envelope
+	to  keys.Public
 }
 
 // Open opens an envelope body sent by `from` to this client and parses
