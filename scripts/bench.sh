@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# make bench: every benchmark of the project, one after another. Raw output
+# goes to .bench/<name>.txt; the tables in BENCHMARKS.md are copied from
+# these runs (see each section there for the exact command).
+#   BENCH_ONLY="netmap relay" bash scripts/bench.sh   # a subset
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=.bench
+mkdir -p "$OUT"
+only=" ${BENCH_ONLY:-netmap store wg signal relay dataplane} "
+fail=0
+
+step() {
+  local name=$1; shift
+  case "$only" in *" $name "*) ;; *) return 0 ;; esac
+  echo "== $name: $*"
+  if "$@" 2>&1 | tee "$OUT/$name.txt"; then :; else echo "!! $name failed"; fail=1; fi
+}
+
+step netmap go test ./management/netmap -run '^$' -bench . -benchmem -benchtime 3x
+step store  go test ./management/store/sqlite ./management/store/postgres -run '^$' -bench . -benchtime 2s
+step wg     go test ./client/wg -run '^$' -bench . -benchtime 2s
+step signal bash bench/signal/run.sh
+step relay  bash bench/relay/run.sh
+if [ "$(id -u)" = 0 ]; then
+  step dataplane bash bench/dataplane/run.sh
+else
+  echo "note: the data-plane lab rig needs root; skipped"
+fi
+echo "raw results in $OUT/"
+exit $fail
