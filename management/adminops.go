@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"petrel/internal/keys"
 	"petrel/management/model"
 	"petrel/management/netmap"
 	"petrel/management/store"
@@ -416,13 +417,13 @@ func (s *Service) deletePeer(ctx context.Context, accountID, peerID string, only
 				return tx.Delete(cur.ID, model.KindPeer, peerID)
 			},
 			after: func() {
-				s.mu.Lock()
-				for k, ref := range s.byKey {
-					if ref.peerID == peerID && k.String() == pk {
+				if k, err := keys.ParsePublic(pk); err == nil {
+					s.mu.Lock()
+					if s.byKey[k].peerID == peerID {
 						delete(s.byKey, k)
 					}
+					s.mu.Unlock()
 				}
-				s.mu.Unlock()
 				s.hub.forget(peerID, Errorf(KindPermission, "peer was deleted"))
 			},
 		}, nil

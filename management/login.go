@@ -215,7 +215,7 @@ func (s *Service) register(ctx context.Context, peerKey keys.Public, req *manage
 				if err != nil {
 					return err
 				}
-				if aid != cur.ID {
+				if k == nil || aid != cur.ID {
 					return fmt.Errorf("setup key belongs to account %s, not %s", aid, cur.ID)
 				}
 				usedKey.UsedTimes, usedKey.LastUsed = k.UsedTimes, k.LastUsed
