@@ -8,9 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
 
+	"petrel/client/mgmt"
 	"petrel/internal/keys"
 	"petrel/management"
 	"petrel/management/model"
@@ -49,6 +52,19 @@ func (s *syncer) close() {
 		<-s.done
 		s.cancel = nil
 	}
+}
+
+// ended waits for the stream to end and returns its error.
+func (s *syncer) ended(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-s.done:
+		s.done <- err // for close
+		return err
+	case <-time.After(30 * time.Second):
+		t.Fatal("sync did not end within 30 s")
+	}
+	return nil
 }
 
 func (s *syncer) next(t *testing.T) *managementpb.SyncResponse {
@@ -198,5 +214,40 @@ func TestSyncRefreshesRelayToken(t *testing.T) {
 	}
 	if nt := upd.GetServerConfig().GetRelay().GetToken(); nt == "" || nt == tok {
 		t.Fatalf("token not re-issued: %q after %q", nt, tok)
+	}
+}
+
+// Agents learn why a stream ended: replaced → Unavailable (retry), deleted
+// → PermissionDenied (log in again).
+func TestSyncEndCodes(t *testing.T) {
+	e := startEnv(t, sqliteBackend(t).open(t))
+	ctx := testCtx(t)
+	k := newKey(t)
+	resp, err := e.client.Login(ctx, k, &managementpb.LoginRequest{SetupKey: e.setupKey(t, management.SetupKeyInput{}), Hostname: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := e.openSync(t, k)
+	first.next(t)
+	waitFor := func(what string, cond func() bool) {
+		deadline := time.Now().Add(30 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitFor("connected", func() bool { c, _ := e.svc.PeerStatus(e.acct, resp.GetPeerConfig().GetPeerId()); return c })
+	second := e.openSync(t, k)
+	second.next(t)
+	if err := first.ended(t); status.Code(err) != codes.Unavailable || mgmt.NeedsLogin(err) {
+		t.Fatalf("replaced stream: %v", err)
+	}
+	if err := e.svc.Delete(ctx, e.acct, model.KindPeer, resp.GetPeerConfig().GetPeerId()); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.ended(t); status.Code(err) != codes.PermissionDenied || !mgmt.NeedsLogin(err) {
+		t.Fatalf("deleted peer's stream: %v", err)
 	}
 }
