@@ -6,6 +6,8 @@ import (
 	"bufio"
 	"os"
 	"os/exec"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -58,6 +60,16 @@ func TestInterruptedRunIsCleanedByCleanupStale(t *testing.T) {
 	t.Cleanup(func() { stray.Process.Kill(); stray.Wait() })
 	strayDone := make(chan struct{})
 	go func() { stray.Wait(); close(strayDone) }()
+	// Wait until it has entered the namespace (ip netns exec has run setns).
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		out, _ := exec.Command("ip", "netns", "pids", ns).Output()
+		if slices.Contains(strings.Fields(string(out)), strconv.Itoa(stray.Process.Pid)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stray process never appeared in %s", ns)
+		}
+	}
 
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -81,6 +82,13 @@ func TestLossAndRateImpairments(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sink.Close()
+	// A large receive buffer keeps a slow reader (loaded CI) from turning
+	// into loss; SO_RCVBUFFORCE needs CAP_NET_ADMIN, which lab tests have.
+	if rc, err := sink.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) {
+			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, 8<<20)
+		})
+	}
 	if got := sendCount(t, h, sink, 200); got < 195 {
 		t.Fatalf("without loss only %d/200 arrived", got)
 	}

@@ -12,6 +12,10 @@ import (
 	"go.uber.org/goleak"
 )
 
+// ignoreHarness skips the signal watcher lab.RunTests starts in TestMain
+// (with build tag lab).
+var ignoreHarness = goleak.IgnoreTopFunction("petrel/lab.TeardownOnSignal.func1")
+
 func TestParseNATKind(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
@@ -70,7 +74,7 @@ func TestProcStart(t *testing.T) {
 }
 
 func TestDNSRecordsOnLoopback(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(), ignoreHarness)
 	r := StandardRecords()
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
@@ -118,7 +122,7 @@ func TestDNSRecordsOnLoopback(t *testing.T) {
 }
 
 func TestReflectAndProbeOnLoopback(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(), ignoreHarness)
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
