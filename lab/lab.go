@@ -94,14 +94,23 @@ func New(opts Options) (*Lab, error) {
 	if dir == "" {
 		dir = DefaultJournalDir
 	}
-	var b [2]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return nil, fmt.Errorf("pick prefix: %w", err)
-	}
-	prefix := "pl" + hex.EncodeToString(b[:])
-	j, err := openJournal(dir, prefix)
-	if err != nil {
-		return nil, err
+	var prefix string
+	var j *journal
+	for attempt := 0; ; attempt++ {
+		var b [2]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, fmt.Errorf("pick prefix: %w", err)
+		}
+		prefix = "pl" + hex.EncodeToString(b[:])
+		if prefixInUse(prefix) && attempt < 20 {
+			continue
+		}
+		var err error
+		if j, err = openJournal(dir, prefix); err == nil {
+			break
+		} else if attempt >= 20 {
+			return nil, err
+		}
 	}
 	l := &Lab{
 		log:     log.With("component", "lab", "prefix", prefix),
@@ -162,6 +171,16 @@ func (l *Lab) Close() error {
 	}
 	l.log.Debug("lab closed", "err", err)
 	return err
+}
+
+// prefixInUse reports whether a namespace or /etc/netns entry already
+// carries prefix (a leftover not yet cleaned, or another run).
+func prefixInUse(prefix string) bool {
+	if m, _ := filepath.Glob(filepath.Join("/run/netns", prefix+"-*")); len(m) > 0 {
+		return true
+	}
+	m, _ := filepath.Glob(filepath.Join("/etc/netns", prefix+"-*"))
+	return len(m) > 0
 }
 
 // teardown removes what a journal records: processes in its namespaces,
