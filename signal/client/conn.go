@@ -155,11 +155,11 @@ func (c *Client) writeLoop(ctx context.Context, stream signalpb.Signal_ConnectCl
 				}
 			}
 			if err := stream.Send(f); err != nil {
-				return recvStatus(stream, err)
+				return sendFailed(ctx, err, readErr)
 			}
 		case seq := <-pongs:
 			if err := stream.Send(&signalpb.ClientFrame{Kind: &signalpb.ClientFrame_Pong{Pong: &signalpb.Pong{Seq: seq}}}); err != nil {
-				return recvStatus(stream, err)
+				return sendFailed(ctx, err, readErr)
 			}
 		case <-tick.C:
 			if time.Since(time.Unix(0, lastRecv.Load())) > 3*interval {
@@ -173,16 +173,18 @@ func (c *Client) writeLoop(ctx context.Context, stream signalpb.Signal_ConnectCl
 	}
 }
 
-// recvStatus turns a Send error (io.EOF when the server ended the stream)
-// into the stream's status.
-func recvStatus(stream signalpb.Signal_ConnectClient, err error) error {
+// sendFailed returns the stream's status after a failed Send: io.EOF
+// means the server ended the stream, and the reader goroutine (the only
+// caller of Recv) reports why.
+func sendFailed(ctx context.Context, err error, readErr <-chan error) error {
 	if err != io.EOF {
 		return err
 	}
-	for {
-		if _, rerr := stream.Recv(); rerr != nil {
-			return rerr
-		}
+	select {
+	case rerr := <-readErr:
+		return rerr
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
