@@ -2,11 +2,13 @@
 // namespaces for Petrel's lab tests, demos and benchmark rigs: hosts behind
 // NAT routers (endpoint-independent or symmetric mapping), an "internet"
 // bridge that carries the control plane (petrel-server, two relay instances
-// under one pool domain, a lab DNS server), and impairments (loss, rate).
+// under one pool domain, a lab DNS server), and impairments (loss, rate,
+// delay).
 //
 // Who may import it: tests (build tag `lab`), lab/cmd/lab and bench rigs.
 // Production code must never import it. It needs root (CAP_SYS_ADMIN and
-// CAP_NET_ADMIN) and the `ip`, `nft`, `tc` and `conntrack` tools.
+// CAP_NET_ADMIN) and the `ip`, `nft`, `tc` and `conntrack` tools
+// (`iptables` for Host.SetDelay).
 //
 // Naming and cleanup: every namespace carries a run-unique prefix
 // ("pl" + 4 hex digits); interfaces are created directly inside the lab's

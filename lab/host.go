@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -142,11 +143,70 @@ func inNetNS(ns string, fn func() error) error {
 // direction (nft numgen on the NAT router's forward path, or on the bridge
 // host's own input/output). 0 removes the impairment.
 func (h *Host) SetLoss(pct int) error {
-	if h.impairNS == "" {
-		return fmt.Errorf("set loss on %s: host has no internet uplink", h.Name)
-	}
 	if pct < 0 || pct > 100 {
 		return fmt.Errorf("set loss on %s: %d%% out of range", h.Name, pct)
+	}
+	h.imp.Lock()
+	defer h.imp.Unlock()
+	old := h.lossPct
+	h.lossPct = pct
+	if err := h.applyImpairLocked(); err != nil {
+		h.lossPct = old
+		return fmt.Errorf("set loss on %s: %w", h.Name, err)
+	}
+	return nil
+}
+
+// SetDelay adds d to the host's internet traffic in each direction (so
+// d*2 to a round trip with an undelayed peer), on the same path as
+// SetLoss. Packets go through an NFQUEUE served by this process, so a
+// delayed path carries at most tens of thousands of packets per second.
+// 0 removes it.
+func (h *Host) SetDelay(d time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("set delay on %s: negative delay", h.Name)
+	}
+	h.imp.Lock()
+	defer h.imp.Unlock()
+	if h.impairNS == "" {
+		return fmt.Errorf("set delay on %s: host has no internet uplink", h.Name)
+	}
+	if d > 0 && h.delayer == nil {
+		q, err := startDelayer(h.impairNS, d)
+		if err != nil {
+			return fmt.Errorf("set delay on %s: %w", h.Name, err)
+		}
+		h.delayer = q
+	}
+	if h.delayer != nil {
+		h.delayer.setDelay(d)
+	}
+	h.delay = d
+	if err := h.applyImpairLocked(); err != nil {
+		return fmt.Errorf("set delay on %s: %w", h.Name, err)
+	}
+	if d == 0 && h.delayer != nil {
+		h.delayer.close()
+		h.delayer = nil
+	}
+	return nil
+}
+
+// closeImpairments stops the host's delayer (Lab.Close).
+func (h *Host) closeImpairments() {
+	h.imp.Lock()
+	defer h.imp.Unlock()
+	if h.delayer != nil {
+		h.delayer.close()
+		h.delayer = nil
+	}
+}
+
+// applyImpairLocked rewrites the host's impairment table from lossPct and
+// delay: loss first, then the queue rule that feeds the delayer.
+func (h *Host) applyImpairLocked() error {
+	if h.impairNS == "" {
+		return fmt.Errorf("host has no internet uplink")
 	}
 	table := h.lab.prefix + "-impair"
 	hooks := []string{"forward"}
@@ -156,18 +216,53 @@ func (h *Host) SetLoss(pct int) error {
 	var b strings.Builder
 	// Create-then-delete makes the script work whether the table exists.
 	fmt.Fprintf(&b, "table inet %s {}\ndelete table inet %s\n", table, table)
-	if pct > 0 {
+	if h.lossPct > 0 {
 		fmt.Fprintf(&b, "table inet %s {\n", table)
 		for _, hook := range hooks {
 			fmt.Fprintf(&b, "  chain %s {\n    type filter hook %s priority filter - 10; policy accept;\n", hook, hook)
-			fmt.Fprintf(&b, "    oifname != \"lo\" numgen random mod 100 < %d drop\n  }\n", pct)
+			if h.lossPct > 0 {
+				fmt.Fprintf(&b, "    oifname != \"lo\" numgen random mod 100 < %d drop\n", h.lossPct)
+			}
+			b.WriteString("  }\n")
 		}
 		b.WriteString("}\n")
 	}
 	ctx, cancel := opCtx()
 	defer cancel()
 	if _, err := nsRun(ctx, h.impairNS, b.String(), "nft", "-f", "-"); err != nil {
-		return fmt.Errorf("set loss on %s: %w", h.Name, err)
+		return err
+	}
+	return h.applyQueueRulesLocked(ctx)
+}
+
+// applyQueueRulesLocked adds or removes the rules feeding the delayer.
+// This kernel has no nft `queue` expression but has the xtables NFQUEUE
+// target, so they are iptables rules (mangle table) in the host's or
+// router's own namespace.
+func (h *Host) applyQueueRulesLocked(ctx context.Context) error {
+	rules := [][]string{{"FORWARD"}}
+	if h.RouterNS == "" {
+		rules = [][]string{{"INPUT", "!", "-i", "lo"}, {"OUTPUT", "!", "-o", "lo"}}
+	}
+	for _, r := range rules {
+		spec := append(append([]string{}, r[1:]...), "-j", "NFQUEUE", "--queue-num", fmt.Sprint(delayQueueNum), "--queue-bypass")
+		argv := func(op string) []string {
+			return append([]string{"iptables", "-w", "-t", "mangle", op, r[0]}, spec...)
+		}
+		_, present := nsRun(ctx, h.impairNS, "", argv("-C")...)
+		switch {
+		case h.delay > 0 && present != nil:
+			if _, err := exec.LookPath("iptables"); err != nil {
+				return fmt.Errorf("delay needs iptables (apt-get install iptables): %w", err)
+			}
+			if _, err := nsRun(ctx, h.impairNS, "", argv("-A")...); err != nil {
+				return err
+			}
+		case h.delay == 0 && present == nil:
+			if _, err := nsRun(ctx, h.impairNS, "", argv("-D")...); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -3,15 +3,22 @@
 package lab_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 
 	"petrel/lab"
 )
@@ -135,4 +142,91 @@ func TestLossAndRateImpairments(t *testing.T) {
 	if err := h.SetRate(0); err != nil {
 		t.Fatalf("second SetRate(0): %v", err)
 	}
+}
+
+func TestDelayImpairment(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	l := lab.NewT(t, lab.Options{})
+	srv, err := l.AddServerHost("srv", lab.ServerAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := l.AddNATHost("h", lab.EIM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	minRTT := func(host *lab.Host) float64 {
+		t.Helper()
+		out, err := host.Run(ctx, "ping", "-n", "-c", "5", "-i", "0.2", "-W", "5", srv.Addr.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := regexp.MustCompile(`= ([0-9.]+)/`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no rtt in %q", out)
+		}
+		v, _ := strconv.ParseFloat(m[1], 64)
+		t.Logf("min RTT %s -> %s: %.2f ms", host.Name, srv.Name, v)
+		return v
+	}
+	// A lower bound only: a deliberate delay cannot make packets faster,
+	// and load can only add to it.
+	if err := h.SetDelay(40 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if rtt := minRTT(h); rtt < 75 {
+		t.Fatalf("min RTT %.1f ms with 40 ms each way, want >= 75", rtt)
+	}
+	// Loss and delay together, and TCP through the delayed path.
+	if err := h.SetLoss(5); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := srv.ListenTCP(srv.Addr.String() + ":8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			io.Copy(c, c)
+			c.Close()
+		}
+	}()
+	c, err := h.DialContext(ctx, "tcp", srv.Addr.String()+":8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := bytes.Repeat([]byte("petrel"), 50000)
+	go c.Write(msg)
+	got := make([]byte, len(msg))
+	c.SetReadDeadline(time.Now().Add(60 * time.Second))
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("TCP echo through delay+loss: %v", err)
+	}
+	c.Close()
+	if err := h.SetLoss(0); err != nil {
+		t.Fatal(err)
+	}
+	// A bridge host delays its own input and output.
+	if err := h.SetDelay(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.SetDelay(30 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if rtt := minRTT(h); rtt < 55 {
+		t.Fatalf("min RTT %.1f ms with 30 ms each way on the server, want >= 55", rtt)
+	}
+	if err := srv.SetDelay(0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Run(ctx, "ping", "-c", "1", "-W", "5", srv.Addr.String()); err != nil {
+		t.Fatalf("ping after removing delay: %v", err)
+	}
+	ln.Close()
+	// SetDelay(0) stopped both delayers.
+	goleak.VerifyNone(t, ignore)
 }

@@ -154,7 +154,14 @@ func (l *Lab) Close() error {
 		procs = append(procs, p)
 	}
 	dns := l.dns
+	hosts := make([]*Host, 0, len(l.hosts))
+	for _, h := range l.hosts {
+		hosts = append(hosts, h)
+	}
 	l.mu.Unlock()
+	for _, h := range hosts {
+		h.closeImpairments()
+	}
 
 	var wg sync.WaitGroup
 	for _, p := range procs {

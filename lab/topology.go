@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
@@ -62,7 +63,11 @@ type Host struct {
 	// Dev is the host's uplink interface name inside NS.
 	Dev string
 
-	impairNS   string // namespace whose nft table carries the loss rule
+	impairNS   string // namespace whose nft table carries loss and delay rules
+	imp        sync.Mutex
+	lossPct    int
+	delay      time.Duration
+	delayer    *delayer
 	rateDevs   [2]devRef
 	bridgePort string
 }

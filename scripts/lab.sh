@@ -11,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 need=()
-for pair in nft:nftables ip:iproute2 iperf3:iperf3 conntrack:conntrack ping:iputils-ping tc:iproute2; do
+for pair in nft:nftables ip:iproute2 iperf3:iperf3 conntrack:conntrack ping:iputils-ping tc:iproute2 iptables:iptables; do
 	command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ "${#need[@]}" -gt 0 ]; then
