@@ -61,15 +61,16 @@ type Lab struct {
 	logDir  string
 	journal *journal
 
-	mu       sync.Mutex
-	closed   bool
-	inet     *Host // the bridge namespace, nil until AddInternet
-	hosts    map[string]*Host
-	procs    map[*Proc]struct{}
-	nextLAN  int // next 192.168.N.0/24 for NAT hosts
-	nextPort int // next bridge port index
-	dns      *DNS
-	seq      int
+	mu        sync.Mutex
+	closed    bool
+	inet      *Host // the bridge namespace, nil until AddInternet
+	hosts     map[string]*Host
+	procs     map[*Proc]struct{}
+	nextLAN   int // next 192.168.N.0/24 for NAT hosts
+	nextPort  int // next bridge port index
+	bridgeIPs map[netip.Addr]bool
+	dns       *DNS
+	seq       int
 }
 
 // New checks that the machine can run a lab (root, working `ip netns`),
@@ -113,13 +114,14 @@ func New(opts Options) (*Lab, error) {
 		}
 	}
 	l := &Lab{
-		log:     log.With("component", "lab", "prefix", prefix),
-		prefix:  prefix,
-		logDir:  opts.LogDir,
-		journal: j,
-		hosts:   make(map[string]*Host),
-		procs:   make(map[*Proc]struct{}),
-		nextLAN: 1,
+		log:       log.With("component", "lab", "prefix", prefix),
+		prefix:    prefix,
+		logDir:    opts.LogDir,
+		journal:   j,
+		hosts:     make(map[string]*Host),
+		procs:     make(map[*Proc]struct{}),
+		bridgeIPs: make(map[netip.Addr]bool),
+		nextLAN:   1,
 	}
 	l.log.Debug("lab opened", "journal", j.path)
 	return l, nil

@@ -151,12 +151,23 @@ func (l *Lab) Internet() *Host {
 	return l.inet
 }
 
+// claimBridgeIPLocked reserves a bridge address, before any namespace for
+// it is created.
+func (l *Lab) claimBridgeIPLocked(addr netip.Addr) error {
+	if !InternetPrefix.Contains(addr) || addr == InternetGateway || addr == InternetPrefix.Masked().Addr() ||
+		addr == netip.AddrFrom4([4]byte{203, 0, 113, 255}) {
+		return fmt.Errorf("address %s not usable in %s", addr, InternetPrefix)
+	}
+	if l.bridgeIPs[addr] {
+		return fmt.Errorf("address %s already on the bridge", addr)
+	}
+	l.bridgeIPs[addr] = true
+	return nil
+}
+
 // attachLocked connects namespace ns to the bridge with a veth whose inner
 // end is dev carrying addr/24, and a default route via InternetGateway.
 func (l *Lab) attachLocked(ctx context.Context, ns, dev string, addr netip.Addr) (string, error) {
-	if !InternetPrefix.Contains(addr) || addr == InternetGateway {
-		return "", fmt.Errorf("attach %s: address %s not usable in %s", ns, addr, InternetPrefix)
-	}
 	l.nextPort++
 	port := l.devName(fmt.Sprintf("b%d", l.nextPort))
 	br := l.devName("br")
@@ -187,6 +198,9 @@ func (l *Lab) AddServerHost(name string, ip netip.Addr) (*Host, error) {
 	}
 	if err := l.addInternetLocked(); err != nil {
 		return nil, err
+	}
+	if err := l.claimBridgeIPLocked(ip); err != nil {
+		return nil, fmt.Errorf("add server host %s: %w", name, err)
 	}
 	ctx, cancel := opCtx()
 	defer cancel()
@@ -255,6 +269,10 @@ func (l *Lab) AddNATHost(name string, kind NATKind) (*Host, error) {
 	ctx, cancel := opCtx()
 	defer cancel()
 	n := l.nextLAN
+	wanAddr := netip.AddrFrom4([4]byte{203, 0, 113, byte(100 + n)})
+	if err := l.claimBridgeIPLocked(wanAddr); err != nil {
+		return nil, fmt.Errorf("add NAT host %s: WAN %w", name, err)
+	}
 	l.nextLAN++
 	hostNS, routerNS := l.nsName(name), l.nsName(name+"-nat")
 	for _, ns := range []string{hostNS, routerNS} {
@@ -262,7 +280,6 @@ func (l *Lab) AddNATHost(name string, kind NATKind) (*Host, error) {
 			return nil, fmt.Errorf("add NAT host %s: %w", name, err)
 		}
 	}
-	wanAddr := netip.AddrFrom4([4]byte{203, 0, 113, byte(100 + n)})
 	lanGW := netip.AddrFrom4([4]byte{192, 168, byte(n), 1})
 	hostAddr := netip.AddrFrom4([4]byte{192, 168, byte(n), 2})
 	dev, lan, wan := l.devName("e0"), l.devName("lan"), l.devName("wan")
@@ -327,6 +344,9 @@ func (l *Lab) AddHost(name string) (*Host, error) {
 func (l *Lab) Connect(a, b *Host, pa, pb netip.Prefix, mtu int) (string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.closed {
+		return "", fmt.Errorf("connect %s-%s: lab closed", a.Name, b.Name)
+	}
 	ctx, cancel := opCtx()
 	defer cancel()
 	l.nextPort++

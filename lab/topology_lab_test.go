@@ -5,6 +5,7 @@ package lab_test
 import (
 	"context"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -134,5 +135,32 @@ func TestTopologyUpDownLeavesNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(lab.DefaultJournalDir + "/" + p + ".json"); !os.IsNotExist(err) {
 		t.Fatalf("journal left behind: %v", err)
+	}
+}
+
+func TestAddressConflictsRejected(t *testing.T) {
+	l := lab.NewT(t, lab.Options{})
+	if _, err := l.AddServerHost("one", lab.ServerAddr); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.AddServerHost("two", lab.ServerAddr); err == nil {
+		t.Fatal("second host with the same bridge address accepted")
+	}
+	if _, err := l.AddServerHost("gw", lab.InternetGateway); err == nil {
+		t.Fatal("host on the gateway address accepted")
+	}
+	if _, err := l.AddServerHost("one", netip.MustParseAddr("203.0.113.12")); err == nil {
+		t.Fatal("duplicate host name accepted")
+	}
+	if _, err := l.AddServerHost("Bad_Name", netip.MustParseAddr("203.0.113.13")); err == nil {
+		t.Fatal("invalid host name accepted")
+	}
+	// A NAT router takes the next WAN address; a server there is refused.
+	h, err := l.AddNATHost("n", lab.EIM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.AddServerHost("clash", h.PublicAddr); err == nil {
+		t.Fatalf("server on NAT WAN address %s accepted", h.PublicAddr)
 	}
 }
