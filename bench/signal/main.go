@@ -66,6 +66,7 @@ func main() {
 	cpuProf := flag.String("cpuprofile", "", "write a CPU profile of the measured interval")
 	traceOut := flag.String("trace", "", "write an execution trace of one second of the measured interval")
 	stacks := flag.String("goroutines", "", "write an aggregated goroutine dump taken mid-run")
+	flag.BoolVar(&staticWindow, "static-window", true, "server: fixed HTTP/2 windows (no BDP ping per frame)")
 	flag.Parse()
 	stacksFile = *stacks
 	profile = *cpuProf
@@ -98,7 +99,13 @@ func run(n int, dur, warm time.Duration, inflight, rate, peers int) (*result, er
 		return nil, err
 	}
 	srv := signal.NewServer(signal.Config{Key: skey, QueueSize: 4096, Rate: -1})
-	gs := grpc.NewServer()
+	var sopts []grpc.ServerOption
+	if staticWindow {
+		// Fixed windows turn off gRPC's BDP probing, which otherwise sends a
+		// ping per data frame on lightly loaded connections.
+		sopts = append(sopts, grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(1<<20))
+	}
+	gs := grpc.NewServer(sopts...)
 	srv.Register(gs)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -230,6 +237,9 @@ func pace(ctx context.Context, rate int, tokens chan<- struct{}) {
 			return
 		case now := <-t.C:
 			due := int(now.Sub(start).Seconds() * float64(rate))
+			if debt := cap(tokens); due-issued > debt {
+				issued = due - debt // never burst more than one buffer to catch up
+			}
 			for ; issued < due; issued++ {
 				select {
 				case tokens <- struct{}{}:
@@ -249,7 +259,10 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-var profile, traceFile, stacksFile string
+var (
+	profile, traceFile, stacksFile string
+	staticWindow                   bool
+)
 
 func startProfiles() func() {
 	var stops []func()

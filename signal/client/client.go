@@ -44,6 +44,9 @@ import (
 // server's MaxBatch must not be below it.
 const MaxBatch = 64
 
+// windowSize is the fixed HTTP/2 receive window of client-dialed connections.
+const windowSize = 1 << 20
+
 // Errors returned by Send and Start.
 var (
 	ErrNotConnected          = errors.New("signal: not connected")
@@ -244,6 +247,10 @@ func (c *Client) dial() (*grpc.ClientConn, error) {
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bc, MinConnectTimeout: c.cfg.RegisterTimeout}),
+		// Fixed windows turn off gRPC's BDP probing, which otherwise costs a
+		// ping round trip per data frame on a lightly loaded stream.
+		grpc.WithInitialWindowSize(windowSize),
+		grpc.WithInitialConnWindowSize(windowSize),
 	}
 	target := c.cfg.Target
 	if c.cfg.Dialer != nil {
