@@ -63,7 +63,7 @@ func startServer(t *testing.T, cfg signal.Config, addr string) *testServer {
 	}
 	ts := &testServer{t: t, key: cfg.Key, addr: ln.Addr().String()}
 	ts.sig = signal.NewServer(cfg)
-	ts.gs = grpc.NewServer(grpc.StreamInterceptor(ts.record))
+	ts.gs = grpc.NewServer(append(signal.ServerOptions(), grpc.StreamInterceptor(ts.record))...)
 	ts.sig.Register(ts.gs)
 	go func() { _ = ts.gs.Serve(ln) }()
 	t.Cleanup(ts.stop)

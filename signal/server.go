@@ -148,6 +148,14 @@ func NewServer(cfg Config) *Server {
 // Register adds the Signal service to a gRPC server.
 func (s *Server) Register(r grpc.ServiceRegistrar) { signalpb.RegisterSignalServer(r, s) }
 
+// ServerOptions returns gRPC server options recommended for a listener
+// that serves signal: fixed 1 MiB HTTP/2 windows, which turn off gRPC's BDP
+// probing (otherwise a ping round trip per data frame on lightly loaded
+// streams, about a third of the CPU per message at 1k clients).
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.InitialWindowSize(1 << 20), grpc.InitialConnWindowSize(1 << 20)}
+}
+
 // PublicKey returns the server's public key (sent in every Challenge).
 func (s *Server) PublicKey() keys.Public { return s.pub }
 
@@ -171,7 +179,9 @@ func (s *Server) Stats() Stats {
 
 // Stop closes every stream with status Unavailable, refuses new ones and
 // waits for all stream goroutines to end. It is idempotent. It does not
-// stop the gRPC server the service is registered on.
+// stop the gRPC server the service is registered on; call it before (or
+// concurrently with) grpc.Server.GracefulStop, which otherwise waits for
+// the long-lived signal streams forever.
 func (s *Server) Stop() {
 	s.once.Do(func() {
 		s.mu.Lock()

@@ -103,7 +103,7 @@ func run(n int, dur, warm time.Duration, inflight, rate, peers int) (*result, er
 	if staticWindow {
 		// Fixed windows turn off gRPC's BDP probing, which otherwise sends a
 		// ping per data frame on lightly loaded connections.
-		sopts = append(sopts, grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(1<<20))
+		sopts = append(sopts, signal.ServerOptions()...)
 	}
 	gs := grpc.NewServer(sopts...)
 	srv.Register(gs)
