@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -61,10 +62,12 @@ type System interface {
 
 // systemsByName lists the systems the -systems flag can pick.
 func systemsByName(wgBin string) map[string]func() System {
-	return map[string]func() System{
+	m := map[string]func() System{
 		"veth":         func() System { return rawVeth{} },
 		"wireguard-go": func() System { return &wireguardGo{bin: wgBin, mtu: 1280} },
 	}
+	maps.Copy(m, petrelSystems(filepath.Dir(wgBin))) // system_petrel.go
+	return m
 }
 
 // rawVeth sends straight over the underlay veth: the ceiling.

@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 	"golang.zx2c4.com/wireguard/conn"
 
 	"petrel/client/netx"
@@ -75,24 +73,16 @@ type Bind struct {
 	block  atomic.Pointer[func(netip.AddrPort) bool]
 	relayQ chan *pktBuf
 	bufs   sync.Pool // *pktBuf
-	sendMs sync.Pool // *[]ipv6.Message
 
 	relayDropped, iceDropped, blocked, relayTxErr atomic.Uint64
 }
 
 type relayBox struct{ RelaySender }
 
-// batchConn is implemented by ipv4.PacketConn and ipv6.PacketConn (their
-// Message types are the same alias).
-type batchConn interface {
-	ReadBatch(ms []ipv6.Message, flags int) (int, error)
-	WriteBatch(ms []ipv6.Message, flags int) (int, error)
-}
-
 // session is one Open..Close period of the socket.
 type session struct {
 	conn   *net.UDPConn
-	bc     batchConn
+	io     *sockIO
 	closed chan struct{}
 }
 
@@ -139,13 +129,6 @@ func NewBind(cfg BindConfig) *Bind {
 		relayQ: make(chan *pktBuf, cfg.RelayQueue),
 	}
 	b.bufs.New = func() any { return &pktBuf{b: make([]byte, pktBufSize)} }
-	b.sendMs.New = func() any {
-		ms := make([]ipv6.Message, conn.IdealBatchSize)
-		for i := range ms {
-			ms[i].Buffers = make(net.Buffers, 1)
-		}
-		return &ms
-	}
 	if cfg.Relay != nil {
 		b.relay.Store(&relayBox{cfg.Relay})
 	}
@@ -216,12 +199,12 @@ func (b *Bind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 		}
 	}
 	la := uc.LocalAddr().(*net.UDPAddr)
-	s := &session{conn: uc, closed: make(chan struct{})}
-	if la.IP.To4() != nil {
-		s.bc = ipv4.NewPacketConn(uc)
-	} else {
-		s.bc = ipv6.NewPacketConn(uc)
+	sio, err := newSockIO(uc, !b.cfg.DisableOffload, b.log)
+	if err != nil {
+		uc.Close()
+		return nil, 0, fmt.Errorf("open bind: %w", err)
 	}
+	s := &session{conn: uc, io: sio, closed: make(chan struct{})}
 	b.laddr.Store(la)
 	b.sess.Store(s)
 	b.log.Debug("bind open", "addr", la.String())
@@ -313,30 +296,22 @@ func (b *Bind) sendUDP(bufs [][]byte, e *UDPEndpoint) error {
 	if b.blockedAddr(e.ap) {
 		return nil
 	}
-	msp := b.sendMs.Get().(*[]ipv6.Message)
-	ms := (*msp)[:len(bufs)]
-	for i := range bufs {
-		ms[i].Buffers[0] = bufs[i]
-		ms[i].Addr = e.ua
-	}
-	var err error
-	for start := 0; start < len(ms); {
-		var n int
-		n, err = s.bc.WriteBatch(ms[start:], 0)
-		if err != nil {
-			break
+	if err := s.io.sendTo(bufs, e.ap); err != nil {
+		if s.isClosed() {
+			return net.ErrClosed
 		}
-		start += n
-	}
-	for i := range ms {
-		ms[i].Buffers[0] = nil
-		ms[i].Addr = nil
-	}
-	b.sendMs.Put(msp)
-	if err != nil {
 		return fmt.Errorf("send udp: %w", err)
 	}
 	return nil
+}
+
+// Offloads reports whether UDP GSO (send) and GRO (receive) are in use on
+// the open socket; both false while closed or where unsupported.
+func (b *Bind) Offloads() (gso, gro bool) {
+	if s := b.sess.Load(); s != nil {
+		return s.io.offloads()
+	}
+	return false, false
 }
 
 func (b *Bind) sendRelay(bufs [][]byte, e *RelayEndpoint) error {
@@ -441,29 +416,31 @@ func (b *Bind) makeReceiveRelay(s *session) conn.ReceiveFunc {
 func (b *Bind) makeReceiveUDP(s *session) conn.ReceiveFunc {
 	// Per-goroutine state: wireguard-go calls each ReceiveFunc from one
 	// goroutine only.
-	ms := make([]ipv6.Message, conn.IdealBatchSize)
-	for i := range ms {
-		ms[i].Buffers = make(net.Buffers, 1)
-	}
+	rd := s.io.newReader()
+	var aps []netip.AddrPort
 	cache := make(map[netip.AddrPort]*UDPEndpoint)
+	var last *UDPEndpoint // consecutive datagrams mostly share a source
 	endpoint := func(ap netip.AddrPort) *UDPEndpoint {
-		if ep, ok := cache[ap]; ok {
-			return ep
+		if last != nil && last.ap == ap {
+			return last
 		}
-		if len(cache) > 4096 {
-			clear(cache)
+		ep, ok := cache[ap]
+		if !ok {
+			if len(cache) > 4096 {
+				clear(cache)
+			}
+			ep = newUDPEndpoint(ap)
+			cache[ap] = ep
 		}
-		ep := newUDPEndpoint(ap)
-		cache[ap] = ep
+		last = ep
 		return ep
 	}
 	return func(bufs [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
-		n := min(len(bufs), len(ms))
-		for i := 0; i < n; i++ {
-			ms[i].Buffers[0] = bufs[i]
+		if len(aps) < len(bufs) {
+			aps = make([]netip.AddrPort, len(bufs))
 		}
 		for {
-			got, err := s.bc.ReadBatch(ms[:n], 0)
+			got, err := rd.recv(bufs, sizes, aps)
 			if err != nil {
 				if s.isClosed() || errors.Is(err, net.ErrClosed) {
 					return 0, net.ErrClosed
@@ -475,21 +452,19 @@ func (b *Bind) makeReceiveUDP(s *session) conn.ReceiveFunc {
 			}
 			kept := 0
 			for i := 0; i < got; i++ {
-				sizes[i] = 0
-				ua, ok := ms[i].Addr.(*net.UDPAddr)
-				if !ok {
+				if sizes[i] == 0 {
 					continue
 				}
-				ap := unmapAddrPort(ua)
-				if b.blockedAddr(ap) {
+				ap := aps[i]
+				if !ap.IsValid() || b.blockedAddr(ap) {
+					sizes[i] = 0
 					continue
 				}
-				pkt := bufs[i][:ms[i].N]
-				if IsSTUN(pkt) {
+				if pkt := bufs[i][:sizes[i]]; IsSTUN(pkt) {
 					b.deliverICE(pkt, ap)
+					sizes[i] = 0
 					continue
 				}
-				sizes[i] = ms[i].N
 				eps[i] = endpoint(ap)
 				kept++
 			}
@@ -498,9 +473,4 @@ func (b *Bind) makeReceiveUDP(s *session) conn.ReceiveFunc {
 			}
 		}
 	}
-}
-
-func unmapAddrPort(ua *net.UDPAddr) netip.AddrPort {
-	ip, _ := netip.AddrFromSlice(ua.IP)
-	return netip.AddrPortFrom(ip.Unmap(), uint16(ua.Port))
 }

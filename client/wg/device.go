@@ -136,6 +136,8 @@ func NewDevice(cfg DeviceConfig) (*Device, error) {
 		d.dev.Close()
 		return nil, fmt.Errorf("bring device up: %w", err)
 	}
+	gso, gro := cfg.Bind.Offloads()
+	d.log.Debug("data plane up", "tun_batch", d.tun.BatchSize(), "mtu", cfg.MTU, "udp_gso", gso, "udp_gro", gro)
 	return d, nil
 }
 

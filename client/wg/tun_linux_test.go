@@ -76,6 +76,11 @@ func TestKernelTUN(t *testing.T) {
 	if link.Attrs().MTU != DefaultMTU || link.Attrs().Flags&(1<<0) == 0 {
 		t.Fatalf("link mtu %d flags %v", link.Attrs().MTU, link.Attrs().Flags)
 	}
+	// wireguard-go's CreateTUN turns on IFF_VNET_HDR with TSO/GRO when the
+	// kernel has them; the device then reads and writes batches.
+	if bs := a.dev.tun.BatchSize(); bs <= 1 {
+		t.Errorf("kernel TUN batch size %d: TUN offloads are off", bs)
+	}
 	if err := a.dev.UpsertPeer(b.pub, []netip.Prefix{netip.PrefixFrom(b.ip, 32)}, b.udpEndpoint(), 0); err != nil {
 		t.Fatal(err)
 	}
