@@ -335,6 +335,9 @@ func (s *Server) writeLoop(stream signalpb.Signal_ConnectServer, sess *session, 
 // MaxBatch items.
 func (s *Server) batch(sess *session, first outItem) *signalpb.ServerFrame {
 	f := &signalpb.ServerFrame{}
+	if n := len(sess.out); n > 0 && first.env != nil {
+		f.Envelopes = make([]*signalpb.Envelope, 0, min(n+1, s.cfg.MaxBatch))
+	}
 	add := func(it outItem) {
 		switch {
 		case it.env != nil:

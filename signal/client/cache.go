@@ -15,7 +15,7 @@ type keyCache struct {
 	priv keys.Private
 	max  int
 
-	mu       sync.Mutex
+	mu       sync.RWMutex
 	cur, old map[keys.Public]*seal.Precomputed
 }
 
@@ -27,14 +27,20 @@ func newKeyCache(priv keys.Private, max int) *keyCache {
 }
 
 func (c *keyCache) get(peer keys.Public) *seal.Precomputed {
+	c.mu.RLock()
+	p, ok := c.cur[peer]
+	c.mu.RUnlock()
+	if ok {
+		return p
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if p, ok := c.cur[peer]; ok {
 		return p
 	}
-	p, ok := c.old[peer]
+	p, ok = c.old[peer]
 	if !ok {
-		p = seal.Precompute(peer, c.priv)
+		p = seal.Precompute(peer, c.priv) // under the lock: one X25519 per new peer
 	}
 	if len(c.cur) >= c.max/2 {
 		c.old, c.cur = c.cur, make(map[keys.Public]*seal.Precomputed, c.max/2)
@@ -44,7 +50,7 @@ func (c *keyCache) get(peer keys.Public) *seal.Precomputed {
 }
 
 func (c *keyCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	return len(c.cur) + len(c.old)
 }

@@ -143,7 +143,7 @@ func (c *Client) writeLoop(ctx context.Context, stream signalpb.Signal_ConnectCl
 	for {
 		select {
 		case env := <-l.out:
-			f := &signalpb.ClientFrame{Envelopes: make([]*signalpb.Envelope, 1, 8)}
+			f := &signalpb.ClientFrame{Envelopes: make([]*signalpb.Envelope, 1, min(1+len(l.out), MaxBatch))}
 			f.Envelopes[0] = env
 		drain:
 			for len(f.Envelopes) < MaxBatch {
