@@ -9,8 +9,9 @@
 // (SetHandler) and the delivery-error handler (OnError) run on the stream's
 // receive goroutine, one call at a time in arrival order; they must return
 // quickly (hand work off) or the server closes the stream for overflow.
-// They may call Send. OnStateChange callbacks run on the connection
-// goroutine, in order.
+// They may call Send but not Stop (Stop waits for that goroutine).
+// OnStateChange callbacks run on the connection goroutine, in order, with
+// the same restriction.
 //
 // Undeliverable messages: Send returns once the message is queued on a
 // live stream. If the server cannot deliver it (recipient unknown, offline
