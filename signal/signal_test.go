@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -405,5 +407,54 @@ func TestRateLimitAnswersSender(t *testing.T) {
 	}
 	if !b.Connected() || ts.sig.Stats().Overflows != 0 {
 		t.Fatal("recipient was cut")
+	}
+}
+
+func TestCustomDialerIsUsed(t *testing.T) {
+	ts := startServer(t, signal.Config{}, "")
+	var dialed atomic.Int32
+	var gotAddr atomic.Value
+	dial := func(ctx context.Context, addr string) (net.Conn, error) {
+		dialed.Add(1)
+		gotAddr.Store(addr)
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	a := startClient(t, ts.addr, newKey(t), func(c *client.Config) { c.Dialer = dial })
+	b := startClient(t, ts.addr, newKey(t), nil)
+	waitConnected(t, a, b)
+	if dialed.Load() == 0 || gotAddr.Load() != ts.addr {
+		t.Fatalf("dialer calls %d, addr %v", dialed.Load(), gotAddr.Load())
+	}
+	if err := a.Send(context.Background(), b.PublicKey(), offer("via-dialer")); err != nil {
+		t.Fatal(err)
+	}
+	if got := recv(t, b); got.msg.GetOffer().GetIceUfrag() != "via-dialer" {
+		t.Fatalf("b got %v", got.msg)
+	}
+}
+
+func TestPinnedServerKeyMismatchNeverConnects(t *testing.T) {
+	ts := startServer(t, signal.Config{}, "")
+	wrong := newKey(t).Public()
+	a := startClient(t, ts.addr, newKey(t), func(c *client.Config) { c.ServerKey = wrong })
+	// Wait for a second Hello (so the first attempt is over) and check the
+	// client never answered a challenge from the unpinned key.
+	eventually(t, "two hellos", func() bool {
+		n := 0
+		for _, f := range ts.frames() {
+			if f.GetHello() != nil {
+				n++
+			}
+		}
+		return n >= 2
+	})
+	for _, f := range ts.frames() {
+		if f.GetChallengeResponse() != nil {
+			t.Fatal("client answered a challenge from an unpinned server key")
+		}
+	}
+	if a.Connected() || ts.sig.Connected() != 0 {
+		t.Fatal("client registered with an unpinned server key")
 	}
 }
