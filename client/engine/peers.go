@@ -26,6 +26,12 @@ func (e *Engine) reconcilePeers(nm *managementpb.NetworkMap) {
 	}
 	stunURIs := e.stunURIs()
 	e.mu.Lock()
+	var overlay netip.Prefix
+	if e.self != nil {
+		if pfx, err := netip.ParsePrefix(e.self.Address); err == nil {
+			overlay = pfx.Masked()
+		}
+	}
 	var removed []*remote
 	var removedKeys []keys.Public
 	for k, r := range e.peers {
@@ -54,6 +60,7 @@ func (e *Engine) reconcilePeers(nm *managementpb.NetworkMap) {
 			Mux:             e.mux,
 			STUN:            stunURIs,
 			IncludeLoopback: e.cfg.ICELoopback,
+			Overlay:         overlay,
 			ForceRelay:      e.cfg.ForceRelay,
 			WGPort:          uint32(e.bind.LocalAddr().Port),
 			Logger:          e.cfg.Logger,

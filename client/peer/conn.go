@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -64,9 +65,14 @@ type Config struct {
 	Mux             ice.UniversalUDPMux
 	STUN            []*stun.URI
 	IncludeLoopback bool // tests and loopback demos only
-	ForceRelay      bool
-	WGPort          uint32
-	Logger          *slog.Logger
+	// Overlay is this agent's overlay network (for example 100.64.0.0/16).
+	// Addresses in it are never ICE candidates, local or remote: a check
+	// to a peer's overlay address succeeds through the tunnel itself, and
+	// WireGuard pointed at it would send its packets into its own tunnel.
+	Overlay    netip.Prefix
+	ForceRelay bool
+	WGPort     uint32
+	Logger     *slog.Logger
 	// ICE timeouts (defaults: 5 s disconnected, 15 s failed, 2 s keepalive).
 	DisconnectedTimeout, FailedTimeout, KeepaliveInterval time.Duration
 	// RetryMin/RetryMax bound the guard's backoff between ICE attempts while
@@ -233,6 +239,24 @@ func (c *Conn) Status() Status {
 	return st
 }
 
+// keepIP reports whether ip may be an ICE candidate address (not inside
+// the overlay network).
+func (c *Conn) keepIP(ip net.IP) bool {
+	if !c.cfg.Overlay.IsValid() {
+		return true
+	}
+	a, ok := netip.AddrFromSlice(ip)
+	return !ok || !c.cfg.Overlay.Contains(a.Unmap())
+}
+
+// keepCandidate reports whether a local candidate may be sent to the peer.
+// The shared-socket mux gathers host candidates from every interface,
+// including the overlay TUN, without the agent's IP filter.
+func (c *Conn) keepCandidate(cand ice.Candidate) bool {
+	ip := net.ParseIP(cand.Address())
+	return ip == nil || c.keepIP(ip)
+}
+
 func randID() uint64 {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
@@ -277,6 +301,8 @@ func (c *Conn) newAgent() (*ice.Agent, error) {
 		KeepaliveInterval:   &ka,
 		IncludeLoopback:     c.cfg.IncludeLoopback,
 		MulticastDNSMode:    ice.MulticastDNSModeDisabled,
+		IPFilter:            c.keepIP,
+		RemoteIPFilter:      c.keepIP,
 	}
 	a, err := ice.NewAgent(cfg)
 	if err != nil {
@@ -302,7 +328,7 @@ func (s *session) close() {
 // wireAgent installs the ICE callbacks of session s.
 func (c *Conn) wireAgent(s *session) {
 	_ = s.agent.OnCandidate(func(cand ice.Candidate) {
-		if cand == nil {
+		if cand == nil || !c.keepCandidate(cand) {
 			return
 		}
 		c.mu.Lock()

@@ -131,6 +131,10 @@ func (c *Conn) addCandidateLocked(s *session, raw string) {
 		c.log.Debug("bad remote candidate", "err", err)
 		return
 	}
+	if !c.keepCandidate(cand) {
+		c.log.Debug("ignoring remote candidate inside the overlay", "candidate", raw)
+		return
+	}
 	if err := s.agent.AddRemoteCandidate(cand); err != nil {
 		c.log.Debug("add remote candidate", "err", err)
 	}
