@@ -102,6 +102,12 @@ var mixedSizes = [][]int{
 func roundTrip(t *testing.T, txCfg, rxCfg BindConfig) (tx *Bind, rxs []*Bind) {
 	lo := netip.MustParseAddr("127.0.0.1")
 	txCfg.ListenAddr, rxCfg.ListenAddr = lo, lo
+	return roundTripTo(t, txCfg, rxCfg, lo)
+}
+
+// roundTripTo is roundTrip with the binds' listen addresses taken from the
+// configs and the receivers addressed at dst (with their ports).
+func roundTripTo(t *testing.T, txCfg, rxCfg BindConfig, dst netip.Addr) (tx *Bind, rxs []*Bind) {
 	txCfg.Logger, rxCfg.Logger = testLogger(t), testLogger(t)
 	tx = NewBind(txCfg)
 	if _, _, err := tx.Open(0); err != nil {
@@ -118,7 +124,7 @@ func roundTrip(t *testing.T, txCfg, rxCfg BindConfig) (tx *Bind, rxs []*Bind) {
 		}
 		s := startSink(t, fns[0])
 		t.Cleanup(func() { rx.Close(); <-s.done })
-		ep, err := tx.ParseEndpoint(rx.LocalAddr().AddrPort().String())
+		ep, err := tx.ParseEndpoint(netip.AddrPortFrom(dst, rx.LocalAddr().AddrPort().Port()).String())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -148,7 +154,7 @@ func roundTrip(t *testing.T, txCfg, rxCfg BindConfig) (tx *Bind, rxs []*Bind) {
 			sinks[d].waitCount(t, len(want[d]))
 		}
 	}
-	from := tx.LocalAddr().AddrPort().String()
+	from := netip.AddrPortFrom(dst, tx.LocalAddr().AddrPort().Port()).String()
 	for d, s := range sinks {
 		s.mu.Lock()
 		if s.dups != 0 || len(s.pkts) != len(want[d]) {
@@ -196,6 +202,22 @@ func TestOffloadDisabledRoundTrip(t *testing.T) {
 	if sent, _ := offloadCounts(tx); sent != 0 {
 		t.Fatalf("%d segmented sends with offload disabled", sent)
 	}
+}
+
+// TestOffloadDualStack uses the agent's default dual-stack socket ("::"),
+// sending to IPv4 (as v4-mapped addresses) and to IPv6 loopback.
+func TestOffloadDualStack(t *testing.T) {
+	probe := NewBind(BindConfig{})
+	if _, _, err := probe.Open(0); err != nil {
+		t.Skipf("no dual-stack socket: %v", err)
+	}
+	v6 := probe.LocalAddr().IP.To4() == nil
+	probe.Close()
+	if !v6 {
+		t.Skip("IPv6 unavailable: the bind fell back to IPv4")
+	}
+	roundTripTo(t, BindConfig{}, BindConfig{}, netip.MustParseAddr("127.0.0.1"))
+	roundTripTo(t, BindConfig{}, BindConfig{}, netip.MustParseAddr("::1"))
 }
 
 // Segmented sender, plain receiver (the kernel segments) and the reverse.
