@@ -1,24 +1,31 @@
 // Package server assembles petrel-server's control plane: management (gRPC
 // for agents, REST for admins), signal, relay and STUN, on one TCP listener
-// (gRPC by HTTP/2 preface, HTTP/1.1 for REST and the relay WebSocket) plus
-// STUN on UDP.
+// plus STUN on UDP. Connections are split by sniffing the HTTP/2 client
+// preface: HTTP/2 with prior knowledge (gRPC) goes to grpc-go's native
+// server, HTTP/1.1 to net/http (REST under /api, the relay WebSocket at
+// /relay, /healthz); see docs/adr-001-one-port-listener.md.
 //
-// Imported by cmd/petrel-server and by integration tests that need a real
-// control plane in-process. Start, Stop and the accessors are safe for
-// concurrent use; Stop is idempotent.
+// Imported by cmd/petrel-server (a thin flag layer over Config) and by
+// integration tests that need a real control plane in-process.
+//
+// Lifecycle: New validates a Config; Start opens the store and the sockets
+// and serves in background goroutines (it does not block); Stop is
+// idempotent and final, and a failed Start rolls back through it. Done is
+// closed when serving ends (after Stop, or early if the listener fails; Err
+// says why). The accessors may be called from any goroutine once Start has
+// returned.
 package server
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -27,74 +34,36 @@ import (
 	"petrel/internal/keys"
 	"petrel/management"
 	"petrel/management/grpcapi"
-	"petrel/management/model"
 	"petrel/management/restapi"
 	"petrel/management/store"
 	"petrel/management/store/storeopen"
 	"petrel/relay"
 	"petrel/relay/auth"
+	"petrel/server/internal/split"
 	"petrel/signal"
 	"petrel/stun"
 )
 
-// Components selects the parts a process runs.
-type Components struct {
-	Management, Signal, Relay, STUN bool
-}
+type lifecycle int
 
-// AllComponents runs everything.
-var AllComponents = Components{true, true, true, true}
+const (
+	stateNew lifecycle = iota
+	stateRunning
+	stateStopped
+)
 
-// ParseComponents parses "management,signal,relay,stun".
-func ParseComponents(s string) (Components, error) {
-	var c Components
-	for _, p := range strings.Split(s, ",") {
-		switch strings.TrimSpace(strings.ToLower(p)) {
-		case "management", "mgmt":
-			c.Management = true
-		case "signal":
-			c.Signal = true
-		case "relay":
-			c.Relay = true
-		case "stun":
-			c.STUN = true
-		case "":
-		default:
-			return c, fmt.Errorf("unknown component %q (want management, signal, relay, stun)", p)
-		}
-	}
-	if c == (Components{}) {
-		return c, errors.New("no components selected")
-	}
-	return c, nil
-}
-
-// Config is petrel-server's validated configuration.
-type Config struct {
-	DataDir          string
-	Listen           string // host:port for gRPC + HTTP
-	STUNListen       string // host:port (UDP); "" = ":3478"
-	Store            string // "sqlite" or "postgres://..."
-	PublicURL        string // agents' management + signal URL; default derived from Listen
-	RelayURLs        []string
-	RelaySecretFile  string // default DATA_DIR/relay-secret
-	RelayInstanceURL string // default rel://<public host>:<port>
-	STUNURLs         []string
-	Components       Components
-	Logger           *slog.Logger
-	// RelayTokenTTL overrides the relay token lifetime (tests).
-	RelayTokenTTL time.Duration
-}
-
-// Server is a running control plane.
+// Server is one control-plane process.
 type Server struct {
 	cfg Config
 	log *slog.Logger
 
-	mu         sync.Mutex
-	stopped    bool
+	mu       sync.Mutex // guards state; held by Start throughout
+	state    lifecycle
+	stopOnce sync.Once
+
+	// Set by Start, read-only afterwards.
 	ln         net.Listener
-	split      *splitListener
+	split      *split.Listener
 	grpc       *grpc.Server
 	http       *http.Server
 	store      store.Store
@@ -102,220 +71,288 @@ type Server struct {
 	sig        *signal.Server
 	relay      *relay.Server
 	stun       *stun.Server
+	ep         Endpoints
 	adminToken string // only when created by this start
-	publicURL  string
-	relayURL   string
-	wg         sync.WaitGroup
+
+	serving  sync.WaitGroup
+	done     chan struct{}
+	doneOnce sync.Once
+	serveErr error // written before done is closed
 }
 
-// New validates cfg.
+// New validates cfg and returns a server that is not started. Every
+// problem in cfg is reported, joined.
 func New(cfg Config) (*Server, error) {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg, err := cfg.validate()
+	if err != nil {
+		return nil, err
 	}
-	if cfg.DataDir == "" {
-		return nil, errors.New("--data-dir is required")
-	}
-	if cfg.Listen == "" {
-		return nil, errors.New("--listen is required")
-	}
-	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
-		return nil, fmt.Errorf("--listen %q: want HOST:PORT", cfg.Listen)
-	}
-	if cfg.Components == (Components{}) {
-		cfg.Components = AllComponents
-	}
-	if cfg.PublicURL != "" {
-		u, err := url.Parse(cfg.PublicURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("--public-url %q: want http(s)://host:port", cfg.PublicURL)
-		}
-	}
-	for _, r := range append([]string{cfg.RelayInstanceURL}, cfg.RelayURLs...) {
-		if r == "" {
-			continue
-		}
-		u, err := url.Parse(r)
-		if err != nil || (u.Scheme != "rel" && u.Scheme != "rels") || u.Host == "" {
-			return nil, fmt.Errorf("relay URL %q: want rel://host:port or rels://host:port", r)
-		}
-	}
-	if cfg.RelaySecretFile == "" {
-		cfg.RelaySecretFile = filepath.Join(cfg.DataDir, "relay-secret")
-	}
-	return &Server{cfg: cfg, log: cfg.Logger.With("component", "server")}, nil
+	return &Server{cfg: cfg, log: cfg.Logger.With("component", "server"), done: make(chan struct{})}, nil
 }
 
-// Start opens the store and the listeners and starts every component. On
-// error everything started is stopped.
-func (s *Server) Start(ctx context.Context) (err error) {
-	if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
+// Start binds the sockets, opens the store, starts the configured
+// components and begins serving. On an empty store it creates the default
+// account (with an All<->All accept policy) and writes its admin token to
+// TokenFile (0600). On failure everything started is stopped.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != stateNew {
+		return errors.New("start server: already started or stopped")
+	}
+	s.state = stateRunning
+	if err := s.start(ctx); err != nil {
+		s.state = stateStopped
+		s.stopOnce.Do(s.teardown)
+		return err
+	}
+	s.log.Info("petrel-server started", "listen", s.ln.Addr().String(), "components", s.cfg.Components.String())
+	return nil
+}
+
+func (s *Server) start(ctx context.Context) (err error) {
+	cfg := &s.cfg
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			s.Stop()
+	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	var stunAddr net.Addr
+	if cfg.Components.STUN {
+		st := stun.NewServer(cfg.STUNListen, cfg.Logger)
+		if err := st.Start(); err != nil {
+			return fmt.Errorf("start stun on %s: %w", cfg.STUNListen, err)
 		}
-	}()
-	s.ln, err = net.Listen("tcp", s.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
+		s.stun = st
+		stunAddr = st.Addr()
 	}
-	s.publicURL = s.cfg.PublicURL
-	if s.publicURL == "" {
-		s.publicURL = "http://" + advertisedHostPort(s.ln.Addr().(*net.TCPAddr))
+	var warnings []string
+	if s.ep, warnings, err = deriveEndpoints(cfg, s.ln.Addr(), stunAddr); err != nil {
+		return err
 	}
-	pu, _ := url.Parse(s.publicURL)
-	s.relayURL = s.cfg.RelayInstanceURL
-	if s.relayURL == "" {
-		s.relayURL = "rel://" + pu.Host
+	for _, w := range warnings {
+		s.log.Warn(w)
 	}
-	relayURLs := s.cfg.RelayURLs
-	if len(relayURLs) == 0 && s.cfg.Components.Relay {
-		relayURLs = []string{s.relayURL}
-	}
-	if s.cfg.Components.STUN {
-		s.stun = stun.NewServer(orDefault(s.cfg.STUNListen, ":3478"), s.cfg.Logger)
-		if err := s.stun.Start(); err != nil {
-			return fmt.Errorf("stun: %w", err)
+	// The relay secret verifies tokens at the relay and mints them in
+	// management (only when a relay is advertised).
+	var secret []byte
+	if cfg.Components.Relay || (cfg.Components.Management && len(s.ep.RelayURLs) > 0) {
+		if secret, err = auth.LoadOrCreateSecret(cfg.RelaySecretFile); err != nil {
+			return fmt.Errorf("load relay secret: %w", err)
 		}
-	}
-	stunURLs := s.cfg.STUNURLs
-	if len(stunURLs) == 0 && s.cfg.Components.STUN {
-		port := fmt.Sprint(s.stun.Addr().(*net.UDPAddr).Port)
-		stunURLs = []string{"stun:" + net.JoinHostPort(pu.Hostname(), port)}
 	}
 
-	var secret []byte
-	if s.cfg.Components.Relay || s.cfg.Components.Management {
-		if secret, err = auth.LoadOrCreateSecret(s.cfg.RelaySecretFile); err != nil {
-			return fmt.Errorf("relay secret: %w", err)
-		}
-	}
-	s.grpc = grpc.NewServer()
 	mux := http.NewServeMux()
-	var serverKey keys.Private
-	if s.cfg.Components.Management {
-		if err := s.startManagement(ctx, mux, secret, relayURLs, stunURLs); err != nil {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	// A connection must finish the HTTP/2 handshake as fast as it must show
+	// its protocol (grpc's default allows 120 s).
+	s.grpc = grpc.NewServer(grpc.ConnectionTimeout(split.SniffTimeout))
+	if cfg.opensStore() {
+		if s.store, err = storeopen.Open(ctx, cfg.Store, cfg.DataDir, cfg.Logger); err != nil {
 			return err
 		}
-		serverKey = s.mgmt.ServerKey()
 	}
-	if s.cfg.Components.Signal {
-		if serverKey.IsZero() {
-			if serverKey, _, err = keys.LoadOrCreatePrivate(filepath.Join(s.cfg.DataDir, "signal.key")); err != nil {
-				return fmt.Errorf("signal key: %w", err)
-			}
+	if cfg.Components.Management {
+		if err := s.startManagement(ctx, mux, secret); err != nil {
+			return err
 		}
-		s.sig = signal.NewServer(signal.Config{Key: serverKey, Logger: s.cfg.Logger})
+	}
+	if cfg.Components.Signal {
+		key, err := s.signalKey(ctx)
+		if err != nil {
+			return err
+		}
+		s.sig = signal.NewServer(signal.Config{Key: key, Logger: cfg.Logger})
 		s.sig.Register(s.grpc)
 	}
-	if s.cfg.Components.Relay {
-		s.relay, err = relay.NewServer(relay.Config{InstanceURL: s.relayURL, Secret: secret, Logger: s.cfg.Logger})
+	if cfg.Components.Relay {
+		rel, err := relay.NewServer(relay.Config{InstanceURL: s.ep.RelayInstanceURL, Secret: secret, Logger: cfg.Logger})
 		if err != nil {
-			return fmt.Errorf("relay: %w", err)
+			return fmt.Errorf("create relay: %w", err)
 		}
-		if err := s.relay.Start(); err != nil {
+		if err := rel.Start(); err != nil {
 			return fmt.Errorf("start relay: %w", err)
 		}
-		mux.Handle("/relay", s.relay)
+		s.relay = rel
+		mux.Handle(relay.Path, rel)
 	}
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	s.split = newSplitListener(s.ln)
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	s.wg.Add(3)
-	go func() { defer s.wg.Done(); s.split.serve() }()
-	go func() { defer s.wg.Done(); _ = s.grpc.Serve(s.split.h2) }()
-	go func() { defer s.wg.Done(); _ = s.http.Serve(s.split.h1) }()
+
+	s.split = split.New(s.ln)
+	s.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+	}
+	s.serving.Add(3)
+	go func() {
+		defer s.serving.Done()
+		if err := s.split.Serve(); err != nil {
+			s.serveErr = fmt.Errorf("accept on %s: %w", s.ln.Addr(), err)
+			s.log.Error("listener failed", "err", err)
+		}
+		s.doneOnce.Do(func() { close(s.done) })
+	}()
+	// The two servers' Accept fails only when the split listener closes,
+	// so their errors carry no news.
+	go func() { defer s.serving.Done(); _ = s.grpc.Serve(s.split.HTTP2()) }()
+	go func() { defer s.serving.Done(); _ = s.http.Serve(s.split.HTTP1()) }()
 	return nil
 }
 
-func (s *Server) startManagement(ctx context.Context, mux *http.ServeMux, secret []byte, relayURLs, stunURLs []string) error {
-	st, err := storeopen.Open(ctx, s.cfg.Store, s.cfg.DataDir, s.cfg.Logger)
-	if err != nil {
-		return fmt.Errorf("open store: %w", err)
-	}
-	s.store = st
-	s.mgmt, err = management.New(management.Config{
-		Store:  st,
+func (s *Server) startManagement(ctx context.Context, mux *http.ServeMux, secret []byte) error {
+	mcfg := management.Config{
+		Store:  s.store,
 		Logger: s.cfg.Logger,
-		Server: management.ServerInfo{PublicURL: s.publicURL, STUNURLs: stunURLs, RelayURLs: relayURLs,
+		Server: management.ServerInfo{PublicURL: s.ep.PublicURL, STUNURLs: s.ep.STUNURLs, RelayURLs: s.ep.RelayURLs,
 			RelayTokenTTL: s.cfg.RelayTokenTTL},
-		MintRelayToken: func(peer keys.Public, exp time.Time) string { return auth.Mint(secret, peer, exp) },
-	})
-	if err != nil {
-		return fmt.Errorf("management: %w", err)
 	}
-	if err := s.mgmt.Start(ctx); err != nil {
+	if secret != nil {
+		mcfg.MintRelayToken = func(peer keys.Public, exp time.Time) string { return auth.Mint(secret, peer, exp) }
+	}
+	svc, err := management.New(mcfg)
+	if err != nil {
+		return fmt.Errorf("create management: %w", err)
+	}
+	if err := svc.Start(ctx); err != nil {
 		return fmt.Errorf("start management: %w", err)
 	}
-	tok, created, err := s.mgmt.Bootstrap(ctx)
-	if err != nil {
-		return fmt.Errorf("bootstrap account: %w", err)
+	s.mgmt = svc
+	if err := s.bootstrap(ctx); err != nil {
+		return err
 	}
-	if created {
-		if err := s.addDefaultPolicy(ctx); err != nil {
-			return err
-		}
-		s.adminToken = tok
-		if err := keys.WriteFileAtomic(s.TokenFile(), []byte(tok+"\n"), 0o600); err != nil {
-			return fmt.Errorf("write admin token: %w", err)
-		}
-	}
-	grpcapi.New(s.mgmt, s.mgmt.ServerKey(), s.cfg.Logger).Register(s.grpc)
-	mux.Handle("/api/", restapi.New(s.mgmt, s.cfg.Logger))
+	grpcapi.New(svc, svc.ServerKey(), s.cfg.Logger).Register(s.grpc)
+	mux.Handle("/api/", restapi.New(svc, s.cfg.Logger))
 	return nil
 }
 
-// Stop stops every component and closes the store. Idempotent.
+// signalKey is management's key when it runs here, else the key file when
+// configured, else the server key in the store (so signal and a separate
+// management share it).
+func (s *Server) signalKey(ctx context.Context) (keys.Private, error) {
+	switch {
+	case s.mgmt != nil:
+		return s.mgmt.ServerKey(), nil
+	case s.cfg.SignalKeyFile != "":
+		k, _, err := keys.LoadOrCreatePrivate(s.cfg.SignalKeyFile)
+		if err != nil {
+			return keys.Private{}, fmt.Errorf("load signal key: %w", err)
+		}
+		return k, nil
+	default:
+		k, err := s.store.ServerKey(ctx)
+		if err != nil {
+			return keys.Private{}, fmt.Errorf("load server key: %w", err)
+		}
+		return k, nil
+	}
+}
+
+// Stop ends the long-lived streams (Sync, signal, relay), lets in-flight
+// requests finish within Config.ShutdownTimeout, then stops STUN and
+// closes the store. It is idempotent and final; later calls wait for the
+// first to finish.
 func (s *Server) Stop() {
 	s.mu.Lock()
-	if s.stopped {
-		s.mu.Unlock()
-		return
-	}
-	s.stopped = true
+	s.state = stateStopped
 	s.mu.Unlock()
+	s.stopOnce.Do(s.teardown)
+}
+
+func (s *Server) teardown() {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
 	if s.split != nil {
-		s.split.close()
+		s.split.Close()
 	} else if s.ln != nil {
-		s.ln.Close()
+		_ = s.ln.Close()
 	}
-	if s.relay != nil {
-		s.relay.Stop()
-	}
-	if s.sig != nil {
-		s.sig.Stop()
+	shut := make(chan error, 1)
+	if s.http != nil {
+		go func() { shut <- s.http.Shutdown(ctx) }()
+	} else {
+		shut <- nil
 	}
 	if s.mgmt != nil {
 		s.mgmt.Stop()
 	}
-	if s.grpc != nil {
-		s.grpc.Stop()
+	if s.sig != nil {
+		s.sig.Stop()
 	}
-	if s.http != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_ = s.http.Shutdown(ctx)
-		cancel()
+	if s.relay != nil {
+		s.relay.Stop()
+	}
+	if s.grpc != nil {
+		stopped := make(chan struct{})
+		go func() { s.grpc.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-ctx.Done():
+			s.log.Warn("gRPC connections still open at the shutdown deadline; closing them")
+			forced := make(chan struct{})
+			go func() { s.grpc.Stop(); close(forced) }()
+			if s.split != nil {
+				s.split.CloseConns() // also ends handshakes that stalled
+			}
+			<-forced
+			<-stopped
+		}
+	}
+	if err := <-shut; err != nil {
+		s.log.Warn("graceful shutdown incomplete; closing connections", "err", err)
 		_ = s.http.Close()
 	}
+	s.serving.Wait()
+	if s.split != nil {
+		s.split.CloseConns()
+	}
+	s.doneOnce.Do(func() { close(s.done) })
 	if s.stun != nil {
 		s.stun.Stop()
 	}
-	s.wg.Wait()
 	if s.store != nil {
-		_ = s.store.Close()
+		if err := s.store.Close(); err != nil {
+			s.log.Warn("close store", "err", err)
+		}
+	}
+	if s.ln != nil {
+		s.log.Info("petrel-server stopped")
 	}
 }
 
-// Addr is the TCP listener's address.
-func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+// Done is closed when the server stops serving: after Stop, or when the
+// listener fails (then Err says why and the caller should Stop).
+func (s *Server) Done() <-chan struct{} { return s.done }
 
-// PublicURL is the URL agents use.
-func (s *Server) PublicURL() string { return s.publicURL }
+// Err waits for Done and reports why serving ended early (nil after Stop).
+func (s *Server) Err() error {
+	<-s.done
+	return s.serveErr
+}
 
-// RelayURL is this process's relay instance URL.
-func (s *Server) RelayURL() string { return s.relayURL }
+// Addr is the TCP listener's address (nil before Start).
+func (s *Server) Addr() net.Addr {
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Components are the parts this server runs.
+func (s *Server) Components() Components { return s.cfg.Components }
+
+// Endpoints are the URLs this server advertises (valid after Start).
+func (s *Server) Endpoints() Endpoints { return s.ep }
+
+// PublicURL is the URL agents use for management and signal.
+func (s *Server) PublicURL() string { return s.ep.PublicURL }
+
+// RelayURL is this process's relay instance URL ("" without the relay).
+func (s *Server) RelayURL() string { return s.ep.RelayInstanceURL }
 
 // STUNAddr is the STUN listener's address (nil without STUN).
 func (s *Server) STUNAddr() net.Addr {
@@ -331,48 +368,5 @@ func (s *Server) Management() *management.Service { return s.mgmt }
 // AdminToken returns the admin token if this start created it.
 func (s *Server) AdminToken() string { return s.adminToken }
 
-// TokenFile is where the admin token is written.
-func (s *Server) TokenFile() string { return filepath.Join(s.cfg.DataDir, "admin-token") }
-
-func advertisedHostPort(a *net.TCPAddr) string {
-	host := a.IP.String()
-	if a.IP.IsUnspecified() {
-		if h, err := os.Hostname(); err == nil && h != "" {
-			host = h
-		} else {
-			host = "127.0.0.1"
-		}
-	}
-	return net.JoinHostPort(host, fmt.Sprint(a.Port))
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
-// addDefaultPolicy lets every peer of a new default account reach every
-// other (All <-> All), as users of a mesh VPN expect on first start; admins
-// tighten or disable it through the API.
-func (s *Server) addDefaultPolicy(ctx context.Context) error {
-	acct := s.mgmt.Accounts()[0]
-	snap, err := s.mgmt.Snapshot(acct)
-	if err != nil {
-		return fmt.Errorf("read default account: %w", err)
-	}
-	var all string
-	for id, g := range snap.Groups {
-		if g.Name == model.AllGroupName {
-			all = id
-		}
-	}
-	_, err = s.mgmt.Put(ctx, acct, &model.Policy{Name: "Default", Description: "every peer reaches every peer",
-		Enabled: true, Rules: []model.PolicyRule{{Name: "all-to-all", Sources: []string{all}, Destinations: []string{all},
-			Protocol: model.ProtoAll, Bidirectional: true, Action: model.ActionAccept}}})
-	if err != nil {
-		return fmt.Errorf("create default policy: %w", err)
-	}
-	return nil
-}
+// TokenFile is where the admin token of a new default account is written.
+func (s *Server) TokenFile() string { return filepath.Join(s.cfg.DataDir, AdminTokenFile) }

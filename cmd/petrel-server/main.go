@@ -1,10 +1,12 @@
 // Command petrel-server is the Petrel control plane: management (gRPC for
 // agents, REST for admins), signal, relay and STUN. `petrel-server run`
-// serves them, by default all in one process on one TCP port plus STUN on
-// UDP; the other subcommands are admin clients of the REST API.
+// serves them through package server, by default all in one process on one
+// TCP port plus STUN on UDP; `setup-key` and `peers` are admin clients of
+// the REST API; `admin-token create` adds an admin token offline.
 //
-// Flags are parsed once here into typed, validated config structs; the
-// components receive those and never read flags or environment themselves.
+// This package is a thin layer: flags are parsed once here into
+// server.Config (validated by server.New); nothing below reads flags or
+// environment.
 package main
 
 import (
@@ -46,6 +48,6 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newRunCmd(), newSetupKeyCmd(), newPeersCmd())
+	root.AddCommand(newRunCmd(), newSetupKeyCmd(), newPeersCmd(), newAdminTokenCmd())
 	return root
 }

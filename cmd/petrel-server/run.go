@@ -2,13 +2,30 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	ossignal "os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"petrel/relay"
+	"petrel/server"
 )
+
+// runFlags holds the raw flag values of `run`.
+type runFlags struct {
+	dataDir, listen, stunListen, store, publicURL string
+	relayURLs, stunURLs                           []string
+	relaySecretFile, relayInstanceURL             string
+	signalKeyFile                                 string
+	components                                    string
+	logLevel                                      string
+}
 
 func newRunCmd() *cobra.Command {
 	var f runFlags
@@ -23,14 +40,9 @@ On first start with an empty store it creates the default account and writes
 its admin API token to DATA_DIR/admin-token (mode 0600).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := f.config()
-			if err != nil {
-				return usageError{err}
-			}
-			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: cfg.LogLevel}))
 			ctx, stop := ossignal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return runServer(ctx, cfg, log, cmd)
+			return run(ctx, &f, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	fl := cmd.Flags()
@@ -43,19 +55,51 @@ its admin API token to DATA_DIR/admin-token (mode 0600).`,
 	fl.StringArrayVar(&f.stunURLs, "stun-url", nil, "STUN URL advertised to agents (repeatable; default stun:<public host>:<stun port>)")
 	fl.StringVar(&f.relaySecretFile, "relay-secret-file", "", "shared relay HMAC secret, created if absent (default DATA_DIR/relay-secret)")
 	fl.StringVar(&f.relayInstanceURL, "relay-instance-url", "", "this relay instance's URL (default rel://<public host>:<public port>)")
+	fl.StringVar(&f.signalKeyFile, "signal-key-file", "", "signal without management: key file (created if absent) instead of the server key in the store")
 	fl.StringVar(&f.components, "components", "management,signal,relay,stun", "components to run")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
 
-// runServer starts the server, prints what it serves and blocks until ctx
-// ends or serving fails, then stops it.
-func runServer(ctx context.Context, cfg *runConfig, log *slog.Logger, cmd *cobra.Command) error {
-	srv, err := startServer(ctx, cfg, log)
+// server validates the flags into a server (not started) and its logger.
+// Every problem is reported, as a usage error.
+func (f *runFlags) server(stderr io.Writer) (*server.Server, *slog.Logger, error) {
+	var errs []error
+	comps, err := server.ParseComponents(f.components)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("--components: %w", err))
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", f.logLevel))
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	srv, err := server.New(server.Config{
+		DataDir: f.dataDir, Listen: f.listen, STUNListen: f.stunListen, Store: f.store,
+		PublicURL: f.publicURL, RelayURLs: f.relayURLs, STUNURLs: f.stunURLs,
+		RelaySecretFile: f.relaySecretFile, RelayInstanceURL: f.relayInstanceURL,
+		SignalKeyFile: f.signalKeyFile, Components: comps, Logger: log,
+	})
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, usageError{err}
+	}
+	return srv, log, nil
+}
+
+// run starts the server, prints what it serves and blocks until ctx ends
+// or serving fails, then stops it.
+func run(ctx context.Context, f *runFlags, stdout, stderr io.Writer) error {
+	srv, log, err := f.server(stderr)
 	if err != nil {
 		return err
 	}
-	srv.printBanner(cmd.OutOrStdout())
+	if err := srv.Start(ctx); err != nil {
+		return err
+	}
+	printBanner(stdout, srv)
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down", "cause", context.Cause(ctx))
@@ -63,4 +107,29 @@ func runServer(ctx context.Context, cfg *runConfig, log *slog.Logger, cmd *cobra
 	}
 	srv.Stop()
 	return srv.Err()
+}
+
+// printBanner writes the served URLs and the token location to w.
+func printBanner(w io.Writer, srv *server.Server) {
+	ep, comps := srv.Endpoints(), srv.Components()
+	fmt.Fprintf(w, "petrel-server listening on %s (components: %s)\n", srv.Addr(), comps)
+	if comps.Management {
+		fmt.Fprintf(w, "  management (gRPC): %s\n", ep.PublicURL)
+		fmt.Fprintf(w, "  REST API:          %s/api\n", ep.PublicURL)
+	}
+	if comps.Signal {
+		fmt.Fprintf(w, "  signal (gRPC):     %s\n", ep.PublicURL)
+	}
+	if comps.Relay {
+		fmt.Fprintf(w, "  relay:             %s (WebSocket %s%s)\n", ep.RelayInstanceURL, ep.PublicURL, relay.Path)
+	}
+	if comps.Management && len(ep.RelayURLs) > 0 {
+		fmt.Fprintf(w, "  relays advertised: %s\n", strings.Join(ep.RelayURLs, " "))
+	}
+	if comps.STUN {
+		fmt.Fprintf(w, "  STUN:              %s (udp %s)\n", strings.Join(ep.STUNURLs, " "), srv.STUNAddr())
+	}
+	if comps.Management {
+		fmt.Fprintf(w, "  admin token:       %s\n", srv.TokenFile())
+	}
 }

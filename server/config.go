@@ -1,0 +1,266 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"petrel/management/store/storeopen"
+	"petrel/relay"
+)
+
+// Files inside the data directory.
+const (
+	AdminTokenFile  = "admin-token"
+	RelaySecretFile = "relay-secret"
+)
+
+// DefaultShutdownTimeout bounds the graceful part of Stop.
+const DefaultShutdownTimeout = 10 * time.Second
+
+// Components selects the parts a process runs.
+type Components struct {
+	Management, Signal, Relay, STUN bool
+}
+
+// AllComponents runs everything.
+var AllComponents = Components{true, true, true, true}
+
+// componentNames is the canonical order of the names.
+var componentNames = []string{"management", "signal", "relay", "stun"}
+
+// ParseComponents parses a comma-separated list such as
+// "management,signal,relay,stun" (case and spaces ignored; "mgmt" is an
+// alias of management).
+func ParseComponents(s string) (Components, error) {
+	var c Components
+	for _, p := range strings.Split(s, ",") {
+		switch strings.TrimSpace(strings.ToLower(p)) {
+		case "management", "mgmt":
+			c.Management = true
+		case "signal":
+			c.Signal = true
+		case "relay":
+			c.Relay = true
+		case "stun":
+			c.STUN = true
+		case "":
+		default:
+			return Components{}, fmt.Errorf("unknown component %q (want %s)", strings.TrimSpace(p), strings.Join(componentNames, ","))
+		}
+	}
+	if c == (Components{}) {
+		return c, errors.New("at least one component is required")
+	}
+	return c, nil
+}
+
+// String lists the selected components in canonical order, comma-separated.
+func (c Components) String() string {
+	var out []string
+	for i, on := range []bool{c.Management, c.Signal, c.Relay, c.STUN} {
+		if on {
+			out = append(out, componentNames[i])
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// Config configures a Server. Only DataDir and Listen are required; New
+// validates it and fills in defaults. Validation errors name the
+// petrel-server flag of the field (Listen: --listen), because that is where
+// the values come from.
+type Config struct {
+	DataDir    string // store (SQLite), admin token, relay secret
+	Listen     string // host:port of the one TCP listener (gRPC, REST, relay)
+	STUNListen string // host:port (UDP); "" = ":3478"
+	Store      string // storeopen spec: "" or "sqlite", "sqlite:///path.db", "postgres://DSN"
+	// PublicURL is the URL agents use for management and signal; "" derives
+	// http://<listen host, or the hostname if unspecified>:<bound port>.
+	PublicURL string
+	// RelayURLs are advertised to agents; "" = this process's relay
+	// instance URL when the relay runs here.
+	RelayURLs []string
+	// STUNURLs are advertised to agents; "" = stun:<public host>:<STUN
+	// port> when STUN runs here.
+	STUNURLs []string
+	// RelaySecretFile is the relay pool's shared HMAC secret, created if
+	// absent (default DATA_DIR/relay-secret).
+	RelaySecretFile string
+	// RelayInstanceURL is the URL this relay instance announces; "" =
+	// rel://<public host>:<public port> (rels:// for an https public URL).
+	RelayInstanceURL string
+	// SignalKeyFile, for signal running without management, is a key file
+	// (created if absent) used instead of the server key in the store, so no
+	// store is opened. Agents must then not pin the management key.
+	SignalKeyFile string
+	Components    Components // zero value: all
+	Logger        *slog.Logger
+	// RelayTokenTTL overrides the relay token lifetime (tests).
+	RelayTokenTTL time.Duration
+	// ShutdownTimeout bounds how long Stop lets in-flight requests finish
+	// (default 10 s).
+	ShutdownTimeout time.Duration
+	// Hostname names this machine when the public URL must be derived from
+	// an unspecified listen address (default os.Hostname).
+	Hostname func() (string, error)
+}
+
+// validate checks c and returns it with defaults filled in; every problem
+// is reported, joined.
+func (c Config) validate() (Config, error) {
+	var errs []error
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Hostname == nil {
+		c.Hostname = os.Hostname
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.Components == (Components{}) {
+		c.Components = AllComponents
+	}
+	if c.STUNListen == "" {
+		c.STUNListen = ":3478"
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir is required"))
+	} else if abs, err := filepath.Abs(c.DataDir); err == nil {
+		c.DataDir = abs
+	}
+	if c.Listen == "" {
+		errs = append(errs, errors.New("--listen is required"))
+	} else if err := checkHostPort("--listen", c.Listen); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Components.STUN {
+		if err := checkHostPort("--stun-listen", c.STUNListen); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.opensStore() {
+		if _, _, err := storeopen.Parse(c.Store, c.DataDir); err != nil && c.DataDir != "" {
+			errs = append(errs, fmt.Errorf("--store: %w", err))
+		}
+	}
+	if c.SignalKeyFile != "" && (c.Components.Management || !c.Components.Signal) {
+		errs = append(errs, errors.New("--signal-key-file: only for signal running without management (management's key is in the store)"))
+	}
+	c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("--public-url %q: want http://HOST[:PORT] or https://HOST[:PORT]", c.PublicURL))
+		}
+	}
+	for _, r := range c.RelayURLs {
+		if err := relay.ValidateURL(r); err != nil {
+			errs = append(errs, fmt.Errorf("--relay-url: %w", err))
+		}
+	}
+	if c.RelayInstanceURL != "" {
+		if err := relay.ValidateURL(c.RelayInstanceURL); err != nil {
+			errs = append(errs, fmt.Errorf("--relay-instance-url: %w", err))
+		}
+	}
+	for _, s := range c.STUNURLs {
+		if !strings.HasPrefix(s, "stun:") && !strings.HasPrefix(s, "stuns:") {
+			errs = append(errs, fmt.Errorf("--stun-url %q: want stun:HOST:PORT", s))
+		}
+	}
+	if c.RelaySecretFile == "" && c.DataDir != "" {
+		c.RelaySecretFile = filepath.Join(c.DataDir, RelaySecretFile)
+	}
+	return c, errors.Join(errs...)
+}
+
+// opensStore reports whether the process needs the store: management
+// always, signal alone for the server key unless it has a key file.
+func (c *Config) opensStore() bool {
+	return c.Components.Management || (c.Components.Signal && c.SignalKeyFile == "")
+}
+
+func checkHostPort(flag, s string) error {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%s %q: want HOST:PORT: %w", flag, s, err)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && port != "0") {
+		return fmt.Errorf("%s %q: bad port", flag, s)
+	}
+	return nil
+}
+
+// Endpoints are the URLs a server advertises, derived once its sockets are
+// bound (so a ":0" listen address yields the real port).
+type Endpoints struct {
+	PublicURL        string   // management and signal
+	RelayInstanceURL string   // this process's relay instance ("" without relay)
+	RelayURLs        []string // advertised to agents
+	STUNURLs         []string // advertised to agents
+}
+
+// deriveEndpoints fills in defaults from the bound addresses. stunAddr is
+// nil when STUN does not run here. Warnings are for the operator's log.
+func deriveEndpoints(c *Config, tcpAddr, stunAddr net.Addr) (ep Endpoints, warnings []string, err error) {
+	pub := c.PublicURL
+	if pub == "" {
+		host, port, err := net.SplitHostPort(tcpAddr.String())
+		if err != nil {
+			return ep, nil, fmt.Errorf("derive public url: %w", err)
+		}
+		if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+			h, err := c.Hostname()
+			if err != nil || h == "" {
+				return ep, nil, errors.New("derive public url: listen address is unspecified and the hostname is unknown; set --public-url")
+			}
+			host = h
+			warnings = append(warnings, fmt.Sprintf("--public-url not set; advertising http://%s to agents (set --public-url if they cannot resolve it)", net.JoinHostPort(host, port)))
+		}
+		pub = "http://" + net.JoinHostPort(host, port)
+	}
+	u, err := url.Parse(pub)
+	if err != nil {
+		return ep, nil, fmt.Errorf("parse public url: %w", err)
+	}
+	ep.PublicURL = u.String()
+	pubHost, pubPort := u.Hostname(), u.Port()
+	if pubPort == "" {
+		pubPort = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	if c.Components.Relay {
+		ep.RelayInstanceURL = c.RelayInstanceURL
+		if ep.RelayInstanceURL == "" {
+			scheme := "rel"
+			if u.Scheme == "https" {
+				scheme = "rels"
+			}
+			ep.RelayInstanceURL = scheme + "://" + net.JoinHostPort(pubHost, pubPort)
+		}
+	}
+	ep.RelayURLs = c.RelayURLs
+	if len(ep.RelayURLs) == 0 && ep.RelayInstanceURL != "" {
+		ep.RelayURLs = []string{ep.RelayInstanceURL}
+	}
+	ep.STUNURLs = c.STUNURLs
+	if len(ep.STUNURLs) == 0 && stunAddr != nil {
+		_, port, err := net.SplitHostPort(stunAddr.String())
+		if err != nil {
+			return ep, nil, fmt.Errorf("derive stun url: %w", err)
+		}
+		ep.STUNURLs = []string{"stun:" + net.JoinHostPort(pubHost, port)}
+	}
+	if c.Components.Management && len(ep.RelayURLs) == 0 {
+		warnings = append(warnings, "no relay advertised (relay component off and no --relay-url): peers behind symmetric NATs cannot connect")
+	}
+	return ep, warnings, nil
+}
