@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -249,6 +250,9 @@ func (st *sendState) sendmmsg(hdrs []mmsghdr) (int, error) {
 		}
 		if st.errno != 0 {
 			return done, os.NewSyscallError("sendmmsg", st.errno)
+		}
+		if st.sent <= 0 {
+			return done, io.ErrShortWrite
 		}
 		done += st.sent
 	}

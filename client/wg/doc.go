@@ -14,6 +14,15 @@
 // the 5-tuple WireGuard then uses. Packets received from relays are injected
 // with (*Bind).DeliverRelay.
 //
+// # Offloads
+//
+// On Linux the bind sends with sendmmsg and UDP GSO (runs of equal-size
+// packets of one Send become one segmented datagram) and receives with
+// recvmmsg and UDP GRO (coalesced datagrams are split before the STUN/
+// WireGuard demux), falling back to plain datagrams where the kernel or the
+// route refuses; kernel TUN mode uses wireguard-go's TUN offloads. See
+// docs/dataplane.md.
+//
 // # Roaming
 //
 // The device disables wireguard-go's endpoint roaming for every peer that has
