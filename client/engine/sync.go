@@ -64,7 +64,7 @@ func describe(err error) string {
 // syncLoop keeps a Sync stream open, reconnecting with jittered backoff.
 func (e *Engine) syncLoop() {
 	defer e.wg.Done()
-	bo := backoff.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second}
+	bo := backoff.Backoff{Min: 500 * time.Millisecond, Max: 10 * time.Second}
 	for e.ctx.Err() == nil {
 		start := time.Now()
 		err := e.mgmt.Sync(e.ctx, e.cfg.Key, &managementpb.SyncRequest{Meta: e.loginRequest().Meta}, e.onSync)
