@@ -167,3 +167,17 @@ func (a *api) Shutdown(ctx context.Context, _ *daemonpb.ShutdownRequest) (*daemo
 	go a.d.Stop()
 	return &daemonpb.ShutdownResponse{}, nil
 }
+
+func (a *api) Login(ctx context.Context, req *daemonpb.LoginRequest) (*daemonpb.LoginResponse, error) {
+	timeout := 30 * time.Second
+	if req.TimeoutMs > 0 {
+		timeout = time.Duration(req.TimeoutMs) * time.Millisecond
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	resp, err := a.d.login(ctx, req)
+	if err != nil {
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	}
+	return resp, nil
+}

@@ -190,3 +190,34 @@ func TestCLIBadInputs(t *testing.T) {
 		})
 	}
 }
+
+// TestCLILoginThenUp: login registers without connecting; up then needs no key.
+func TestCLILoginThenUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the agent binary")
+	}
+	bin := buildAgent(t)
+	srv, key := startControlPlane(t)
+	dir := stateDir(t)
+	out, code := run(t, bin, "login", "--state-dir", dir, "--management-url", srv.PublicURL(), "--setup-key", key,
+		"--hostname", "solo")
+	if code != 0 || !strings.Contains(out, "registered as solo.petrel.internal") {
+		t.Fatalf("login: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "petrel.sock")); !os.IsNotExist(err) {
+		t.Fatalf("login left a daemon running")
+	}
+	out, code = run(t, bin, "up", "--netstack", "--state-dir", dir, "--timeout", "30s")
+	if code != 0 {
+		t.Fatalf("up after login: exit %d\n%s", code, out)
+	}
+	defer run(t, bin, "down", "--state-dir", dir)
+	out, _ = run(t, bin, "status", "--json", "--state-dir", dir)
+	if !strings.Contains(out, `"fqdn": "solo.petrel.internal"`) {
+		t.Fatalf("status after up:\n%s", out)
+	}
+	snap, _ := srv.Management().Snapshot(srv.Management().Accounts()[0])
+	if len(snap.Peers) != 1 {
+		t.Fatalf("login + up registered %d peers, want 1", len(snap.Peers))
+	}
+}

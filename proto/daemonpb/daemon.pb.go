@@ -200,6 +200,126 @@ func (x *UpProgress) GetError() string {
 	return ""
 }
 
+type LoginRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ManagementUrl string                 `protobuf:"bytes,1,opt,name=management_url,json=managementUrl,proto3" json:"management_url,omitempty"`
+	SetupKey      string                 `protobuf:"bytes,2,opt,name=setup_key,json=setupKey,proto3" json:"setup_key,omitempty"`
+	Hostname      string                 `protobuf:"bytes,3,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	TimeoutMs     int64                  `protobuf:"varint,4,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoginRequest) Reset() {
+	*x = LoginRequest{}
+	mi := &file_daemon_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoginRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoginRequest) ProtoMessage() {}
+
+func (x *LoginRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_daemon_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
+func (*LoginRequest) Descriptor() ([]byte, []int) {
+	return file_daemon_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *LoginRequest) GetManagementUrl() string {
+	if x != nil {
+		return x.ManagementUrl
+	}
+	return ""
+}
+
+func (x *LoginRequest) GetSetupKey() string {
+	if x != nil {
+		return x.SetupKey
+	}
+	return ""
+}
+
+func (x *LoginRequest) GetHostname() string {
+	if x != nil {
+		return x.Hostname
+	}
+	return ""
+}
+
+func (x *LoginRequest) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+type LoginResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ip            string                 `protobuf:"bytes,1,opt,name=ip,proto3" json:"ip,omitempty"`
+	Fqdn          string                 `protobuf:"bytes,2,opt,name=fqdn,proto3" json:"fqdn,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoginResponse) Reset() {
+	*x = LoginResponse{}
+	mi := &file_daemon_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoginResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoginResponse) ProtoMessage() {}
+
+func (x *LoginResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_daemon_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
+func (*LoginResponse) Descriptor() ([]byte, []int) {
+	return file_daemon_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *LoginResponse) GetIp() string {
+	if x != nil {
+		return x.Ip
+	}
+	return ""
+}
+
+func (x *LoginResponse) GetFqdn() string {
+	if x != nil {
+		return x.Fqdn
+	}
+	return ""
+}
+
 type DownRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -208,7 +328,7 @@ type DownRequest struct {
 
 func (x *DownRequest) Reset() {
 	*x = DownRequest{}
-	mi := &file_daemon_proto_msgTypes[2]
+	mi := &file_daemon_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -220,7 +340,7 @@ func (x *DownRequest) String() string {
 func (*DownRequest) ProtoMessage() {}
 
 func (x *DownRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[2]
+	mi := &file_daemon_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -233,7 +353,7 @@ func (x *DownRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownRequest.ProtoReflect.Descriptor instead.
 func (*DownRequest) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{2}
+	return file_daemon_proto_rawDescGZIP(), []int{4}
 }
 
 type DownResponse struct {
@@ -244,7 +364,7 @@ type DownResponse struct {
 
 func (x *DownResponse) Reset() {
 	*x = DownResponse{}
-	mi := &file_daemon_proto_msgTypes[3]
+	mi := &file_daemon_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -256,7 +376,7 @@ func (x *DownResponse) String() string {
 func (*DownResponse) ProtoMessage() {}
 
 func (x *DownResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[3]
+	mi := &file_daemon_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -269,7 +389,7 @@ func (x *DownResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownResponse.ProtoReflect.Descriptor instead.
 func (*DownResponse) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{3}
+	return file_daemon_proto_rawDescGZIP(), []int{5}
 }
 
 type LogoutRequest struct {
@@ -280,7 +400,7 @@ type LogoutRequest struct {
 
 func (x *LogoutRequest) Reset() {
 	*x = LogoutRequest{}
-	mi := &file_daemon_proto_msgTypes[4]
+	mi := &file_daemon_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -292,7 +412,7 @@ func (x *LogoutRequest) String() string {
 func (*LogoutRequest) ProtoMessage() {}
 
 func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[4]
+	mi := &file_daemon_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -305,7 +425,7 @@ func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
 func (*LogoutRequest) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{4}
+	return file_daemon_proto_rawDescGZIP(), []int{6}
 }
 
 type LogoutResponse struct {
@@ -316,7 +436,7 @@ type LogoutResponse struct {
 
 func (x *LogoutResponse) Reset() {
 	*x = LogoutResponse{}
-	mi := &file_daemon_proto_msgTypes[5]
+	mi := &file_daemon_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -328,7 +448,7 @@ func (x *LogoutResponse) String() string {
 func (*LogoutResponse) ProtoMessage() {}
 
 func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[5]
+	mi := &file_daemon_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -341,7 +461,7 @@ func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
 func (*LogoutResponse) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{5}
+	return file_daemon_proto_rawDescGZIP(), []int{7}
 }
 
 type StatusRequest struct {
@@ -352,7 +472,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_daemon_proto_msgTypes[6]
+	mi := &file_daemon_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -364,7 +484,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[6]
+	mi := &file_daemon_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -377,7 +497,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{6}
+	return file_daemon_proto_rawDescGZIP(), []int{8}
 }
 
 type ShutdownRequest struct {
@@ -388,7 +508,7 @@ type ShutdownRequest struct {
 
 func (x *ShutdownRequest) Reset() {
 	*x = ShutdownRequest{}
-	mi := &file_daemon_proto_msgTypes[7]
+	mi := &file_daemon_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -400,7 +520,7 @@ func (x *ShutdownRequest) String() string {
 func (*ShutdownRequest) ProtoMessage() {}
 
 func (x *ShutdownRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[7]
+	mi := &file_daemon_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -413,7 +533,7 @@ func (x *ShutdownRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownRequest.ProtoReflect.Descriptor instead.
 func (*ShutdownRequest) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{7}
+	return file_daemon_proto_rawDescGZIP(), []int{9}
 }
 
 type ShutdownResponse struct {
@@ -424,7 +544,7 @@ type ShutdownResponse struct {
 
 func (x *ShutdownResponse) Reset() {
 	*x = ShutdownResponse{}
-	mi := &file_daemon_proto_msgTypes[8]
+	mi := &file_daemon_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -436,7 +556,7 @@ func (x *ShutdownResponse) String() string {
 func (*ShutdownResponse) ProtoMessage() {}
 
 func (x *ShutdownResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[8]
+	mi := &file_daemon_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -449,7 +569,7 @@ func (x *ShutdownResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownResponse.ProtoReflect.Descriptor instead.
 func (*ShutdownResponse) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{8}
+	return file_daemon_proto_rawDescGZIP(), []int{10}
 }
 
 type StatusResponse struct {
@@ -474,7 +594,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_daemon_proto_msgTypes[9]
+	mi := &file_daemon_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -486,7 +606,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[9]
+	mi := &file_daemon_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -499,7 +619,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{9}
+	return file_daemon_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StatusResponse) GetState() string {
@@ -622,7 +742,7 @@ type PeerStatus struct {
 
 func (x *PeerStatus) Reset() {
 	*x = PeerStatus{}
-	mi := &file_daemon_proto_msgTypes[10]
+	mi := &file_daemon_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -634,7 +754,7 @@ func (x *PeerStatus) String() string {
 func (*PeerStatus) ProtoMessage() {}
 
 func (x *PeerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[10]
+	mi := &file_daemon_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -647,7 +767,7 @@ func (x *PeerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatus.ProtoReflect.Descriptor instead.
 func (*PeerStatus) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{10}
+	return file_daemon_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PeerStatus) GetName() string {
@@ -760,7 +880,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_daemon_proto_msgTypes[11]
+	mi := &file_daemon_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -772,7 +892,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[11]
+	mi := &file_daemon_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -785,7 +905,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{11}
+	return file_daemon_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PingRequest) GetPeer() string {
@@ -829,7 +949,7 @@ type PingReply struct {
 
 func (x *PingReply) Reset() {
 	*x = PingReply{}
-	mi := &file_daemon_proto_msgTypes[12]
+	mi := &file_daemon_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -841,7 +961,7 @@ func (x *PingReply) String() string {
 func (*PingReply) ProtoMessage() {}
 
 func (x *PingReply) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[12]
+	mi := &file_daemon_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -854,7 +974,7 @@ func (x *PingReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingReply.ProtoReflect.Descriptor instead.
 func (*PingReply) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{12}
+	return file_daemon_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PingReply) GetIp() string {
@@ -915,7 +1035,16 @@ const file_daemon_proto_rawDesc = "" +
 	"\x0fpeers_connected\x18\x06 \x01(\x05R\x0epeersConnected\x12\x1f\n" +
 	"\vpeers_total\x18\a \x01(\x05R\n" +
 	"peersTotal\x12\x14\n" +
-	"\x05error\x18\b \x01(\tR\x05error\"\r\n" +
+	"\x05error\x18\b \x01(\tR\x05error\"\x8d\x01\n" +
+	"\fLoginRequest\x12%\n" +
+	"\x0emanagement_url\x18\x01 \x01(\tR\rmanagementUrl\x12\x1b\n" +
+	"\tsetup_key\x18\x02 \x01(\tR\bsetupKey\x12\x1a\n" +
+	"\bhostname\x18\x03 \x01(\tR\bhostname\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x04 \x01(\x03R\ttimeoutMs\"3\n" +
+	"\rLoginResponse\x12\x0e\n" +
+	"\x02ip\x18\x01 \x01(\tR\x02ip\x12\x12\n" +
+	"\x04fqdn\x18\x02 \x01(\tR\x04fqdn\"\r\n" +
 	"\vDownRequest\"\x0e\n" +
 	"\fDownResponse\"\x0f\n" +
 	"\rLogoutRequest\"\x10\n" +
@@ -973,12 +1102,13 @@ const file_daemon_proto_rawDesc = "" +
 	"\x03seq\x18\x02 \x01(\x05R\x03seq\x12\x15\n" +
 	"\x06rtt_ms\x18\x03 \x01(\x01R\x05rttMs\x12\x12\n" +
 	"\x04path\x18\x04 \x01(\tR\x04path\x12\x14\n" +
-	"\x05error\x18\x05 \x01(\tR\x05error2\xc5\x03\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error2\x8f\x04\n" +
 	"\x06Daemon\x12A\n" +
 	"\x02Up\x12\x1b.petrel.daemon.v1.UpRequest\x1a\x1c.petrel.daemon.v1.UpProgress0\x01\x12E\n" +
 	"\x04Down\x12\x1d.petrel.daemon.v1.DownRequest\x1a\x1e.petrel.daemon.v1.DownResponse\x12K\n" +
 	"\x06Status\x12\x1f.petrel.daemon.v1.StatusRequest\x1a .petrel.daemon.v1.StatusResponse\x12D\n" +
-	"\x04Ping\x12\x1d.petrel.daemon.v1.PingRequest\x1a\x1b.petrel.daemon.v1.PingReply0\x01\x12K\n" +
+	"\x04Ping\x12\x1d.petrel.daemon.v1.PingRequest\x1a\x1b.petrel.daemon.v1.PingReply0\x01\x12H\n" +
+	"\x05Login\x12\x1e.petrel.daemon.v1.LoginRequest\x1a\x1f.petrel.daemon.v1.LoginResponse\x12K\n" +
 	"\x06Logout\x12\x1f.petrel.daemon.v1.LogoutRequest\x1a .petrel.daemon.v1.LogoutResponse\x12Q\n" +
 	"\bShutdown\x12!.petrel.daemon.v1.ShutdownRequest\x1a\".petrel.daemon.v1.ShutdownResponseB\x17Z\x15petrel/proto/daemonpbb\x06proto3"
 
@@ -994,38 +1124,42 @@ func file_daemon_proto_rawDescGZIP() []byte {
 	return file_daemon_proto_rawDescData
 }
 
-var file_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_daemon_proto_goTypes = []any{
 	(*UpRequest)(nil),        // 0: petrel.daemon.v1.UpRequest
 	(*UpProgress)(nil),       // 1: petrel.daemon.v1.UpProgress
-	(*DownRequest)(nil),      // 2: petrel.daemon.v1.DownRequest
-	(*DownResponse)(nil),     // 3: petrel.daemon.v1.DownResponse
-	(*LogoutRequest)(nil),    // 4: petrel.daemon.v1.LogoutRequest
-	(*LogoutResponse)(nil),   // 5: petrel.daemon.v1.LogoutResponse
-	(*StatusRequest)(nil),    // 6: petrel.daemon.v1.StatusRequest
-	(*ShutdownRequest)(nil),  // 7: petrel.daemon.v1.ShutdownRequest
-	(*ShutdownResponse)(nil), // 8: petrel.daemon.v1.ShutdownResponse
-	(*StatusResponse)(nil),   // 9: petrel.daemon.v1.StatusResponse
-	(*PeerStatus)(nil),       // 10: petrel.daemon.v1.PeerStatus
-	(*PingRequest)(nil),      // 11: petrel.daemon.v1.PingRequest
-	(*PingReply)(nil),        // 12: petrel.daemon.v1.PingReply
+	(*LoginRequest)(nil),     // 2: petrel.daemon.v1.LoginRequest
+	(*LoginResponse)(nil),    // 3: petrel.daemon.v1.LoginResponse
+	(*DownRequest)(nil),      // 4: petrel.daemon.v1.DownRequest
+	(*DownResponse)(nil),     // 5: petrel.daemon.v1.DownResponse
+	(*LogoutRequest)(nil),    // 6: petrel.daemon.v1.LogoutRequest
+	(*LogoutResponse)(nil),   // 7: petrel.daemon.v1.LogoutResponse
+	(*StatusRequest)(nil),    // 8: petrel.daemon.v1.StatusRequest
+	(*ShutdownRequest)(nil),  // 9: petrel.daemon.v1.ShutdownRequest
+	(*ShutdownResponse)(nil), // 10: petrel.daemon.v1.ShutdownResponse
+	(*StatusResponse)(nil),   // 11: petrel.daemon.v1.StatusResponse
+	(*PeerStatus)(nil),       // 12: petrel.daemon.v1.PeerStatus
+	(*PingRequest)(nil),      // 13: petrel.daemon.v1.PingRequest
+	(*PingReply)(nil),        // 14: petrel.daemon.v1.PingReply
 }
 var file_daemon_proto_depIdxs = []int32{
-	10, // 0: petrel.daemon.v1.StatusResponse.peers:type_name -> petrel.daemon.v1.PeerStatus
+	12, // 0: petrel.daemon.v1.StatusResponse.peers:type_name -> petrel.daemon.v1.PeerStatus
 	0,  // 1: petrel.daemon.v1.Daemon.Up:input_type -> petrel.daemon.v1.UpRequest
-	2,  // 2: petrel.daemon.v1.Daemon.Down:input_type -> petrel.daemon.v1.DownRequest
-	6,  // 3: petrel.daemon.v1.Daemon.Status:input_type -> petrel.daemon.v1.StatusRequest
-	11, // 4: petrel.daemon.v1.Daemon.Ping:input_type -> petrel.daemon.v1.PingRequest
-	4,  // 5: petrel.daemon.v1.Daemon.Logout:input_type -> petrel.daemon.v1.LogoutRequest
-	7,  // 6: petrel.daemon.v1.Daemon.Shutdown:input_type -> petrel.daemon.v1.ShutdownRequest
-	1,  // 7: petrel.daemon.v1.Daemon.Up:output_type -> petrel.daemon.v1.UpProgress
-	3,  // 8: petrel.daemon.v1.Daemon.Down:output_type -> petrel.daemon.v1.DownResponse
-	9,  // 9: petrel.daemon.v1.Daemon.Status:output_type -> petrel.daemon.v1.StatusResponse
-	12, // 10: petrel.daemon.v1.Daemon.Ping:output_type -> petrel.daemon.v1.PingReply
-	5,  // 11: petrel.daemon.v1.Daemon.Logout:output_type -> petrel.daemon.v1.LogoutResponse
-	8,  // 12: petrel.daemon.v1.Daemon.Shutdown:output_type -> petrel.daemon.v1.ShutdownResponse
-	7,  // [7:13] is the sub-list for method output_type
-	1,  // [1:7] is the sub-list for method input_type
+	4,  // 2: petrel.daemon.v1.Daemon.Down:input_type -> petrel.daemon.v1.DownRequest
+	8,  // 3: petrel.daemon.v1.Daemon.Status:input_type -> petrel.daemon.v1.StatusRequest
+	13, // 4: petrel.daemon.v1.Daemon.Ping:input_type -> petrel.daemon.v1.PingRequest
+	2,  // 5: petrel.daemon.v1.Daemon.Login:input_type -> petrel.daemon.v1.LoginRequest
+	6,  // 6: petrel.daemon.v1.Daemon.Logout:input_type -> petrel.daemon.v1.LogoutRequest
+	9,  // 7: petrel.daemon.v1.Daemon.Shutdown:input_type -> petrel.daemon.v1.ShutdownRequest
+	1,  // 8: petrel.daemon.v1.Daemon.Up:output_type -> petrel.daemon.v1.UpProgress
+	5,  // 9: petrel.daemon.v1.Daemon.Down:output_type -> petrel.daemon.v1.DownResponse
+	11, // 10: petrel.daemon.v1.Daemon.Status:output_type -> petrel.daemon.v1.StatusResponse
+	14, // 11: petrel.daemon.v1.Daemon.Ping:output_type -> petrel.daemon.v1.PingReply
+	3,  // 12: petrel.daemon.v1.Daemon.Login:output_type -> petrel.daemon.v1.LoginResponse
+	7,  // 13: petrel.daemon.v1.Daemon.Logout:output_type -> petrel.daemon.v1.LogoutResponse
+	10, // 14: petrel.daemon.v1.Daemon.Shutdown:output_type -> petrel.daemon.v1.ShutdownResponse
+	8,  // [8:15] is the sub-list for method output_type
+	1,  // [1:8] is the sub-list for method input_type
 	1,  // [1:1] is the sub-list for extension type_name
 	1,  // [1:1] is the sub-list for extension extendee
 	0,  // [0:1] is the sub-list for field type_name
@@ -1042,7 +1176,7 @@ func file_daemon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_daemon_proto_rawDesc), len(file_daemon_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,7 @@ const (
 	Daemon_Down_FullMethodName     = "/petrel.daemon.v1.Daemon/Down"
 	Daemon_Status_FullMethodName   = "/petrel.daemon.v1.Daemon/Status"
 	Daemon_Ping_FullMethodName     = "/petrel.daemon.v1.Daemon/Ping"
+	Daemon_Login_FullMethodName    = "/petrel.daemon.v1.Daemon/Login"
 	Daemon_Logout_FullMethodName   = "/petrel.daemon.v1.Daemon/Logout"
 	Daemon_Shutdown_FullMethodName = "/petrel.daemon.v1.Daemon/Shutdown"
 )
@@ -42,6 +43,9 @@ type DaemonClient interface {
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
 	// Ping sends ICMP echo over the overlay and streams one reply per probe.
 	Ping(ctx context.Context, in *PingRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PingReply], error)
+	// Login registers this machine (with a setup key the first time) and
+	// saves the profile without connecting.
+	Login(ctx context.Context, in *LoginRequest, opts ...grpc.CallOption) (*LoginResponse, error)
 	Logout(ctx context.Context, in *LogoutRequest, opts ...grpc.CallOption) (*LogoutResponse, error)
 	// Shutdown stops the daemon process (after Down).
 	Shutdown(ctx context.Context, in *ShutdownRequest, opts ...grpc.CallOption) (*ShutdownResponse, error)
@@ -113,6 +117,16 @@ func (c *daemonClient) Ping(ctx context.Context, in *PingRequest, opts ...grpc.C
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Daemon_PingClient = grpc.ServerStreamingClient[PingReply]
 
+func (c *daemonClient) Login(ctx context.Context, in *LoginRequest, opts ...grpc.CallOption) (*LoginResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LoginResponse)
+	err := c.cc.Invoke(ctx, Daemon_Login_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *daemonClient) Logout(ctx context.Context, in *LogoutRequest, opts ...grpc.CallOption) (*LogoutResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(LogoutResponse)
@@ -145,6 +159,9 @@ type DaemonServer interface {
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
 	// Ping sends ICMP echo over the overlay and streams one reply per probe.
 	Ping(*PingRequest, grpc.ServerStreamingServer[PingReply]) error
+	// Login registers this machine (with a setup key the first time) and
+	// saves the profile without connecting.
+	Login(context.Context, *LoginRequest) (*LoginResponse, error)
 	Logout(context.Context, *LogoutRequest) (*LogoutResponse, error)
 	// Shutdown stops the daemon process (after Down).
 	Shutdown(context.Context, *ShutdownRequest) (*ShutdownResponse, error)
@@ -169,6 +186,9 @@ func (UnimplementedDaemonServer) Status(context.Context, *StatusRequest) (*Statu
 }
 func (UnimplementedDaemonServer) Ping(*PingRequest, grpc.ServerStreamingServer[PingReply]) error {
 	return status.Error(codes.Unimplemented, "method Ping not implemented")
+}
+func (UnimplementedDaemonServer) Login(context.Context, *LoginRequest) (*LoginResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Login not implemented")
 }
 func (UnimplementedDaemonServer) Logout(context.Context, *LogoutRequest) (*LogoutResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Logout not implemented")
@@ -255,6 +275,24 @@ func _Daemon_Ping_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Daemon_PingServer = grpc.ServerStreamingServer[PingReply]
 
+func _Daemon_Login_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LoginRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).Login(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_Login_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).Login(ctx, req.(*LoginRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Daemon_Logout_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(LogoutRequest)
 	if err := dec(in); err != nil {
@@ -305,6 +343,10 @@ var Daemon_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Status",
 			Handler:    _Daemon_Status_Handler,
+		},
+		{
+			MethodName: "Login",
+			Handler:    _Daemon_Login_Handler,
 		},
 		{
 			MethodName: "Logout",
