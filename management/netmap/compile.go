@@ -57,7 +57,8 @@ type view struct {
 	allVisible bool     // visGroups holds the All group
 	setIDs     []string // peer sets referenced by fw
 	fw         []*mpb.FirewallRule
-	routes     []routeRef // sorted like the map's routes
+	routes     []routeRef   // sorted like the map's routes
+	routeMsgs  []*mpb.Route // msg of routes, for peers that route none of them
 	routed     map[string][]routeRef
 	routedRP   map[string]*mpb.RemotePeer // routing peer → RemotePeer with its networks
 	ns         []*mpb.NameserverGroup
@@ -313,6 +314,13 @@ func (s *Snapshot) newView(groups []string) *view {
 		}
 	}
 	slices.SortFunc(v.routes, func(a, b routeRef) int { return cmpRoute(a.msg, b.msg) })
+	if len(v.routes) > 0 {
+		v.routeMsgs = make([]*mpb.Route, len(v.routes))
+		for i, ref := range v.routes {
+			v.routeMsgs[i] = ref.msg
+		}
+	}
+	v.fw = slices.Clip(v.fw)
 	if len(v.routed) > 0 {
 		v.routedRP = make(map[string]*mpb.RemotePeer, len(v.routed))
 		for id, refs := range v.routed {
@@ -324,6 +332,7 @@ func (s *Snapshot) newView(groups []string) *view {
 			v.ns = append(v.ns, n.msg)
 		}
 	}
+	v.ns = slices.Clip(v.ns)
 	return v
 }
 

@@ -111,16 +111,16 @@ func (dc *deltaCtx) delta(pe, ne *peerEntry) *mpb.NetworkMapDelta {
 		return sd
 	}
 	for _, id := range dc.next.touched {
-		if id == ne.id {
-			continue
-		}
 		xp, xn := dc.prev.peers[id], dc.next.peers[id]
-		vp := xp != nil && dc.prev.sees(pe, pv, pst, xp)
-		vn := xn != nil && dc.next.sees(ne, nv, nst, xn)
-		if !vp && !vn {
+		// Peer sets hold the visible members plus the peer itself (if a
+		// member); peers and records never hold the peer itself.
+		self := id == ne.id
+		vp := !self && xp != nil && dc.prev.sees(pe, pv, pst, xp)
+		vn := !self && xn != nil && dc.next.sees(ne, nv, nst, xn)
+		if !vp && !vn && !self {
 			continue
 		}
-		var rpP, rpN *mpb.RemotePeer
+		var rpP, rpN *mpb.RemotePeer // nil for self: vp and vn are false
 		var recP, recN *mpb.SimpleRecord
 		if vp {
 			rpP, recP = dc.prev.rpFor(pv, pst, xp), xp.rec
@@ -141,8 +141,8 @@ func (dc *deltaCtx) delta(pe, ne *peerEntry) *mpb.NetworkMapDelta {
 			dd.RemovedPeerRecords = append(dd.RemovedPeerRecords, recP.Name)
 		}
 		for _, gid := range nv.setIDs {
-			inP := vp && dc.prev.inGroup(xp, gid)
-			inN := vn && dc.next.inGroup(xn, gid)
+			inP := (vp || self) && dc.prev.inGroup(xp, gid)
+			inN := (vn || self) && dc.next.inGroup(xn, gid)
 			if inP && (!inN || xp.ip != xn.ip) {
 				sd := setDelta(gid)
 				sd.RemoveIps = append(sd.RemoveIps, xp.ip)

@@ -12,6 +12,9 @@
 //   - Visibility is symmetric: P sees Q iff an enabled accept rule has one in
 //     its sources and the other in its destinations, or one routes an enabled
 //     route distributed to a group of the other. A peer never sees itself.
+//   - Peer sets hold the group's members the peer sees, plus the peer
+//     itself if it is a member, so a peer that sees the whole group gets the
+//     snapshot's shared set (agents ignore their own IP in a set).
 //   - Firewall rules: DROP rules first, then ACCEPT; within each, by policy
 //     ID, rule position, direction. First match wins on the agent.
 //   - Everything is sorted so maps compare with proto.Equal.
@@ -19,7 +22,7 @@
 // Imported by the management service (and by agents for Apply). The package
 // is pure: no I/O, no goroutines, no clocks. A Snapshot is immutable after
 // Build/Next and safe for concurrent use. Maps returned by Map share
-// read-only sub-messages (RemotePeer, FirewallRule, Route, SimpleRecord, ...)
-// with the snapshot and with other maps: callers must not mutate them (clone
-// with proto.Clone first). Apply never mutates its inputs.
+// read-only sub-messages (RemotePeer, PeerSet, FirewallRule, Route,
+// SimpleRecord, ...) and some repeated fields with the snapshot and with
+// other maps: callers must not mutate them (clone with proto.Clone first). Apply never mutates its inputs.
 package netmap

@@ -120,6 +120,29 @@ func (s *Snapshot) visible(e *peerEntry, v *view, st routerState) (vis []*peerEn
 	return vis, set, false
 }
 
+// visibleSet is gid's set for a peer that may not see all its members: the
+// members e sees (vis) plus e itself if it is one. It is the shared full set
+// when that selects every member.
+func (s *Snapshot) visibleSet(e *peerEntry, gid string, vis map[*peerEntry]bool) *mpb.PeerSet {
+	members, ips := s.members(gid)
+	var sel []string
+	for j, x := range members {
+		if x == e || vis[x] {
+			sel = append(sel, ips[j])
+		}
+	}
+	if len(sel) == len(members) {
+		return s.fullSet(gid)
+	}
+	return &mpb.PeerSet{Id: gid, Ips: sel}
+}
+
+// has reports whether the sorted slice xs holds x.
+func has(xs []string, x string) bool {
+	_, ok := slices.BinarySearch(xs, x)
+	return ok
+}
+
 func (s *Snapshot) mapOf(e *peerEntry) *mpb.NetworkMap {
 	v := s.views[e.sig]
 	st := s.routerState(e.id)
@@ -156,29 +179,27 @@ func (s *Snapshot) mapOf(e *peerEntry) *mpb.NetworkMap {
 	}
 	m.PeerSets = make([]*mpb.PeerSet, len(v.setIDs))
 	for i, gid := range v.setIDs {
-		members, ips := s.members(gid)
-		ps := &mpb.PeerSet{Id: gid}
-		if all {
-			ps.Ips = without(members, ips, e)
+		if all || has(v.visGroups, gid) || has(st.dist, gid) {
+			// e sees every member: the snapshot's shared set (it may hold e).
+			m.PeerSets[i] = s.fullSet(gid)
 		} else {
-			for j, x := range members {
-				if set[x] {
-					ps.Ips = append(ps.Ips, ips[j])
-				}
+			m.PeerSets[i] = s.visibleSet(e, gid, set)
+		}
+	}
+	// Rules, routes and nameserver groups: the view's slices, shared
+	// read-only (capacity clipped, so an append by a caller copies).
+	m.FirewallRules = v.fw
+	if len(st.excluded) == 0 {
+		m.Routes = v.routeMsgs
+	} else {
+		for _, ref := range v.routes {
+			if !st.excluded[ref.haKey] {
+				m.Routes = append(m.Routes, ref.msg)
 			}
 		}
-		m.PeerSets[i] = ps
 	}
-	m.FirewallRules = slices.Clone(v.fw)
-	for _, ref := range v.routes {
-		if !st.excluded[ref.haKey] {
-			m.Routes = append(m.Routes, ref.msg)
-		}
-	}
-	m.Dns = &mpb.DNSConfig{
-		Domain:           s.domain,
-		Zones:            append([]*mpb.CustomZone{{Domain: s.domain + ".", Records: recs}}, s.zones...),
-		NameserverGroups: slices.Clone(v.ns),
-	}
+	zones := make([]*mpb.CustomZone, 0, 1+len(s.zones))
+	zones = append(zones, &mpb.CustomZone{Domain: s.domain + ".", Records: recs})
+	m.Dns = &mpb.DNSConfig{Domain: s.domain, Zones: append(zones, s.zones...), NameserverGroups: v.ns}
 	return m
 }

@@ -139,21 +139,69 @@ func TestPeerSets(t *testing.T) {
 	a := smallAccount()
 	a.Policies["p"] = policy("p", accept("dev", "all"))
 	s := Build(a)
-	// a (dev → all): OUT to all; IN from dev. Sets exclude self.
-	got := setsOf(mustMap(t, s, "a"))
-	want := map[string]string{"all": "100.64.0.2,100.64.0.3,100.64.0.4", "dev": "100.64.0.2"}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
+	// a (dev → all): OUT to all; IN from dev. a sees every member of both,
+	// so it gets the full sets, which hold a itself.
+	ma := mustMap(t, s, "a")
+	want := map[string]string{"all": "100.64.0.1,100.64.0.2,100.64.0.3,100.64.0.4", "dev": "100.64.0.1,100.64.0.2"}
+	if got := setsOf(ma); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("a sets = %v, want %v", got, want)
 	}
-	// c sees only dev (IN from dev): no "all" set.
+	// b's sets are identical: the same messages, shared, not copies.
+	mb := mustMap(t, s, "b")
+	if len(mb.PeerSets) != len(ma.PeerSets) {
+		t.Fatalf("b sets = %v", setsOf(mb))
+	}
+	for i := range ma.PeerSets {
+		if ma.PeerSets[i] != mb.PeerSets[i] {
+			t.Errorf("set %s is not shared between a and b", ma.PeerSets[i].Id)
+		}
+	}
+	// c sees only dev (IN from dev): no "all" set; c is not in dev.
 	if got := setsOf(mustMap(t, s, "c")); fmt.Sprint(got) != fmt.Sprint(map[string]string{"dev": "100.64.0.1,100.64.0.2"}) {
 		t.Errorf("c sets = %v", got)
 	}
-	// Drop-only sets hold only visible members.
-	a.Policies["d"] = policy("d", model.PolicyRule{Sources: []string{"prod"}, Destinations: []string{"dev"}, Action: model.ActionDrop})
+	// Drop-only sets hold the visible members, plus the peer itself if it
+	// is a member: a sees only b (dev → dev).
+	a.Policies["d"] = policy("d", model.PolicyRule{Sources: []string{"all"}, Destinations: []string{"dev"}, Action: model.ActionDrop})
 	a.Policies["p"] = policy("p", accept("dev", "dev"))
-	if got := setsOf(mustMap(t, Build(a), "a")); got["prod"] != "" || got["dev"] != "100.64.0.2" {
-		t.Errorf("a sets with drop = %v", got)
+	s = Build(a)
+	want = map[string]string{"all": "100.64.0.1,100.64.0.2", "dev": "100.64.0.1,100.64.0.2"}
+	if got := setsOf(mustMap(t, s, "a")); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("a sets with drop = %v, want %v", got, want)
+	}
+	// c (OUT drop to dev) sees nobody and is not in dev: an empty set.
+	if got := setsOf(mustMap(t, s, "c")); fmt.Sprint(got) != fmt.Sprint(map[string]string{"dev": ""}) {
+		t.Errorf("c sets with drop = %v", got)
+	}
+}
+
+// TestSelfInSetsDelta: the peer's own address moves in the sets that hold
+// it when it changes IP or joins a set's group without a view change.
+func TestSelfInSetsDelta(t *testing.T) {
+	a := smallAccount()
+	a.Groups["ops"] = &model.Group{ID: "ops", Name: "ops"}
+	// One rule referencing dev and ops on both sides: joining ops changes
+	// neither a's rules nor its visibility structure, only the ops set.
+	a.Policies["p"] = policy("p", model.PolicyRule{Sources: []string{"dev", "ops"}, Destinations: []string{"dev", "ops"}})
+	s := Build(a)
+	b := clone(a)
+	b.Groups["ops"] = &model.Group{ID: "ops", Name: "ops", PeerIDs: []string{"a"}}
+	p := *b.Peers["a"]
+	p.IP = ipN(9)
+	b.Peers["a"] = &p
+	ch := Change{PeersChanged: []string{"a"}, Groups: []string{"ops"}}
+	n := s.Next(b, ch)
+	ds := Deltas(s, n, ch)
+	got := map[string]string{}
+	for _, sd := range ds["a"].GetPeerSetDeltas() {
+		got[sd.Id] = fmt.Sprintf("+%v -%v", sd.AddIps, sd.RemoveIps)
+	}
+	want := map[string]string{"dev": "+[100.64.0.9] -[100.64.0.1]", "ops": "+[100.64.0.9] -[]"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("a's set deltas = %v, want %v", got, want)
+	}
+	if m := Apply(mustMap(t, s, "a"), ds["a"]); !proto.Equal(m, mustMap(t, n, "a")) {
+		t.Errorf("Apply(old, delta) = %v, want %v", m, mustMap(t, n, "a"))
 	}
 }
 

@@ -120,7 +120,7 @@ func (s *Snapshot) Next(a *model.Account, ch Change) *Snapshot {
 	}
 	n.sorted = append(n.sorted, fresh[i:]...)
 	if len(n.touched) == 0 {
-		n.allIPs, n.allRPs, n.allRecs = s.allIPs, s.allRPs, s.allRecs
+		n.allIPs, n.allRPs, n.allRecs, n.allSet = s.allIPs, s.allRPs, s.allRecs, s.allSet
 	} else {
 		n.indexAll()
 	}

@@ -42,7 +42,8 @@ type peerEntry struct {
 type groupEntry struct {
 	id      string
 	members []*peerEntry
-	ips     []string // aligned with members
+	ips     []string     // aligned with members
+	set     *mpb.PeerSet // all members: shared by every map whose peer sees them all
 }
 
 // Snapshot indexes one account version. Immutable; safe for concurrent use.
@@ -56,6 +57,7 @@ type Snapshot struct {
 	allIPs  []string            // aligned with sorted
 	allRPs  []*mpb.RemotePeer   // aligned with sorted
 	allRecs []*mpb.SimpleRecord // records of sorted (peers with one), same order
+	allSet  *mpb.PeerSet        // the All group's full set (nil without an All group)
 	groups  map[string]*groupEntry
 
 	rules      []*rule
@@ -142,6 +144,9 @@ func cmpEntry(a, b *peerEntry) int {
 // indexAll fills the lists aligned with s.sorted.
 func (s *Snapshot) indexAll() {
 	s.allIPs = ipsOf(s.sorted)
+	if s.allID != "" {
+		s.allSet = &mpb.PeerSet{Id: s.allID, Ips: slices.Clip(s.allIPs)}
+	}
 	s.allRPs = make([]*mpb.RemotePeer, len(s.sorted))
 	s.allRecs = make([]*mpb.SimpleRecord, 0, len(s.sorted))
 	for i, e := range s.sorted {
@@ -208,6 +213,7 @@ func (s *Snapshot) newGroup(gid string, ids []string) *groupEntry {
 	slices.SortFunc(g.members, cmpEntry)
 	g.members = slices.Compact(g.members)
 	g.ips = ipsOf(g.members)
+	g.set = &mpb.PeerSet{Id: gid, Ips: slices.Clip(g.ips)}
 	return g
 }
 
@@ -226,6 +232,18 @@ func (s *Snapshot) members(gid string) ([]*peerEntry, []string) {
 		return g.members, g.ips
 	}
 	return nil, nil
+}
+
+// fullSet returns the shared PeerSet holding every member of gid (an empty
+// set for an unknown group).
+func (s *Snapshot) fullSet(gid string) *mpb.PeerSet {
+	if gid == s.allID && gid != "" {
+		return s.allSet
+	}
+	if g := s.groups[gid]; g != nil {
+		return g.set
+	}
+	return &mpb.PeerSet{Id: gid}
 }
 
 // intersects reports whether two sorted string slices share an element.

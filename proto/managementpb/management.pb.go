@@ -834,11 +834,14 @@ func (x *PortRange) GetEnd() uint32 {
 
 // PeerSet is a set of overlay IPs referenced by firewall rules. Rules refer to
 // sets by id so that a membership change is one small delta, not a rewrite of
-// every rule.
+// every rule. A set holds the group's members that the receiving peer sees
+// and MAY also hold the receiving peer's own IP (the server shares one set
+// between all peers that see the whole group). Agents must ignore their own
+// IP in a set: a packet never arrives from self through the tunnel.
 type PeerSet struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`   // a group ID (sets mirror groups)
-	Ips           []string               `protobuf:"bytes,2,rep,name=ips,proto3" json:"ips,omitempty"` // "100.64.0.7" (members visible to this peer)
+	Ips           []string               `protobuf:"bytes,2,rep,name=ips,proto3" json:"ips,omitempty"` // "100.64.0.7" (visible members, maybe self)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
