@@ -71,6 +71,7 @@ type Server struct {
 	sig        *signal.Server
 	relay      *relay.Server
 	stun       *stun.Server
+	stun2      *stun.Server // second port: lets agents detect symmetric NATs
 	ep         Endpoints
 	adminToken string // only when created by this start
 
@@ -126,10 +127,14 @@ func (s *Server) start(ctx context.Context) (err error) {
 		}
 		s.stun = st
 		stunAddr = st.Addr()
+		s.stun2 = s.startSecondSTUN(st.Addr())
 	}
 	var warnings []string
 	if s.ep, warnings, err = deriveEndpoints(cfg, s.ln.Addr(), stunAddr); err != nil {
 		return err
+	}
+	if s.stun2 != nil && len(cfg.STUNURLs) == 0 && len(s.ep.STUNURLs) == 1 {
+		s.ep.STUNURLs = append(s.ep.STUNURLs, secondSTUNURL(s.ep.STUNURLs[0], s.stun2.Addr()))
 	}
 	for _, w := range warnings {
 		s.log.Warn(w)
@@ -311,6 +316,9 @@ func (s *Server) teardown() {
 		s.split.CloseConns()
 	}
 	s.doneOnce.Do(func() { close(s.done) })
+	if s.stun2 != nil {
+		s.stun2.Stop()
+	}
 	if s.stun != nil {
 		s.stun.Stop()
 	}

@@ -95,7 +95,8 @@ func TestServesEverythingOnOnePort(t *testing.T) {
 	mc, priv, login := loginPeer(t, base, setupKey, "agent-one")
 	sc := login.GetServerConfig()
 	stunURL := "stun:127.0.0.1:" + strings.Split(srv.STUNAddr().String(), ":")[1]
-	if sc.GetSignalUrl() != base || strings.Join(sc.GetStunUrls(), " ") != stunURL ||
+	if sc.GetSignalUrl() != base || len(sc.GetStunUrls()) != 2 || sc.GetStunUrls()[0] != stunURL ||
+		!strings.HasPrefix(sc.GetStunUrls()[1], "stun:127.0.0.1:") || sc.GetStunUrls()[1] == stunURL ||
 		strings.Join(sc.GetRelay().GetUrls(), " ") != srv.RelayURL() || sc.GetRelay().GetToken() == "" {
 		t.Fatalf("server config: %v", sc)
 	}

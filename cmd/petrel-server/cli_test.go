@@ -177,7 +177,7 @@ func TestRunServesEverythingOnOnePort(t *testing.T) {
 	// Signal, relay and STUN on the served ports are covered by package
 	// server's tests; here the banner's URLs must be what agents are told.
 	if sc := login.GetServerConfig(); sc.GetSignalUrl() != base || strings.Join(sc.GetRelay().GetUrls(), " ") != "rel://"+srv.addr ||
-		len(sc.GetStunUrls()) != 1 || !strings.Contains(srv.banner, sc.GetStunUrls()[0]) {
+		len(sc.GetStunUrls()) != 2 || !strings.Contains(srv.banner, sc.GetStunUrls()[0]) {
 		t.Fatalf("server config: %v", sc)
 	}
 
