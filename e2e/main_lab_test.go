@@ -43,7 +43,7 @@ func newCluster(t *testing.T) *Cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if t.Failed() {
+		if t.Failed() || os.Getenv("E2E_KEEP_LOGS") != "" {
 			t.Logf("process logs kept in %s", logDir)
 			return
 		}

@@ -82,12 +82,14 @@ func TestManagementOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	restarted := time.Now()
+	// The deadline is generous: the signal client's reconnect backoff and
+	// its gRPC channel's own connect backoff (30 s caps each) stack.
 	for _, x := range []struct {
 		ag   *Agent
 		peer string
 		ip   string
 	}{{a, "b", sa.IP}, {b, "a", sb.IP}} {
-		st, err := x.ag.WaitStatus(ctx, 90*time.Second, "resync", func(s *Status) bool {
+		st, err := x.ag.WaitStatus(ctx, 150*time.Second, "resync", func(s *Status) bool {
 			p := s.Peer(x.peer)
 			return s.State == "connected" && s.Management.Connected && s.Signal.Connected &&
 				p != nil && p.Status == "connected"

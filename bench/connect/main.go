@@ -19,6 +19,7 @@ import (
 	"log"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -31,11 +32,17 @@ func main() {
 	trials := flag.Int("trials", 20, "trials per mode")
 	modes := flag.String("modes", "direct,relayed", "modes to run: direct (EIM+EIM), relayed (EIM+symmetric)")
 	logDir := flag.String("logs", "", "keep the processes' logs in this directory")
+	debug := flag.Bool("debug", false, "agents log at debug level (with -logs)")
 	idle := flag.Duration("idle", 5*time.Second, "how long the pair idles before RSS is read")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 	if os.Geteuid() != 0 {
 		log.Fatal("bench/connect: needs root (network namespaces, TUN)")
+	}
+	if *logDir != "" {
+		if err := os.MkdirAll(*logDir, 0o755); err != nil {
+			log.Fatal(err)
+		}
 	}
 	stop := lab.TeardownOnSignal("", nil)
 	defer stop()
@@ -51,7 +58,11 @@ func main() {
 	}
 	var results []*result
 	for _, m := range strings.Split(*modes, ",") {
-		r, err := runMode(ctx, bins, strings.TrimSpace(m), *trials, *logDir, *idle)
+		var extra []string
+		if *debug {
+			extra = []string{"--log-level", "debug"}
+		}
+		r, err := runMode(ctx, bins, strings.TrimSpace(m), *trials, *logDir, *idle, extra)
 		if err != nil {
 			log.Fatalf("%s: %v", m, err)
 		}
@@ -70,7 +81,7 @@ type result struct {
 	paths     map[string]int
 }
 
-func runMode(ctx context.Context, bins e2e.Binaries, mode string, n int, logDir string, idle time.Duration) (*result, error) {
+func runMode(ctx context.Context, bins e2e.Binaries, mode string, n int, logDir string, idle time.Duration, extra []string) (*result, error) {
 	kb := lab.EIM
 	switch mode {
 	case "direct":
@@ -78,6 +89,12 @@ func runMode(ctx context.Context, bins e2e.Binaries, mode string, n int, logDir 
 		kb = lab.Symmetric
 	default:
 		return nil, fmt.Errorf("unknown mode %q", mode)
+	}
+	if logDir != "" {
+		logDir = filepath.Join(logDir, mode)
+		if err := os.MkdirAll(logDir, 0o755); err != nil {
+			return nil, err
+		}
 	}
 	l, err := lab.New(lab.Options{LogDir: logDir})
 	if err != nil {
@@ -93,11 +110,11 @@ func runMode(ctx context.Context, bins e2e.Binaries, mode string, n int, logDir 
 	if err != nil {
 		return nil, err
 	}
-	a, err := c.NewAgentHost(ctx, "a", lab.EIM)
+	a, err := c.NewAgentHost(ctx, "a", lab.EIM, extra...)
 	if err != nil {
 		return nil, err
 	}
-	b, err := c.NewAgentHost(ctx, "b", kb)
+	b, err := c.NewAgentHost(ctx, "b", kb, extra...)
 	if err != nil {
 		return nil, err
 	}

@@ -40,6 +40,11 @@ func (e *Engine) applyServerConfig(sc *managementpb.ServerConfig) {
 			Dialer: func(ctx context.Context, addr string) (net.Conn, error) { return dialer.DialContext(ctx, "tcp", addr) },
 		})
 		e.signal.SetHandler(e.onSignal)
+		e.signal.OnStateChange(func(connected bool) {
+			if connected {
+				e.forEachConn(func(c peerConn) { c.SignalConnected() })
+			}
+		})
 		e.signal.OnError(func(de *signalclient.DeliveryError) {
 			if de.Code == signalpb.ErrorCode_NOT_CONNECTED {
 				e.mu.Lock()
@@ -77,7 +82,10 @@ func (e *Engine) applyServerConfig(sc *managementpb.ServerConfig) {
 	}
 }
 
-type peerConn interface{ RelayChanged() }
+type peerConn interface {
+	RelayChanged()
+	SignalConnected()
+}
 
 func (e *Engine) forEachConn(fn func(peerConn)) {
 	e.mu.Lock()

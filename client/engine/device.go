@@ -45,7 +45,11 @@ func (e *Engine) setupDevice(pc *managementpb.PeerConfig) error {
 	if err != nil {
 		return fmt.Errorf("create WireGuard device: %w", err)
 	}
-	e.mux = ice.NewUniversalUDPMuxDefault(ice.UniversalUDPMuxParams{UDPConn: e.bind.ICEConn()})
+	un, err := newUnderlayNet(e.cfg.InterfaceName, e.cfg.ICELoopback)
+	if err != nil {
+		return err
+	}
+	e.mux = ice.NewUniversalUDPMuxDefault(ice.UniversalUDPMuxParams{UDPConn: e.bind.ICEConn(), Net: un})
 	if e.cfg.Netstack {
 		a, err := e.dev.ServeSOCKS5(e.ctx, e.cfg.SOCKS5Addr)
 		if err != nil {

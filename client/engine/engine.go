@@ -19,10 +19,12 @@ import (
 	"net/url"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/ice/v4"
 	"golang.zx2c4.com/wireguard/tun/netstack"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"petrel/client/mgmt"
 	"petrel/client/netx"
@@ -56,6 +58,16 @@ type Config struct {
 	Logger        *slog.Logger
 	// BlockDirect is a test hook: drop direct UDP to/from matching addresses.
 	BlockDirect func(netip.AddrPort) bool
+}
+
+// mgmtConnectParams bound gRPC's own reconnect backoff for the management
+// channel. Its default grows to 120 s: after a management outage of a
+// minute the channel stayed in backoff for up to another minute, and every
+// Login/Sync retry of the engine (own backoff, max 30 s) failed fast
+// meanwhile.
+var mgmtConnectParams = grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: 500 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 5 * time.Second},
+	MinConnectTimeout: 10 * time.Second,
 }
 
 type lifecycle int32
@@ -97,9 +109,18 @@ type Engine struct {
 }
 
 type remote struct {
-	info    *managementpb.RemotePeer
+	info    *managementpb.RemotePeer // guarded by Engine.mu
 	conn    *peer.Conn
 	offline atomic.Bool
+
+	// devMu serialises this peer's WireGuard configuration (lock order:
+	// devMu, then Engine.mu). configured: the device has the peer (it is
+	// created with its first endpoint); removed: it left the map.
+	devMu      sync.Mutex
+	configured bool
+	removed    bool
+	endpoint   string      // WireGuard endpoint last set
+	kick       *time.Timer // handshake check (kick.go)
 }
 
 // New validates cfg; nothing is started.
@@ -169,7 +190,7 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	dialer := netx.Dialer(e.cfg.Logger)
 	e.mgmt, err = mgmt.Dial(ctx, e.cfg.ManagementURL, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
 		return dialer.DialContext(ctx, "tcp", addr)
-	}))
+	}), grpc.WithConnectParams(mgmtConnectParams))
 	if err != nil {
 		return fmt.Errorf("connect to management: %w", err)
 	}
@@ -201,6 +222,12 @@ func (e *Engine) Stop() {
 	e.mu.Unlock()
 	for _, r := range peers {
 		r.conn.Close()
+		r.devMu.Lock()
+		r.removed = true
+		if r.kick != nil {
+			r.kick.Stop()
+		}
+		r.devMu.Unlock()
 	}
 	if e.signal != nil {
 		e.signal.Stop()

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -13,6 +14,45 @@ import (
 // keepalive keeps NAT mappings and relay paths warm and makes WireGuard
 // handshake as soon as a path exists.
 const keepalive = 25 * time.Second
+
+// A remote peer enters the WireGuard device only when its first path
+// (relay or direct endpoint) is known: the peer is then created with that
+// endpoint and (on one side, see kick.go) its persistent keepalive, which
+// makes WireGuard send a handshake initiation at once. A peer created earlier, without an
+// endpoint, would try that initiation (on the keepalive or the first
+// packet) with nowhere to send it, and WireGuard then waits RekeyTimeout
+// (5 s) before it tries again, however soon the path appears.
+
+// peerEndpoints adapts the engine to peer.Endpoints for one remote.
+type peerEndpoints struct {
+	e *Engine
+	r *remote
+}
+
+func (p peerEndpoints) SetEndpoint(pub keys.Public, endpoint string) error {
+	r := p.r
+	r.devMu.Lock()
+	defer r.devMu.Unlock()
+	if r.removed {
+		return fmt.Errorf("set endpoint %s: peer removed", pub.Short())
+	}
+	if r.configured {
+		if err := p.e.dev.SetEndpoint(pub, endpoint); err != nil {
+			return err
+		}
+		r.endpoint = endpoint
+		return nil
+	}
+	p.e.mu.Lock()
+	info := r.info
+	p.e.mu.Unlock()
+	if err := p.e.dev.UpsertPeer(pub, allowedIPs(info), endpoint, p.e.initialKeepalive(pub)); err != nil {
+		return err
+	}
+	r.configured, r.endpoint = true, endpoint
+	p.e.armHandshakeLocked(pub, r)
+	return nil
+}
 
 // reconcilePeers makes the device and the peer Conns match the map.
 func (e *Engine) reconcilePeers(nm *managementpb.NetworkMap) {
@@ -53,7 +93,7 @@ func (e *Engine) reconcilePeers(nm *managementpb.NetworkMap) {
 		}
 		r := &remote{info: p}
 		r.conn = peer.New(peer.Config{
-			Local: e.pub, Remote: k, Signal: e.signalSender(), Endpoints: e.dev,
+			Local: e.pub, Remote: k, Signal: e.signalSender(), Endpoints: peerEndpoints{e, r},
 			RelayHome:       e.relayHome,
 			RelayEndpoint:   wg.RelayEndpointString,
 			DirectEndpoint:  func(addr string) string { return addr },
@@ -72,16 +112,29 @@ func (e *Engine) reconcilePeers(nm *managementpb.NetworkMap) {
 
 	for i, r := range removed {
 		r.conn.Close()
+		r.devMu.Lock()
+		r.removed = true
+		if r.kick != nil {
+			r.kick.Stop()
+		}
 		if err := e.dev.RemovePeer(removedKeys[i]); err != nil {
 			e.log.Warn("remove peer", "peer", r.info.Name, "err", err)
 		}
+		r.devMu.Unlock()
 		e.log.Info("peer removed", "peer", r.info.Fqdn)
 	}
-	for _, r := range append(changed, added...) {
-		k, _ := keys.ParsePublic(r.info.PublicKey)
-		if err := e.dev.UpsertPeer(k, allowedIPs(r.info), "", keepalive); err != nil {
-			e.log.Warn("configure peer", "peer", r.info.Name, "err", err)
+	for _, r := range changed {
+		r.devMu.Lock()
+		if r.configured { // otherwise the first endpoint creates it
+			e.mu.Lock()
+			info := r.info
+			e.mu.Unlock()
+			k, _ := keys.ParsePublic(info.PublicKey)
+			if err := e.dev.UpsertPeer(k, allowedIPs(info), "", keepalive); err != nil {
+				e.log.Warn("configure peer", "peer", info.Name, "err", err)
+			}
 		}
+		r.devMu.Unlock()
 	}
 	for _, r := range added {
 		e.log.Info("peer added", "peer", r.info.Fqdn)

@@ -196,7 +196,12 @@ func (c *Conn) useRelayLocked(reason string) {
 	if c.path == PathDirect && reason == ReasonICEPending {
 		return // keep the working direct path while renegotiating
 	}
-	if c.remoteRelay == "" || c.cfg.RelayEndpoint == nil {
+	if c.remoteRelay == "" || c.cfg.RelayEndpoint == nil || !c.homeUpLocked() {
+		// Both home relays must be known: the remote answers through
+		// ours, and a send before our home connection is up would dial
+		// the remote's instance as a foreign relay, a second connection
+		// with our key that the relay resolves by dropping one of them.
+		// RelayChanged retries when our home connects.
 		c.path = PathNone
 		return
 	}
@@ -208,6 +213,11 @@ func (c *Conn) useRelayLocked(reason string) {
 		c.log.Info("using relay", "relay", c.remoteRelay, "reason", reason)
 	}
 	c.path = PathRelay
+}
+
+// homeUpLocked reports whether this agent's home relay is connected.
+func (c *Conn) homeUpLocked() bool {
+	return c.cfg.RelayHome == nil || c.cfg.RelayHome() != ""
 }
 
 // scheduleRetryLocked starts a new ICE session after a backoff (the guard).
@@ -239,12 +249,30 @@ func (c *Conn) scheduleRetryLocked() {
 	})
 }
 
+// SignalConnected tells the Conn that the signal connection is (re)established:
+// an offer sent while it was down was lost, so an unanswered one goes out
+// again now instead of at the next resend (which backs off from 1 s).
+func (c *Conn) SignalConnected() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.session == nil || c.session.bound {
+		return
+	}
+	c.sendLocked(c.offerLocked(false))
+}
+
 // RelayChanged tells the Conn that this agent's home relay changed, so the
 // remote learns the new instance (re-offer).
 func (c *Conn) RelayChanged() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed || c.session == nil {
+	if c.closed {
+		return
+	}
+	if c.path == PathNone && c.remoteRelay != "" {
+		c.useRelayLocked(c.reasonOrPending())
+	}
+	if c.session == nil {
 		return
 	}
 	if c.session.bound {

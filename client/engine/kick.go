@@ -1,0 +1,105 @@
+package engine
+
+import (
+	"strings"
+	"time"
+
+	"petrel/internal/keys"
+)
+
+// Crossing handshakes. Both agents create the WireGuard peer when its
+// first path appears, usually within the same millisecond (each learns the
+// other's relay from the same offer/answer exchange). If both sent a
+// handshake initiation then, the initiations would cross: each side
+// answers the other's and drops the response to its own, both are left
+// with an unconfirmed responder session, and WireGuard's rate limit (one
+// initiation per RekeyTimeout, 5 s) delays the retry that fixes it.
+// So only the side that wins the key comparison (the ICE-controlling side)
+// creates the peer with its persistent keepalive, which initiates at once;
+// the other side creates it with the keepalive off and answers, and turns
+// the keepalive on after keepaliveDelay (a fallback initiation if the
+// winner's never arrived). Traffic can still make both initiate together,
+// so the winner checks shortly after and, if no handshake has completed,
+// re-creates the WireGuard peer (a fresh peer is not rate limited), which
+// initiates again; the other side's rate limit keeps it from crossing
+// again.
+
+// kickDelays are the checks after the peer was created.
+var kickDelays = []time.Duration{300 * time.Millisecond, 1200 * time.Millisecond, 2500 * time.Millisecond}
+
+// keepaliveDelay is when the side that lost the comparison turns its
+// persistent keepalive on.
+const keepaliveDelay = time.Second
+
+// initialKeepalive is the keepalive a new WireGuard peer for remote gets.
+func (e *Engine) initialKeepalive(remote keys.Public) time.Duration {
+	if e.initiates(remote) {
+		return keepalive
+	}
+	return 0
+}
+
+// armHandshakeLocked starts the winner's checks or the other side's
+// keepalive timer for a peer just created (r.devMu held).
+func (e *Engine) armHandshakeLocked(pub keys.Public, r *remote) {
+	if e.initiates(pub) {
+		e.scheduleKickLocked(pub, r, 0)
+		return
+	}
+	r.kick = time.AfterFunc(keepaliveDelay, func() {
+		r.devMu.Lock()
+		defer r.devMu.Unlock()
+		if r.removed || !r.configured || e.ctx.Err() != nil {
+			return
+		}
+		e.mu.Lock()
+		info := r.info
+		e.mu.Unlock()
+		if err := e.dev.UpsertPeer(pub, allowedIPs(info), "", keepalive); err != nil {
+			e.log.Debug("turn keepalive on", "peer", info.Name, "err", err)
+		}
+	})
+}
+
+// initiates reports whether this agent breaks handshake ties with remote.
+func (e *Engine) initiates(remote keys.Public) bool {
+	return strings.Compare(e.pub.String(), remote.String()) > 0
+}
+
+// scheduleKickLocked arms check n for r (r.devMu held).
+func (e *Engine) scheduleKickLocked(pub keys.Public, r *remote, n int) {
+	if n >= len(kickDelays) || r.removed {
+		return
+	}
+	r.kick = time.AfterFunc(kickDelays[n], func() { e.kickHandshake(pub, r, n) })
+}
+
+// kickHandshake re-creates the WireGuard peer when no handshake has
+// completed yet, then arms the next check.
+func (e *Engine) kickHandshake(pub keys.Public, r *remote, n int) {
+	if e.ctx.Err() != nil {
+		return
+	}
+	if st, err := e.dev.Stats(); err != nil || !st[pub].LastHandshake.IsZero() {
+		return
+	}
+	r.devMu.Lock()
+	defer r.devMu.Unlock()
+	if r.removed || !r.configured || r.endpoint == "" {
+		return
+	}
+	e.mu.Lock()
+	info := r.info
+	e.mu.Unlock()
+	if err := e.dev.RemovePeer(pub); err != nil {
+		e.log.Debug("re-create peer", "peer", info.Name, "err", err)
+		return
+	}
+	if err := e.dev.UpsertPeer(pub, allowedIPs(info), r.endpoint, keepalive); err != nil {
+		e.log.Warn("re-create peer", "peer", info.Name, "err", err)
+		r.configured = false // the next endpoint creates it
+		return
+	}
+	e.log.Debug("no handshake yet; re-initiating", "peer", info.Name, "check", n+1)
+	e.scheduleKickLocked(pub, r, n+1)
+}
