@@ -1,7 +1,6 @@
 package restapi
 
 import (
-	"net/http"
 	"net/netip"
 	"strings"
 
@@ -68,84 +67,15 @@ func decodeRoute(r resolver, body []byte) (*model.Route, error) {
 	return rt, nil
 }
 
-func (s *server) pathRoute(c *call) (resolver, *model.Route, error) {
-	r, err := s.resolver(c)
-	if err != nil {
-		return r, nil, err
-	}
-	id := c.r.PathValue("id")
-	rt, ok := r.a.Routes[id]
-	if !ok {
-		return r, nil, notFoundf("route %q not found", id)
-	}
-	return r, rt, nil
-}
-
-func (s *server) listRoutes(c *call) (int, any, error) {
-	r, err := s.resolver(c)
-	if err != nil {
-		return 0, nil, err
-	}
-	out := make([]routeView, 0, len(r.a.Routes))
-	for _, rt := range r.a.Routes {
-		out = append(out, r.routeView(rt))
-	}
-	sortByName(out, func(v routeView) string { return v.Network }, func(v routeView) string { return v.ID })
-	return http.StatusOK, out, nil
-}
-
-func (s *server) getRoute(c *call) (int, any, error) {
-	r, rt, err := s.pathRoute(c)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, r.routeView(rt), nil
-}
-
-func (s *server) createRoute(c *call) (int, any, error) { return s.putRoute(c, false) }
-func (s *server) updateRoute(c *call) (int, any, error) { return s.putRoute(c, true) }
-
-func (s *server) putRoute(c *call, update bool) (int, any, error) {
-	body, err := readBody(c.w, c.r)
-	if err != nil {
-		return 0, nil, err
-	}
-	r, err := s.resolver(c)
-	if err != nil {
-		return 0, nil, err
-	}
-	rt, err := decodeRoute(r, body)
-	if err != nil {
-		return 0, nil, err
-	}
-	status := http.StatusCreated
-	if update {
-		_, old, err := s.pathRoute(c)
-		if err != nil {
-			return 0, nil, err
-		}
-		rt.ID, status = old.ID, http.StatusOK
-	}
-	obj, err := s.api.Put(c.r.Context(), c.account, rt)
-	if err != nil {
-		return 0, nil, err
-	}
-	stored, err := as[*model.Route](obj)
-	if err != nil {
-		return 0, nil, err
-	}
-	return status, r.routeView(stored), nil
-}
-
-func (s *server) deleteRoute(c *call) (int, any, error) {
-	_, rt, err := s.pathRoute(c)
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := s.api.Delete(c.r.Context(), c.account, model.KindRoute, rt.ID); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
+// routeResource serves /api/routes.
+var routeResource = &resource[*model.Route, routeView]{
+	all:    func(a *model.Account) map[string]*model.Route { return a.Routes },
+	what:   "route",
+	decode: decodeRoute,
+	setID:  func(rt *model.Route, id string) { rt.ID = id },
+	viewer: func(_ *server, r resolver) func(*model.Route) routeView { return r.routeView },
+	name:   func(v routeView) string { return v.Network },
+	id:     func(v routeView) string { return v.ID },
 }
 
 // --- nameserver groups ---
@@ -220,86 +150,15 @@ func decodeNameserverGroup(r resolver, body []byte) (*model.NameserverGroup, err
 	return n, nil
 }
 
-func (s *server) pathNameserverGroup(c *call) (resolver, *model.NameserverGroup, error) {
-	r, err := s.resolver(c)
-	if err != nil {
-		return r, nil, err
-	}
-	id := c.r.PathValue("id")
-	n, ok := r.a.NameserverGroups[id]
-	if !ok {
-		return r, nil, notFoundf("nameserver group %q not found", id)
-	}
-	return r, n, nil
-}
-
-func (s *server) listNameserverGroups(c *call) (int, any, error) {
-	r, err := s.resolver(c)
-	if err != nil {
-		return 0, nil, err
-	}
-	out := make([]nameserverGroupView, 0, len(r.a.NameserverGroups))
-	for _, n := range r.a.NameserverGroups {
-		out = append(out, r.nameserverGroupView(n))
-	}
-	sortByName(out, func(v nameserverGroupView) string { return v.Name }, func(v nameserverGroupView) string { return v.ID })
-	return http.StatusOK, out, nil
-}
-
-func (s *server) getNameserverGroup(c *call) (int, any, error) {
-	r, n, err := s.pathNameserverGroup(c)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, r.nameserverGroupView(n), nil
-}
-
-func (s *server) createNameserverGroup(c *call) (int, any, error) {
-	return s.putNameserverGroup(c, false)
-}
-func (s *server) updateNameserverGroup(c *call) (int, any, error) {
-	return s.putNameserverGroup(c, true)
-}
-
-func (s *server) putNameserverGroup(c *call, update bool) (int, any, error) {
-	body, err := readBody(c.w, c.r)
-	if err != nil {
-		return 0, nil, err
-	}
-	r, err := s.resolver(c)
-	if err != nil {
-		return 0, nil, err
-	}
-	n, err := decodeNameserverGroup(r, body)
-	if err != nil {
-		return 0, nil, err
-	}
-	status := http.StatusCreated
-	if update {
-		_, old, err := s.pathNameserverGroup(c)
-		if err != nil {
-			return 0, nil, err
-		}
-		n.ID, status = old.ID, http.StatusOK
-	}
-	obj, err := s.api.Put(c.r.Context(), c.account, n)
-	if err != nil {
-		return 0, nil, err
-	}
-	stored, err := as[*model.NameserverGroup](obj)
-	if err != nil {
-		return 0, nil, err
-	}
-	return status, r.nameserverGroupView(stored), nil
-}
-
-func (s *server) deleteNameserverGroup(c *call) (int, any, error) {
-	_, n, err := s.pathNameserverGroup(c)
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := s.api.Delete(c.r.Context(), c.account, model.KindNameserverGroup, n.ID); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
+// nameserverGroupResource serves /api/dns/nameservers.
+var nameserverGroupResource = &resource[*model.NameserverGroup, nameserverGroupView]{
+	all:    func(a *model.Account) map[string]*model.NameserverGroup { return a.NameserverGroups },
+	what:   "nameserver group",
+	decode: decodeNameserverGroup,
+	setID:  func(n *model.NameserverGroup, id string) { n.ID = id },
+	viewer: func(_ *server, r resolver) func(*model.NameserverGroup) nameserverGroupView {
+		return r.nameserverGroupView
+	},
+	name: func(v nameserverGroupView) string { return v.Name },
+	id:   func(v nameserverGroupView) string { return v.ID },
 }

@@ -11,7 +11,10 @@
 //
 // Every route is declared once in the routes table (routes.go); the same
 // table feeds the http.ServeMux and the test that keeps openapi.yaml (embedded
-// and served at GET /api/openapi.yaml) in sync with the router.
+// and served at GET /api/openapi.yaml) in sync with the router. Collections
+// with the usual list/get/create/update/delete shapes are described by a
+// resource value (crud.go) whose generic methods are the handlers; the
+// endpoints that differ are written out beside it.
 //
 // Imported by cmd/petrel-server (and tests). The http.Handler returned by New
 // is safe for concurrent use; it holds no state of its own beyond the

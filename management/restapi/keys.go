@@ -59,39 +59,17 @@ func decodeSetupKeyUpdate(body []byte) (setupKeyUpdateRequest, error) {
 	return req, nil
 }
 
-func (s *server) pathSetupKey(c *call) (resolver, *model.SetupKey, error) {
-	r, err := s.resolver(c)
-	if err != nil {
-		return r, nil, err
-	}
-	id := c.r.PathValue("id")
-	k, ok := r.a.SetupKeys[id]
-	if !ok {
-		return r, nil, notFoundf("setup key %q not found", id)
-	}
-	return r, k, nil
-}
-
-func (s *server) listSetupKeys(c *call) (int, any, error) {
-	r, err := s.resolver(c)
-	if err != nil {
-		return 0, nil, err
-	}
-	now := s.now()
-	out := make([]setupKeyView, 0, len(r.a.SetupKeys))
-	for _, k := range r.a.SetupKeys {
-		out = append(out, r.setupKeyView(k, now))
-	}
-	sortByName(out, func(v setupKeyView) string { return v.Name }, func(v setupKeyView) string { return v.ID })
-	return http.StatusOK, out, nil
-}
-
-func (s *server) getSetupKey(c *call) (int, any, error) {
-	r, k, err := s.pathSetupKey(c)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, r.setupKeyView(k, s.now()), nil
+// setupKeyResource serves /api/setup-keys; create (which returns the
+// plain key once) and update (revoke only) are written out below.
+var setupKeyResource = &resource[*model.SetupKey, setupKeyView]{
+	what: "setup key",
+	all:  func(a *model.Account) map[string]*model.SetupKey { return a.SetupKeys },
+	viewer: func(s *server, r resolver) func(*model.SetupKey) setupKeyView {
+		now := s.now()
+		return func(k *model.SetupKey) setupKeyView { return r.setupKeyView(k, now) }
+	},
+	name: func(v setupKeyView) string { return v.Name },
+	id:   func(v setupKeyView) string { return v.ID },
 }
 
 func (s *server) createSetupKey(c *call) (int, any, error) {
@@ -125,7 +103,7 @@ func (s *server) updateSetupKey(c *call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	r, k, err := s.pathSetupKey(c)
+	r, k, err := setupKeyResource.lookup(s, c)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -138,15 +116,4 @@ func (s *server) updateSetupKey(c *call) (int, any, error) {
 		}
 	}
 	return http.StatusOK, r.setupKeyView(k, s.now()), nil
-}
-
-func (s *server) deleteSetupKey(c *call) (int, any, error) {
-	_, k, err := s.pathSetupKey(c)
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := s.api.Delete(c.r.Context(), c.account, model.KindSetupKey, k.ID); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
 }

@@ -1,7 +1,6 @@
 package restapi
 
 import (
-	"fmt"
 	"net/http"
 	"strings"
 
@@ -63,47 +62,20 @@ func decodePeerUpdate(body []byte) (peerUpdateRequest, error) {
 	return req, nil
 }
 
-// pathPeer resolves the {id} path value as a peer reference.
-func (s *server) pathPeer(c *call) (resolver, *model.Peer, error) {
-	r, err := s.resolver(c)
-	if err != nil {
-		return r, nil, err
-	}
-	p, rerr := r.peer(c.r.PathValue("id"))
-	if rerr != nil {
-		if rerr.ambiguous {
-			return r, nil, invalidf("%s", rerr.msg)
+// peerResource serves /api/peers; peers are created by agents logging in,
+// so only update (a rename) is written out below.
+var peerResource = &resource[*model.Peer, peerView]{
+	all:  func(a *model.Account) map[string]*model.Peer { return a.Peers },
+	find: byRef(resolver.peer),
+	viewer: func(s *server, r resolver) func(*model.Peer) peerView {
+		groups := r.peerGroups()
+		return func(p *model.Peer) peerView {
+			connected, lastSeen := s.api.PeerStatus(r.a.ID, p.ID)
+			return r.peerView(p, groups[p.ID], connected, lastSeen)
 		}
-		return r, nil, notFoundf("%s", rerr.msg)
-	}
-	return r, p, nil
-}
-
-func (s *server) viewPeer(r resolver, groups map[string][]refView, p *model.Peer) peerView {
-	connected, lastSeen := s.api.PeerStatus(r.a.ID, p.ID)
-	return r.peerView(p, groups[p.ID], connected, lastSeen)
-}
-
-func (s *server) listPeers(c *call) (int, any, error) {
-	r, err := s.resolver(c)
-	if err != nil {
-		return 0, nil, err
-	}
-	out := make([]peerView, 0, len(r.a.Peers))
-	groups := r.peerGroups()
-	for _, p := range r.a.Peers {
-		out = append(out, s.viewPeer(r, groups, p))
-	}
-	sortByName(out, func(v peerView) string { return v.Name }, func(v peerView) string { return v.ID })
-	return http.StatusOK, out, nil
-}
-
-func (s *server) getPeer(c *call) (int, any, error) {
-	r, p, err := s.pathPeer(c)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, s.viewPeer(r, r.peerGroups(), p), nil
+	},
+	name: func(v peerView) string { return v.Name },
+	id:   func(v peerView) string { return v.ID },
 }
 
 func (s *server) updatePeer(c *call) (int, any, error) {
@@ -115,7 +87,7 @@ func (s *server) updatePeer(c *call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	r, p, err := s.pathPeer(c)
+	r, p, err := peerResource.lookup(s, c)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -126,37 +98,12 @@ func (s *server) updatePeer(c *call) (int, any, error) {
 	if req.DNSLabel != nil {
 		upd.DNSLabel = *req.DNSLabel
 	}
-	obj, err := s.api.Put(c.r.Context(), c.account, &upd)
-	if err != nil {
-		return 0, nil, err
-	}
-	stored, err := as[*model.Peer](obj)
+	stored, err := putObject(s, c, &upd)
 	if err != nil {
 		return 0, nil, err
 	}
 	r.a.Peers[stored.ID] = stored
-	return http.StatusOK, s.viewPeer(r, r.peerGroups(), stored), nil
-}
-
-func (s *server) deletePeer(c *call) (int, any, error) {
-	_, p, err := s.pathPeer(c)
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := s.api.Delete(c.r.Context(), c.account, model.KindPeer, p.ID); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
-}
-
-// as converts a stored object returned by AdminAPI.Put to its type.
-func as[T model.Object](obj model.Object) (T, error) {
-	v, ok := obj.(T)
-	if !ok {
-		var zero T
-		return zero, fmt.Errorf("stored object has type %T, want %T", obj, zero)
-	}
-	return v, nil
+	return http.StatusOK, peerResource.viewer(s, r)(stored), nil
 }
 
 // --- groups ---
@@ -184,89 +131,13 @@ func decodeGroup(r resolver, body []byte) (*model.Group, error) {
 	return &model.Group{Name: name, PeerIDs: peers}, nil
 }
 
-func (s *server) pathGroup(c *call) (resolver, *model.Group, error) {
-	r, err := s.resolver(c)
-	if err != nil {
-		return r, nil, err
-	}
-	g, rerr := r.group(c.r.PathValue("id"))
-	if rerr != nil {
-		if rerr.ambiguous {
-			return r, nil, invalidf("%s", rerr.msg)
-		}
-		return r, nil, notFoundf("%s", rerr.msg)
-	}
-	return r, g, nil
-}
-
-func (s *server) listGroups(c *call) (int, any, error) {
-	r, err := s.resolver(c)
-	if err != nil {
-		return 0, nil, err
-	}
-	out := make([]groupView, 0, len(r.a.Groups))
-	for _, g := range r.a.Groups {
-		out = append(out, r.groupView(g))
-	}
-	sortByName(out, func(v groupView) string { return v.Name }, func(v groupView) string { return v.ID })
-	return http.StatusOK, out, nil
-}
-
-func (s *server) getGroup(c *call) (int, any, error) {
-	r, g, err := s.pathGroup(c)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, r.groupView(g), nil
-}
-
-func (s *server) createGroup(c *call) (int, any, error) {
-	return s.putGroup(c, false)
-}
-
-func (s *server) updateGroup(c *call) (int, any, error) {
-	return s.putGroup(c, true)
-}
-
-func (s *server) putGroup(c *call, update bool) (int, any, error) {
-	body, err := readBody(c.w, c.r)
-	if err != nil {
-		return 0, nil, err
-	}
-	r, err := s.resolver(c)
-	if err != nil {
-		return 0, nil, err
-	}
-	g, err := decodeGroup(r, body)
-	if err != nil {
-		return 0, nil, err
-	}
-	status := http.StatusCreated
-	if update {
-		_, old, err := s.pathGroup(c)
-		if err != nil {
-			return 0, nil, err
-		}
-		g.ID, status = old.ID, http.StatusOK
-	}
-	obj, err := s.api.Put(c.r.Context(), c.account, g)
-	if err != nil {
-		return 0, nil, err
-	}
-	stored, err := as[*model.Group](obj)
-	if err != nil {
-		return 0, nil, err
-	}
-	return status, r.groupView(stored), nil
-}
-
-func (s *server) deleteGroup(c *call) (int, any, error) {
-	_, g, err := s.pathGroup(c)
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := s.api.Delete(c.r.Context(), c.account, model.KindGroup, g.ID); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
+// groupResource serves /api/groups; the path value may be a name.
+var groupResource = &resource[*model.Group, groupView]{
+	all:    func(a *model.Account) map[string]*model.Group { return a.Groups },
+	find:   byRef(resolver.group),
+	decode: decodeGroup,
+	setID:  func(g *model.Group, id string) { g.ID = id },
+	viewer: func(_ *server, r resolver) func(*model.Group) groupView { return r.groupView },
+	name:   func(v groupView) string { return v.Name },
+	id:     func(v groupView) string { return v.ID },
 }

@@ -75,84 +75,15 @@ func decodePolicy(r resolver, body []byte) (*model.Policy, error) {
 	return p, nil
 }
 
-func (s *server) pathPolicy(c *call) (resolver, *model.Policy, error) {
-	r, err := s.resolver(c)
-	if err != nil {
-		return r, nil, err
-	}
-	id := c.r.PathValue("id")
-	p, ok := r.a.Policies[id]
-	if !ok {
-		return r, nil, notFoundf("policy %q not found", id)
-	}
-	return r, p, nil
-}
-
-func (s *server) listPolicies(c *call) (int, any, error) {
-	r, err := s.resolver(c)
-	if err != nil {
-		return 0, nil, err
-	}
-	out := make([]policyView, 0, len(r.a.Policies))
-	for _, p := range r.a.Policies {
-		out = append(out, r.policyView(p))
-	}
-	sortByName(out, func(v policyView) string { return v.Name }, func(v policyView) string { return v.ID })
-	return http.StatusOK, out, nil
-}
-
-func (s *server) getPolicy(c *call) (int, any, error) {
-	r, p, err := s.pathPolicy(c)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, r.policyView(p), nil
-}
-
-func (s *server) createPolicy(c *call) (int, any, error) { return s.putPolicy(c, false) }
-func (s *server) updatePolicy(c *call) (int, any, error) { return s.putPolicy(c, true) }
-
-func (s *server) putPolicy(c *call, update bool) (int, any, error) {
-	body, err := readBody(c.w, c.r)
-	if err != nil {
-		return 0, nil, err
-	}
-	r, err := s.resolver(c)
-	if err != nil {
-		return 0, nil, err
-	}
-	p, err := decodePolicy(r, body)
-	if err != nil {
-		return 0, nil, err
-	}
-	status := http.StatusCreated
-	if update {
-		_, old, err := s.pathPolicy(c)
-		if err != nil {
-			return 0, nil, err
-		}
-		p.ID, status = old.ID, http.StatusOK
-	}
-	obj, err := s.api.Put(c.r.Context(), c.account, p)
-	if err != nil {
-		return 0, nil, err
-	}
-	stored, err := as[*model.Policy](obj)
-	if err != nil {
-		return 0, nil, err
-	}
-	return status, r.policyView(stored), nil
-}
-
-func (s *server) deletePolicy(c *call) (int, any, error) {
-	_, p, err := s.pathPolicy(c)
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := s.api.Delete(c.r.Context(), c.account, model.KindPolicy, p.ID); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
+// policyResource serves /api/policies.
+var policyResource = &resource[*model.Policy, policyView]{
+	all:    func(a *model.Account) map[string]*model.Policy { return a.Policies },
+	what:   "policy",
+	decode: decodePolicy,
+	setID:  func(p *model.Policy, id string) { p.ID = id },
+	viewer: func(_ *server, r resolver) func(*model.Policy) policyView { return r.policyView },
+	name:   func(v policyView) string { return v.Name },
+	id:     func(v policyView) string { return v.ID },
 }
 
 // checkQuery is a decoded GET /api/policies/check query.

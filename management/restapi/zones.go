@@ -63,80 +63,17 @@ func decodeSettings(cur model.Settings, body []byte) (model.Settings, error) {
 	return cur, nil
 }
 
-func (s *server) pathZone(c *call) (*model.DNSZone, error) {
-	a, err := s.snapshot(c)
-	if err != nil {
-		return nil, err
-	}
-	id := c.r.PathValue("id")
-	z, ok := a.DNSZones[id]
-	if !ok {
-		return nil, notFoundf("zone %q not found", id)
-	}
-	return z, nil
-}
-
-func (s *server) listZones(c *call) (int, any, error) {
-	a, err := s.snapshot(c)
-	if err != nil {
-		return 0, nil, err
-	}
-	out := make([]zoneView, 0, len(a.DNSZones))
-	for _, z := range a.DNSZones {
-		out = append(out, zoneViewOf(z))
-	}
-	sortByName(out, func(v zoneView) string { return v.Domain }, func(v zoneView) string { return v.ID })
-	return http.StatusOK, out, nil
-}
-
-func (s *server) getZone(c *call) (int, any, error) {
-	z, err := s.pathZone(c)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, zoneViewOf(z), nil
-}
-
-func (s *server) createZone(c *call) (int, any, error) { return s.putZone(c, false) }
-func (s *server) updateZone(c *call) (int, any, error) { return s.putZone(c, true) }
-
-func (s *server) putZone(c *call, update bool) (int, any, error) {
-	body, err := readBody(c.w, c.r)
-	if err != nil {
-		return 0, nil, err
-	}
-	z, err := decodeZone(body)
-	if err != nil {
-		return 0, nil, err
-	}
-	status := http.StatusCreated
-	if update {
-		old, err := s.pathZone(c)
-		if err != nil {
-			return 0, nil, err
-		}
-		z.ID, status = old.ID, http.StatusOK
-	}
-	obj, err := s.api.Put(c.r.Context(), c.account, z)
-	if err != nil {
-		return 0, nil, err
-	}
-	stored, err := as[*model.DNSZone](obj)
-	if err != nil {
-		return 0, nil, err
-	}
-	return status, zoneViewOf(stored), nil
-}
-
-func (s *server) deleteZone(c *call) (int, any, error) {
-	z, err := s.pathZone(c)
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := s.api.Delete(c.r.Context(), c.account, model.KindDNSZone, z.ID); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
+// zoneResource serves /api/dns/zones. Zones reference nothing, so create
+// reads no snapshot.
+var zoneResource = &resource[*model.DNSZone, zoneView]{
+	all:    func(a *model.Account) map[string]*model.DNSZone { return a.DNSZones },
+	what:   "zone",
+	decode: func(_ resolver, body []byte) (*model.DNSZone, error) { return decodeZone(body) },
+	plain:  true,
+	setID:  func(z *model.DNSZone, id string) { z.ID = id },
+	viewer: func(*server, resolver) func(*model.DNSZone) zoneView { return zoneViewOf },
+	name:   func(v zoneView) string { return v.Domain },
+	id:     func(v zoneView) string { return v.ID },
 }
 
 func (s *server) getDNSSettings(c *call) (int, any, error) {

@@ -1,0 +1,159 @@
+package restapi
+
+import (
+	"fmt"
+	"net/http"
+
+	"petrel/management/model"
+)
+
+// resource describes one collection of account objects that the API serves
+// with the common shapes: list (sorted views), get, create, update and
+// delete by the {id} path value. T is the stored model type, V its JSON
+// view. Endpoints that differ (peer rename, setup key create and revoke)
+// are written out and reuse lookup, viewer and putObject.
+type resource[T model.Object, V any] struct {
+	// all returns the collection inside an account snapshot.
+	all func(a *model.Account) map[string]T
+	// what names the kind in the 404 for an unknown ID.
+	what string
+	// find, when set, resolves the {id} path value in place of an ID
+	// lookup in all; its error is what is answered.
+	find func(r resolver, id string) (T, error)
+	// decode checks a create/update body, resolving references with r.
+	decode func(r resolver, body []byte) (T, error)
+	// plain marks decode and viewer as not using the resolver: create then
+	// reads no account snapshot and they get a zero resolver.
+	plain bool
+	// setID gives an update the ID of the object it replaces.
+	setID func(obj T, id string)
+	// viewer returns the function that renders objects for one request
+	// (per-request state such as the clock is taken once here).
+	viewer func(s *server, r resolver) func(T) V
+	// name and id are the keys lists are sorted by.
+	name, id func(V) string
+}
+
+// byRef is a find that resolves the {id} path value as a reference (ID or
+// name): 400 when the name is ambiguous, else 404 when nothing matches.
+func byRef[T any](resolve func(resolver, string) (T, *resolveError)) func(resolver, string) (T, error) {
+	return func(r resolver, id string) (T, error) {
+		v, err := resolve(r, id)
+		switch {
+		case err == nil:
+			return v, nil
+		case err.ambiguous:
+			return v, invalidf("%s", err.msg)
+		}
+		return v, notFoundf("%s", err.msg)
+	}
+}
+
+// lookup returns the object the {id} path value names.
+func (res *resource[T, V]) lookup(s *server, c *call) (resolver, T, error) {
+	r, err := s.resolver(c)
+	if err != nil {
+		var zero T
+		return r, zero, err
+	}
+	id := c.r.PathValue("id")
+	if res.find != nil {
+		obj, err := res.find(r, id)
+		return r, obj, err
+	}
+	obj, ok := res.all(r.a)[id]
+	if !ok {
+		return r, obj, notFoundf("%s %q not found", res.what, id)
+	}
+	return r, obj, nil
+}
+
+func (res *resource[T, V]) list(s *server, c *call) (int, any, error) {
+	r, err := s.resolver(c)
+	if err != nil {
+		return 0, nil, err
+	}
+	items := res.all(r.a)
+	out := make([]V, 0, len(items))
+	view := res.viewer(s, r)
+	for _, obj := range items {
+		out = append(out, view(obj))
+	}
+	sortByName(out, res.name, res.id)
+	return http.StatusOK, out, nil
+}
+
+func (res *resource[T, V]) get(s *server, c *call) (int, any, error) {
+	r, obj, err := res.lookup(s, c)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, res.viewer(s, r)(obj), nil
+}
+
+func (res *resource[T, V]) create(s *server, c *call) (int, any, error) { return res.put(s, c, false) }
+func (res *resource[T, V]) update(s *server, c *call) (int, any, error) { return res.put(s, c, true) }
+
+// put decodes the body and stores it as a new object (201) or, on update,
+// in place of the one the path names (200).
+func (res *resource[T, V]) put(s *server, c *call, update bool) (int, any, error) {
+	body, err := readBody(c.w, c.r)
+	if err != nil {
+		return 0, nil, err
+	}
+	var r resolver
+	if !res.plain {
+		if r, err = s.resolver(c); err != nil {
+			return 0, nil, err
+		}
+	}
+	obj, err := res.decode(r, body)
+	if err != nil {
+		return 0, nil, err
+	}
+	status := http.StatusCreated
+	if update {
+		_, old, err := res.lookup(s, c)
+		if err != nil {
+			return 0, nil, err
+		}
+		res.setID(obj, old.ObjectID())
+		status = http.StatusOK
+	}
+	stored, err := putObject(s, c, obj)
+	if err != nil {
+		return 0, nil, err
+	}
+	return status, res.viewer(s, r)(stored), nil
+}
+
+func (res *resource[T, V]) delete(s *server, c *call) (int, any, error) {
+	_, obj, err := res.lookup(s, c)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := s.api.Delete(c.r.Context(), c.account, obj.ObjectKind(), obj.ObjectID()); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
+}
+
+// putObject stores obj through AdminAPI.Put and returns the stored copy.
+func putObject[T model.Object](s *server, c *call, obj T) (T, error) {
+	stored, err := s.api.Put(c.r.Context(), c.account, obj)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return as[T](stored)
+}
+
+// as converts a stored object returned by AdminAPI.Put to its type.
+func as[T model.Object](obj model.Object) (T, error) {
+	v, ok := obj.(T)
+	if !ok {
+		var zero T
+		return zero, fmt.Errorf("stored object has type %T, want %T", obj, zero)
+	}
+	return v, nil
+}
