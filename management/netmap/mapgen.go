@@ -93,7 +93,16 @@ func (s *Snapshot) visible(e *peerEntry, v *view, st routerState) (vis []*peerEn
 	if v.allVisible || (s.allID != "" && slices.Contains(st.dist, s.allID)) {
 		return nil, nil, true
 	}
-	set = make(map[*peerEntry]bool)
+	n := len(v.routed)
+	for _, g := range v.visGroups {
+		m, _ := s.members(g)
+		n += len(m)
+	}
+	for _, g := range st.dist {
+		m, _ := s.members(g)
+		n += len(m)
+	}
+	set = make(map[*peerEntry]bool, n)
 	add := func(gid string) {
 		m, _ := s.members(gid)
 		for _, x := range m {
