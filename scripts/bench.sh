@@ -7,7 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=.bench
 mkdir -p "$OUT"
-only=" ${BENCH_ONLY:-netmap store wg signal relay dataplane} "
+only=" ${BENCH_ONLY:-netmap store wg signal relay dataplane connect} "
 fail=0
 
 step() {
@@ -24,8 +24,9 @@ step signal bash bench/signal/run.sh
 step relay  bash bench/relay/run.sh
 if [ "$(id -u)" = 0 ]; then
   step dataplane bash bench/dataplane/run.sh
+  step connect bash bench/connect/run.sh
 else
-  echo "note: the data-plane lab rig needs root; skipped"
+  echo "note: the data-plane and connection-time lab rigs need root; skipped"
 fi
 echo "raw results in $OUT/"
 exit $fail
