@@ -48,7 +48,7 @@ func main() {
 	rounds := flag.Int("rounds", 5, "rounds (each runs every system once, order rotating)")
 	secs := flag.Int("secs", 10, "iperf3 seconds per transfer")
 	pings := flag.Int("pings", 20, "pings per round")
-	systems := flag.String("systems", "veth,wireguard-go", "comma-separated systems: veth, wireguard-go")
+	systems := flag.String("systems", "veth,wireguard-go,petrel", "comma-separated systems: veth, wireguard-go, petrel, petrel-no-offload")
 	out := flag.String("out", "", "markdown file whose dataplane section is replaced (printed to stdout too)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
