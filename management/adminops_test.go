@@ -5,15 +5,16 @@ import (
 	"strings"
 	"testing"
 
+	"petrel/management/internal/mgmttest"
 	"petrel/management/model"
 )
 
 func TestAdminValidation(t *testing.T) {
-	s, _ := startService(t, sqliteBackend(t).open(t))
-	ctx := testCtx(t)
+	s, _ := startService(t, sqliteBackend(t).Open(t))
+	ctx := mgmttest.Ctx(t)
 	acct := onlyAccount(t, s)
 	_, plain := mustSetupKey(t, s, acct, SetupKeyInput{Reusable: true})
-	r1, err := login(s, ctx, newKey(t), plain, "router")
+	r1, err := login(s, ctx, mgmttest.NewKey(t), plain, "router")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,11 +141,11 @@ func TestAdminValidation(t *testing.T) {
 }
 
 func TestAdminDelete(t *testing.T) {
-	s, _ := startService(t, sqliteBackend(t).open(t))
-	ctx := testCtx(t)
+	s, _ := startService(t, sqliteBackend(t).Open(t))
+	ctx := mgmttest.Ctx(t)
 	acct := onlyAccount(t, s)
 	_, plain := mustSetupKey(t, s, acct, SetupKeyInput{Reusable: true})
-	resp, err := login(s, ctx, newKey(t), plain, "a")
+	resp, err := login(s, ctx, mgmttest.NewKey(t), plain, "a")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,6 +185,6 @@ func TestAdminDelete(t *testing.T) {
 		t.Fatalf("peer deletion left references: groups %+v routes %d", snap.Groups[g2.ID], len(snap.Routes))
 	}
 	// The key of a deleted peer must register again.
-	_, err = login(s, ctx, newKey(t), "", "x")
+	_, err = login(s, ctx, mgmttest.NewKey(t), "", "x")
 	wantKind(t, err, KindUnauthenticated, "login without key")
 }

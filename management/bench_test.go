@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"petrel/internal/keys"
+	"petrel/management/internal/mgmttest"
 	"petrel/management/model"
 	"petrel/proto/managementpb"
 )
@@ -19,7 +20,7 @@ func benchAccount(b *testing.B, s *Service, n int) (string, []keys.Private, []st
 	ks := make([]keys.Private, n)
 	ids := make([]string, n)
 	for i := range n {
-		ks[i] = newKey(b)
+		ks[i] = mgmttest.NewKey(b)
 		resp, err := login(s, ctx, ks[i], plain, fmt.Sprintf("peer%d", i))
 		if err != nil {
 			b.Fatal(err)
@@ -38,12 +39,12 @@ func benchAccount(b *testing.B, s *Service, n int) (string, []keys.Private, []st
 // BenchmarkRegister measures one peer registration (store write included)
 // into an account that already holds 1000 peers.
 func BenchmarkRegister(b *testing.B) {
-	s, _ := startService(b, sqliteBackend(b).open(b))
+	s, _ := startService(b, sqliteBackend(b).Open(b))
 	_, _, _, plain := benchAccount(b, s, 1000)
 	ctx := context.Background()
 	ks := make([]keys.Private, b.N)
 	for i := range ks {
-		ks[i] = newKey(b)
+		ks[i] = mgmttest.NewKey(b)
 	}
 	b.ResetTimer()
 	for i := range b.N {
@@ -57,7 +58,7 @@ func BenchmarkRegister(b *testing.B) {
 // peer's DNS label) in a 500-peer mesh where every peer has a live Sync
 // stream: store write, snapshot, 499 deltas and their hand-off.
 func BenchmarkRenameFanout(b *testing.B) {
-	s, _ := startService(b, sqliteBackend(b).open(b))
+	s, _ := startService(b, sqliteBackend(b).Open(b))
 	acct, ks, ids, _ := benchAccount(b, s, 500)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, len(ks))

@@ -3,7 +3,6 @@ package management
 import (
 	"context"
 	"log/slog"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -11,9 +10,10 @@ import (
 	"go.uber.org/goleak"
 
 	"petrel/internal/keys"
+	"petrel/management/internal/mgmttest"
 	"petrel/management/model"
 	"petrel/management/store"
-	"petrel/management/store/storeopen"
+	"petrel/management/store/storetest"
 	"petrel/proto/managementpb"
 )
 
@@ -39,55 +39,14 @@ func (c *testClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-type testWriter struct{ t testing.TB }
+func testLog(t testing.TB) *slog.Logger { return storetest.Log(t, slog.LevelDebug) }
 
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+type backend = mgmttest.Backend
 
-func testLog(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
+func sqliteBackend(t testing.TB) backend { return mgmttest.SQLite(t, testLog) }
 
-func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// backend opens one database, possibly several times in a row.
-type backend struct {
-	name string
-	open func(t testing.TB) store.Store
-}
-
-// sqliteBackend is a fresh SQLite database in a temporary directory.
-func sqliteBackend(t testing.TB) backend {
-	dir := t.TempDir()
-	return backend{name: "sqlite", open: func(t testing.TB) store.Store {
-		st, err := storeopen.Open(context.Background(), "sqlite", dir, testLog(t))
-		if err != nil {
-			t.Fatalf("open sqlite: %v", err)
-		}
-		return st
-	}}
-}
-
-// backends lists the stores the tests run against: SQLite always,
-// PostgreSQL when PETREL_TEST_POSTGRES_DSN is set (in CI it must be).
-func backends(t testing.TB) []backend {
-	out := []backend{sqliteBackend(t)}
-	if pg, ok := postgresBackend(t); ok {
-		out = append(out, pg)
-	} else if os.Getenv("CI") == "true" {
-		t.Fatal("CI=true but PETREL_TEST_POSTGRES_DSN is unset: the PostgreSQL variants must run in CI")
-	}
-	return out
-}
-
-// forEachBackend runs fn as a subtest per backend.
 func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
-	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) { fn(t, b) })
-	}
+	mgmttest.ForEachBackend(t, testLog, fn)
 }
 
 type svcOpt func(*Config)
@@ -135,15 +94,6 @@ func onlyAccount(t testing.TB, s *Service) string {
 	return ids[0]
 }
 
-func newKey(t testing.TB) keys.Private {
-	t.Helper()
-	k, err := keys.NewPrivate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
 func login(s *Service, ctx context.Context, k keys.Private, setupKey, host string) (*managementpb.LoginResponse, error) {
 	return s.Login(ctx, k.Public(), &managementpb.LoginRequest{
 		SetupKey: setupKey, Hostname: host,
@@ -156,7 +106,7 @@ func mustSetupKey(t testing.TB, s *Service, acct string, in SetupKeyInput) (*mod
 	if in.Name == "" {
 		in.Name = "test key"
 	}
-	k, plain, err := s.CreateSetupKey(testCtx(t), acct, in)
+	k, plain, err := s.CreateSetupKey(mgmttest.Ctx(t), acct, in)
 	if err != nil {
 		t.Fatalf("create setup key: %v", err)
 	}
@@ -165,7 +115,7 @@ func mustSetupKey(t testing.TB, s *Service, acct string, in SetupKeyInput) (*mod
 
 func mustGroup(t testing.TB, s *Service, acct, name string, peers ...string) *model.Group {
 	t.Helper()
-	o, err := s.Put(testCtx(t), acct, &model.Group{Name: name, PeerIDs: peers})
+	o, err := s.Put(mgmttest.Ctx(t), acct, &model.Group{Name: name, PeerIDs: peers})
 	if err != nil {
 		t.Fatalf("put group %s: %v", name, err)
 	}

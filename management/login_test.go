@@ -9,14 +9,15 @@ import (
 	"testing"
 	"time"
 
+	"petrel/management/internal/mgmttest"
 	"petrel/management/model"
 )
 
 func TestRegistrationKeyKinds(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		clk := newClock()
-		s, _ := startService(t, b.open(t), func(c *Config) { c.Now = clk.Now })
-		ctx := testCtx(t)
+		s, _ := startService(t, b.Open(t), func(c *Config) { c.Now = clk.Now })
+		ctx := mgmttest.Ctx(t)
 		acct := onlyAccount(t, s)
 		grp := mustGroup(t, s, acct, "servers")
 
@@ -72,7 +73,7 @@ func TestRegistrationKeyKinds(t *testing.T) {
 				for i, at := range tc.attempts {
 					clk.Advance(at.advance)
 					before, _ := s.Snapshot(acct)
-					pk := newKey(t)
+					pk := mgmttest.NewKey(t)
 					resp, err := login(s, ctx, pk, plain, fmt.Sprintf("%s-%d", tc.name, i))
 					after, _ := s.Snapshot(acct)
 					if at.want >= 0 {
@@ -117,11 +118,11 @@ func contains(ss []string, s string) bool {
 }
 
 func TestReauthenticateKnownPeer(t *testing.T) {
-	s, _ := startService(t, sqliteBackend(t).open(t))
-	ctx := testCtx(t)
+	s, _ := startService(t, sqliteBackend(t).Open(t))
+	ctx := mgmttest.Ctx(t)
 	acct := onlyAccount(t, s)
 	_, plain := mustSetupKey(t, s, acct, SetupKeyInput{})
-	pk := newKey(t)
+	pk := mgmttest.NewKey(t)
 	first, err := login(s, ctx, pk, plain, "alpha")
 	if err != nil {
 		t.Fatal(err)
@@ -147,14 +148,14 @@ func TestReauthenticateKnownPeer(t *testing.T) {
 		t.Fatalf("server domains: %v", d)
 	}
 	// An unknown key without a setup key is refused.
-	_, err = login(s, ctx, newKey(t), "", "x")
+	_, err = login(s, ctx, mgmttest.NewKey(t), "", "x")
 	wantKind(t, err, KindUnauthenticated, "unknown peer without key")
 }
 
 func TestConcurrentOneOffRegistration(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
-		s, _ := startService(t, b.open(t))
-		ctx := testCtx(t)
+		s, _ := startService(t, b.Open(t))
+		ctx := mgmttest.Ctx(t)
 		acct := onlyAccount(t, s)
 		_, plain := mustSetupKey(t, s, acct, SetupKeyInput{})
 		var wg sync.WaitGroup
@@ -164,7 +165,7 @@ func TestConcurrentOneOffRegistration(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, err := login(s, ctx, newKey(t), plain, fmt.Sprintf("racer-%d", i))
+				_, err := login(s, ctx, mgmttest.NewKey(t), plain, fmt.Sprintf("racer-%d", i))
 				mu.Lock()
 				defer mu.Unlock()
 				if err == nil {
@@ -183,14 +184,14 @@ func TestConcurrentOneOffRegistration(t *testing.T) {
 }
 
 func TestAllocation(t *testing.T) {
-	s, _ := startService(t, sqliteBackend(t).open(t))
-	ctx := testCtx(t)
+	s, _ := startService(t, sqliteBackend(t).Open(t))
+	ctx := mgmttest.Ctx(t)
 	acct := onlyAccount(t, s)
 	_, plain := mustSetupKey(t, s, acct, SetupKeyInput{Reusable: true})
 	ips := map[netip.Addr]bool{}
 	var labels []string
 	for range 4 {
-		resp, err := login(s, ctx, newKey(t), plain, "My Laptop.local")
+		resp, err := login(s, ctx, mgmttest.NewKey(t), plain, "My Laptop.local")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -205,7 +206,7 @@ func TestAllocation(t *testing.T) {
 		t.Fatalf("labels %s", got)
 	}
 	// Preferred labels: the first free one wins.
-	resp, err := s.Login(ctx, newKey(t).Public(), loginReq(plain, "box", "my-laptop", "db"))
+	resp, err := s.Login(ctx, mgmttest.NewKey(t).Public(), loginReq(plain, "box", "my-laptop", "db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,18 +246,18 @@ func TestSanitizeLabel(t *testing.T) {
 
 func TestRestartKeepsState(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
-		st1 := b.open(t)
+		st1 := b.Open(t)
 		s1, token := startService(t, st1)
 		if token == "" {
 			t.Fatal("no bootstrap token on an empty store")
 		}
-		ctx := testCtx(t)
+		ctx := mgmttest.Ctx(t)
 		acct := onlyAccount(t, s1)
 		key, plain := mustSetupKey(t, s1, acct, SetupKeyInput{Reusable: true, UsageLimit: 5})
 		pks := []string{}
 		want := map[string]string{}
 		for i := range 3 {
-			k := newKey(t)
+			k := mgmttest.NewKey(t)
 			resp, err := login(s1, ctx, k, plain, fmt.Sprintf("host%d", i))
 			if err != nil {
 				t.Fatal(err)
@@ -268,7 +269,7 @@ func TestRestartKeepsState(t *testing.T) {
 		s1.Stop()
 		st1.Close()
 
-		s2, token2 := startService(t, b.open(t))
+		s2, token2 := startService(t, b.Open(t))
 		if token2 != "" {
 			t.Fatal("bootstrap created a second token on a non-empty store")
 		}
@@ -292,7 +293,7 @@ func TestRestartKeepsState(t *testing.T) {
 		}
 		_ = pks
 		// The key keeps counting; a new peer does not reuse an address.
-		resp, err := login(s2, ctx, newKey(t), plain, "host3")
+		resp, err := login(s2, ctx, mgmttest.NewKey(t), plain, "host3")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -306,26 +307,26 @@ func TestRestartKeepsState(t *testing.T) {
 
 func TestEphemeralPeerRemoved(t *testing.T) {
 	clk := newClock()
-	s, _ := startService(t, sqliteBackend(t).open(t), func(c *Config) {
+	s, _ := startService(t, sqliteBackend(t).Open(t), func(c *Config) {
 		c.Now = clk.Now
 		c.EphemeralTTL = time.Minute
 		c.JanitorInterval = 20 * time.Millisecond
 	})
-	ctx := testCtx(t)
+	ctx := mgmttest.Ctx(t)
 	acct := onlyAccount(t, s)
 	_, eph := mustSetupKey(t, s, acct, SetupKeyInput{Ephemeral: true})
 	_, durable := mustSetupKey(t, s, acct, SetupKeyInput{})
-	re, err := login(s, ctx, newKey(t), eph, "eph")
+	re, err := login(s, ctx, mgmttest.NewKey(t), eph, "eph")
 	if err != nil {
 		t.Fatal(err)
 	}
-	rd, err := login(s, ctx, newKey(t), durable, "durable")
+	rd, err := login(s, ctx, mgmttest.NewKey(t), durable, "durable")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A connected ephemeral peer stays.
 	_, eph2 := mustSetupKey(t, s, acct, SetupKeyInput{Ephemeral: true})
-	k2 := newKey(t)
+	k2 := mgmttest.NewKey(t)
 	r2, err := login(s, ctx, k2, eph2, "eph-online")
 	if err != nil {
 		t.Fatal(err)
@@ -350,7 +351,7 @@ func TestEphemeralPeerRemoved(t *testing.T) {
 }
 
 func TestLifecycleIdempotent(t *testing.T) {
-	st := sqliteBackend(t).open(t)
+	st := sqliteBackend(t).Open(t)
 	s, err := New(Config{Store: st})
 	if err != nil {
 		t.Fatal(err)
@@ -372,8 +373,8 @@ func TestLifecycleIdempotent(t *testing.T) {
 // The same new key logging in concurrently (an agent retrying) registers
 // one peer; every attempt succeeds with the same identity.
 func TestConcurrentSameKeyLogin(t *testing.T) {
-	s, _ := startService(t, sqliteBackend(t).open(t))
-	ctx := testCtx(t)
+	s, _ := startService(t, sqliteBackend(t).Open(t))
+	ctx := mgmttest.Ctx(t)
 	acct := onlyAccount(t, s)
 	_, plain := mustSetupKey(t, s, acct, SetupKeyInput{Reusable: true})
 	id2, _, err := s.CreateAccount(ctx)
@@ -381,7 +382,7 @@ func TestConcurrentSameKeyLogin(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, plain2 := mustSetupKey(t, s, id2, SetupKeyInput{Reusable: true})
-	k := newKey(t)
+	k := mgmttest.NewKey(t)
 	var wg sync.WaitGroup
 	ids := make([]string, 10)
 	for i := range ids {

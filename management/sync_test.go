@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"petrel/internal/keys"
+	"petrel/management/internal/mgmttest"
 	"petrel/management/model"
 	"petrel/management/netmap"
 	"petrel/proto/managementpb"
@@ -71,13 +72,13 @@ func (st *stream) ended(t *testing.T) error {
 // meshAccount registers n peers that all see each other.
 func meshAccount(t *testing.T, s *Service, n int) (string, []keys.Private, []string) {
 	t.Helper()
-	ctx := testCtx(t)
+	ctx := mgmttest.Ctx(t)
 	acct := onlyAccount(t, s)
 	_, plain := mustSetupKey(t, s, acct, SetupKeyInput{Reusable: true})
 	var ks []keys.Private
 	var ids []string
 	for i := range n {
-		k := newKey(t)
+		k := mgmttest.NewKey(t)
 		resp, err := login(s, ctx, k, plain, fmt.Sprintf("peer%d", i))
 		if err != nil {
 			t.Fatal(err)
@@ -104,8 +105,8 @@ func (s *Service) freshMap(t *testing.T, acct, peerID string) *managementpb.Netw
 }
 
 func TestSyncCoalescesSlowStream(t *testing.T) {
-	s, _ := startService(t, sqliteBackend(t).open(t))
-	ctx := testCtx(t)
+	s, _ := startService(t, sqliteBackend(t).Open(t))
+	ctx := mgmttest.Ctx(t)
 	acct, ks, ids := meshAccount(t, s, 2)
 	gate := make(chan struct{})
 	st := openStream(t, s, ks[0], gate)
@@ -139,8 +140,8 @@ func TestSyncCoalescesSlowStream(t *testing.T) {
 }
 
 func TestSyncSlowStreamIsCut(t *testing.T) {
-	s, _ := startService(t, sqliteBackend(t).open(t), func(c *Config) { c.MaxCoalesced = 3 })
-	ctx := testCtx(t)
+	s, _ := startService(t, sqliteBackend(t).Open(t), func(c *Config) { c.MaxCoalesced = 3 })
+	ctx := mgmttest.Ctx(t)
 	acct, ks, ids := meshAccount(t, s, 2)
 	gate := make(chan struct{})
 	st := openStream(t, s, ks[0], gate)
@@ -164,8 +165,8 @@ func TestSyncSlowStreamIsCut(t *testing.T) {
 }
 
 func TestSyncReplacedAndDeleted(t *testing.T) {
-	s, _ := startService(t, sqliteBackend(t).open(t))
-	ctx := testCtx(t)
+	s, _ := startService(t, sqliteBackend(t).Open(t))
+	ctx := mgmttest.Ctx(t)
 	acct, ks, ids := meshAccount(t, s, 2)
 	old := openStream(t, s, ks[0], nil)
 	old.next(t)
@@ -200,7 +201,7 @@ func TestSyncReplacedAndDeleted(t *testing.T) {
 }
 
 func TestStopEndsStreams(t *testing.T) {
-	st := sqliteBackend(t).open(t)
+	st := sqliteBackend(t).Open(t)
 	s, _ := startService(t, st)
 	_, ks, _ := meshAccount(t, s, 1)
 	str := openStream(t, s, ks[0], nil)

@@ -5,12 +5,13 @@ import (
 	"strings"
 	"testing"
 
+	"petrel/management/internal/mgmttest"
 	"petrel/management/store/storeopen"
 )
 
 func TestCreateAdminToken(t *testing.T) {
 	dir := t.TempDir()
-	ctx := testCtx(t)
+	ctx := mgmttest.Ctx(t)
 	st, err := storeopen.Open(ctx, "sqlite", dir, testLog(t))
 	if err != nil {
 		t.Fatal(err)

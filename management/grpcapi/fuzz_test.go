@@ -9,6 +9,7 @@ import (
 
 	"petrel/internal/seal"
 	"petrel/management"
+	"petrel/management/internal/mgmttest"
 	"petrel/proto/managementpb"
 )
 
@@ -28,11 +29,11 @@ func (f *fakeStream) Send(*managementpb.EncryptedMessage) error { f.sent++; retu
 // request decoder and the service. Nothing may panic and no input may change
 // the account (the fuzzer cannot know the setup key).
 func FuzzEnvelope(f *testing.F) {
-	e := startEnv(f, sqliteBackend(f).open(f))
+	e := startEnv(f, sqliteBackend(f).Open(f))
 	plain := e.setupKey(f, management.SetupKeyInput{Reusable: true})
 	srv := New(e.svc, e.svc.ServerKey(), testLog(f))
 	server := e.svc.ServerKey().Public()
-	agent := newKey(f)
+	agent := mgmttest.NewKey(f)
 	agentPub := agent.Public()
 
 	login, _ := proto.Marshal(&managementpb.LoginRequest{SetupKey: "psk_guess", Hostname: "fuzz", DnsLabels: []string{"a", "b"}})

@@ -15,18 +15,19 @@ import (
 	"petrel/client/mgmt"
 	"petrel/internal/seal"
 	"petrel/management"
+	"petrel/management/internal/mgmttest"
 	"petrel/proto/managementpb"
 )
 
 func TestLoginOverGRPC(t *testing.T) {
-	e := startEnv(t, sqliteBackend(t).open(t))
-	ctx := testCtx(t)
+	e := startEnv(t, sqliteBackend(t).Open(t))
+	ctx := mgmttest.Ctx(t)
 	sk, err := e.client.ServerKey(ctx)
 	if err != nil || sk != e.svc.ServerKey().Public() {
 		t.Fatalf("server key %v: %v", sk, err)
 	}
 	plain := e.setupKey(t, management.SetupKeyInput{})
-	k := newKey(t)
+	k := mgmttest.NewKey(t)
 	resp, err := e.client.Login(ctx, k, &managementpb.LoginRequest{SetupKey: plain, Hostname: "alpha"})
 	if err != nil {
 		t.Fatal(err)
@@ -38,16 +39,16 @@ func TestLoginOverGRPC(t *testing.T) {
 	if _, err := e.client.Login(ctx, k, &managementpb.LoginRequest{Hostname: "alpha"}); err != nil {
 		t.Fatalf("re-login: %v", err)
 	}
-	_, err = e.client.Login(ctx, newKey(t), &managementpb.LoginRequest{SetupKey: plain})
+	_, err = e.client.Login(ctx, mgmttest.NewKey(t), &managementpb.LoginRequest{SetupKey: plain})
 	if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "usage limit reached") || !mgmt.NeedsLogin(err) {
 		t.Fatalf("exhausted key: %v", err)
 	}
-	_, err = e.client.Login(ctx, newKey(t), &managementpb.LoginRequest{SetupKey: "psk_wrong"})
+	_, err = e.client.Login(ctx, mgmttest.NewKey(t), &managementpb.LoginRequest{SetupKey: "psk_wrong"})
 	if status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "setup key not found") {
 		t.Fatalf("unknown key: %v", err)
 	}
 	// Sync of an unregistered key is refused.
-	err = e.client.Sync(ctx, newKey(t), nil, func(*managementpb.SyncResponse) error { return nil })
+	err = e.client.Sync(ctx, mgmttest.NewKey(t), nil, func(*managementpb.SyncResponse) error { return nil })
 	if status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("sync of unknown peer: %v", err)
 	}
@@ -56,8 +57,8 @@ func TestLoginOverGRPC(t *testing.T) {
 // 50 agents race over real gRPC for one one-off key: exactly one peer.
 func TestConcurrentOneOffOverGRPC(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
-		e := startEnv(t, b.open(t))
-		ctx := testCtx(t)
+		e := startEnv(t, b.Open(t))
+		ctx := mgmttest.Ctx(t)
 		plain := e.setupKey(t, management.SetupKeyInput{})
 		var wg sync.WaitGroup
 		var mu sync.Mutex
@@ -72,7 +73,7 @@ func TestConcurrentOneOffOverGRPC(t *testing.T) {
 					return
 				}
 				defer c.Close()
-				_, err = c.Login(ctx, newKey(t), &managementpb.LoginRequest{SetupKey: plain, Hostname: fmt.Sprintf("racer-%d", i)})
+				_, err = c.Login(ctx, mgmttest.NewKey(t), &managementpb.LoginRequest{SetupKey: plain, Hostname: fmt.Sprintf("racer-%d", i)})
 				mu.Lock()
 				defer mu.Unlock()
 				switch status.Code(err) {
@@ -94,10 +95,10 @@ func TestConcurrentOneOffOverGRPC(t *testing.T) {
 
 // Envelopes that do not open are InvalidArgument and change nothing.
 func TestBadEnvelopes(t *testing.T) {
-	e := startEnv(t, sqliteBackend(t).open(t))
-	ctx := testCtx(t)
+	e := startEnv(t, sqliteBackend(t).Open(t))
+	ctx := mgmttest.Ctx(t)
 	plain := e.setupKey(t, management.SetupKeyInput{Reusable: true})
-	agent := newKey(t)
+	agent := mgmttest.NewKey(t)
 	pub := agent.Public()
 	server := e.svc.ServerKey().Public()
 	body, _ := proto.Marshal(&managementpb.LoginRequest{SetupKey: plain, Hostname: "evil"})
@@ -105,7 +106,7 @@ func TestBadEnvelopes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	otherServer := newKey(t).Public()
+	otherServer := mgmttest.NewKey(t).Public()
 	wrongKey, _ := seal.Seal(body, otherServer, agent)
 	flipped := append([]byte(nil), good...)
 	flipped[len(flipped)-5] ^= 0x40

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"os"
 	"testing"
 	"time"
 
@@ -14,63 +13,26 @@ import (
 	"petrel/client/mgmt"
 	"petrel/internal/keys"
 	"petrel/management"
+	"petrel/management/internal/mgmttest"
 	"petrel/management/store"
-	"petrel/management/store/storeopen"
+	"petrel/management/store/storetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
-
 func testLog(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		return storetest.Log(t, slog.LevelDebug)
 	}
 	return slog.New(slog.DiscardHandler)
 }
 
-func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+type backend = mgmttest.Backend
 
-// backend opens one database, possibly several times in a row.
-type backend struct {
-	name string
-	open func(t testing.TB) store.Store
-}
-
-// sqliteBackend is a fresh SQLite database in a temporary directory.
-func sqliteBackend(t testing.TB) backend {
-	dir := t.TempDir()
-	return backend{name: "sqlite", open: func(t testing.TB) store.Store {
-		st, err := storeopen.Open(context.Background(), "sqlite", dir, testLog(t))
-		if err != nil {
-			t.Fatalf("open sqlite: %v", err)
-		}
-		return st
-	}}
-}
-
-// backends lists the stores the tests run against: SQLite always,
-// PostgreSQL when PETREL_TEST_POSTGRES_DSN is set (in CI it must be).
-func backends(t testing.TB) []backend {
-	out := []backend{sqliteBackend(t)}
-	if pg, ok := postgresBackend(t); ok {
-		out = append(out, pg)
-	} else if os.Getenv("CI") == "true" {
-		t.Fatal("CI=true but PETREL_TEST_POSTGRES_DSN is unset: the PostgreSQL variants must run in CI")
-	}
-	return out
-}
+func sqliteBackend(t testing.TB) backend { return mgmttest.SQLite(t, testLog) }
 
 func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
-	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) { fn(t, b) })
-	}
+	mgmttest.ForEachBackend(t, testLog, fn)
 }
 
 // env is a management service served over gRPC on loopback.
@@ -132,21 +94,12 @@ func startEnv(t testing.TB, st store.Store, opts ...func(*management.Config)) *e
 	return &env{svc: svc, addr: lis.Addr().String(), acct: ids[0], client: c}
 }
 
-func newKey(t testing.TB) keys.Private {
-	t.Helper()
-	k, err := keys.NewPrivate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
 func (e *env) setupKey(t testing.TB, in management.SetupKeyInput) string {
 	t.Helper()
 	if in.Name == "" {
 		in.Name = "test"
 	}
-	_, plain, err := e.svc.CreateSetupKey(testCtx(t), e.acct, in)
+	_, plain, err := e.svc.CreateSetupKey(mgmttest.Ctx(t), e.acct, in)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"petrel/client/mgmt"
 	"petrel/internal/keys"
 	"petrel/management"
+	"petrel/management/internal/mgmttest"
 	"petrel/management/model"
 	"petrel/management/netmap"
 	"petrel/proto/managementpb"
@@ -84,11 +85,11 @@ func (s *syncer) next(t *testing.T) *managementpb.SyncResponse {
 // serial, and applying it gives exactly the map a fresh Sync returns.
 func TestSyncDeltasMatchFreshMap(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
-		e := startEnv(t, b.open(t))
-		ctx := testCtx(t)
+		e := startEnv(t, b.Open(t))
+		ctx := mgmttest.Ctx(t)
 		plain := e.setupKey(t, management.SetupKeyInput{Reusable: true})
 		reg := func(name string) (keys.Private, string) {
-			k := newKey(t)
+			k := mgmttest.NewKey(t)
 			resp, err := e.client.Login(ctx, k, &managementpb.LoginRequest{SetupKey: plain, Hostname: name})
 			if err != nil {
 				t.Fatal(err)
@@ -194,14 +195,14 @@ func TestSyncDeltasMatchFreshMap(t *testing.T) {
 // Relay tokens are re-issued through config updates before they expire.
 func TestSyncRefreshesRelayToken(t *testing.T) {
 	var minted atomic.Int64
-	e := startEnv(t, sqliteBackend(t).open(t), func(c *management.Config) {
+	e := startEnv(t, sqliteBackend(t).Open(t), func(c *management.Config) {
 		c.Server.RelayTokenTTL = 300 * time.Millisecond
 		c.MintRelayToken = func(peer keys.Public, exp time.Time) string {
 			return fmt.Sprintf("tok-%s-%d", peer.Short(), minted.Add(1))
 		}
 	})
-	ctx := testCtx(t)
-	k := newKey(t)
+	ctx := mgmttest.Ctx(t)
+	k := mgmttest.NewKey(t)
 	if _, err := e.client.Login(ctx, k, &managementpb.LoginRequest{SetupKey: e.setupKey(t, management.SetupKeyInput{}), Hostname: "a"}); err != nil {
 		t.Fatal(err)
 	}
@@ -220,9 +221,9 @@ func TestSyncRefreshesRelayToken(t *testing.T) {
 // Agents learn why a stream ended: replaced → Unavailable (retry), deleted
 // → PermissionDenied (log in again).
 func TestSyncEndCodes(t *testing.T) {
-	e := startEnv(t, sqliteBackend(t).open(t))
-	ctx := testCtx(t)
-	k := newKey(t)
+	e := startEnv(t, sqliteBackend(t).Open(t))
+	ctx := mgmttest.Ctx(t)
+	k := mgmttest.NewKey(t)
 	resp, err := e.client.Login(ctx, k, &managementpb.LoginRequest{SetupKey: e.setupKey(t, management.SetupKeyInput{}), Hostname: "a"})
 	if err != nil {
 		t.Fatal(err)

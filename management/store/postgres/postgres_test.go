@@ -2,14 +2,9 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net/netip"
-	"net/url"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -23,76 +18,10 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// adminDSN returns PETREL_TEST_POSTGRES_DSN, skipping the test when it is
-// unset (failing instead when CI=true: CI must run these tests).
-func adminDSN(t testing.TB) string {
-	dsn := os.Getenv("PETREL_TEST_POSTGRES_DSN")
-	if dsn == "" {
-		msg := "PostgreSQL tests need PETREL_TEST_POSTGRES_DSN (a server where the user may CREATE DATABASE); " +
-			`start one with: eval "$(scripts/pg-start.sh)"`
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return dsn
-}
-
-// withDB returns dsn pointing at database name (URL or keyword/value form).
-func withDB(dsn, name string) string {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err == nil {
-			u.Path = "/" + name
-			return u.String()
-		}
-	}
-	return dsn + " dbname=" + name
-}
-
-// freshDB creates an empty database with a random name, dropped at cleanup,
-// and returns its DSN.
-func freshDB(t testing.TB) string {
-	admin := adminDSN(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var b [8]byte
-	rand.Read(b[:])
-	name := "petrel_test_" + hex.EncodeToString(b[:])
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		t.Fatalf("connect to test server: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create test database: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, admin)
-		if err != nil {
-			t.Errorf("connect to drop test database: %v", err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop test database: %v", err)
-		}
-	})
-	return withDB(admin, name)
-}
-
-func testLog(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+func testLog(t testing.TB) *slog.Logger { return storetest.Log(t, slog.LevelWarn) }
 
 func openFresh(t testing.TB) *Store {
-	dsn := freshDB(t)
+	dsn := storetest.PostgresDSN(t)
 	s, err := Open(context.Background(), dsn, testLog(t))
 	if err != nil {
 		t.Fatalf("open: %v", err)
@@ -107,7 +36,7 @@ func TestSuite(t *testing.T) {
 
 func TestReopen(t *testing.T) {
 	storetest.RunReopen(t, func(t *testing.T) storetest.DB {
-		dsn := freshDB(t)
+		dsn := storetest.PostgresDSN(t)
 		return storetest.DB{
 			Open: func() (store.Store, error) { return Open(context.Background(), dsn, testLog(t)) },
 			Exec: func(q string) error {
@@ -128,7 +57,7 @@ func TestReopen(t *testing.T) {
 // (a row changed by another transaction after our snapshot) and checks
 // that Update runs fn again and commits.
 func TestSerializationRetry(t *testing.T) {
-	dsn := freshDB(t)
+	dsn := storetest.PostgresDSN(t)
 	ctx := context.Background()
 	s, err := Open(ctx, dsn, testLog(t))
 	if err != nil {

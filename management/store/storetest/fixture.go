@@ -1,6 +1,8 @@
 // Package storetest is the behaviour suite every store.Store implementation
 // must pass, plus shared benchmarks. Dialect test files call Run, RunReopen
 // and the Bench functions with a constructor for a fresh, empty database.
+// NewPostgresDB and PostgresDSN create such a database on the test
+// PostgreSQL server (PETREL_TEST_POSTGRES_DSN); Log writes to the test log.
 //
 // Imported only from _test files. Functions start their own goroutines
 // and wait for them before returning.
