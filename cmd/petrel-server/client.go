@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -133,4 +134,82 @@ func printJSON(w io.Writer, raw []byte) error {
 	buf.WriteByte('\n')
 	_, err := w.Write(buf.Bytes())
 	return err
+}
+
+// nameJSON is a reference in a REST answer, of which the CLI shows the name.
+type nameJSON struct {
+	Name string `json:"name"`
+}
+
+// joinNames lists the names comma-separated.
+func joinNames(refs []nameJSON) string {
+	names := make([]string, 0, len(refs))
+	for _, r := range refs {
+		names = append(names, r.Name)
+	}
+	return strings.Join(names, ",")
+}
+
+// newListCmd is a `list` subcommand: it GETs path and prints the answer as
+// JSON (--json) or as a table: header, then one row (tab-separated) per
+// item. what names the collection in errors.
+func newListCmd[T any](short, path, what, header string, row func(T) string) *cobra.Command {
+	var f clientFlags
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list --server URL --token-file FILE [--json]",
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			raw, err := c.do(cmd.Context(), "GET", path, nil)
+			if err != nil {
+				return fmt.Errorf("list %s: %w", what, err)
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), raw)
+			}
+			var items []T
+			if err := json.Unmarshal(raw, &items); err != nil {
+				return fmt.Errorf("list %s: decode response: %w", what, err)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, header)
+			for _, it := range items {
+				fmt.Fprintln(tw, row(it))
+			}
+			return tw.Flush()
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// newObjectCmd is a subcommand that sends one request (method, body) to
+// collection/ARG, the object its single argument names, and then prints
+// "done ARG". what names the action in errors.
+func newObjectCmd(use, short, method, collection string, body any, what, done string) *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			if _, err := c.do(cmd.Context(), method, collection+"/"+url.PathEscape(args[0]), body); err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", done, args[0])
+			return err
+		},
+	}
+	f.register(cmd)
+	return cmd
 }

@@ -1,11 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/url"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,9 +15,7 @@ type peerJSON struct {
 	FQDN      string     `json:"fqdn"`
 	Connected bool       `json:"connected"`
 	LastSeen  *time.Time `json:"last_seen"`
-	Groups    []struct {
-		Name string `json:"name"`
-	} `json:"groups"`
+	Groups    []nameJSON `json:"groups"`
 }
 
 func newPeersCmd() *cobra.Command {
@@ -31,70 +25,21 @@ func newPeersCmd() *cobra.Command {
 }
 
 func newPeersListCmd() *cobra.Command {
-	var f clientFlags
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "list --server URL --token-file FILE [--json]",
-		Short: "List peers",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := f.client()
-			if err != nil {
-				return err
+	return newListCmd("List peers", "/api/peers", "peers",
+		"NAME\tIP\tFQDN\tSTATUS\tLAST SEEN\tGROUPS\tID",
+		func(p peerJSON) string {
+			status, seen := "offline", "never"
+			if p.Connected {
+				status = "connected"
 			}
-			raw, err := c.do(cmd.Context(), "GET", "/api/peers", nil)
-			if err != nil {
-				return fmt.Errorf("list peers: %w", err)
+			if p.LastSeen != nil {
+				seen = p.LastSeen.Local().Format(time.RFC3339)
 			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), raw)
-			}
-			var peers []peerJSON
-			if err := json.Unmarshal(raw, &peers); err != nil {
-				return fmt.Errorf("list peers: decode response: %w", err)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tIP\tFQDN\tSTATUS\tLAST SEEN\tGROUPS\tID")
-			for _, p := range peers {
-				status, seen := "offline", "never"
-				if p.Connected {
-					status = "connected"
-				}
-				if p.LastSeen != nil {
-					seen = p.LastSeen.Local().Format(time.RFC3339)
-				}
-				var groups []string
-				for _, g := range p.Groups {
-					groups = append(groups, g.Name)
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.IP, p.FQDN, status, seen, strings.Join(groups, ","), p.ID)
-			}
-			return tw.Flush()
-		},
-	}
-	f.register(cmd)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	return cmd
+			return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", p.Name, p.IP, p.FQDN, status, seen, joinNames(p.Groups), p.ID)
+		})
 }
 
 func newPeersDeleteCmd() *cobra.Command {
-	var f clientFlags
-	cmd := &cobra.Command{
-		Use:   "delete PEER --server URL --token-file FILE",
-		Short: "Delete a peer (by id, name, fqdn or overlay IP)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			if _, err := c.do(cmd.Context(), "DELETE", "/api/peers/"+url.PathEscape(args[0]), nil); err != nil {
-				return fmt.Errorf("delete peer: %w", err)
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "deleted peer %s\n", args[0])
-			return err
-		},
-	}
-	f.register(cmd)
-	return cmd
+	return newObjectCmd("delete PEER --server URL --token-file FILE", "Delete a peer (by id, name, fqdn or overlay IP)",
+		"DELETE", "/api/peers", nil, "delete peer", "deleted peer")
 }

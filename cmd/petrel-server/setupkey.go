@@ -4,9 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,10 +23,8 @@ type setupKeyJSON struct {
 	UsedTimes  int        `json:"used_times"`
 	ExpiresAt  *time.Time `json:"expires_at"`
 	State      string     `json:"state"`
-	AutoGroups []struct {
-		Name string `json:"name"`
-	} `json:"auto_groups"`
-	Ephemeral bool `json:"ephemeral"`
+	AutoGroups []nameJSON `json:"auto_groups"`
+	Ephemeral  bool       `json:"ephemeral"`
 }
 
 func newSetupKeyCmd() *cobra.Command {
@@ -119,71 +115,22 @@ func newSetupKeyCreateCmd() *cobra.Command {
 }
 
 func newSetupKeyListCmd() *cobra.Command {
-	var f clientFlags
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "list --server URL --token-file FILE [--json]",
-		Short: "List setup keys",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := f.client()
-			if err != nil {
-				return err
+	return newListCmd("List setup keys", "/api/setup-keys", "setup keys",
+		"ID\tNAME\tPREFIX\tSTATE\tUSED\tEXPIRES\tGROUPS",
+		func(k setupKeyJSON) string {
+			used := fmt.Sprintf("%d", k.UsedTimes)
+			if k.UsageLimit > 0 {
+				used += fmt.Sprintf("/%d", k.UsageLimit)
 			}
-			raw, err := c.do(cmd.Context(), "GET", "/api/setup-keys", nil)
-			if err != nil {
-				return fmt.Errorf("list setup keys: %w", err)
+			exp := "never"
+			if k.ExpiresAt != nil {
+				exp = k.ExpiresAt.Local().Format(time.RFC3339)
 			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), raw)
-			}
-			var keys []setupKeyJSON
-			if err := json.Unmarshal(raw, &keys); err != nil {
-				return fmt.Errorf("list setup keys: decode response: %w", err)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tSTATE\tUSED\tEXPIRES\tGROUPS")
-			for _, k := range keys {
-				used := fmt.Sprintf("%d", k.UsedTimes)
-				if k.UsageLimit > 0 {
-					used += fmt.Sprintf("/%d", k.UsageLimit)
-				}
-				exp := "never"
-				if k.ExpiresAt != nil {
-					exp = k.ExpiresAt.Local().Format(time.RFC3339)
-				}
-				var groups []string
-				for _, g := range k.AutoGroups {
-					groups = append(groups, g.Name)
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s…\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.KeyPrefix, k.State, used, exp, strings.Join(groups, ","))
-			}
-			return tw.Flush()
-		},
-	}
-	f.register(cmd)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	return cmd
+			return fmt.Sprintf("%s\t%s\t%s…\t%s\t%s\t%s\t%s", k.ID, k.Name, k.KeyPrefix, k.State, used, exp, joinNames(k.AutoGroups))
+		})
 }
 
 func newSetupKeyRevokeCmd() *cobra.Command {
-	var f clientFlags
-	cmd := &cobra.Command{
-		Use:   "revoke ID --server URL --token-file FILE",
-		Short: "Revoke a setup key (final)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			if _, err := c.do(cmd.Context(), "PUT", "/api/setup-keys/"+url.PathEscape(args[0]), map[string]bool{"revoked": true}); err != nil {
-				return fmt.Errorf("revoke setup key: %w", err)
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "revoked setup key %s\n", args[0])
-			return err
-		},
-	}
-	f.register(cmd)
-	return cmd
+	return newObjectCmd("revoke ID --server URL --token-file FILE", "Revoke a setup key (final)",
+		"PUT", "/api/setup-keys", map[string]bool{"revoked": true}, "revoke setup key", "revoked setup key")
 }
