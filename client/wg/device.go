@@ -251,6 +251,11 @@ func (d *Device) Close() error {
 		stop()
 	}
 	d.socksWG.Wait()
+	// Down first: it closes the bind and stops every peer's goroutines, so
+	// none is still writing into the TUN when Close closes it (wireguard-go
+	// closes the TUN before stopping peers, which races with the netstack
+	// TUN's Write).
+	_ = d.dev.Down()
 	d.dev.Close() // closes the TUN (removing a kernel interface) and the bind
 	d.closeErr = removeKernelTUN(d.cfg)
 	return d.closeErr
