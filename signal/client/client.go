@@ -80,7 +80,7 @@ type Config struct {
 	Logger    *slog.Logger
 	// RegisterTimeout bounds the registration handshake. Default 10 s.
 	RegisterTimeout time.Duration
-	// BackoffMin and BackoffMax bound the reconnect delay. Defaults 500 ms, 30 s.
+	// BackoffMin and BackoffMax bound the reconnect delay. Defaults 500 ms, 10 s.
 	BackoffMin, BackoffMax time.Duration
 	// ReplacedDelay is the wait before reconnecting after the server closed
 	// the stream because another session registered the same key (two
@@ -104,7 +104,7 @@ func (c *Config) setDefaults() {
 		c.BackoffMin = 500 * time.Millisecond
 	}
 	if c.BackoffMax <= 0 {
-		c.BackoffMax = 30 * time.Second
+		c.BackoffMax = 10 * time.Second
 	}
 	if c.ReplacedDelay <= 0 {
 		c.ReplacedDelay = 30 * time.Second

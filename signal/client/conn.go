@@ -45,6 +45,13 @@ func (c *Client) loop(ctx context.Context, api signalpb.SignalClient) {
 			t.Stop()
 			return
 		}
+		// Our own backoff already spaced the attempts: make the channel
+		// dial now instead of stacking gRPC's reconnect backoff on top
+		// (which kept failing with a stale dial error after a server
+		// restart).
+		if c.owned != nil {
+			c.owned.ResetConnectBackoff()
+		}
 	}
 }
 
