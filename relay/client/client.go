@@ -132,9 +132,14 @@ type Client struct {
 	stopLink func() bool
 	wg       sync.WaitGroup
 
-	home    atomic.Pointer[conn]
-	fmu     sync.Mutex
-	foreign map[string]*foreignEntry
+	home atomic.Pointer[conn]
+	// lastHome is the instance URL of the latest home connection; it is
+	// kept while the home reconnects so that traffic for that instance
+	// waits for it instead of opening a second ("foreign") connection to
+	// the same instance, which the relay would treat as a replacement.
+	lastHome atomic.Pointer[string]
+	fmu      sync.Mutex
+	foreign  map[string]*foreignEntry
 
 	recv        atomic.Pointer[Receiver]
 	onState     atomic.Pointer[func(connected bool, homeURL string)]
@@ -301,6 +306,11 @@ func (c *Client) route(instanceURL string) (*conn, error) {
 		}
 		return h, nil
 	}
+	if h == nil {
+		if last := c.lastHome.Load(); last != nil && *last == instanceURL {
+			return nil, ErrNotConnected // home is reconnecting to that instance
+		}
+	}
 	cn, err := c.foreignConn(instanceURL)
 	if err != nil {
 		return nil, err
@@ -328,6 +338,8 @@ func (c *Client) homeLoop() {
 		}
 		bo.Reset()
 		c.home.Store(cn)
+		inst := cn.instance
+		c.lastHome.Store(&inst)
 		c.log.Info("relay home connected", "instance", cn.instance)
 		c.notifyState(true, cn.instance)
 		cn.run()
