@@ -17,6 +17,7 @@ import (
 const (
 	ServerPort = "8080"
 	STUNPort   = "3478"
+	STUNPort2  = "3479"
 	// ManagementURL is what agents use (resolved through the lab DNS).
 	ManagementURL = "http://" + lab.MgmtName + ":" + ServerPort
 	// PoolURL is the relay pool root management advertises.
@@ -113,6 +114,8 @@ func (c *Cluster) StartServer(ctx context.Context) error {
 		"--listen", s.Addr.String()+":"+ServerPort, "--stun-listen", s.Addr.String()+":"+STUNPort,
 		"--public-url", ManagementURL, "--relay-url", PoolURL,
 		"--stun-url", "stun:"+lab.StunName+":"+STUNPort,
+		// The server's second STUN port (primary + 1) lets agents detect symmetric NATs.
+		"--stun-url", "stun:"+lab.StunName+":"+STUNPort2,
 		"--components", "management,signal,stun")
 	if err != nil {
 		return err

@@ -12,7 +12,9 @@ import (
 )
 
 // relayReasons are the reasons a pair that cannot punch through may show.
-var relayReasons = []string{"ice-failed", "ice-timeout"}
+// Behind a symmetric NAT both sides see it in the server-reflexive
+// candidates (two STUN ports, two different mappings of one socket).
+var relayReasons = []string{"symmetric-nat"}
 
 // One host behind a symmetric NAT: the pair is relayed, traffic flows, and
 // status says why.

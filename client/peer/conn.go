@@ -97,6 +97,7 @@ type Conn struct {
 	cfg Config
 	log *slog.Logger
 
+	nat          natObserver // guarded by mu
 	mu           sync.Mutex
 	closed       bool
 	session      *session
@@ -285,6 +286,7 @@ func (c *Conn) newSessionLocked() error {
 	c.session = s
 	c.remoteSess = 0
 	c.pendingCands = nil
+	c.nat.reset()
 	return nil
 }
 
@@ -336,6 +338,7 @@ func (c *Conn) wireAgent(s *session) {
 		if c.session != s || c.closed {
 			return
 		}
+		c.nat.observe(cand, false)
 		c.sendLocked(&signalpb.PeerMessage{Kind: &signalpb.PeerMessage_Candidate{Candidate: &signalpb.Candidate{
 			SessionId: s.id, Candidate: cand.Marshal()}}})
 	})

@@ -135,6 +135,7 @@ func (c *Conn) addCandidateLocked(s *session, raw string) {
 		c.log.Debug("ignoring remote candidate inside the overlay", "candidate", raw)
 		return
 	}
+	c.nat.observe(cand, true)
 	if err := s.agent.AddRemoteCandidate(cand); err != nil {
 		c.log.Debug("add remote candidate", "err", err)
 	}
@@ -176,6 +177,8 @@ func (c *Conn) onICEState(s *session, st ice.ConnectionState) {
 		reason := ReasonICEFailed
 		if c.path == PathDirect {
 			reason = ReasonLost
+		} else if c.nat.symmetric() {
+			reason = ReasonSymmetricNAT
 		} else if c.localCand == "" {
 			reason = ReasonICETimeout
 		}
