@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,8 +27,8 @@ import (
 	"petrel/internal/keys"
 	"petrel/management/model"
 	"petrel/management/store"
-	"petrel/management/store/internal/codec"
 	"petrel/management/store/internal/migrate"
+	"petrel/management/store/internal/rows"
 )
 
 //go:embed migrations/*.sql
@@ -46,7 +45,7 @@ const migrationLock = 0x7065747265 // "petre"
 type Store struct {
 	log   *slog.Logger
 	pool  *pgxpool.Pool
-	stmts statements
+	stmts rows.Statements
 }
 
 var _ store.Store = (*Store)(nil)
@@ -67,7 +66,7 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	s := &Store{log: log.With("component", "store-postgres"), pool: pool, stmts: newStatements()}
+	s := &Store{log: log.With("component", "store-postgres"), pool: pool, stmts: rows.NewStatements(placeholder)}
 	if err := s.migrate(ctx, ms); err != nil {
 		pool.Close()
 		return nil, err
@@ -84,28 +83,21 @@ func (s *Store) migrate(ctx context.Context, ms []migrate.Migration) error {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLock)); err != nil {
 		return fmt.Errorf("lock migrations: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	mtx := migrate.Tx{
+		Exec: func(q string, args ...any) error {
+			_, err := tx.Exec(ctx, q, args...)
+			return err
+		},
+		QueryInt: func(q string) (n int, err error) {
+			err = tx.QueryRow(ctx, q).Scan(&n)
+			return n, err
+		},
+	}
+	if err := migrate.Apply(mtx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER PRIMARY KEY,
 		applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
-	)`); err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
-	}
-	var cur int
-	if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&cur); err != nil {
-		return fmt.Errorf("read schema version: %w", err)
-	}
-	latest := migrate.Latest(ms)
-	if cur > latest {
-		return fmt.Errorf("database at version %d, binary knows %d: %w", cur, latest, store.ErrSchemaNewer)
-	}
-	for _, m := range ms[cur:] {
-		if _, err := tx.Exec(ctx, m.SQL); err != nil {
-			return fmt.Errorf("apply migration %s: %w", m.Name, err)
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, m.Version); err != nil {
-			return fmt.Errorf("record migration %s: %w", m.Name, err)
-		}
-		s.log.Info("applied migration", "version", m.Version, "name", m.Name)
+	)`, `INSERT INTO schema_migrations (version) VALUES ($1)`, ms, s.log); err != nil {
+		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit migration: %w", err)
@@ -122,7 +114,7 @@ func (s *Store) Close() error {
 // SchemaVersion reports the applied migration version.
 func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	var v int
-	if err := s.pool.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v); err != nil {
+	if err := s.pool.QueryRow(ctx, migrate.VersionQuery).Scan(&v); err != nil {
 		return 0, fmt.Errorf("read schema version: %w", err)
 	}
 	return v, nil
@@ -132,27 +124,15 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 // every caller inserts a candidate with ON CONFLICT DO NOTHING and then
 // reads whichever row won.
 func (s *Store) ServerKey(ctx context.Context) (keys.Private, error) {
-	var text string
-	err := s.pool.QueryRow(ctx, `SELECT private_key FROM server_key WHERE id = 1`).Scan(&text)
-	if errors.Is(err, pgx.ErrNoRows) {
-		k, gerr := keys.NewPrivate()
-		if gerr != nil {
-			return keys.Private{}, fmt.Errorf("generate server key: %w", gerr)
-		}
-		if _, err := s.pool.Exec(ctx,
-			`INSERT INTO server_key (id, private_key) VALUES (1, $1) ON CONFLICT (id) DO NOTHING`, k.String()); err != nil {
-			return keys.Private{}, fmt.Errorf("store server key: %w", err)
-		}
-		err = s.pool.QueryRow(ctx, `SELECT private_key FROM server_key WHERE id = 1`).Scan(&text)
+	read := func() (text string, err error) {
+		err = s.pool.QueryRow(ctx, rows.ServerKeyQuery).Scan(&text)
+		return text, err
 	}
-	if err != nil {
-		return keys.Private{}, fmt.Errorf("read server key: %w", err)
-	}
-	k, err := keys.ParsePrivate(text)
-	if err != nil {
-		return keys.Private{}, fmt.Errorf("parse server key: %w", err)
-	}
-	return k, nil
+	return rows.ServerKey(pgx.ErrNoRows, read, func(text string) error {
+		_, err := s.pool.Exec(ctx,
+			`INSERT INTO server_key (id, private_key) VALUES (1, $1) ON CONFLICT (id) DO NOTHING`, text)
+		return err
+	}, read)
 }
 
 // Update runs fn in a SERIALIZABLE transaction, retrying the whole
@@ -180,7 +160,7 @@ func (s *Store) updateOnce(ctx context.Context, fn func(store.Tx) error) error {
 		return fmt.Errorf("begin update: %w", err)
 	}
 	defer pgTx.Rollback(ctx) // no-op after commit
-	if err := fn(&tx{ctx: ctx, tx: pgTx, stmts: &s.stmts}); err != nil {
+	if err := fn(&rows.Tx{Conn: &conn{ctx: ctx, tx: pgTx}, Stmts: &s.stmts, Queries: &queries}); err != nil {
 		return err
 	}
 	if err := pgTx.Commit(ctx); err != nil {
@@ -203,91 +183,22 @@ func (s *Store) LoadAccounts(ctx context.Context) ([]*model.Account, error) {
 		return nil, fmt.Errorf("begin load: %w", err)
 	}
 	defer rtx.Rollback(ctx)
-	rows, err := rtx.Query(ctx, `SELECT id, network, created_at, settings FROM accounts ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("load accounts: %w", err)
-	}
-	var list []*model.Account
-	byID := map[string]*model.Account{}
-	for rows.Next() {
-		var (
-			id, network string
-			created     *int64
-			settings    []byte
-		)
-		if err := rows.Scan(&id, &network, &created, &settings); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("scan account: %w", err)
-		}
-		a, err := codec.DecodeAccount(id, network, created, settings)
+	return rows.LoadAccounts(ctx, func(ctx context.Context, q string) (rows.Rows, error) {
+		rs, err := rtx.Query(ctx, q)
 		if err != nil {
-			rows.Close()
 			return nil, err
 		}
-		list = append(list, a)
-		byID[id] = a
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("load accounts: %w", err)
-	}
-	for _, k := range codec.Kinds {
-		if err := s.loadKind(ctx, rtx, k, byID); err != nil {
-			return nil, err
-		}
-	}
-	return list, nil
+		return pgRows{rs}, nil
+	}, &s.stmts)
 }
 
-func (s *Store) loadKind(ctx context.Context, rtx pgx.Tx, k model.Kind, byID map[string]*model.Account) error {
-	rows, err := rtx.Query(ctx, s.stmts.load[k])
-	if err != nil {
-		return fmt.Errorf("load %s: %w", k, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var accountID string
-		r := codec.Row{Kind: k}
-		if err := rows.Scan(append([]any{&accountID}, r.Targets()...)...); err != nil {
-			return fmt.Errorf("scan %s: %w", k, err)
-		}
-		obj, err := codec.Decode(r)
-		if err != nil {
-			return err
-		}
-		if a := byID[accountID]; a != nil {
-			codec.AddTo(a, obj)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("load %s: %w", k, err)
-	}
+// pgRows adapts pgx.Rows (whose Close reports nothing; Err has it) to rows.Rows.
+type pgRows struct{ pgx.Rows }
+
+func (r pgRows) Close() error {
+	r.Rows.Close()
 	return nil
 }
 
-// statements holds the per-kind SQL, built once at Open.
-type statements struct {
-	load   map[model.Kind]string
-	put    map[model.Kind]string
-	delete map[model.Kind]string
-}
-
-func newStatements() statements {
-	st := statements{load: map[model.Kind]string{}, put: map[model.Kind]string{}, delete: map[model.Kind]string{}}
-	for _, k := range codec.Kinds {
-		table := `"` + codec.Tables[k] + `"`
-		cols := codec.Columns(k)
-		st.load[k] = "SELECT account_id, " + strings.Join(cols, ", ") + " FROM " + table + " ORDER BY account_id, id"
-		var sets, ph []string
-		for _, c := range cols[1:] {
-			sets = append(sets, c+" = excluded."+c)
-		}
-		for i := range len(cols) + 1 {
-			ph = append(ph, "$"+strconv.Itoa(i+1))
-		}
-		st.put[k] = "INSERT INTO " + table + " (account_id, " + strings.Join(cols, ", ") + ") VALUES (" +
-			strings.Join(ph, ", ") + ") ON CONFLICT (account_id, id) DO UPDATE SET " + strings.Join(sets, ", ")
-		st.delete[k] = "DELETE FROM " + table + " WHERE account_id = $1 AND id = $2"
-	}
-	return st
-}
+// placeholder is PostgreSQL's numbered parameter.
+func placeholder(n int) string { return "$" + strconv.Itoa(n) }

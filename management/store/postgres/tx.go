@@ -4,146 +4,79 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"petrel/management/model"
 	"petrel/management/store"
 	"petrel/management/store/internal/codec"
+	"petrel/management/store/internal/rows"
 )
 
-// tx implements store.Tx on one SERIALIZABLE transaction.
-type tx struct {
-	ctx   context.Context
-	tx    pgx.Tx
-	stmts *statements
+// queries is this dialect's SQL for the shared store.Tx implementation.
+var queries = rows.Queries{
+	CreateAccount: `INSERT INTO accounts (id, network, created_at, settings) VALUES ($1, $2, $3, $4)`,
+	SaveSettings:  `UPDATE accounts SET settings = $1 WHERE id = $2`,
+	UseKey: `UPDATE setup_keys SET used_times = used_times + 1, last_used = $1
+		WHERE key_hash = $2 AND NOT revoked AND (expires_at IS NULL OR expires_at > $1)
+		  AND (usage_limit = 0 OR used_times < usage_limit)
+		RETURNING ` + rows.SetupKeyCols,
+	ReadKey: `SELECT ` + rows.SetupKeyCols + ` FROM setup_keys WHERE key_hash = $1`,
 }
 
-// guarded runs one write under a savepoint (one round trip when it
+// conn is rows.Conn on one SERIALIZABLE transaction.
+type conn struct {
+	ctx context.Context
+	tx  pgx.Tx
+}
+
+func (c *conn) Exec(q string, args ...any) (int64, error) {
+	tag, err := c.tx.Exec(c.ctx, q, args...)
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// ExecGuarded runs one write under a savepoint (one round trip when it
 // succeeds): a constraint violation rolls back only this statement, so the
 // transaction stays usable as it does on SQLite.
-func (t *tx) guarded(q string, args ...any) (pgconn.CommandTag, error) {
+func (c *conn) ExecGuarded(q string, args ...any) error {
 	b := &pgx.Batch{}
 	b.Queue("SAVEPOINT petrel_w")
 	b.Queue(q, args...)
 	b.Queue("RELEASE SAVEPOINT petrel_w")
-	br := t.tx.SendBatch(t.ctx, b)
+	br := c.tx.SendBatch(c.ctx, b)
 	_, err1 := br.Exec()
-	tag, err2 := br.Exec()
+	_, err2 := br.Exec()
 	_, err3 := br.Exec()
 	if err := br.Close(); err != nil && err1 == nil && err2 == nil && err3 == nil {
 		err3 = err
 	}
 	if err1 != nil {
-		return tag, err1
+		return mapErr(err1)
 	}
 	if err2 != nil {
-		if _, rerr := t.tx.Exec(t.ctx, "ROLLBACK TO SAVEPOINT petrel_w"); rerr != nil {
-			return tag, errors.Join(err2, fmt.Errorf("rollback to savepoint: %w", rerr))
+		if _, rerr := c.tx.Exec(c.ctx, "ROLLBACK TO SAVEPOINT petrel_w"); rerr != nil {
+			return mapErr(errors.Join(err2, fmt.Errorf("rollback to savepoint: %w", rerr)))
 		}
-		return tag, err2
+		return mapErr(err2)
 	}
-	return tag, err3
-}
-
-func (t *tx) CreateAccount(a *model.Account) error {
-	if a.ID == "" {
-		return errors.New("create account: empty id")
-	}
-	if err := codec.CheckTime(a.CreatedAt); err != nil {
-		return fmt.Errorf("create account: %w", err)
-	}
-	settings, err := codec.EncodeSettings(a.Settings)
-	if err != nil {
-		return fmt.Errorf("create account: %w", err)
-	}
-	_, err = t.guarded(`INSERT INTO accounts (id, network, created_at, settings) VALUES ($1, $2, $3, $4)`,
-		a.ID, codec.EncodeNetwork(a.Network), codec.Nanos(a.CreatedAt), string(settings))
-	if err != nil {
-		return fmt.Errorf("create account %s: %w", a.ID, mapErr(err))
+	if err3 != nil {
+		return mapErr(err3)
 	}
 	return nil
 }
 
-func (t *tx) SaveSettings(accountID string, s model.Settings) error {
-	settings, err := codec.EncodeSettings(s)
-	if err != nil {
-		return fmt.Errorf("save settings: %w", err)
-	}
-	tag, err := t.tx.Exec(t.ctx, `UPDATE accounts SET settings = $1 WHERE id = $2`, string(settings), accountID)
-	if err != nil {
-		return fmt.Errorf("save settings: %w", mapErr(err))
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("save settings: account %s: %w", accountID, store.ErrNotFound)
-	}
-	return nil
-}
-
-func (t *tx) Put(accountID string, obj model.Object) error {
-	r, err := codec.Encode(obj)
-	if err != nil {
-		return err
-	}
-	args := append([]any{accountID}, r.Values()...)
-	if _, err := t.guarded(t.stmts.put[r.Kind], args...); err != nil {
-		return fmt.Errorf("put %s %s: %w", r.Kind, r.ID, mapErr(err))
-	}
-	return nil
-}
-
-func (t *tx) Delete(accountID string, kind model.Kind, id string) error {
-	q, ok := t.stmts.delete[kind]
-	if !ok {
-		return fmt.Errorf("delete %s: %w", kind, codec.ErrUnknownKind)
-	}
-	tag, err := t.tx.Exec(t.ctx, q, accountID, id)
-	if err != nil {
-		return fmt.Errorf("delete %s %s: %w", kind, id, mapErr(err))
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("delete %s %s: %w", kind, id, store.ErrNotFound)
-	}
-	return nil
-}
-
-const setupKeyCols = `account_id, id, key_hash, reusable, usage_limit, used_times, expires_at, revoked, last_used, data`
-
-func (t *tx) UseSetupKey(keyHash []byte, now time.Time) (string, *model.SetupKey, error) {
-	if err := codec.CheckTime(now); err != nil || now.IsZero() {
-		return "", nil, fmt.Errorf("use setup key: bad time %s", now)
-	}
-	n := now.UnixNano()
-	r := codec.Row{Kind: model.KindSetupKey}
-	var accountID string
-	err := t.tx.QueryRow(t.ctx, `UPDATE setup_keys SET used_times = used_times + 1, last_used = $1
-		WHERE key_hash = $2 AND NOT revoked AND (expires_at IS NULL OR expires_at > $1)
-		  AND (usage_limit = 0 OR used_times < usage_limit)
-		RETURNING `+setupKeyCols, n, keyHash).Scan(append([]any{&accountID}, r.Targets()...)...)
+func (c *conn) QueryRow(q string, args []any, dest ...any) error {
+	err := c.tx.QueryRow(c.ctx, q, args...).Scan(dest...)
 	if errors.Is(err, pgx.ErrNoRows) {
-		err = t.tx.QueryRow(t.ctx, `SELECT `+setupKeyCols+` FROM setup_keys WHERE key_hash = $1`, keyHash).
-			Scan(append([]any{&accountID}, r.Targets()...)...)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return "", nil, store.ErrKeyInvalid
-		}
-		if err != nil {
-			return "", nil, fmt.Errorf("use setup key: %w", err)
-		}
-		if kerr := codec.KeyUseError(r, now); kerr != nil {
-			return "", nil, kerr
-		}
-		return "", nil, store.ErrKeyInvalid
+		return rows.ErrNoRows
 	}
 	if err != nil {
-		return "", nil, fmt.Errorf("use setup key: %w", mapErr(err))
+		return mapErr(err)
 	}
-	obj, err := codec.Decode(r)
-	if err != nil {
-		return "", nil, err
-	}
-	return accountID, obj.(*model.SetupKey), nil
+	return nil
 }
 
 // conflictFields maps our named unique constraints to field names.

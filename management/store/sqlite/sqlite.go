@@ -18,14 +18,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"strings"
 	"time"
 
 	"petrel/internal/keys"
 	"petrel/management/model"
 	"petrel/management/store"
-	"petrel/management/store/internal/codec"
 	"petrel/management/store/internal/migrate"
+	"petrel/management/store/internal/rows"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
@@ -41,7 +40,7 @@ type Store struct {
 	log   *slog.Logger
 	write *sql.DB // one connection, BEGIN IMMEDIATE
 	read  *sql.DB
-	stmts statements
+	stmts rows.Statements
 }
 
 var _ store.Store = (*Store)(nil)
@@ -70,7 +69,7 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 		q.Set("_txlock", txlock)
 		return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 	}
-	s := &Store{log: log.With("component", "store-sqlite"), stmts: newStatements()}
+	s := &Store{log: log.With("component", "store-sqlite"), stmts: rows.NewStatements(placeholder)}
 	if s.write, err = sql.Open("sqlite", dsn("immediate")); err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
@@ -95,28 +94,21 @@ func (s *Store) migrate(ctx context.Context, ms []migrate.Migration) error {
 		return fmt.Errorf("begin migration: %w", err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	mtx := migrate.Tx{
+		Exec: func(q string, args ...any) error {
+			_, err := tx.ExecContext(ctx, q, args...)
+			return err
+		},
+		QueryInt: func(q string) (n int, err error) {
+			err = tx.QueryRowContext(ctx, q).Scan(&n)
+			return n, err
+		},
+	}
+	if err := migrate.Apply(mtx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER PRIMARY KEY,
 		applied_at INTEGER NOT NULL DEFAULT (unixepoch())
-	) STRICT`); err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
-	}
-	var cur int
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&cur); err != nil {
-		return fmt.Errorf("read schema version: %w", err)
-	}
-	latest := migrate.Latest(ms)
-	if cur > latest {
-		return fmt.Errorf("database at version %d, binary knows %d: %w", cur, latest, store.ErrSchemaNewer)
-	}
-	for _, m := range ms[cur:] {
-		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
-			return fmt.Errorf("apply migration %s: %w", m.Name, err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version) VALUES (?)`, m.Version); err != nil {
-			return fmt.Errorf("record migration %s: %w", m.Name, err)
-		}
-		s.log.Info("applied migration", "version", m.Version, "name", m.Name)
+	) STRICT`, `INSERT INTO schema_migrations (version) VALUES (?)`, ms, s.log); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit migration: %w", err)
@@ -139,38 +131,27 @@ func (s *Store) Close() error {
 // SchemaVersion reports the applied migration version.
 func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	var v int
-	if err := s.read.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v); err != nil {
+	if err := s.read.QueryRowContext(ctx, migrate.VersionQuery).Scan(&v); err != nil {
 		return 0, fmt.Errorf("read schema version: %w", err)
 	}
 	return v, nil
 }
 
 // ServerKey returns the persisted server key, creating it exactly once.
+// The write pool has one connection, so the insert and the re-read see the
+// same state; losers of a race read the winner's key.
 func (s *Store) ServerKey(ctx context.Context) (keys.Private, error) {
-	var text string
-	err := s.read.QueryRowContext(ctx, `SELECT private_key FROM server_key WHERE id = 1`).Scan(&text)
-	if errors.Is(err, sql.ErrNoRows) {
-		k, gerr := keys.NewPrivate()
-		if gerr != nil {
-			return keys.Private{}, fmt.Errorf("generate server key: %w", gerr)
+	readFrom := func(db *sql.DB) func() (string, error) {
+		return func() (text string, err error) {
+			err = db.QueryRowContext(ctx, rows.ServerKeyQuery).Scan(&text)
+			return text, err
 		}
-		// The write pool has one connection, so the insert and the
-		// re-read below see the same state; losers of a race read the
-		// winner's key.
-		if _, err := s.write.ExecContext(ctx,
-			`INSERT INTO server_key (id, private_key) VALUES (1, ?) ON CONFLICT (id) DO NOTHING`, k.String()); err != nil {
-			return keys.Private{}, fmt.Errorf("store server key: %w", err)
-		}
-		err = s.write.QueryRowContext(ctx, `SELECT private_key FROM server_key WHERE id = 1`).Scan(&text)
 	}
-	if err != nil {
-		return keys.Private{}, fmt.Errorf("read server key: %w", err)
-	}
-	k, err := keys.ParsePrivate(text)
-	if err != nil {
-		return keys.Private{}, fmt.Errorf("parse server key: %w", err)
-	}
-	return k, nil
+	return rows.ServerKey(sql.ErrNoRows, readFrom(s.read), func(text string) error {
+		_, err := s.write.ExecContext(ctx,
+			`INSERT INTO server_key (id, private_key) VALUES (1, ?) ON CONFLICT (id) DO NOTHING`, text)
+		return err
+	}, readFrom(s.write))
 }
 
 // Update runs fn in one BEGIN IMMEDIATE transaction on the single write
@@ -180,7 +161,7 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("begin update: %w", err)
 	}
-	t := &tx{ctx: ctx, tx: sqlTx, stmts: &s.stmts}
+	t := &rows.Tx{Conn: &conn{ctx: ctx, tx: sqlTx}, Stmts: &s.stmts, Queries: &queries}
 	if err := fn(t); err != nil {
 		sqlTx.Rollback()
 		return err
@@ -199,87 +180,10 @@ func (s *Store) LoadAccounts(ctx context.Context) ([]*model.Account, error) {
 		return nil, fmt.Errorf("begin load: %w", err)
 	}
 	defer rtx.Rollback()
-	rows, err := rtx.QueryContext(ctx, `SELECT id, network, created_at, settings FROM accounts ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("load accounts: %w", err)
-	}
-	var list []*model.Account
-	byID := map[string]*model.Account{}
-	for rows.Next() {
-		var (
-			id, network string
-			created     *int64
-			settings    []byte
-		)
-		if err := rows.Scan(&id, &network, &created, &settings); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("scan account: %w", err)
-		}
-		a, err := codec.DecodeAccount(id, network, created, settings)
-		if err != nil {
-			rows.Close()
-			return nil, err
-		}
-		list = append(list, a)
-		byID[id] = a
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return nil, fmt.Errorf("load accounts: %w", err)
-	}
-	for _, k := range codec.Kinds {
-		if err := s.loadKind(ctx, rtx, k, byID); err != nil {
-			return nil, err
-		}
-	}
-	return list, nil
+	return rows.LoadAccounts(ctx, func(ctx context.Context, q string) (rows.Rows, error) {
+		return rtx.QueryContext(ctx, q)
+	}, &s.stmts)
 }
 
-func (s *Store) loadKind(ctx context.Context, rtx *sql.Tx, k model.Kind, byID map[string]*model.Account) error {
-	rows, err := rtx.QueryContext(ctx, s.stmts.load[k])
-	if err != nil {
-		return fmt.Errorf("load %s: %w", k, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var accountID string
-		r := codec.Row{Kind: k}
-		if err := rows.Scan(append([]any{&accountID}, r.Targets()...)...); err != nil {
-			return fmt.Errorf("scan %s: %w", k, err)
-		}
-		obj, err := codec.Decode(r)
-		if err != nil {
-			return err
-		}
-		if a := byID[accountID]; a != nil {
-			codec.AddTo(a, obj)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("load %s: %w", k, err)
-	}
-	return nil
-}
-
-// statements holds the per-kind SQL, built once at Open.
-type statements struct {
-	load   map[model.Kind]string
-	put    map[model.Kind]string
-	delete map[model.Kind]string
-}
-
-func newStatements() statements {
-	st := statements{load: map[model.Kind]string{}, put: map[model.Kind]string{}, delete: map[model.Kind]string{}}
-	for _, k := range codec.Kinds {
-		table := `"` + codec.Tables[k] + `"`
-		cols := codec.Columns(k)
-		st.load[k] = "SELECT account_id, " + strings.Join(cols, ", ") + " FROM " + table + " ORDER BY account_id, id"
-		var sets []string
-		for _, c := range cols[1:] {
-			sets = append(sets, c+" = excluded."+c)
-		}
-		st.put[k] = "INSERT INTO " + table + " (account_id, " + strings.Join(cols, ", ") + ") VALUES (?" +
-			strings.Repeat(", ?", len(cols)) + ") ON CONFLICT (account_id, id) DO UPDATE SET " + strings.Join(sets, ", ")
-		st.delete[k] = "DELETE FROM " + table + " WHERE account_id = ? AND id = ?"
-	}
-	return st
-}
+// placeholder is SQLite's positional parameter.
+func placeholder(int) string { return "?" }

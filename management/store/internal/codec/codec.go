@@ -228,72 +228,72 @@ func Encode(obj model.Object) (Row, error) {
 
 // Decode turns a row back into an object.
 func Decode(r Row) (model.Object, error) {
-	var err error
-	wrap := func(e error) error { return fmt.Errorf("decode %s %s: %w", r.Kind, r.ID, e) }
+	var (
+		obj model.Object
+		err error
+	)
 	switch r.Kind {
 	case model.KindPeer:
-		var d peerDoc
-		if err = json.Unmarshal(r.Data, &d); err != nil {
-			return nil, wrap(err)
-		}
-		ip, err := netip.ParseAddr(r.IP)
-		if err != nil {
-			return nil, wrap(err)
-		}
-		return &model.Peer{ID: r.ID, Name: d.Name, DNSLabel: r.DNSLabel, PublicKey: r.PublicKey, IP: ip,
-			Meta: d.Meta, SetupKeyID: d.SetupKeyID, Ephemeral: d.Ephemeral,
-			CreatedAt: utc(d.CreatedAt), LastSeen: utc(d.LastSeen)}, nil
+		obj, err = decodeDoc(r, func(d peerDoc) (model.Object, error) {
+			ip, err := netip.ParseAddr(r.IP)
+			if err != nil {
+				return nil, err
+			}
+			return &model.Peer{ID: r.ID, Name: d.Name, DNSLabel: r.DNSLabel, PublicKey: r.PublicKey, IP: ip,
+				Meta: d.Meta, SetupKeyID: d.SetupKeyID, Ephemeral: d.Ephemeral,
+				CreatedAt: utc(d.CreatedAt), LastSeen: utc(d.LastSeen)}, nil
+		})
 	case model.KindGroup:
-		var d groupDoc
-		if err = json.Unmarshal(r.Data, &d); err != nil {
-			return nil, wrap(err)
-		}
-		return &model.Group{ID: r.ID, Name: r.Name, PeerIDs: d.PeerIDs}, nil
+		obj, err = decodeDoc(r, func(d groupDoc) (model.Object, error) {
+			return &model.Group{ID: r.ID, Name: r.Name, PeerIDs: d.PeerIDs}, nil
+		})
 	case model.KindSetupKey:
-		var d setupKeyDoc
-		if err = json.Unmarshal(r.Data, &d); err != nil {
-			return nil, wrap(err)
-		}
-		return &model.SetupKey{ID: r.ID, Name: d.Name, KeyHash: r.Hash, KeyPrefix: d.KeyPrefix,
-			Reusable: r.Reusable, UsageLimit: int(r.UsageLimit), UsedTimes: int(r.UsedTimes),
-			ExpiresAt: FromNanos(r.ExpiresAt), Revoked: r.Revoked, AutoGroups: d.AutoGroups,
-			Ephemeral: d.Ephemeral, CreatedAt: utc(d.CreatedAt), LastUsed: FromNanos(r.LastUsed)}, nil
+		obj, err = decodeDoc(r, func(d setupKeyDoc) (model.Object, error) {
+			return &model.SetupKey{ID: r.ID, Name: d.Name, KeyHash: r.Hash, KeyPrefix: d.KeyPrefix,
+				Reusable: r.Reusable, UsageLimit: int(r.UsageLimit), UsedTimes: int(r.UsedTimes),
+				ExpiresAt: FromNanos(r.ExpiresAt), Revoked: r.Revoked, AutoGroups: d.AutoGroups,
+				Ephemeral: d.Ephemeral, CreatedAt: utc(d.CreatedAt), LastUsed: FromNanos(r.LastUsed)}, nil
+		})
 	case model.KindPolicy:
-		var d policyDoc
-		if err = json.Unmarshal(r.Data, &d); err != nil {
-			return nil, wrap(err)
-		}
-		return &model.Policy{ID: r.ID, Name: d.Name, Description: d.Description, Enabled: d.Enabled, Rules: d.Rules}, nil
+		obj, err = decodeDoc(r, func(d policyDoc) (model.Object, error) {
+			return &model.Policy{ID: r.ID, Name: d.Name, Description: d.Description, Enabled: d.Enabled, Rules: d.Rules}, nil
+		})
 	case model.KindRoute:
-		var d routeDoc
-		if err = json.Unmarshal(r.Data, &d); err != nil {
-			return nil, wrap(err)
-		}
-		return &model.Route{ID: r.ID, Description: d.Description, NetworkID: d.NetworkID, Network: d.Network,
-			Peer: d.Peer, PeerGroups: d.PeerGroups, Groups: d.Groups, Metric: d.Metric,
-			Masquerade: d.Masquerade, Enabled: d.Enabled, AutoApply: d.AutoApply}, nil
+		obj, err = decodeDoc(r, func(d routeDoc) (model.Object, error) {
+			return &model.Route{ID: r.ID, Description: d.Description, NetworkID: d.NetworkID, Network: d.Network,
+				Peer: d.Peer, PeerGroups: d.PeerGroups, Groups: d.Groups, Metric: d.Metric,
+				Masquerade: d.Masquerade, Enabled: d.Enabled, AutoApply: d.AutoApply}, nil
+		})
 	case model.KindNameserverGroup:
-		var d nsGroupDoc
-		if err = json.Unmarshal(r.Data, &d); err != nil {
-			return nil, wrap(err)
-		}
-		return &model.NameserverGroup{ID: r.ID, Name: d.Name, Description: d.Description,
-			Nameservers: d.Nameservers, Domains: d.Domains, Primary: d.Primary, Groups: d.Groups,
-			Enabled: d.Enabled}, nil
+		obj, err = decodeDoc(r, func(d nsGroupDoc) (model.Object, error) {
+			return &model.NameserverGroup{ID: r.ID, Name: d.Name, Description: d.Description,
+				Nameservers: d.Nameservers, Domains: d.Domains, Primary: d.Primary, Groups: d.Groups,
+				Enabled: d.Enabled}, nil
+		})
 	case model.KindDNSZone:
-		var d dnsZoneDoc
-		if err = json.Unmarshal(r.Data, &d); err != nil {
-			return nil, wrap(err)
-		}
-		return &model.DNSZone{ID: r.ID, Domain: d.Domain, Records: d.Records}, nil
+		obj, err = decodeDoc(r, func(d dnsZoneDoc) (model.Object, error) {
+			return &model.DNSZone{ID: r.ID, Domain: d.Domain, Records: d.Records}, nil
+		})
 	case model.KindAdminToken:
-		var d adminTokenDoc
-		if err = json.Unmarshal(r.Data, &d); err != nil {
-			return nil, wrap(err)
-		}
-		return &model.AdminToken{ID: r.ID, Name: d.Name, TokenHash: r.Hash, CreatedAt: utc(d.CreatedAt)}, nil
+		obj, err = decodeDoc(r, func(d adminTokenDoc) (model.Object, error) {
+			return &model.AdminToken{ID: r.ID, Name: d.Name, TokenHash: r.Hash, CreatedAt: utc(d.CreatedAt)}, nil
+		})
+	default:
+		err = ErrUnknownKind
 	}
-	return nil, wrap(ErrUnknownKind)
+	if err != nil {
+		return nil, fmt.Errorf("decode %s %s: %w", r.Kind, r.ID, err)
+	}
+	return obj, nil
+}
+
+// decodeDoc unmarshals r's JSON document into a D and builds the object.
+func decodeDoc[D any](r Row, build func(D) (model.Object, error)) (model.Object, error) {
+	var d D
+	if err := json.Unmarshal(r.Data, &d); err != nil {
+		return nil, err
+	}
+	return build(d)
 }
 
 // AddTo inserts a decoded object into the matching map of a.

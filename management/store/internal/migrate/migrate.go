@@ -1,17 +1,23 @@
 // Package migrate reads a dialect's embedded, numbered migration files
-// (NNNN_description.sql) into an ordered list. Applying them is the
-// dialect's job (it owns the transaction and locking).
+// (NNNN_description.sql) into an ordered list and applies the pending ones
+// inside a transaction the dialect opens (it owns the transaction, the
+// locking and the SQL text of the bookkeeping table).
 //
 // Imported only by management/store/sqlite and management/store/postgres.
+// Load and Latest are pure; Apply uses the caller's transaction on the
+// caller's goroutine.
 package migrate
 
 import (
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"path"
 	"sort"
 	"strconv"
 	"strings"
+
+	"petrel/management/store"
 )
 
 // Migration is one forward-only schema step.
@@ -59,3 +65,39 @@ func Load(fsys fs.FS, dir string) ([]Migration, error) {
 
 // Latest is the newest version in ms.
 func Latest(ms []Migration) int { return ms[len(ms)-1].Version }
+
+// VersionQuery reads the applied version (0 on a fresh database).
+const VersionQuery = `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`
+
+// Tx is the migrating transaction, as the dialect runs statements in it.
+type Tx struct {
+	Exec     func(q string, args ...any) error
+	QueryInt func(q string) (int, error)
+}
+
+// Apply creates schema_migrations with createTable if needed, refuses a
+// database newer than ms (store.ErrSchemaNewer), then runs every pending
+// migration and records it with record (one parameter: the version).
+func Apply(tx Tx, createTable, record string, ms []Migration, log *slog.Logger) error {
+	if err := tx.Exec(createTable); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	cur, err := tx.QueryInt(VersionQuery)
+	if err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	latest := Latest(ms)
+	if cur > latest {
+		return fmt.Errorf("database at version %d, binary knows %d: %w", cur, latest, store.ErrSchemaNewer)
+	}
+	for _, m := range ms[cur:] {
+		if err := tx.Exec(m.SQL); err != nil {
+			return fmt.Errorf("apply migration %s: %w", m.Name, err)
+		}
+		if err := tx.Exec(record, m.Version); err != nil {
+			return fmt.Errorf("record migration %s: %w", m.Name, err)
+		}
+		log.Info("applied migration", "version", m.Version, "name", m.Name)
+	}
+	return nil
+}
