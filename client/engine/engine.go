@@ -6,7 +6,8 @@
 // Imported by client/daemon. Engine methods are safe for concurrent use.
 // Goroutines: the Sync loop (applies maps in serial order), the signal
 // client's handler goroutine (dispatches to peer.Conn), the relay client's
-// read goroutines (feed the Bind), and a status/keepalive ticker.
+// read goroutines (feed the Bind), and the latency prober (probe.go: one
+// loop plus at most probeParallel pings in flight), which Stop waits for.
 package engine
 
 import (
@@ -88,6 +89,8 @@ type Engine struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// probeWG tracks probeLoop; Stop waits for it before closing the device.
+	probeWG sync.WaitGroup
 
 	mgmt   *mgmt.Client
 	bind   *wg.Bind
@@ -121,6 +124,8 @@ type remote struct {
 	removed    bool
 	endpoint   string      // WireGuard endpoint last set
 	kick       *time.Timer // handshake check (kick.go)
+
+	probe probeState // latency probe (probe.go)
 }
 
 // New validates cfg; nothing is started.
@@ -202,6 +207,8 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 		return err
 	}
 	e.applyServerConfig(resp.GetServerConfig())
+	e.probeWG.Add(1)
+	go e.probeLoop()
 	e.wg.Add(1)
 	go e.syncLoop()
 	return nil
@@ -216,6 +223,7 @@ func (e *Engine) Stop() {
 	if e.cancel != nil {
 		e.cancel()
 	}
+	e.probeWG.Wait() // its pings end with ctx; none may outlive the device
 	e.mu.Lock()
 	peers := e.peers
 	e.peers = map[keys.Public]*remote{}

@@ -247,6 +247,16 @@ func TestMeshDirectRelayFallbackAndMembership(t *testing.T) {
 		t.Errorf("ping while blocked answered via %s, want relay", path)
 	}
 	checkTCP(t, a, b, 9100)
+	// ICE measures no RTT on a relayed path; the engine's overlay probe
+	// (at most every ~30 s per peer) fills it in, measured on the relay.
+	for _, side := range []struct {
+		e    *engine.Engine
+		peer string
+	}{{a, "bravo"}, {b, "alpha"}} {
+		waitFor(t, side.peer+" relayed with latency", 90*time.Second, func() (bool, string) {
+			return relayedLatency(side.e, side.peer) > 0, side.e.Status().String()
+		})
+	}
 
 	// Unblock: back to p2p.
 	a.SetBlockDirect(nil)
@@ -301,6 +311,17 @@ func peerPath(e *engine.Engine, name string) string {
 		}
 	}
 	return ""
+}
+
+// relayedLatency is the latency agent e shows for a connected, relayed
+// peer (0 otherwise).
+func relayedLatency(e *engine.Engine, name string) float64 {
+	for _, p := range e.Status().Peers {
+		if p.Name == name && p.Status == "connected" && p.Path == "relay" {
+			return p.LatencyMs
+		}
+	}
+	return 0
 }
 
 var _ = sync.Mutex{}

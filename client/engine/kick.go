@@ -80,7 +80,7 @@ func (e *Engine) kickHandshake(pub keys.Public, r *remote, n int) {
 	if e.ctx.Err() != nil {
 		return
 	}
-	if st, err := e.dev.Stats(); err != nil || !st[pub].LastHandshake.IsZero() {
+	if st, _, err := e.dev.PeerStats(pub); err != nil || !st.LastHandshake.IsZero() {
 		return
 	}
 	r.devMu.Lock()

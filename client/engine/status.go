@@ -68,7 +68,7 @@ func (e *Engine) Status() *daemonpb.StatusResponse {
 		}
 		cs := r.conn.Status()
 		ps.Path, ps.RelayUrl = string(cs.Path), cs.RelayURL
-		ps.LocalCandidate, ps.RemoteCandidate, ps.LatencyMs = cs.LocalCandidate, cs.RemoteCandidate, cs.LatencyMs
+		ps.LocalCandidate, ps.RemoteCandidate = cs.LocalCandidate, cs.RemoteCandidate
 		if cs.Path == peer.PathRelay {
 			ps.RelayReason = cs.Reason
 		}
@@ -79,8 +79,10 @@ func (e *Engine) Status() *daemonpb.StatusResponse {
 				ps.LastHandshakeUnix = s.handshake.Unix()
 			}
 		}
+		connected := peerConnected(s, ok, cs)
+		ps.LatencyMs = latencyMs(cs, r, connected)
 		switch {
-		case ok && !s.handshake.IsZero() && time.Since(s.handshake) < handshakeFresh && cs.Path != peer.PathNone:
+		case connected:
 			ps.Status = "connected"
 		case r.offline.Load():
 			ps.Status = "offline"
@@ -100,6 +102,12 @@ func (e *Engine) Status() *daemonpb.StatusResponse {
 		st.State = "connecting"
 	}
 	return st
+}
+
+// peerConnected reports whether a peer counts as connected: a path and a
+// fresh WireGuard handshake (ok: the device has the peer).
+func peerConnected(s wgStats, ok bool, cs peer.Status) bool {
+	return ok && !s.handshake.IsZero() && time.Since(s.handshake) < handshakeFresh && cs.Path != peer.PathNone
 }
 
 type wgStats struct {

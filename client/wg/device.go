@@ -235,6 +235,49 @@ func (d *Device) Stats() (map[keys.Public]PeerStats, error) {
 	return parseStats(s)
 }
 
+// PeerStats returns one peer's counters; ok is false when the device does
+// not have the peer. wireguard-go keeps a peer's counters unexported, so
+// after a cheap LookupPeer (which answers "no such peer" without a dump)
+// this still reads the UAPI dump, but parses only that peer's section and
+// builds no map.
+func (d *Device) PeerStats(pub keys.Public) (PeerStats, bool, error) {
+	if d.dev.LookupPeer(device.NoisePublicKey(pub)) == nil {
+		return PeerStats{}, false, nil
+	}
+	s, err := d.dev.IpcGet()
+	if err != nil {
+		return PeerStats{}, false, fmt.Errorf("get peer stats: %w", err)
+	}
+	return peerSection(s, pub)
+}
+
+// peerSection parses the UAPI dump section of one peer.
+func peerSection(dump string, pub keys.Public) (PeerStats, bool, error) {
+	head := "public_key=" + pub.Hex() + "\n"
+	i := 0
+	for {
+		j := strings.Index(dump[i:], head)
+		if j < 0 {
+			return PeerStats{}, false, nil
+		}
+		i += j
+		if i == 0 || dump[i-1] == '\n' {
+			break
+		}
+		i += len(head)
+	}
+	sec := dump[i:]
+	if end := strings.Index(sec[len(head):], "\npublic_key="); end >= 0 {
+		sec = sec[:len(head)+end+1]
+	}
+	m, err := parseStats(sec)
+	if err != nil {
+		return PeerStats{}, false, fmt.Errorf("get peer stats: %w", err)
+	}
+	st, ok := m[pub]
+	return st, ok, nil
+}
+
 // Close stops the device, closes the bind and removes the interface.
 // It is idempotent.
 func (d *Device) Close() error {
