@@ -81,13 +81,15 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, closeFn, err := dialDaemon(g.socketPath())
 			if err != nil {
+				// No daemon is a state, not an error: say so and how to start.
 				if asJSON {
 					var j statusJSON
 					j.State = "down"
 					j.Peers = []peerStatusJSON{}
 					return writeJSON(cmd.OutOrStdout(), j)
 				}
-				return err
+				fmt.Fprintf(cmd.OutOrStdout(), "State:      down (no petrel daemon at %s; start with `petrel up`)\n", g.socketPath())
+				return nil
 			}
 			defer closeFn()
 			ctx, cancel := withTimeout(10 * time.Second)
