@@ -16,7 +16,7 @@ import (
 	"net"
 	"sync"
 
-	pstun "github.com/pion/stun/v3"
+	pstun "github.com/pion/stun/v4"
 )
 
 // DefaultAddr is the default listen address.

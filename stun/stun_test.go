@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	pstun "github.com/pion/stun/v3"
+	pstun "github.com/pion/stun/v4"
 	"go.uber.org/goleak"
 )
 

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
-	"github.com/pion/stun/v3"
+	"github.com/pion/stun/v4"
 	"golang.zx2c4.com/wireguard/conn"
 )
 
