@@ -65,7 +65,7 @@ func Diff(old, new *mpb.NetworkMap) *mpb.NetworkMapDelta {
 			d.Self = &mpb.PeerConfig{}
 		}
 	}
-	d.UpsertPeers, d.RemovedPeers = diffPeers(old.Peers, new.Peers)
+	d.UpsertPeers, d.RemovedPeers = diffSorted(old.Peers, new.Peers, cmpPeer, peerPub)
 	diffSets(old.PeerSets, new.PeerSets, d)
 	if !sameList(old.FirewallRules, new.FirewallRules) {
 		d.FirewallRulesChanged, d.FirewallRules = true, new.FirewallRules
@@ -80,7 +80,10 @@ func Diff(old, new *mpb.NetworkMap) *mpb.NetworkMapDelta {
 	return d
 }
 
-func diffPeers(o, n []*mpb.RemotePeer) (ups []*mpb.RemotePeer, removed []string) {
+// diffSorted merge-diffs two lists sorted by cmp: it returns the entries of
+// n that are new or changed, and the keys of entries only in o (a key that
+// is also upserted, because its sort position moved, is not removed).
+func diffSorted[T proto.Message](o, n []T, cmp func(a, b T) int, key func(T) string) (ups []T, removed []string) {
 	i, j := 0, 0
 	for i < len(o) || j < len(n) {
 		c := 0
@@ -90,7 +93,7 @@ func diffPeers(o, n []*mpb.RemotePeer) (ups []*mpb.RemotePeer, removed []string)
 		case j == len(n):
 			c = -1
 		default:
-			c = cmpPeer(o[i], n[j])
+			c = cmp(o[i], n[j])
 		}
 		switch {
 		case c == 0:
@@ -99,7 +102,7 @@ func diffPeers(o, n []*mpb.RemotePeer) (ups []*mpb.RemotePeer, removed []string)
 			}
 			i, j = i+1, j+1
 		case c < 0:
-			removed = append(removed, o[i].PublicKey)
+			removed = append(removed, key(o[i]))
 			i++
 		default:
 			ups = append(ups, n[j])
@@ -108,13 +111,16 @@ func diffPeers(o, n []*mpb.RemotePeer) (ups []*mpb.RemotePeer, removed []string)
 	}
 	if len(removed) > 0 && len(ups) > 0 {
 		up := make(map[string]bool, len(ups))
-		for _, p := range ups {
-			up[p.PublicKey] = true
+		for _, u := range ups {
+			up[key(u)] = true
 		}
 		removed = slices.DeleteFunc(removed, func(k string) bool { return up[k] })
 	}
 	return ups, removed
 }
+
+func peerPub(p *mpb.RemotePeer) string     { return p.PublicKey }
+func recordKey(r *mpb.SimpleRecord) string { return r.Name }
 
 // diffStrings returns the elements only in n (add) and only in o (remove);
 // both inputs sorted.
@@ -163,42 +169,6 @@ func diffSets(o, n []*mpb.PeerSet, d *mpb.NetworkMapDelta) {
 	}
 }
 
-func diffRecords(o, n []*mpb.SimpleRecord) (ups []*mpb.SimpleRecord, removed []string) {
-	i, j := 0, 0
-	for i < len(o) || j < len(n) {
-		c := 0
-		switch {
-		case i == len(o):
-			c = 1
-		case j == len(n):
-			c = -1
-		default:
-			c = cmpRecord(o[i], n[j])
-		}
-		switch {
-		case c == 0:
-			if !same(o[i], n[j]) {
-				ups = append(ups, n[j])
-			}
-			i, j = i+1, j+1
-		case c < 0:
-			removed = append(removed, o[i].Name)
-			i++
-		default:
-			ups = append(ups, n[j])
-			j++
-		}
-	}
-	if len(removed) > 0 && len(ups) > 0 {
-		up := make(map[string]bool, len(ups))
-		for _, r := range ups {
-			up[r.Name] = true
-		}
-		removed = slices.DeleteFunc(removed, func(k string) bool { return up[k] })
-	}
-	return ups, removed
-}
-
 func diffDNS(o, n *mpb.DNSConfig, d *mpb.NetworkMapDelta) {
 	if o == n {
 		return
@@ -215,7 +185,7 @@ func diffDNS(o, n *mpb.DNSConfig, d *mpb.NetworkMapDelta) {
 	}
 	dd := &mpb.DNSDelta{}
 	if o.Zones[0] != n.Zones[0] {
-		dd.UpsertPeerRecords, dd.RemovedPeerRecords = diffRecords(o.Zones[0].Records, n.Zones[0].Records)
+		dd.UpsertPeerRecords, dd.RemovedPeerRecords = diffSorted(o.Zones[0].Records, n.Zones[0].Records, cmpRecord, recordKey)
 	}
 	if !sameList(o.Zones[1:], n.Zones[1:]) {
 		dd.CustomZonesChanged, dd.CustomZones = true, n.Zones[1:]
