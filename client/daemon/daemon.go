@@ -234,9 +234,7 @@ func (d *Daemon) up(ctx context.Context, req *daemonpb.UpRequest, progress func(
 	}
 	d.eng = eng
 	d.lastErr = ""
-	if !prof.Registered {
-		prof.Registered = true
-	}
+	prof.Registered = true
 	if err := d.state.SaveProfile(prof); err != nil {
 		d.log.Warn("save profile", "err", err)
 	}

@@ -28,7 +28,6 @@ import (
 	"google.golang.org/grpc/backoff"
 
 	"petrel/client/mgmt"
-	"petrel/client/netx"
 	"petrel/client/peer"
 	"petrel/client/wg"
 	"petrel/internal/keys"
@@ -192,10 +191,7 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 			e.Stop()
 		}
 	}()
-	dialer := netx.Dialer(e.cfg.Logger)
-	e.mgmt, err = mgmt.Dial(ctx, e.cfg.ManagementURL, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-		return dialer.DialContext(ctx, "tcp", addr)
-	}), grpc.WithConnectParams(mgmtConnectParams))
+	e.mgmt, err = dialManagement(ctx, e.cfg)
 	if err != nil {
 		return fmt.Errorf("connect to management: %w", err)
 	}

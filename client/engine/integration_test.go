@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -323,5 +322,3 @@ func relayedLatency(e *engine.Engine, name string) float64 {
 	}
 	return 0
 }
-
-var _ = sync.Mutex{}

@@ -16,7 +16,7 @@ func dialManagement(ctx context.Context, cfg Config) (*mgmt.Client, error) {
 	dialer := netx.Dialer(cfg.Logger)
 	return mgmt.Dial(ctx, cfg.ManagementURL, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
 		return dialer.DialContext(ctx, "tcp", addr)
-	}))
+	}), grpc.WithConnectParams(mgmtConnectParams))
 }
 
 // Register logs in once — registering with cfg.SetupKey when management

@@ -383,5 +383,3 @@ func (c *Conn) RemoteRelay() string {
 	defer c.mu.Unlock()
 	return c.remoteRelay
 }
-
-var _ net.Addr = (*net.UDPAddr)(nil)
