@@ -5,7 +5,7 @@ BIN := bin
 .PHONY: build test test-unit lab bench proto demo vet fmt clean
 
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	GO=$(GO) bash scripts/build.sh $(abspath $(BIN))
 
 vet:
 	$(GO) vet ./...

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,10 +36,16 @@ type Binaries struct {
 	Server string
 }
 
-// Build compiles petrel and petrel-server into dir (run from inside the module).
+// Build compiles petrel and petrel-server into dir with scripts/build.sh, the
+// same build users get (run from inside the module).
 func Build(ctx context.Context, dir string) (Binaries, error) {
 	b := Binaries{Petrel: filepath.Join(dir, "petrel"), Server: filepath.Join(dir, "petrel-server")}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(os.PathSeparator), "petrel/cmd/petrel", "petrel/cmd/petrel-server")
+	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil || len(bytes.TrimSpace(gomod)) == 0 {
+		return Binaries{}, fmt.Errorf("find the module root (go env GOMOD): %v", err)
+	}
+	script := filepath.Join(filepath.Dir(string(bytes.TrimSpace(gomod))), "scripts", "build.sh")
+	cmd := exec.CommandContext(ctx, "bash", script, dir)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return Binaries{}, fmt.Errorf("build binaries: %w: %s", err, out)
 	}

@@ -32,7 +32,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 say "1/7 building petrel-server and petrel"
 rm -rf "$DEMO"; mkdir -p "$BIN"
-go build -o "$BIN/" ./cmd/petrel-server ./cmd/petrel
+bash scripts/build.sh "$BIN"
 info "binaries in $BIN"
 
 say "2/7 starting the control plane (management, signal, relay, STUN) on loopback"

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The one way Petrel's binaries are built (make build, make demo, the e2e
+# tests and bench/connect all call this):
+#   CGO_ENABLED=0      static binaries: run on any Linux, no libc mapped, and
+#                      the pure-Go DNS resolver (what the agent's own resolver
+#                      work builds on);
+#   -tags grpcnotrace  leaves out gRPC's x/net/trace, which drags
+#                      html/template, text/template and encoding/gob in;
+#   -trimpath          reproducible paths.
+# Together they shrink the agent binary from 30.6 to 24.5 MB and its idle RSS
+# by ~5 MB (a Go binary's text and rodata end up almost fully resident).
+# Usage: scripts/build.sh OUTDIR [PACKAGE...]   (default: ./cmd/petrel ./cmd/petrel-server)
+set -euo pipefail
+if [ $# -lt 1 ]; then
+	echo "usage: scripts/build.sh OUTDIR [PACKAGE...]" >&2
+	exit 2
+fi
+mkdir -p "$1"
+out=$(cd "$1" && pwd)
+shift
+cd "$(dirname "$0")/.."
+[ $# -gt 0 ] || set -- ./cmd/petrel ./cmd/petrel-server
+CGO_ENABLED=0 exec ${GO:-go} build -tags grpcnotrace -trimpath -o "$out/" "$@"
