@@ -50,7 +50,14 @@ func main() {
 	pings := flag.Int("pings", 20, "pings per round")
 	systems := flag.String("systems", "veth,wireguard-go,petrel", "comma-separated systems: veth, wireguard-go, petrel, petrel-no-offload")
 	out := flag.String("out", "", "markdown file whose dataplane section is replaced (printed to stdout too)")
+	flag.StringVar(&profileDir, "cpuprofile-dir", "", "petrel systems: each tunnel process writes a CPU profile covering all rounds here (a.prof sends, b.prof receives)")
 	flag.Parse()
+	if profileDir != "" {
+		if err := os.MkdirAll(profileDir, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, "bench/dataplane:", err)
+			os.Exit(2)
+		}
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if err := runRig(log, *rounds, *secs, *pings, strings.Split(*systems, ","), *out); err != nil {
 		log.Error("dataplane bench failed", "err", err)

@@ -65,6 +65,13 @@ func (w *petrelDevice) Setup(ctx context.Context, p Pair) (Endpoints, error) {
 		if w.noOffload {
 			argv = append(argv, "-no-offload")
 		}
+		if profileDir != "" {
+			side := "a"
+			if e.peer == 0 {
+				side = "b"
+			}
+			argv = append(argv, "-cpuprofile", filepath.Join(profileDir, fmt.Sprintf("%s-%s.prof", w.profileName(), side)))
+		}
 		proc, err := e.h.Start(ctx, argv...)
 		if err != nil {
 			return Endpoints{}, err
@@ -86,6 +93,17 @@ func (w *petrelDevice) Setup(ctx context.Context, p Pair) (Endpoints, error) {
 		}
 	}
 	return Endpoints{A: ends[0].ip, B: ends[1].ip, PIDs: pids}, nil
+}
+
+// profileDir, when set (-cpuprofile-dir), receives the tunnel processes'
+// CPU profiles; read them with `go tool pprof -top WGPAIR PROFILE`.
+var profileDir string
+
+func (w *petrelDevice) profileName() string {
+	if w.noOffload {
+		return "petrel-no-offload"
+	}
+	return "petrel"
 }
 
 func (w *petrelDevice) Teardown() error {
