@@ -116,10 +116,12 @@ type remote struct {
 	offline atomic.Bool
 
 	// devMu serialises this peer's WireGuard configuration (lock order:
-	// devMu, then Engine.mu). configured: the device has the peer (it is
-	// created with its first endpoint); removed: it left the map.
+	// devMu, then Engine.mu). configured: the device has the peer (created
+	// with its first endpoint, or at once on the answering side: peers.go);
+	// removed: it left the map.
 	devMu      sync.Mutex
 	configured bool
+	hold       bool // answering side: paths not yet given to WireGuard (peers.go)
 	removed    bool
 	endpoint   string      // WireGuard endpoint last set
 	kick       *time.Timer // handshake check (kick.go)

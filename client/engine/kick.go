@@ -16,19 +16,20 @@ import (
 // initiation per RekeyTimeout, 5 s) delays the retry that fixes it.
 // So only the side that wins the key comparison (the ICE-controlling side)
 // creates the peer with its persistent keepalive, which initiates at once;
-// the other side creates it with the keepalive off and answers, and turns
-// the keepalive on after keepaliveDelay (a fallback initiation if the
-// winner's never arrived). Traffic can still make both initiate together,
-// so the winner checks shortly after and, if no handshake has completed,
-// re-creates the WireGuard peer (a fresh peer is not rate limited), which
-// initiates again; the other side's rate limit keeps it from crossing
-// again.
+// the other side creates it without endpoint and keepalive, so it only
+// answers, and gives WireGuard the path and the keepalive after
+// keepaliveDelay (a fallback initiation if the winner's never arrived;
+// peers.go). As a safety net the winner checks shortly after and, if no
+// handshake has completed, re-creates the WireGuard peer (a fresh peer is
+// not rate limited), which initiates again; the other side's rate limit
+// keeps it from crossing again.
 
 // kickDelays are the checks after the peer was created.
 var kickDelays = []time.Duration{300 * time.Millisecond, 1200 * time.Millisecond, 2500 * time.Millisecond}
 
-// keepaliveDelay is when the side that lost the comparison turns its
-// persistent keepalive on.
+// keepaliveDelay is when the side that lost the comparison gives
+// WireGuard the peer's current path and turns its persistent keepalive on
+// (until then it only answers, peers.go).
 const keepaliveDelay = time.Second
 
 // initialKeepalive is the keepalive a new WireGuard peer for remote gets.
@@ -55,7 +56,8 @@ func (e *Engine) armHandshakeLocked(pub keys.Public, r *remote) {
 		e.mu.Lock()
 		info := r.info
 		e.mu.Unlock()
-		if err := e.dev.UpsertPeer(pub, allowedIPs(info), "", keepalive); err != nil {
+		r.hold = false
+		if err := e.dev.UpsertPeer(pub, allowedIPs(info), r.endpoint, keepalive); err != nil {
 			e.log.Debug("turn keepalive on", "peer", info.Name, "err", err)
 		}
 	})
@@ -97,7 +99,7 @@ func (e *Engine) kickHandshake(pub keys.Public, r *remote, n int) {
 	}
 	if err := e.dev.UpsertPeer(pub, allowedIPs(info), r.endpoint, keepalive); err != nil {
 		e.log.Warn("re-create peer", "peer", info.Name, "err", err)
-		r.configured = false // the next endpoint creates it
+		r.configured, r.endpoint = false, "" // the next endpoint creates it
 		return
 	}
 	e.log.Debug("no handshake yet; re-initiating", "peer", info.Name, "check", n+1)

@@ -1,9 +1,15 @@
 package engine
 
 import (
+	"context"
+	"log/slog"
+	"net/netip"
 	"testing"
+	"time"
 
+	"petrel/client/wg"
 	"petrel/internal/keys"
+	"petrel/proto/managementpb"
 )
 
 // Exactly one side of every pair initiates the first handshake (and gets
@@ -27,5 +33,99 @@ func TestExactlyOneSideInitiates(t *testing.T) {
 		if (a.initialKeepalive(kb.Public()) == keepalive) != ia || (b.initialKeepalive(ka.Public()) == 0) != ia {
 			t.Fatalf("pair %d: keepalive does not follow the initiator", i)
 		}
+	}
+}
+
+// The answering side has the WireGuard peer before any path exists (so the
+// initiator's first initiation is never dropped as coming from an unknown
+// key) and holds its first path back from WireGuard until keepaliveDelay,
+// so its own traffic cannot make it initiate and cross the initiator. The
+// initiating side creates the peer only with its first endpoint.
+func TestAnsweringSideHasPeerEarlyAndHoldsPath(t *testing.T) {
+	ka, kb := pairWhereFirstAnswers(t)
+	e, cleanup := engineWithDevice(t, ka)
+	defer cleanup()
+	r := &remote{info: &managementpb.RemotePeer{PublicKey: kb.Public().String(), Name: "b", AllowedIps: []string{"100.64.0.9/32"}}}
+	defer stopKick(r)
+
+	e.addAnswering(kb.Public(), r)
+	st, ok, err := e.dev.PeerStats(kb.Public())
+	if err != nil || !ok || st.Endpoint != "" {
+		t.Fatalf("answering side before any path: stats %+v found %v err %v; want the peer without endpoint", st, ok, err)
+	}
+	const ep = "192.0.2.7:51820"
+	if err := (peerEndpoints{e, r}).SetEndpoint(kb.Public(), ep); err != nil {
+		t.Fatal(err)
+	}
+	if st, _, _ := e.dev.PeerStats(kb.Public()); st.Endpoint != "" {
+		t.Fatalf("first path reached WireGuard at once (%q); want it held until keepaliveDelay", st.Endpoint)
+	}
+	deadline := time.Now().Add(10 * keepaliveDelay)
+	for {
+		st, _, _ := e.dev.PeerStats(kb.Public())
+		if st.Endpoint == ep {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("held path never applied: endpoint %q", st.Endpoint)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// The initiating side: no peer until the first endpoint, then at once.
+	ei, cleanupI := engineWithDevice(t, kb)
+	defer cleanupI()
+	ri := &remote{info: &managementpb.RemotePeer{PublicKey: ka.Public().String(), Name: "a", AllowedIps: []string{"100.64.0.8/32"}}}
+	defer stopKick(ri)
+	if _, ok, _ := ei.dev.PeerStats(ka.Public()); ok {
+		t.Fatal("initiating side has the peer before any path")
+	}
+	if err := (peerEndpoints{ei, ri}).SetEndpoint(ka.Public(), ep); err != nil {
+		t.Fatal(err)
+	}
+	if st, ok, _ := ei.dev.PeerStats(ka.Public()); !ok || st.Endpoint != ep {
+		t.Fatalf("initiating side after its first path: %+v found %v", st, ok)
+	}
+}
+
+// pairWhereFirstAnswers returns keys a, b such that a does not initiate to b.
+func pairWhereFirstAnswers(t *testing.T) (keys.Private, keys.Private) {
+	t.Helper()
+	for {
+		ka, err := keys.NewPrivate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		kb, err := keys.NewPrivate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !(&Engine{pub: ka.Public()}).initiates(kb.Public()) {
+			return ka, kb
+		}
+	}
+}
+
+// engineWithDevice is an Engine with just a netstack WireGuard device.
+func engineWithDevice(t *testing.T, k keys.Private) (*Engine, func()) {
+	t.Helper()
+	dev, err := wg.NewDevice(wg.DeviceConfig{
+		Netstack: true, MTU: 1280, Address: netip.MustParsePrefix("100.64.0.1/16"),
+		PrivateKey: k, Bind: wg.NewBind(wg.BindConfig{}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Engine{pub: k.Public(), dev: dev, ctx: ctx, log: slog.New(slog.DiscardHandler)}
+	return e, func() { cancel(); dev.Close() }
+}
+
+func stopKick(r *remote) {
+	r.devMu.Lock()
+	defer r.devMu.Unlock()
+	r.removed = true
+	if r.kick != nil {
+		r.kick.Stop()
 	}
 }

@@ -15,13 +15,24 @@ import (
 // handshake as soon as a path exists.
 const keepalive = 25 * time.Second
 
-// A remote peer enters the WireGuard device only when its first path
-// (relay or direct endpoint) is known: the peer is then created with that
-// endpoint and (on one side, see kick.go) its persistent keepalive, which
-// makes WireGuard send a handshake initiation at once. A peer created earlier, without an
-// endpoint, would try that initiation (on the keepalive or the first
-// packet) with nowhere to send it, and WireGuard then waits RekeyTimeout
-// (5 s) before it tries again, however soon the path appears.
+// On the side that initiates the first handshake (kick.go), a remote peer
+// enters the WireGuard device only when its first path (relay or direct
+// endpoint) is known: the peer is then created with that endpoint and its
+// persistent keepalive, which makes WireGuard send a handshake initiation
+// at once. Created earlier, without an endpoint, it would try that
+// initiation with nowhere to send it, and WireGuard then waits
+// RekeyTimeout (5 s) before it tries again, however soon the path appears.
+//
+// The other side (answering) creates the peer as soon as it is in the
+// network map, without endpoint or keepalive: the initiator's first
+// initiation can arrive (over the relay) before this side has processed
+// the offer or answer that gives it a path, and WireGuard drops
+// initiations from unknown keys. It also holds its paths back from
+// WireGuard until keepaliveDelay after the first one: a peer with an
+// endpoint initiates on the first packet sent to it, and that initiation
+// would cross the initiator's (kick.go). Meanwhile WireGuard answers at
+// once, to the address the initiation came from, and packets sent to the
+// peer wait in its staging queue until the handshake completes.
 
 // peerEndpoints adapts the engine to peer.Endpoints for one remote.
 type peerEndpoints struct {
@@ -36,22 +47,45 @@ func (p peerEndpoints) SetEndpoint(pub keys.Public, endpoint string) error {
 	if r.removed {
 		return fmt.Errorf("set endpoint %s: peer removed", pub.Short())
 	}
-	if r.configured {
+	first := r.endpoint == ""
+	switch {
+	case r.hold: // applied when the keepalive timer fires (kick.go)
+	case r.configured:
 		if err := p.e.dev.SetEndpoint(pub, endpoint); err != nil {
 			return err
 		}
-		r.endpoint = endpoint
-		return nil
+	default:
+		p.e.mu.Lock()
+		info := r.info
+		p.e.mu.Unlock()
+		if err := p.e.dev.UpsertPeer(pub, allowedIPs(info), endpoint, p.e.initialKeepalive(pub)); err != nil {
+			return err
+		}
+		r.configured = true
 	}
-	p.e.mu.Lock()
-	info := r.info
-	p.e.mu.Unlock()
-	if err := p.e.dev.UpsertPeer(pub, allowedIPs(info), endpoint, p.e.initialKeepalive(pub)); err != nil {
-		return err
+	r.endpoint = endpoint
+	if first {
+		p.e.armHandshakeLocked(pub, r)
 	}
-	r.configured, r.endpoint = true, endpoint
-	p.e.armHandshakeLocked(pub, r)
 	return nil
+}
+
+// addAnswering creates the WireGuard peer of a remote this agent does not
+// initiate to, before any path exists (see above).
+func (e *Engine) addAnswering(pub keys.Public, r *remote) {
+	r.devMu.Lock()
+	defer r.devMu.Unlock()
+	if r.removed || r.configured {
+		return
+	}
+	e.mu.Lock()
+	info := r.info
+	e.mu.Unlock()
+	if err := e.dev.UpsertPeer(pub, allowedIPs(info), "", 0); err != nil {
+		e.log.Warn("configure peer", "peer", info.Name, "err", err)
+		return // the first endpoint creates it
+	}
+	r.configured, r.hold = true, true
 }
 
 // reconcilePeers makes the device and the peer Conns match the map.
@@ -130,7 +164,11 @@ func (e *Engine) reconcilePeers(nm *managementpb.NetworkMap) {
 			info := r.info
 			e.mu.Unlock()
 			k, _ := keys.ParsePublic(info.PublicKey)
-			if err := e.dev.UpsertPeer(k, allowedIPs(info), "", keepalive); err != nil {
+			ka := keepalive
+			if r.endpoint == "" || r.hold {
+				ka = 0 // see addAnswering
+			}
+			if err := e.dev.UpsertPeer(k, allowedIPs(info), "", ka); err != nil {
 				e.log.Warn("configure peer", "peer", info.Name, "err", err)
 			}
 		}
@@ -138,6 +176,9 @@ func (e *Engine) reconcilePeers(nm *managementpb.NetworkMap) {
 	}
 	for _, r := range added {
 		e.log.Info("peer added", "peer", r.info.Fqdn)
+		if k, err := keys.ParsePublic(r.info.PublicKey); err == nil && !e.initiates(k) {
+			e.addAnswering(k, r)
+		}
 		r.conn.Start()
 	}
 }

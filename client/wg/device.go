@@ -141,6 +141,10 @@ func NewDevice(cfg DeviceConfig) (*Device, error) {
 	return d, nil
 }
 
+// errNoEndpoint ends wireguard-go's error for a send to a peer without an
+// endpoint.
+const errNoEndpoint = "no known endpoint for peer"
+
 func wgLogger(log *slog.Logger) *device.Logger {
 	return &device.Logger{
 		Verbosef: func(format string, args ...any) {
@@ -149,7 +153,14 @@ func wgLogger(log *slog.Logger) *device.Logger {
 			}
 		},
 		Errorf: func(format string, args ...any) {
-			log.Warn(fmt.Sprintf(format, args...))
+			msg := fmt.Sprintf(format, args...)
+			if strings.HasSuffix(msg, errNoEndpoint) {
+				// A peer that answers handshakes has no endpoint until its
+				// first path: traffic to it before then is expected.
+				log.Debug(msg)
+				return
+			}
+			log.Warn(msg)
 		},
 	}
 }
