@@ -16,14 +16,7 @@ import (
 // the keepalive at creation); the other starts with it off.
 func TestExactlyOneSideInitiates(t *testing.T) {
 	for i := 0; i < 50; i++ {
-		ka, err := keys.NewPrivate()
-		if err != nil {
-			t.Fatal(err)
-		}
-		kb, err := keys.NewPrivate()
-		if err != nil {
-			t.Fatal(err)
-		}
+		ka, kb := newKeyPair(t)
 		a := &Engine{pub: ka.Public()}
 		b := &Engine{pub: kb.Public()}
 		ia, ib := a.initiates(kb.Public()), b.initiates(ka.Public())
@@ -92,18 +85,24 @@ func TestAnsweringSideHasPeerEarlyAndHoldsPath(t *testing.T) {
 func pairWhereFirstAnswers(t *testing.T) (keys.Private, keys.Private) {
 	t.Helper()
 	for {
-		ka, err := keys.NewPrivate()
-		if err != nil {
-			t.Fatal(err)
-		}
-		kb, err := keys.NewPrivate()
-		if err != nil {
-			t.Fatal(err)
-		}
+		ka, kb := newKeyPair(t)
 		if !(&Engine{pub: ka.Public()}).initiates(kb.Public()) {
 			return ka, kb
 		}
 	}
+}
+
+func newKeyPair(t *testing.T) (keys.Private, keys.Private) {
+	t.Helper()
+	var ks [2]keys.Private
+	for i := range ks {
+		k, err := keys.NewPrivate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ks[i] = k
+	}
+	return ks[0], ks[1]
 }
 
 // engineWithDevice is an Engine with just a netstack WireGuard device.
