@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
@@ -328,4 +329,49 @@ func (h *Host) FlushConntrack() error {
 		return fmt.Errorf("flush conntrack of %s: %w", h.Name, err)
 	}
 	return nil
+}
+
+// ChangePublicAddr gives a NAT host's router a new WAN address, as when an
+// ISP renumbers a line or a laptop moves to another network: the old
+// address and every mapping and connection tracked on it disappear, so
+// the host's TCP connections and UDP mappings through the NAT break.
+func (h *Host) ChangePublicAddr() (netip.Addr, error) {
+	l := h.lab
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if h.RouterNS == "" {
+		return netip.Addr{}, fmt.Errorf("change public address of %s: not behind a NAT router", h.Name)
+	}
+	var next netip.Addr
+	for n := l.nextLAN; n <= 150; n++ {
+		a := netip.AddrFrom4([4]byte{203, 0, 113, byte(100 + n)})
+		if !l.bridgeIPs[a] {
+			next = a
+			break
+		}
+	}
+	if !next.IsValid() {
+		return netip.Addr{}, fmt.Errorf("change public address of %s: no free WAN address", h.Name)
+	}
+	if err := l.claimBridgeIPLocked(next); err != nil {
+		return netip.Addr{}, fmt.Errorf("change public address of %s: %w", h.Name, err)
+	}
+	ctx, cancel := opCtx()
+	defer cancel()
+	wan := l.devName("wan")
+	for _, argv := range [][]string{
+		{"ip", "-n", h.RouterNS, "addr", "del", netip.PrefixFrom(h.PublicAddr, InternetPrefix.Bits()).String(), "dev", wan},
+		{"ip", "-n", h.RouterNS, "addr", "add", netip.PrefixFrom(next, InternetPrefix.Bits()).String(), "dev", wan},
+		{"ip", "-n", h.RouterNS, "route", "replace", "default", "via", InternetGateway.String()},
+	} {
+		if _, err := run(ctx, "", argv...); err != nil {
+			return netip.Addr{}, fmt.Errorf("change public address of %s: %w", h.Name, err)
+		}
+	}
+	if out, err := nsRun(ctx, h.RouterNS, "", "conntrack", "-F"); err != nil && !strings.Contains(out, "flow entries have been deleted") {
+		return netip.Addr{}, fmt.Errorf("change public address of %s: flush conntrack: %w", h.Name, err)
+	}
+	delete(l.bridgeIPs, h.PublicAddr)
+	h.PublicAddr = next
+	return next, nil
 }

@@ -2,13 +2,31 @@ package engine
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
+	"time"
 
 	"github.com/pion/ice/v4"
+	"github.com/pion/transport/v5"
 
 	"petrel/client/wg"
 	"petrel/proto/managementpb"
 )
+
+// srflxCacheTTL is how long the ICE mux reuses a server-reflexive address.
+const srflxCacheTTL = 2 * time.Second
+
+// newICEMux is the ICE mux on the shared socket. The mux caches the
+// server-reflexive address per STUN server (25 s by default): after the
+// NAT's public address changes, every retry within that time would offer
+// the dead address, and the direct path stayed down for half a minute
+// (e2e TestRecoversAfterPublicAddressChange). A short cache still serves
+// the peers that gather together.
+func newICEMux(conn net.PacketConn, n transport.Net) *ice.UniversalUDPMuxDefault {
+	return ice.NewUniversalUDPMuxDefault(ice.UniversalUDPMuxParams{
+		UDPConn: conn, Net: n, XORMappedAddrCacheTTL: srflxCacheTTL,
+	})
+}
 
 // setupDevice creates the Bind, the WireGuard device (TUN or netstack) with
 // the overlay address, the ICE mux on the shared socket and, in netstack
@@ -49,7 +67,7 @@ func (e *Engine) setupDevice(pc *managementpb.PeerConfig) error {
 	if err != nil {
 		return err
 	}
-	e.mux = ice.NewUniversalUDPMuxDefault(ice.UniversalUDPMuxParams{UDPConn: e.bind.ICEConn(), Net: un})
+	e.mux = newICEMux(e.bind.ICEConn(), un)
 	if e.cfg.Netstack {
 		a, err := e.dev.ServeSOCKS5(e.ctx, e.cfg.SOCKS5Addr)
 		if err != nil {

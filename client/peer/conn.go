@@ -121,7 +121,7 @@ type session struct {
 	ufrag   string
 	pwd     string
 	bound   bool
-	started bool
+	started bool // ICE running (checks until Connected or Failed)
 	done    chan struct{}
 
 	offerTimer *time.Timer

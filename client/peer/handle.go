@@ -68,6 +68,7 @@ func (c *Conn) onCredentials(remoteID uint64, ufrag, pwd, relayURL string, cands
 	s := c.session
 	s.bound = true
 	c.remoteSess = remoteID
+	c.log.Debug("ICE session bound", "remote_session", remoteID, "offer", offer, "candidates", len(cands))
 	if offer {
 		c.sendLocked(c.offerLocked(true))
 	}
@@ -101,6 +102,7 @@ func (c *Conn) startICELocked(s *session, ufrag, pwd string, cands []string) {
 	}
 	if err != nil {
 		c.log.Warn("start ICE", "err", err)
+		s.started = false
 		c.reason = ReasonICEFailed
 		c.scheduleRetryLocked()
 		return
@@ -172,6 +174,7 @@ func (c *Conn) onICEState(s *session, st ice.ConnectionState) {
 	if c.closed || c.session != s {
 		return
 	}
+	c.log.Debug("ICE state", "state", st.String())
 	switch st {
 	case ice.ConnectionStateFailed, ice.ConnectionStateDisconnected, ice.ConnectionStateClosed:
 		reason := ReasonICEFailed
@@ -232,24 +235,39 @@ func (c *Conn) scheduleRetryLocked() {
 		c.retryTimer.Stop()
 	}
 	d := c.retry.Next()
+	c.log.Debug("ICE retry scheduled", "in", d.Round(time.Millisecond))
 	c.retryTimer = time.AfterFunc(d, func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if c.closed || (c.session != nil && c.path == PathDirect) {
-			return
-		}
-		if c.session != nil {
-			old := c.session
-			c.session = nil
-			go old.close()
-		}
-		if err := c.newSessionLocked(); err != nil {
-			c.log.Warn("retry ICE session", "err", err)
-			c.scheduleRetryLocked()
-			return
-		}
-		c.sendOfferLocked()
+		c.retryNowLocked()
 	})
+}
+
+// retryNowLocked is the guard's retry: a new ICE session and offer, unless
+// the direct path is up or a session is already checking.
+func (c *Conn) retryNowLocked() {
+	if c.closed || (c.session != nil && c.path == PathDirect) {
+		return
+	}
+	if s := c.session; s != nil && s.bound && s.started {
+		// Both sides retry on their own timers: the remote's retry
+		// got here first and this session is checking. Replacing it
+		// would make the remote replace its own too (glare); its
+		// Failed state schedules the next retry.
+		c.log.Debug("ICE retry skipped: a session is checking")
+		return
+	}
+	if c.session != nil {
+		old := c.session
+		c.session = nil
+		go old.close()
+	}
+	if err := c.newSessionLocked(); err != nil {
+		c.log.Warn("retry ICE session", "err", err)
+		c.scheduleRetryLocked()
+		return
+	}
+	c.sendOfferLocked()
 }
 
 // SignalConnected tells the Conn that the signal connection is (re)established:
