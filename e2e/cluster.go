@@ -81,23 +81,10 @@ func NewCluster(ctx context.Context, l *lab.Lab, bins Binaries, dir string) (*Cl
 	if err := c.StartServer(ctx); err != nil {
 		return nil, err
 	}
-	for i, h := range cp.Relays {
-		rd := filepath.Join(dir, "relay-"+h.Name)
-		if err := os.MkdirAll(rd, 0o700); err != nil {
-			return nil, fmt.Errorf("new cluster: %w", err)
-		}
-		p, err := h.Start(context.Background(), bins.Server, "run", "--components", "relay",
-			"--data-dir", rd, "--listen", h.Addr.String()+":"+ServerPort,
-			"--relay-secret-file", filepath.Join(c.DataDir, "relay-secret"),
-			"--relay-instance-url", RelayInstanceURL(i))
-		if err != nil {
+	c.Relays = make([]*lab.Proc, len(cp.Relays))
+	for i := range cp.Relays {
+		if err := c.StartRelay(ctx, i); err != nil {
 			return nil, err
-		}
-		c.Relays = append(c.Relays, p)
-	}
-	for i, h := range cp.Relays {
-		if err := waitTCP(ctx, h, h.Addr.String()+":"+ServerPort, c.Relays[i]); err != nil {
-			return nil, fmt.Errorf("relay %s: %w", h.Name, err)
 		}
 	}
 	key, err := c.createSetupKey(ctx)
@@ -130,6 +117,28 @@ func (c *Cluster) StartServer(ctx context.Context) error {
 	c.Server = p
 	if err := waitTCP(ctx, s, s.Addr.String()+":"+ServerPort, p); err != nil {
 		return fmt.Errorf("petrel-server: %w", err)
+	}
+	return nil
+}
+
+// StartRelay starts (or restarts, same data dir) relay instance i and
+// waits until it accepts TCP connections.
+func (c *Cluster) StartRelay(ctx context.Context, i int) error {
+	h := c.CP.Relays[i]
+	rd := filepath.Join(c.Dir, "relay-"+h.Name)
+	if err := os.MkdirAll(rd, 0o700); err != nil {
+		return fmt.Errorf("start relay %s: %w", h.Name, err)
+	}
+	p, err := h.Start(context.Background(), c.Bins.Server, "run", "--components", "relay",
+		"--data-dir", rd, "--listen", h.Addr.String()+":"+ServerPort,
+		"--relay-secret-file", filepath.Join(c.DataDir, "relay-secret"),
+		"--relay-instance-url", RelayInstanceURL(i))
+	if err != nil {
+		return err
+	}
+	c.Relays[i] = p
+	if err := waitTCP(ctx, h, h.Addr.String()+":"+ServerPort, p); err != nil {
+		return fmt.Errorf("relay %s: %w", h.Name, err)
 	}
 	return nil
 }
