@@ -221,7 +221,10 @@ func (h *Host) applyImpairLocked() error {
 		fmt.Fprintf(&b, "table inet %s {\n", table)
 		for _, hook := range hooks {
 			fmt.Fprintf(&b, "  chain %s {\n    type filter hook %s priority filter - 10; policy accept;\n", hook, hook)
-			if h.lossPct > 0 {
+			switch {
+			case h.lossPct >= 100: // a blackhole (nft's numgen compare stops at 99)
+				b.WriteString("    oifname != \"lo\" drop\n")
+			case h.lossPct > 0:
 				fmt.Fprintf(&b, "    oifname != \"lo\" numgen random mod 100 < %d drop\n", h.lossPct)
 			}
 			b.WriteString("  }\n")
