@@ -26,7 +26,11 @@ func TestRecoversAfterBlackhole(t *testing.T) {
 	if err := a.Host.SetLoss(100); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(blackhole)
+	stalled := time.Now()
+	if out, err := a.Ping(ctx, sb.OverlayIP(), 2); err == nil {
+		t.Fatalf("ping a -> b answered during the blackhole:\n%s", out)
+	}
+	time.Sleep(blackhole - time.Since(stalled))
 	if err := a.Host.SetLoss(0); err != nil {
 		t.Fatal(err)
 	}
