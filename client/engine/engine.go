@@ -119,12 +119,13 @@ type remote struct {
 	// devMu, then Engine.mu). configured: the device has the peer (created
 	// with its first endpoint, or at once on the answering side: peers.go);
 	// removed: it left the map.
-	devMu      sync.Mutex
-	configured bool
-	hold       bool // answering side: paths not yet given to WireGuard (peers.go)
-	removed    bool
-	endpoint   string      // WireGuard endpoint last set
-	kick       *time.Timer // handshake check (kick.go)
+	devMu       sync.Mutex
+	configured  bool
+	hold        bool // answering side: paths not yet given to WireGuard (peers.go)
+	keepaliveOn bool // WireGuard has the persistent keepalive
+	removed     bool
+	endpoint    string      // WireGuard endpoint last set
+	kick        *time.Timer // handshake check (kick.go)
 
 	probe probeState // latency probe (probe.go)
 }

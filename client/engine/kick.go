@@ -53,13 +53,18 @@ func (e *Engine) armHandshakeLocked(pub keys.Public, r *remote) {
 		if r.removed || !r.configured || e.ctx.Err() != nil {
 			return
 		}
-		e.mu.Lock()
-		info := r.info
-		e.mu.Unlock()
+		info := e.infoOf(r)
 		r.hold = false
 		if err := e.dev.UpsertPeer(pub, allowedIPs(info), r.endpoint, keepalive); err != nil {
-			e.log.Debug("turn keepalive on", "peer", info.Name, "err", err)
+			// The endpoint was checked when it was held; keep the
+			// keepalive at least, the next path sets the endpoint.
+			e.log.Warn("give WireGuard the peer's path", "peer", info.Name, "err", err)
+			if err := e.dev.UpsertPeer(pub, allowedIPs(info), "", keepalive); err != nil {
+				e.log.Warn("turn keepalive on", "peer", info.Name, "err", err)
+				return
+			}
 		}
+		r.configured, r.keepaliveOn = true, true
 	})
 }
 
@@ -99,9 +104,10 @@ func (e *Engine) kickHandshake(pub keys.Public, r *remote, n int) {
 	}
 	if err := e.dev.UpsertPeer(pub, allowedIPs(info), r.endpoint, keepalive); err != nil {
 		e.log.Warn("re-create peer", "peer", info.Name, "err", err)
-		r.configured, r.endpoint = false, "" // the next endpoint creates it
+		r.configured, r.endpoint, r.keepaliveOn = false, "", false // the next endpoint creates it
 		return
 	}
+	r.keepaliveOn = true
 	e.log.Debug("no handshake yet; re-initiating", "peer", info.Name, "check", n+1)
 	e.scheduleKickLocked(pub, r, n+1)
 }

@@ -38,32 +38,56 @@ func TestAnsweringSideHasPeerEarlyAndHoldsPath(t *testing.T) {
 	ka, kb := pairWhereFirstAnswers(t)
 	e, cleanup := engineWithDevice(t, ka)
 	defer cleanup()
-	r := &remote{info: &managementpb.RemotePeer{PublicKey: kb.Public().String(), Name: "b", AllowedIps: []string{"100.64.0.9/32"}}}
+	// As reconcilePeers builds it on the answering side.
+	newRemote := func() *remote {
+		return &remote{hold: true, info: &managementpb.RemotePeer{PublicKey: kb.Public().String(), Name: "b", AllowedIps: []string{"100.64.0.9/32"}}}
+	}
+	r := newRemote()
 	defer stopKick(r)
-
-	e.addAnswering(kb.Public(), r)
+	r.devMu.Lock()
+	err := e.ensureAnsweringLocked(kb.Public(), r)
+	r.devMu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
 	st, ok, err := e.dev.PeerStats(kb.Public())
 	if err != nil || !ok || st.Endpoint != "" {
 		t.Fatalf("answering side before any path: stats %+v found %v err %v; want the peer without endpoint", st, ok, err)
 	}
+	if err := (peerEndpoints{e, r}).SetEndpoint(kb.Public(), "not an endpoint"); err == nil {
+		t.Fatal("a bad endpoint was accepted while held")
+	}
 	const ep = "192.0.2.7:51820"
-	if err := (peerEndpoints{e, r}).SetEndpoint(kb.Public(), ep); err != nil {
+	setAndWaitApplied := func(r *remote) {
+		t.Helper()
+		if err := (peerEndpoints{e, r}).SetEndpoint(kb.Public(), ep); err != nil {
+			t.Fatal(err)
+		}
+		if st, ok, _ := e.dev.PeerStats(kb.Public()); !ok || st.Endpoint != "" {
+			t.Fatalf("first path: peer found %v, endpoint %q; want the peer, its path held until keepaliveDelay", ok, st.Endpoint)
+		}
+		deadline := time.Now().Add(10 * keepaliveDelay)
+		for {
+			st, _, _ := e.dev.PeerStats(kb.Public())
+			if st.Endpoint == ep {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("held path never applied: endpoint %q", st.Endpoint)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	setAndWaitApplied(r)
+
+	// A path that arrives before reconcilePeers created the peer is held too.
+	stopKick(r)
+	if err := e.dev.RemovePeer(kb.Public()); err != nil {
 		t.Fatal(err)
 	}
-	if st, _, _ := e.dev.PeerStats(kb.Public()); st.Endpoint != "" {
-		t.Fatalf("first path reached WireGuard at once (%q); want it held until keepaliveDelay", st.Endpoint)
-	}
-	deadline := time.Now().Add(10 * keepaliveDelay)
-	for {
-		st, _, _ := e.dev.PeerStats(kb.Public())
-		if st.Endpoint == ep {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("held path never applied: endpoint %q", st.Endpoint)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	r2 := newRemote()
+	defer stopKick(r2)
+	setAndWaitApplied(r2)
 
 	// The initiating side: no peer until the first endpoint, then at once.
 	ei, cleanupI := engineWithDevice(t, kb)

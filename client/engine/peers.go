@@ -49,19 +49,24 @@ func (p peerEndpoints) SetEndpoint(pub keys.Public, endpoint string) error {
 	}
 	first := r.endpoint == ""
 	switch {
-	case r.hold: // applied when the keepalive timer fires (kick.go)
+	case r.hold:
+		// Given to WireGuard when the keepalive timer fires (kick.go).
+		if _, err := wg.ParseEndpoint(endpoint); err != nil {
+			return fmt.Errorf("set endpoint: %w", err)
+		}
+		if err := p.e.ensureAnsweringLocked(pub, r); err != nil {
+			return err
+		}
 	case r.configured:
 		if err := p.e.dev.SetEndpoint(pub, endpoint); err != nil {
 			return err
 		}
 	default:
-		p.e.mu.Lock()
-		info := r.info
-		p.e.mu.Unlock()
-		if err := p.e.dev.UpsertPeer(pub, allowedIPs(info), endpoint, p.e.initialKeepalive(pub)); err != nil {
+		ka := p.e.initialKeepalive(pub)
+		if err := p.e.dev.UpsertPeer(pub, allowedIPs(p.e.infoOf(r)), endpoint, ka); err != nil {
 			return err
 		}
-		r.configured = true
+		r.configured, r.keepaliveOn = true, ka != 0
 	}
 	r.endpoint = endpoint
 	if first {
@@ -70,22 +75,25 @@ func (p peerEndpoints) SetEndpoint(pub keys.Public, endpoint string) error {
 	return nil
 }
 
-// addAnswering creates the WireGuard peer of a remote this agent does not
-// initiate to, before any path exists (see above).
-func (e *Engine) addAnswering(pub keys.Public, r *remote) {
-	r.devMu.Lock()
-	defer r.devMu.Unlock()
-	if r.removed || r.configured {
-		return
+// ensureAnsweringLocked creates the WireGuard peer of a remote this agent
+// does not initiate to, without endpoint or keepalive, unless it exists
+// (r.devMu held; see above).
+func (e *Engine) ensureAnsweringLocked(pub keys.Public, r *remote) error {
+	if r.configured {
+		return nil
 	}
+	if err := e.dev.UpsertPeer(pub, allowedIPs(e.infoOf(r)), "", 0); err != nil {
+		return err
+	}
+	r.configured = true
+	return nil
+}
+
+// infoOf returns r's map entry (guarded by e.mu).
+func (e *Engine) infoOf(r *remote) *managementpb.RemotePeer {
 	e.mu.Lock()
-	info := r.info
-	e.mu.Unlock()
-	if err := e.dev.UpsertPeer(pub, allowedIPs(info), "", 0); err != nil {
-		e.log.Warn("configure peer", "peer", info.Name, "err", err)
-		return // the first endpoint creates it
-	}
-	r.configured, r.hold = true, true
+	defer e.mu.Unlock()
+	return r.info
 }
 
 // reconcilePeers makes the device and the peer Conns match the map.
@@ -125,7 +133,9 @@ func (e *Engine) reconcilePeers(nm *managementpb.NetworkMap) {
 			r.info = p
 			continue
 		}
-		r := &remote{info: p}
+		// The answering side holds its paths from the start, so that a
+		// path arriving before the peer is created below is held too.
+		r := &remote{info: p, hold: !e.initiates(k)}
 		r.conn = peer.New(peer.Config{
 			Local: e.pub, Remote: k, Signal: e.signalSender(), Endpoints: peerEndpoints{e, r},
 			RelayHome:       e.relayHome,
@@ -164,9 +174,9 @@ func (e *Engine) reconcilePeers(nm *managementpb.NetworkMap) {
 			info := r.info
 			e.mu.Unlock()
 			k, _ := keys.ParsePublic(info.PublicKey)
-			ka := keepalive
-			if r.endpoint == "" || r.hold {
-				ka = 0 // see addAnswering
+			ka := time.Duration(0)
+			if r.keepaliveOn {
+				ka = keepalive
 			}
 			if err := e.dev.UpsertPeer(k, allowedIPs(info), "", ka); err != nil {
 				e.log.Warn("configure peer", "peer", info.Name, "err", err)
@@ -177,7 +187,13 @@ func (e *Engine) reconcilePeers(nm *managementpb.NetworkMap) {
 	for _, r := range added {
 		e.log.Info("peer added", "peer", r.info.Fqdn)
 		if k, err := keys.ParsePublic(r.info.PublicKey); err == nil && !e.initiates(k) {
-			e.addAnswering(k, r)
+			r.devMu.Lock()
+			if !r.removed {
+				if err := e.ensureAnsweringLocked(k, r); err != nil {
+					e.log.Warn("configure peer", "peer", r.info.Name, "err", err) // its first path retries
+				}
+			}
+			r.devMu.Unlock()
 		}
 		r.conn.Start()
 	}

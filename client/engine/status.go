@@ -12,6 +12,7 @@ import (
 	"petrel/client/peer"
 	"petrel/internal/keys"
 	"petrel/proto/daemonpb"
+	"petrel/proto/managementpb"
 	"petrel/proto/signalpb"
 )
 
@@ -57,14 +58,27 @@ func (e *Engine) Status() *daemonpb.StatusResponse {
 	if e.dev != nil {
 		stats = e.deviceStats()
 	}
+	// Copy under e.mu, ask the Conns after: a Conn holds its own lock while
+	// it sets a WireGuard endpoint, which takes e.mu (peers.go).
+	type entry struct {
+		k    keys.Public
+		r    *remote
+		info *managementpb.RemotePeer
+	}
 	e.mu.Lock()
 	if e.self != nil {
 		st.Ip, st.Fqdn = e.self.Address, e.self.Fqdn
 	}
+	entries := make([]entry, 0, len(e.peers))
 	for k, r := range e.peers {
-		ps := &daemonpb.PeerStatus{Name: r.info.Name, Fqdn: r.info.Fqdn, PublicKey: r.info.PublicKey}
-		if len(r.info.AllowedIps) > 0 {
-			ps.Ip = strings.TrimSuffix(r.info.AllowedIps[0], "/32")
+		entries = append(entries, entry{k, r, r.info})
+	}
+	e.mu.Unlock()
+	for _, en := range entries {
+		k, r, info := en.k, en.r, en.info
+		ps := &daemonpb.PeerStatus{Name: info.Name, Fqdn: info.Fqdn, PublicKey: info.PublicKey}
+		if len(info.AllowedIps) > 0 {
+			ps.Ip = strings.TrimSuffix(info.AllowedIps[0], "/32")
 		}
 		cs := r.conn.Status()
 		ps.Path, ps.RelayUrl = string(cs.Path), cs.RelayURL
@@ -91,7 +105,6 @@ func (e *Engine) Status() *daemonpb.StatusResponse {
 		}
 		st.Peers = append(st.Peers, ps)
 	}
-	e.mu.Unlock()
 	sort.Slice(st.Peers, func(i, j int) bool { return st.Peers[i].Fqdn < st.Peers[j].Fqdn })
 	switch {
 	case e.needsLogin.Load():
@@ -156,15 +169,19 @@ func (e *Engine) ResolvePeer(q string) (netip.Addr, error) {
 // path the peer currently uses.
 func (e *Engine) Ping(ctx context.Context, ip netip.Addr) (time.Duration, string, error) {
 	path := "none"
+	var conn *peer.Conn
 	e.mu.Lock()
 	for _, r := range e.peers {
 		for _, a := range r.info.AllowedIps {
 			if pfx, err := netip.ParsePrefix(a); err == nil && pfx.Contains(ip) {
-				path = string(r.conn.Status().Path)
+				conn = r.conn
 			}
 		}
 	}
 	e.mu.Unlock()
+	if conn != nil { // outside e.mu, see Status
+		path = string(conn.Status().Path)
+	}
 	rtt, err := e.dev.Ping(ctx, ip)
 	return rtt, path, err
 }
