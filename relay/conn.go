@@ -30,6 +30,7 @@ type conn struct {
 	log    *slog.Logger
 	remote string
 	peer   keys.Public // set once authenticated
+	seq    uint64      // authentication order on this server: the newer connection of a peer wins
 
 	out       chan *[]byte
 	wmu       sync.Mutex   // serializes websocket writes (write goroutine vs inline delivery)
@@ -199,13 +200,18 @@ func (c *conn) authenticate() bool {
 		return false
 	}
 	c.peer = peer
+	c.seq = c.s.authSeq.Add(1)
 	c.log = c.log.With("peer", peer.Short())
 	// auth-ok goes out before the peer becomes reachable, so it is always
-	// the first frame the client reads.
+	// the first frame the client reads. A client may therefore open a
+	// newer connection before this one is registered; seq keeps the newer
+	// one the winner whichever registers first.
 	if err := c.ws.Write(ctx, websocket.MessageBinary, frame.AppendAuthOK(nil, c.s.cfg.InstanceURL)); err != nil {
 		return false
 	}
-	c.s.register(c)
+	if !c.s.register(c) {
+		return false
+	}
 	c.log.Debug("relay peer connected")
 	return true
 }

@@ -139,6 +139,7 @@ type Server struct {
 	httpSv *http.Server
 	ln     net.Listener
 
+	authSeq atomic.Uint64 // conn.seq
 	peersMu sync.RWMutex
 	peers   map[keys.Public]*conn
 
@@ -340,15 +341,23 @@ func (s *Server) untrack(c *conn) {
 
 // register makes c the connection of its peer on this instance, replacing
 // (and closing) an older one: a client that reconnects before the relay
-// noticed its old connection died must win.
-func (s *Server) register(c *conn) {
+// noticed its old connection died must win. "Older" is authentication
+// order: if a newer connection registered first, c is closed instead and
+// register reports false.
+func (s *Server) register(c *conn) bool {
 	s.peersMu.Lock()
 	old := s.peers[c.peer]
+	if old != nil && old != c && old.seq > c.seq {
+		s.peersMu.Unlock()
+		c.closeWith(websocket.StatusPolicyViolation, "replaced by a newer connection")
+		return false
+	}
 	s.peers[c.peer] = c
 	s.peersMu.Unlock()
 	if old != nil && old != c {
 		old.closeWith(websocket.StatusPolicyViolation, "replaced by a newer connection")
 	}
+	return true
 }
 
 func (s *Server) lookup(k keys.Public) *conn {
