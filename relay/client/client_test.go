@@ -203,7 +203,15 @@ func TestForeignConnectionClosesWhenIdle(t *testing.T) {
 // BenchmarkRelayPair measures relayed throughput of 1280-byte packets
 // between two clients through one relay over loopback, with a bounded
 // window so no queue drops.
-func BenchmarkRelayPair(b *testing.B) {
+func BenchmarkRelayPair(b *testing.B) { benchRelayPair(b, 1) }
+
+// BenchmarkRelayPairBatch is BenchmarkRelayPair with SendBatch of 32
+// packets, as WireGuard's Bind hands them.
+func BenchmarkRelayPairBatch(b *testing.B) { benchRelayPair(b, 32) }
+
+// benchRelayPair sends batches of batch packets (Send when 1, SendBatch
+// otherwise) with at most window packets in flight.
+func benchRelayPair(b *testing.B, batch int) {
 	_, url := startRelay(b)
 	aPub, bPub := key(b), key(b)
 	a := newClient(b, aPub, nil, nil, url)
@@ -218,20 +226,27 @@ func BenchmarkRelayPair(b *testing.B) {
 		}
 	})
 	waitFor(b, "connected", func() bool { return a.Connected() && rx.Connected() })
-	pkt := make([]byte, 1280)
 	const window = 256
-	b.SetBytes(int64(len(pkt)))
+	pkts := make([][]byte, batch)
+	for i := range pkts {
+		pkts[i] = make([]byte, 1280)
+	}
+	send := func() error { return a.SendBatch(bPub, "", pkts) }
+	if batch == 1 {
+		send = func() error { return a.Send(bPub, "", pkts[0]) }
+	}
+	b.SetBytes(int64(1280 * batch))
 	b.ReportAllocs()
 	b.ResetTimer()
 	sent := int64(0)
 	for range b.N {
-		for sent-received.Load() >= window {
+		for sent-received.Load() > int64(window-batch) {
 			<-wake
 		}
-		for a.Send(bPub, "", pkt) != nil {
+		for send() != nil {
 			runtime.Gosched()
 		}
-		sent++
+		sent += int64(batch)
 	}
 	for received.Load() < sent {
 		<-wake
@@ -297,46 +312,6 @@ func TestSendBatchDeliversAll(t *testing.T) {
 		case <-timeout:
 			t.Fatalf("received %d of %d", len(seen), len(pkts))
 		}
-	}
-}
-
-// BenchmarkRelayPairBatch is BenchmarkRelayPair with SendBatch of 32
-// packets, as WireGuard's Bind hands them.
-func BenchmarkRelayPairBatch(b *testing.B) {
-	_, url := startRelay(b)
-	aPub, bPub := key(b), key(b)
-	a := newClient(b, aPub, nil, nil, url)
-	rx := newClient(b, bPub, nil, nil, url)
-	var received atomic.Int64
-	wake := make(chan struct{}, 1)
-	rx.SetReceiver(func(keys.Public, string, []byte) {
-		received.Add(1)
-		select {
-		case wake <- struct{}{}:
-		default:
-		}
-	})
-	waitFor(b, "connected", func() bool { return a.Connected() && rx.Connected() })
-	const batch, window = 32, 256
-	pkts := make([][]byte, batch)
-	for i := range pkts {
-		pkts[i] = make([]byte, 1280)
-	}
-	b.SetBytes(1280 * batch)
-	b.ReportAllocs()
-	b.ResetTimer()
-	sent := int64(0)
-	for range b.N {
-		for sent-received.Load() > window-batch {
-			<-wake
-		}
-		for a.SendBatch(bPub, "", pkts) != nil {
-			runtime.Gosched()
-		}
-		sent += batch
-	}
-	for received.Load() < sent {
-		<-wake
 	}
 }
 
