@@ -120,11 +120,58 @@ func validatePolicy(a *model.Account, p *model.Policy) error {
 	return nil
 }
 
-func validateRoute(a *model.Account, r *model.Route) error {
-	if !r.Network.IsValid() {
-		return Errorf(KindInvalid, "route network must be a valid prefix such as 10.20.0.0/24")
+// reservedNets are ranges a route may not overlap (contain or lie inside):
+// traffic to them never goes through a routing peer, and routing them would
+// hijack the overlay or the host's own addresses. The overlay (and every
+// account's /16 inside it) is checked separately with its own message.
+var reservedNets = []struct {
+	pfx  netip.Prefix
+	what string
+}{
+	{netip.MustParsePrefix("127.0.0.0/8"), "the loopback range"},
+	{netip.MustParsePrefix("::1/128"), "the loopback address"},
+	{netip.MustParsePrefix("169.254.0.0/16"), "the link-local range"},
+	{netip.MustParsePrefix("fe80::/10"), "the link-local range"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "the multicast range"},
+	{netip.MustParsePrefix("ff00::/8"), "the multicast range"},
+	{netip.MustParsePrefix("::ffff:0:0/96"), "the IPv4-mapped IPv6 range (give the IPv4 prefix)"},
+}
+
+// checkRouteNetwork validates a route's network and returns it with host
+// bits cleared. An exit node is exactly 0.0.0.0/0 or ::/0; any other
+// network (prefix length > 0) must not overlap the overlay range, the
+// account's network, loopback, link-local, multicast or IPv4-mapped IPv6.
+func checkRouteNetwork(a *model.Account, p netip.Prefix) (netip.Prefix, error) {
+	if !p.IsValid() {
+		return p, Errorf(KindInvalid, "route network must be a valid prefix such as 10.20.0.0/24")
 	}
-	r.Network = r.Network.Masked()
+	if p.Bits() == 0 {
+		if p.Addr() != netip.IPv4Unspecified() && p.Addr() != netip.IPv6Unspecified() {
+			return p, Errorf(KindInvalid, "route network %s: an exit node is 0.0.0.0/0 or ::/0", p)
+		}
+		return p, nil
+	}
+	p = p.Masked()
+	if p.Overlaps(overlayRange) {
+		return p, Errorf(KindInvalid, "route network %s overlaps the overlay range %s", p, overlayRange)
+	}
+	if a.Network.IsValid() && p.Overlaps(a.Network) {
+		return p, Errorf(KindInvalid, "route network %s overlaps the account network %s", p, a.Network)
+	}
+	for _, r := range reservedNets {
+		if p.Overlaps(r.pfx) {
+			return p, Errorf(KindInvalid, "route network %s overlaps %s %s", p, r.what, r.pfx)
+		}
+	}
+	return p, nil
+}
+
+func validateRoute(a *model.Account, r *model.Route) error {
+	pfx, err := checkRouteNetwork(a, r.Network)
+	if err != nil {
+		return err
+	}
+	r.Network = pfx
 	if (r.Peer == "") == (len(r.PeerGroups) == 0) {
 		return Errorf(KindInvalid, "route needs exactly one of peer or peer_groups")
 	}

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run the lab tier: network-namespace tests of packages lab and e2e (build tag `lab`).
+# Run the lab tier: network-namespace tests (build tag `lab`) of client/route,
+# client/dns/host, lab and e2e.
 # Needs root. Installs the tools it needs, removes leftovers of dead runs,
 # then runs the tests one package at a time.
 set -euo pipefail
@@ -22,4 +23,4 @@ fi
 
 GO=${GO:-go}
 "$GO" run ./lab/cmd/lab cleanup
-"$GO" test -tags lab -count=1 -p 1 -timeout 30m ./lab/... ./e2e/... -v "$@"
+"$GO" test -tags lab -count=1 -p 1 -timeout 30m ./client/route/ ./client/dns/host/ ./lab/... ./e2e/... -v "$@"

@@ -186,9 +186,22 @@ func (d *Daemon) up(ctx context.Context, req *daemonpb.UpRequest, progress func(
 		d.stopEngineLocked()
 		prof.Registered = false
 	}
+	if req.ExitNodeAllowLan != nil {
+		prof.Exit.BlockLAN = !*req.ExitNodeAllowLan
+	}
+	if req.ExitNodeKillSwitch != nil {
+		prof.Exit.KillSwitch = *req.ExitNodeKillSwitch
+	}
 	if d.eng != nil {
 		if req.SetupKey == "" && req.ManagementUrl == "" || prof.ManagementURL == d.eng.ManagementURL() {
-			return nil // already up
+			if req.ExitNodeAllowLan == nil && req.ExitNodeKillSwitch == nil {
+				return nil // already up
+			}
+			if _, err := d.eng.SetExitNode(&daemonpb.SetExitNodeRequest{
+				AllowLan: req.ExitNodeAllowLan, KillSwitch: req.ExitNodeKillSwitch}); err != nil {
+				return err
+			}
+			return d.state.SaveProfile(prof)
 		}
 		d.stopEngineLocked()
 	}
@@ -216,6 +229,7 @@ func (d *Daemon) up(ctx context.Context, req *daemonpb.UpRequest, progress func(
 		ICELoopback:   d.opts.ICELoopback,
 		ForceRelay:    d.opts.ForceRelay,
 		Journal:       recorder{d.journal},
+		Exit:          prof.Exit.Prefs(),
 		Logger:        d.opts.Logger,
 	}
 	if d.opts.Tune != nil {

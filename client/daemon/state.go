@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"petrel/client/engine"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,9 +25,29 @@ const (
 
 // Profile is the persisted agent configuration (what `petrel up` set).
 type Profile struct {
-	ManagementURL string `json:"management_url"`
-	Hostname      string `json:"hostname,omitempty"`
-	Registered    bool   `json:"registered"` // a Login with a setup key succeeded once
+	ManagementURL string      `json:"management_url"`
+	Hostname      string      `json:"hostname,omitempty"`
+	Registered    bool        `json:"registered"` // a Login with a setup key succeeded once
+	Exit          ExitProfile `json:"exit_node,omitzero"`
+}
+
+// ExitProfile is the saved exit-node choice (`petrel exit-node`, `up
+// --exit-node-*`). The zero value follows the map's auto_apply routes with
+// the LAN reachable and no kill switch.
+type ExitProfile struct {
+	Peer       string `json:"peer,omitempty"` // public key of the selected exit node
+	Off        bool   `json:"off,omitempty"`
+	BlockLAN   bool   `json:"block_lan,omitempty"`
+	KillSwitch bool   `json:"kill_switch,omitempty"`
+}
+
+// Prefs converts the saved choice to the engine's form.
+func (x ExitProfile) Prefs() engine.ExitPrefs {
+	return engine.ExitPrefs{Peer: x.Peer, Off: x.Off, AllowLAN: !x.BlockLAN, KillSwitch: x.KillSwitch}
+}
+
+func exitProfile(p engine.ExitPrefs) ExitProfile {
+	return ExitProfile{Peer: p.Peer, Off: p.Off, BlockLAN: !p.AllowLAN, KillSwitch: p.KillSwitch}
 }
 
 // StateDir is the agent's state directory (0700): key, profile, journal.

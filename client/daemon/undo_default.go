@@ -2,6 +2,6 @@
 
 package daemon
 
-// HostUndoers returns the undo functions for the host changes the agent
+// platformUndoers returns the undo functions for the host changes the agent
 // journals on this platform (none outside Linux yet).
-func HostUndoers() map[string]Undoer { return map[string]Undoer{} }
+func platformUndoers() map[string]Undoer { return map[string]Undoer{} }

@@ -7,9 +7,9 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// HostUndoers returns the undo functions for the host changes the agent
+// platformUndoers returns the undo functions for the host changes the agent
 // journals on this platform.
-func HostUndoers() map[string]Undoer {
+func platformUndoers() map[string]Undoer {
 	return map[string]Undoer{
 		"link": func(e Entry) error {
 			l, err := netlink.LinkByName(e.Name)

@@ -55,6 +55,7 @@ type Config struct {
 	ICELoopback   bool
 	ForceRelay    bool
 	Journal       Recorder
+	Exit          ExitPrefs // saved exit-node settings
 	Logger        *slog.Logger
 	// BlockDirect is a test hook: drop direct UDP to/from matching addresses.
 	BlockDirect func(netip.AddrPort) bool
@@ -108,6 +109,8 @@ type Engine struct {
 	serverCf *managementpb.ServerConfig
 	self     *managementpb.PeerConfig
 	peers    map[keys.Public]*remote
+
+	rt *routing // routes and exit nodes (routes.go)
 }
 
 type remote struct {
@@ -124,8 +127,9 @@ type remote struct {
 	hold        bool // answering side: paths not yet given to WireGuard (peers.go)
 	keepaliveOn bool // WireGuard has the persistent keepalive
 	removed     bool
-	endpoint    string      // WireGuard endpoint last set
-	kick        *time.Timer // handshake check (kick.go)
+	endpoint    string         // WireGuard endpoint last set
+	routed      []netip.Prefix // networks routed through this peer now (routes.go)
+	kick        *time.Timer    // handshake check (kick.go)
 
 	probe probeState // latency probe (probe.go)
 }
@@ -146,6 +150,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, log: cfg.Logger.With("component", "engine"), pub: cfg.Key.Public(),
 		peers: map[keys.Public]*remote{}}
+	e.initRouting()
 	return e, nil
 }
 
@@ -208,8 +213,9 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	e.applyServerConfig(resp.GetServerConfig())
 	e.probeWG.Add(1)
 	go e.probeLoop()
-	e.wg.Add(1)
+	e.wg.Add(2)
 	go e.syncLoop()
+	go e.routeLoop()
 	return nil
 }
 
@@ -235,6 +241,13 @@ func (e *Engine) Stop() {
 			r.kick.Stop()
 		}
 		r.devMu.Unlock()
+	}
+	if e.rt.mgr != nil {
+		e.rt.mu.Lock() // no Apply in flight
+		if err := e.rt.mgr.Close(); err != nil {
+			e.log.Warn("remove routes", "err", err)
+		}
+		e.rt.mu.Unlock()
 	}
 	if e.signal != nil {
 		e.signal.Stop()

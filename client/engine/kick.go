@@ -55,11 +55,11 @@ func (e *Engine) armHandshakeLocked(pub keys.Public, r *remote) {
 		}
 		info := e.infoOf(r)
 		r.hold = false
-		if err := e.dev.UpsertPeer(pub, allowedIPs(info), r.endpoint, keepalive); err != nil {
+		if err := e.dev.UpsertPeer(pub, e.allowedFor(r), r.endpoint, keepalive); err != nil {
 			// The endpoint was checked when it was held; keep the
 			// keepalive at least, the next path sets the endpoint.
 			e.log.Warn("give WireGuard the peer's path", "peer", info.Name, "err", err)
-			if err := e.dev.UpsertPeer(pub, allowedIPs(info), "", keepalive); err != nil {
+			if err := e.dev.UpsertPeer(pub, e.allowedFor(r), "", keepalive); err != nil {
 				e.log.Warn("turn keepalive on", "peer", info.Name, "err", err)
 				return
 			}
@@ -102,7 +102,7 @@ func (e *Engine) kickHandshake(pub keys.Public, r *remote, n int) {
 		e.log.Debug("re-create peer", "peer", info.Name, "err", err)
 		return
 	}
-	if err := e.dev.UpsertPeer(pub, allowedIPs(info), r.endpoint, keepalive); err != nil {
+	if err := e.dev.UpsertPeer(pub, e.allowedFor(r), r.endpoint, keepalive); err != nil {
 		e.log.Warn("re-create peer", "peer", info.Name, "err", err)
 		r.configured, r.endpoint, r.keepaliveOn = false, "", false // the next endpoint creates it
 		return

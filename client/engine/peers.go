@@ -63,7 +63,7 @@ func (p peerEndpoints) SetEndpoint(pub keys.Public, endpoint string) error {
 		}
 	default:
 		ka := p.e.initialKeepalive(pub)
-		if err := p.e.dev.UpsertPeer(pub, allowedIPs(p.e.infoOf(r)), endpoint, ka); err != nil {
+		if err := p.e.dev.UpsertPeer(pub, p.e.allowedFor(r), endpoint, ka); err != nil {
 			return err
 		}
 		r.configured, r.keepaliveOn = true, ka != 0
@@ -82,7 +82,7 @@ func (e *Engine) ensureAnsweringLocked(pub keys.Public, r *remote) error {
 	if r.configured {
 		return nil
 	}
-	if err := e.dev.UpsertPeer(pub, allowedIPs(e.infoOf(r)), "", 0); err != nil {
+	if err := e.dev.UpsertPeer(pub, e.allowedFor(r), "", 0); err != nil {
 		return err
 	}
 	r.configured = true
@@ -174,11 +174,7 @@ func (e *Engine) reconcilePeers(nm *managementpb.NetworkMap) {
 			info := r.info
 			e.mu.Unlock()
 			k, _ := keys.ParsePublic(info.PublicKey)
-			ka := time.Duration(0)
-			if r.keepaliveOn {
-				ka = keepalive
-			}
-			if err := e.dev.UpsertPeer(k, allowedIPs(info), "", ka); err != nil {
+			if err := e.dev.UpsertPeer(k, e.allowedFor(r), "", r.keepalive()); err != nil {
 				e.log.Warn("configure peer", "peer", info.Name, "err", err)
 			}
 		}
@@ -199,7 +195,10 @@ func (e *Engine) reconcilePeers(nm *managementpb.NetworkMap) {
 	}
 }
 
-func allowedIPs(p *managementpb.RemotePeer) []netip.Prefix {
+// mapAllowedIPs parses the allowed IPs the map lists for p. Configure
+// WireGuard with allowedFor, never with these: the map also lists the
+// networks of every routing peer (routes.go).
+func mapAllowedIPs(p *managementpb.RemotePeer) []netip.Prefix {
 	out := make([]netip.Prefix, 0, len(p.AllowedIps))
 	for _, s := range p.AllowedIps {
 		if pfx, err := netip.ParsePrefix(s); err == nil {

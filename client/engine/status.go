@@ -106,6 +106,7 @@ func (e *Engine) Status() *daemonpb.StatusResponse {
 		st.Peers = append(st.Peers, ps)
 	}
 	sort.Slice(st.Peers, func(i, j int) bool { return st.Peers[i].Fqdn < st.Peers[j].Fqdn })
+	e.routeStatus(st)
 	switch {
 	case e.needsLogin.Load():
 		st.State = "needs-login"

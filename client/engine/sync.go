@@ -128,5 +128,6 @@ func (e *Engine) onSync(r *managementpb.SyncResponse) error {
 	}
 	e.mu.Unlock()
 	e.reconcilePeers(nm)
+	e.replan()
 	return nil
 }

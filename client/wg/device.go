@@ -66,6 +66,7 @@ type PeerStats struct {
 	RxBytes       uint64
 	TxBytes       uint64
 	Endpoint      string // "" if none; else ip:port or relay:<key>@<url>
+	AllowedIPs    []netip.Prefix
 }
 
 // Device is a running WireGuard interface.

@@ -2,6 +2,8 @@ package wg
 
 import (
 	"errors"
+	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -83,13 +85,15 @@ func TestParseStats(t *testing.T) {
 	_, p2 := newKey(t)
 	in := "private_key=00\nlisten_port=1\npublic_key=" + p1.Hex() + "\nendpoint=127.0.0.1:5\n" +
 		"last_handshake_time_sec=1700000000\nlast_handshake_time_nsec=5\nrx_bytes=10\ntx_bytes=20\n" +
+		"allowed_ip=100.64.0.7/32\nallowed_ip=10.20.0.0/24\n" +
 		"public_key=" + p2.Hex() + "\nlast_handshake_time_sec=0\nlast_handshake_time_nsec=0\nrx_bytes=0\ntx_bytes=0\nerrno=0\n"
 	st, err := parseStats(in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want1 := PeerStats{LastHandshake: time.Unix(1700000000, 5), RxBytes: 10, TxBytes: 20, Endpoint: "127.0.0.1:5"}
-	if st[p1] != want1 || st[p2] != (PeerStats{}) || len(st) != 2 {
+	want1 := PeerStats{LastHandshake: time.Unix(1700000000, 5), RxBytes: 10, TxBytes: 20, Endpoint: "127.0.0.1:5",
+		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("100.64.0.7/32"), netip.MustParsePrefix("10.20.0.0/24")}}
+	if !reflect.DeepEqual(st[p1], want1) || !reflect.DeepEqual(st[p2], PeerStats{}) || len(st) != 2 {
 		t.Fatalf("stats %+v", st)
 	}
 	if _, err := parseStats("public_key=zz\n"); err == nil {

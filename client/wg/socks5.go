@@ -149,6 +149,10 @@ var ErrNoResolver = errors.New("name resolution disabled")
 // SOCKSOptions tune ServeSOCKS5.
 type SOCKSOptions struct {
 	Resolve Resolver // nil: only IP literals
+	// Outside reports whether a destination is reached outside the overlay
+	// (no overlay route or exit node covers it); such connections are
+	// dialled from the host. nil: everything goes through the overlay.
+	Outside func(netip.Addr) bool
 }
 
 // ServeSOCKS5 serves a minimal SOCKS5 proxy (CONNECT, no authentication) on
@@ -197,14 +201,15 @@ func (d *Device) ServeSOCKS5(ctx context.Context, addr string, opts ...SOCKSOpti
 			d.socksWG.Add(1)
 			go func() {
 				defer d.socksWG.Done()
-				d.serveSOCKSConn(sctx, c, o.Resolve)
+				d.serveSOCKSConn(sctx, c, o)
 			}()
 		}
 	}()
 	return ln.Addr(), nil
 }
 
-func (d *Device) serveSOCKSConn(ctx context.Context, c net.Conn, resolve Resolver) {
+func (d *Device) serveSOCKSConn(ctx context.Context, c net.Conn, o SOCKSOptions) {
+	resolve := o.Resolve
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
@@ -241,7 +246,13 @@ func (d *Device) serveSOCKSConn(ctx context.Context, c net.Conn, resolve Resolve
 		}
 	}
 	dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	up, err := d.tnet.DialContext(dctx, "tcp", net.JoinHostPort(dst.Unmap().String(), strconv.Itoa(int(req.port))))
+	target := net.JoinHostPort(dst.Unmap().String(), strconv.Itoa(int(req.port)))
+	var up net.Conn
+	if o.Outside != nil && o.Outside(dst.Unmap()) {
+		up, err = (&net.Dialer{}).DialContext(dctx, "tcp", target)
+	} else {
+		up, err = d.tnet.DialContext(dctx, "tcp", target)
+	}
 	cancel()
 	if err != nil {
 		_, _ = c.Write(socksReply(socksRepHostUnreachable, netip.AddrPort{}))

@@ -3,6 +3,7 @@ package wg
 import (
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -46,6 +47,11 @@ func parseStats(s string) (map[keys.Public]PeerStats, error) {
 			have, st, hsSec, hsNsec = true, PeerStats{}, 0, 0
 		case "endpoint":
 			st.Endpoint = v
+		case "allowed_ip":
+			var p netip.Prefix
+			if p, err = netip.ParsePrefix(v); err == nil {
+				st.AllowedIPs = append(st.AllowedIPs, p)
+			}
 		case "rx_bytes":
 			st.RxBytes, err = strconv.ParseUint(v, 10, 64)
 		case "tx_bytes":

@@ -32,6 +32,8 @@ type statusJSON struct {
 	PublicKey string           `json:"public_key"`
 	Peers     []peerStatusJSON `json:"peers"`
 	LastError string           `json:"last_error,omitempty"`
+	Routes    []routeJSON      `json:"routes"`
+	ExitNode  *exitNodeJSON    `json:"exit_node"`
 }
 
 type peerStatusJSON struct {
@@ -58,6 +60,7 @@ func toJSON(st *daemonpb.StatusResponse) statusJSON {
 	j.Signal.Connected = st.SignalConnected
 	j.Relay.HomeURL, j.Relay.Connected = st.RelayHomeUrl, st.RelayConnected
 	j.IP, j.FQDN, j.PublicKey, j.LastError = st.Ip, st.Fqdn, st.PublicKey, st.LastError
+	j.Routes, j.ExitNode = routesJSON(st.Routes), exitJSON(st.ExitNode)
 	j.Peers = make([]peerStatusJSON, 0, len(st.Peers))
 	for _, p := range st.Peers {
 		hs := ""
@@ -85,7 +88,7 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 				if asJSON {
 					var j statusJSON
 					j.State = "down"
-					j.Peers = []peerStatusJSON{}
+					j.Peers, j.Routes = []peerStatusJSON{}, []routeJSON{}
 					return writeJSON(cmd.OutOrStdout(), j)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "State:      down (no petrel daemon at %s; start with `petrel up`)\n", g.socketPath())
@@ -136,6 +139,9 @@ func printStatus(w io.Writer, st *daemonpb.StatusResponse) {
 	fmt.Fprintf(w, "Relay:      %s %s\n", st.RelayHomeUrl, yesNo(st.RelayConnected))
 	if st.Socks5Addr != "" {
 		fmt.Fprintf(w, "SOCKS5:     %s\n", st.Socks5Addr)
+	}
+	if st.ExitNode != nil && (st.ExitNode.Active || st.ExitNode.Peer != "") {
+		fmt.Fprintln(w, describeExit(st.ExitNode))
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

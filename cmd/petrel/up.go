@@ -21,6 +21,7 @@ func newUpCmd(g *globalFlags) *cobra.Command {
 	var (
 		mgmtURL, setupKey, hostname string
 		foreground, waitPeers       bool
+		exitAllowLAN, exitKill      bool
 		timeout                     time.Duration
 	)
 	cmd := &cobra.Command{
@@ -43,6 +44,12 @@ func newUpCmd(g *globalFlags) *cobra.Command {
 			}
 			req := &daemonpb.UpRequest{ManagementUrl: mgmtURL, SetupKey: setupKey, Hostname: hostname,
 				WaitPeers: waitPeers, TimeoutMs: timeout.Milliseconds()}
+			if cmd.Flags().Changed("exit-node-allow-lan") {
+				req.ExitNodeAllowLan = &exitAllowLAN
+			}
+			if cmd.Flags().Changed("exit-node-kill-switch") {
+				req.ExitNodeKillSwitch = &exitKill
+			}
 			out := cmd.OutOrStdout()
 			if foreground {
 				return upForeground(g, f, req, out)
@@ -56,6 +63,10 @@ func newUpCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().BoolVar(&foreground, "foreground", false, "run the daemon in this process until SIGINT/SIGTERM")
 	cmd.Flags().BoolVar(&waitPeers, "wait-peers", false, "wait until every peer is connected")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the connection")
+	cmd.Flags().BoolVar(&exitAllowLAN, "exit-node-allow-lan", true,
+		"with an exit node in use, keep local subnets reachable outside the tunnel (saved)")
+	cmd.Flags().BoolVar(&exitKill, "exit-node-kill-switch", false,
+		"with an exit node selected, drop internet traffic while it is unreachable instead of leaking it (saved)")
 	f.register(cmd)
 	return cmd
 }

@@ -32,7 +32,13 @@ type route struct {
 	network string
 	dist    []string
 	routers []*peerEntry
-	msgs    []*mpb.Route // aligned with routers
+	msgs    []*mpb.Route // aligned with routers: the entries other peers get
+}
+
+// servedRoute is a route as one of its routing peers serves it.
+type servedRoute struct {
+	r   *route
+	own *mpb.Route // the router's own entry: r's msg plus source_sets
 }
 
 type nsGroup struct {
@@ -150,7 +156,7 @@ func newRule(pid string, idx int, pr *model.PolicyRule) *rule {
 
 func (s *Snapshot) compileRoutes() {
 	s.routes = nil
-	s.routerOf = make(map[string][]*route)
+	s.routerOf = make(map[string][]servedRoute)
 	ids := make([]string, 0, len(s.acct.Routes))
 	for id, r := range s.acct.Routes {
 		if r.Enabled && r.Network.IsValid() {
@@ -176,11 +182,18 @@ func (s *Snapshot) compileRoutes() {
 		slices.SortFunc(r.routers, cmpEntry)
 		r.routers = slices.Compact(r.routers)
 		for _, e := range r.routers {
-			r.msgs = append(r.msgs, &mpb.Route{
-				Id: id + "/" + e.id, NetworkId: nid, Network: r.network, PeerPublicKey: e.rp.PublicKey,
-				Metric: int32(mr.Metric), Masquerade: mr.Masquerade, AutoApply: mr.AutoApply,
-			})
-			s.routerOf[e.id] = append(s.routerOf[e.id], r)
+			mk := func(sources []string) *mpb.Route {
+				return &mpb.Route{
+					Id: id + "/" + e.id, NetworkId: nid, Network: r.network, PeerPublicKey: e.rp.PublicKey,
+					Metric: int32(mr.Metric), Masquerade: mr.Masquerade, AutoApply: mr.AutoApply,
+					SourceSets: sources,
+				}
+			}
+			// The router's own entry also names who may use the route: the
+			// sets of its distribution groups (mapOf puts them in its map).
+			own := mk(slices.Clip(r.dist))
+			r.msgs = append(r.msgs, mk(nil))
+			s.routerOf[e.id] = append(s.routerOf[e.id], servedRoute{r: r, own: own})
 		}
 		s.routes = append(s.routes, r)
 	}

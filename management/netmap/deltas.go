@@ -93,6 +93,8 @@ func (dc *deltaCtx) delta(pe, ne *peerEntry) *mpb.NetworkMapDelta {
 	if !dc.viewsEqual(pv, nv) || !pst.equal(nst) {
 		return Diff(dc.prev.mapOf(pe), dc.next.mapOf(ne))
 	}
+	// The sets of its rules and of the routes it serves (pst equals nst).
+	setIDs := nv.setIDsWith(nst)
 	d := &mpb.NetworkMapDelta{}
 	if !same(pe.self, ne.self) {
 		d.Self = ne.self
@@ -140,7 +142,7 @@ func (dc *deltaCtx) delta(pe, ne *peerEntry) *mpb.NetworkMapDelta {
 		if recP != nil && (recN == nil || recN.Name != recP.Name) {
 			dd.RemovedPeerRecords = append(dd.RemovedPeerRecords, recP.Name)
 		}
-		for _, gid := range nv.setIDs {
+		for _, gid := range setIDs {
 			inP := (vp || self) && dc.prev.inGroup(xp, gid)
 			inN := (vn || self) && dc.next.inGroup(xn, gid)
 			if inP && (!inN || xp.ip != xn.ip) {
@@ -153,7 +155,7 @@ func (dc *deltaCtx) delta(pe, ne *peerEntry) *mpb.NetworkMapDelta {
 			}
 		}
 	}
-	for _, gid := range nv.setIDs {
+	for _, gid := range setIDs {
 		if sd := sets[gid]; sd != nil {
 			slices.Sort(sd.AddIps)
 			slices.Sort(sd.RemoveIps)

@@ -8,11 +8,13 @@ import (
 )
 
 // routerState is what a peer's own routing duties add to its map: it sees
-// the peers its routes are distributed to, and it does not receive routes of
-// the HA groups it serves itself.
+// the peers its routes are distributed to, it gets its own entry of each
+// route it serves (with source_sets, whose sets its map holds), and it does
+// not receive routes of the HA groups it serves itself.
 type routerState struct {
 	excluded map[string]bool // HA keys the peer routes
-	dist     []string        // distribution groups of the routes it routes
+	dist     []string        // distribution groups of the routes it routes: its source sets
+	own      []*mpb.Route    // its own entries of the routes it routes, by route ID
 }
 
 func (s *Snapshot) routerState(id string) routerState {
@@ -20,18 +22,19 @@ func (s *Snapshot) routerState(id string) routerState {
 	if len(rs) == 0 {
 		return routerState{}
 	}
-	st := routerState{excluded: make(map[string]bool, len(rs))}
+	st := routerState{excluded: make(map[string]bool, len(rs)), own: make([]*mpb.Route, len(rs))}
 	var dist []string
-	for _, r := range rs {
-		st.excluded[r.haKey] = true
-		dist = append(dist, r.dist...)
+	for i, sr := range rs {
+		st.excluded[sr.r.haKey] = true
+		dist = append(dist, sr.r.dist...)
+		st.own[i] = sr.own
 	}
 	st.dist = sortedSet(dist)
 	return st
 }
 
 func (st routerState) equal(o routerState) bool {
-	if len(st.excluded) != len(o.excluded) || !slices.Equal(st.dist, o.dist) {
+	if len(st.excluded) != len(o.excluded) || !slices.Equal(st.dist, o.dist) || !sameList(st.own, o.own) {
 		return false
 	}
 	for k := range st.excluded {
@@ -40,6 +43,13 @@ func (st routerState) equal(o routerState) bool {
 		}
 	}
 	return true
+}
+
+// setIDsWith returns the IDs of the peer sets in the map of a peer with view v
+// and state st: those of its firewall rules and the source sets of the
+// routes it serves (sorted).
+func (v *view) setIDsWith(st routerState) []string {
+	return union(v.setIDs, st.dist)
 }
 
 // Map returns peerID's full network map (ServerConfig is not part of it).
@@ -186,8 +196,9 @@ func (s *Snapshot) mapOf(e *peerEntry) *mpb.NetworkMap {
 			}
 		}
 	}
-	m.PeerSets = make([]*mpb.PeerSet, len(v.setIDs))
-	for i, gid := range v.setIDs {
+	setIDs := v.setIDsWith(st)
+	m.PeerSets = make([]*mpb.PeerSet, len(setIDs))
+	for i, gid := range setIDs {
 		if all || has(v.visGroups, gid) || has(st.dist, gid) {
 			// e sees every member: the snapshot's shared set (it may hold e).
 			m.PeerSets[i] = s.fullSet(gid)
@@ -198,14 +209,18 @@ func (s *Snapshot) mapOf(e *peerEntry) *mpb.NetworkMap {
 	// Rules, routes and nameserver groups: the view's slices, shared
 	// read-only (capacity clipped, so an append by a caller copies).
 	m.FirewallRules = v.fw
+	// A routing peer gets its own entries and none of the HA groups it serves.
 	if len(st.excluded) == 0 {
 		m.Routes = v.routeMsgs
 	} else {
+		m.Routes = make([]*mpb.Route, 0, len(v.routes)+len(st.own))
 		for _, ref := range v.routes {
 			if !st.excluded[ref.haKey] {
 				m.Routes = append(m.Routes, ref.msg)
 			}
 		}
+		m.Routes = append(m.Routes, st.own...)
+		slices.SortFunc(m.Routes, cmpRoute)
 	}
 	zones := make([]*mpb.CustomZone, 0, 1+len(s.zones))
 	zones = append(zones, &mpb.CustomZone{Domain: s.domain + ".", Records: recs})

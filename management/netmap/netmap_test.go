@@ -46,6 +46,16 @@ func rulesOf(m *mpb.NetworkMap) []string {
 	return out
 }
 
+// routesOf summarises routes as "id network_id network key mMETRIC [source_sets]".
+func routesOf(m *mpb.NetworkMap) []string {
+	var out []string
+	for _, r := range m.Routes {
+		out = append(out, fmt.Sprintf("%s %s %s %s m%d [%s]", r.Id, r.NetworkId, r.Network, r.PeerPublicKey, r.Metric,
+			strings.Join(r.SourceSets, " ")))
+	}
+	return out
+}
+
 func setsOf(m *mpb.NetworkMap) map[string]string {
 	out := map[string]string{}
 	for _, s := range m.PeerSets {
@@ -218,12 +228,8 @@ func TestRoutes(t *testing.T) {
 	s := Build(a)
 
 	ma := mustMap(t, s, "a")
-	var got []string
-	for _, r := range ma.Routes {
-		got = append(got, fmt.Sprintf("%s %s %s %s m%d", r.Id, r.NetworkId, r.Network, r.PeerPublicKey, r.Metric))
-	}
-	want := []string{"exit/c exit 0.0.0.0/0 key-c m0", "lan/r1 lan 10.1.0.0/16 key-r1 m5", "lan/r2 lan 10.1.0.0/16 key-r2 m5"}
-	if !slices.Equal(got, want) {
+	want := []string{"exit/c exit 0.0.0.0/0 key-c m0 []", "lan/r1 lan 10.1.0.0/16 key-r1 m5 []", "lan/r2 lan 10.1.0.0/16 key-r2 m5 []"}
+	if got := routesOf(ma); !slices.Equal(got, want) {
 		t.Errorf("a routes = %q, want %q", got, want)
 	}
 	if peerIDsOf(ma) != "c,r1,r2" {
@@ -235,15 +241,28 @@ func TestRoutes(t *testing.T) {
 			t.Errorf("a: %s allowed_ips %s, want %s", p.PeerId, got, wantIPs)
 		}
 	}
-	// c routes the exit node for dev: it sees dev, gets the lan route but not its own.
+	// c routes the exit node for dev: it sees dev, gets the lan routes and
+	// its own exit entry, whose source set (dev) is in its map.
 	mc := mustMap(t, s, "c")
-	if peerIDsOf(mc) != "a,b,r1,r2" || len(mc.Routes) != 2 || mc.Routes[0].NetworkId != "lan" {
-		t.Errorf("c sees %q, routes %v", peerIDsOf(mc), mc.Routes)
+	want = []string{"exit/c exit 0.0.0.0/0 key-c m0 [dev]", "lan/r1 lan 10.1.0.0/16 key-r1 m5 []", "lan/r2 lan 10.1.0.0/16 key-r2 m5 []"}
+	if got := routesOf(mc); peerIDsOf(mc) != "a,b,r1,r2" || !slices.Equal(got, want) {
+		t.Errorf("c sees %q, routes %q, want %q", peerIDsOf(mc), got, want)
 	}
-	// r1 does not receive its own HA group (nor r2's alternative), and sees everyone it serves.
+	if got := setsOf(mc); len(got) != 1 || got["dev"] != "100.64.0.1,100.64.0.2" {
+		t.Errorf("c's sets = %v, want dev with a and b", got)
+	}
+	// r1 gets its own lan entry (source set: all) but not r2's alternative,
+	// and sees everyone it serves.
 	m1 := mustMap(t, s, "r1")
-	if len(m1.Routes) != 0 || peerIDsOf(m1) != "a,b,c,d,r2" {
-		t.Errorf("r1 routes %v, sees %q", m1.Routes, peerIDsOf(m1))
+	want = []string{"lan/r1 lan 10.1.0.0/16 key-r1 m5 [all]"}
+	if got := routesOf(m1); !slices.Equal(got, want) || peerIDsOf(m1) != "a,b,c,d,r2" {
+		t.Errorf("r1 routes %q (want %q), sees %q", got, want, peerIDsOf(m1))
+	}
+	if got := setsOf(m1); len(got) != 1 || got["all"] != "100.64.0.1,100.64.0.10,100.64.0.11,100.64.0.2,100.64.0.3,100.64.0.4" {
+		t.Errorf("r1's sets = %v, want the All set", got)
+	}
+	if len(m1.PeerSets) != 1 || m1.PeerSets[0] != s.allSet {
+		t.Error("r1's All set is not the shared one")
 	}
 	for _, p := range m1.Peers {
 		if len(p.AllowedIps) != 1 {
@@ -254,6 +273,87 @@ func TestRoutes(t *testing.T) {
 	if md := mustMap(t, s, "d"); len(md.Routes) != 2 || peerIDsOf(md) != "r1,r2" {
 		t.Errorf("d routes %v sees %q", md.Routes, peerIDsOf(md))
 	}
+}
+
+// TestRouteSourceSets: a routing peer's own route entries name the sets of
+// the route's distribution groups, its map holds those sets, and when a peer
+// joins or leaves a distribution group (or registers, for the All group) the
+// set follows, in the full map and through the delta.
+func TestRouteSourceSets(t *testing.T) {
+	a := smallAccount() // a, b in dev; c in prod; d in none
+	addPeer(a, "r", ipN(10))
+	addPeer(a, "x", ipN(20))
+	a.Routes["lan"] = &model.Route{ID: "lan", Network: netip.MustParsePrefix("10.1.0.0/16"),
+		Peer: "r", Groups: []string{"dev", "prod"}, Enabled: true}
+	a.Routes["exit"] = &model.Route{ID: "exit", Network: netip.MustParsePrefix("0.0.0.0/0"),
+		Peer: "c", Groups: []string{"all"}, Enabled: true}
+	s := Build(a)
+
+	mr := mustMap(t, s, "r")
+	if got, want := routesOf(mr), []string{"exit/c exit 0.0.0.0/0 key-c m0 []", "lan/r lan 10.1.0.0/16 key-r m0 [dev prod]"}; !slices.Equal(got, want) {
+		t.Fatalf("r routes = %q, want %q", got, want)
+	}
+	if got, want := setsOf(mr), map[string]string{"dev": "100.64.0.1,100.64.0.2", "prod": "100.64.0.3"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("r sets = %v, want %v", got, want)
+	}
+	// Peers that use the route get no source sets.
+	if got := routesOf(mustMap(t, s, "a")); !slices.Equal(got, []string{"exit/c exit 0.0.0.0/0 key-c m0 []", "lan/r lan 10.1.0.0/16 key-r m0 []"}) {
+		t.Fatalf("a routes = %q", got)
+	}
+
+	// step applies a group change and checks r's map (full and by delta).
+	step := func(name string, s *Snapshot, b *model.Account, ch Change, peer, wantSets string, wantDelta string) *Snapshot {
+		t.Helper()
+		n := s.Next(b, ch)
+		for _, got := range []*mpb.NetworkMap{mustMap(t, n, peer), mustMap(t, Build(b), peer)} {
+			if fmt.Sprint(setsOf(got)) != wantSets {
+				t.Fatalf("%s: %s sets = %v, want %s", name, peer, setsOf(got), wantSets)
+			}
+		}
+		ds := Deltas(s, n, ch)
+		var sd []string
+		for _, d := range ds[peer].GetPeerSetDeltas() {
+			sd = append(sd, fmt.Sprintf("%s +%v -%v", d.Id, d.AddIps, d.RemoveIps))
+		}
+		if got := strings.Join(sd, "; "); got != wantDelta || len(ds[peer].GetReplacedPeerSets()) > 0 {
+			t.Fatalf("%s: %s set deltas %q, want %q (delta %v)", name, peer, got, wantDelta, ds[peer])
+		}
+		if m := Apply(mustMap(t, s, peer), ds[peer]); !proto.Equal(m, mustMap(t, n, peer)) {
+			t.Fatalf("%s: Apply(old, delta) = %v, want %v", name, m, mustMap(t, n, peer))
+		}
+		return n
+	}
+	// x joins dev: r sees x and holds its IP in the dev set.
+	b := clone(a)
+	b.Groups["dev"] = &model.Group{ID: "dev", Name: "dev", PeerIDs: []string{"a", "b", "x"}}
+	n := step("join", s, b, Change{Groups: []string{"dev"}}, "r",
+		fmt.Sprint(map[string]string{"dev": "100.64.0.1,100.64.0.2,100.64.0.20", "prod": "100.64.0.3"}), "dev +[100.64.0.20] -[]")
+	if !strings.Contains(peerIDsOf(mustMap(t, n, "r")), "x") {
+		t.Fatalf("r does not see x after it joined dev: %q", peerIDsOf(mustMap(t, n, "r")))
+	}
+	// x leaves dev again: removed.
+	c := clone(b)
+	c.Groups["dev"] = &model.Group{ID: "dev", Name: "dev", PeerIDs: []string{"a", "b"}}
+	step("leave", n, c, Change{Groups: []string{"dev"}}, "r",
+		fmt.Sprint(map[string]string{"dev": "100.64.0.1,100.64.0.2", "prod": "100.64.0.3"}), "dev +[] -[100.64.0.20]")
+
+	// The All group as distribution group: c's exit node. A new peer
+	// lands in c's (shared) All set.
+	mc := mustMap(t, s, "c")
+	if got := routesOf(mc); !slices.Contains(got, "exit/c exit 0.0.0.0/0 key-c m0 [all]") || len(mc.PeerSets) != 1 || mc.PeerSets[0] != s.allSet {
+		t.Fatalf("c routes %q, sets %v (want its exit entry with the shared All set)", got, mc.PeerSets)
+	}
+	d := clone(a)
+	addPeer(d, "y", ipN(30))
+	n = step("register", s, d, Change{PeersAdded: []string{"y"}}, "c",
+		fmt.Sprint(map[string]string{"all": "100.64.0.1,100.64.0.10,100.64.0.2,100.64.0.20,100.64.0.3,100.64.0.30,100.64.0.4"}),
+		"all +[100.64.0.30] -[]")
+	// ... and leaves it when deleted.
+	e := clone(d)
+	delete(e.Peers, "y")
+	step("delete", n, e, Change{PeersRemoved: []string{"y"}}, "c",
+		fmt.Sprint(map[string]string{"all": "100.64.0.1,100.64.0.10,100.64.0.2,100.64.0.20,100.64.0.3,100.64.0.4"}),
+		"all +[] -[100.64.0.30]")
 }
 
 func TestDNSAndSelf(t *testing.T) {

@@ -307,6 +307,7 @@ func TestDeltaProperty(t *testing.T) {
 	if *propSeeds > 0 {
 		seeds = *propSeeds
 	}
+	var cov struct{ ownRoutes, setMoves int } // what the seeds exercised
 	for seed := range seeds {
 		g := newGen(uint64(seed))
 		prev := Build(g.a)
@@ -338,9 +339,121 @@ func TestDeltaProperty(t *testing.T) {
 				ds = Deltas(Build(prev.acct), next, hint)
 			}
 			checkDeltas(t, where, before, after, ds, ch.PeersAdded)
+			cov.ownRoutes += checkSourceSets(t, where, g.a, after)
+			cov.setMoves += sourceSetMoves(before, after, ch.PeersAdded)
 			prev, before = next, after
 		}
 	}
+	// The generator must exercise routing peers' source sets, and changes
+	// of them that reach routers through deltas.
+	if cov.ownRoutes == 0 || cov.setMoves == 0 {
+		t.Fatalf("source sets not covered: %d own route entries, %d source set changes", cov.ownRoutes, cov.setMoves)
+	}
+	t.Logf("checked %d own route entries, %d source set changes", cov.ownRoutes, cov.setMoves)
+}
+
+// checkSourceSets checks every map against an independent reading of the
+// account: a peer's own route entries (peer_public_key = its key) are
+// exactly the enabled routes it serves, each with source_sets = the route's
+// distribution groups, every such set in the map with all the group's
+// members; no other route entry has source_sets. It returns the number of
+// own entries checked.
+func checkSourceSets(t *testing.T, where string, a *model.Account, maps map[string]*mpb.NetworkMap) int {
+	t.Helper()
+	members := func(gid string) []string {
+		g := a.Groups[gid]
+		var ids []string
+		switch {
+		case g == nil:
+		case g.Name == model.AllGroupName:
+			for id := range a.Peers {
+				ids = append(ids, id)
+			}
+		default:
+			for _, id := range g.PeerIDs {
+				if a.Peers[id] != nil {
+					ids = append(ids, id)
+				}
+			}
+		}
+		return sortedSet(ids)
+	}
+	n := 0
+	for pid, m := range maps {
+		self := a.Peers[pid]
+		want := map[string]string{} // route entry ID → source sets
+		for rid, r := range a.Routes {
+			if !r.Enabled || !r.Network.IsValid() {
+				continue
+			}
+			routers := []string{r.Peer}
+			for _, g := range r.PeerGroups {
+				routers = append(routers, members(g)...)
+			}
+			if slices.Contains(routers, pid) {
+				want[rid+"/"+pid] = fmt.Sprint(sortedSet(r.Groups))
+			}
+		}
+		sets := map[string][]string{}
+		for _, ps := range m.PeerSets {
+			sets[ps.Id] = ps.Ips
+		}
+		got := 0
+		for _, r := range m.Routes {
+			if r.PeerPublicKey != self.PublicKey {
+				if len(r.SourceSets) > 0 {
+					t.Fatalf("%s: peer %s: route %s of another peer has source_sets %v", where, pid, r.Id, r.SourceSets)
+				}
+				continue
+			}
+			got++
+			if w, ok := want[r.Id]; !ok || fmt.Sprint(r.SourceSets) != w {
+				t.Fatalf("%s: peer %s: own route %s source_sets %v, want %q (own entry expected: %v)", where, pid, r.Id, r.SourceSets, w, ok)
+			}
+			for _, gid := range r.SourceSets {
+				ips, ok := sets[gid]
+				var wantIPs []string
+				for _, id := range members(gid) {
+					wantIPs = append(wantIPs, a.Peers[id].IP.String())
+				}
+				slices.Sort(wantIPs)
+				if !ok || !slices.Equal(ips, wantIPs) {
+					t.Fatalf("%s: peer %s: source set %s of route %s = %v (present %v), want %v", where, pid, gid, r.Id, ips, ok, wantIPs)
+				}
+			}
+		}
+		if got != len(want) {
+			t.Fatalf("%s: peer %s has %d own route entries, want %v", where, pid, got, want)
+		}
+		n += got
+	}
+	return n
+}
+
+// sourceSetMoves counts, over peers present before and after, the source
+// sets of own routes whose membership changed.
+func sourceSetMoves(before, after map[string]*mpb.NetworkMap, added []string) int {
+	n := 0
+	for id, m := range after {
+		old := before[id]
+		if old == nil || slices.Contains(added, id) {
+			continue
+		}
+		src := map[string]bool{}
+		for _, r := range m.Routes {
+			for _, gid := range r.SourceSets {
+				src[gid] = true
+			}
+		}
+		for _, ps := range m.PeerSets {
+			for _, ops := range old.PeerSets {
+				if src[ps.Id] && ops.Id == ps.Id && !slices.Equal(ops.Ips, ps.Ips) {
+					n++
+				}
+			}
+		}
+	}
+	return n
 }
 
 func checkDeltas(t *testing.T, where string, before, after map[string]*mpb.NetworkMap, ds map[string]*mpb.NetworkMapDelta, added []string) {

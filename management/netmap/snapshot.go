@@ -63,7 +63,7 @@ type Snapshot struct {
 	rules      []*rule
 	groupRules map[string][]int // group ID → indexes into rules
 	routes     []*route
-	routerOf   map[string][]*route // peer ID → routes it routes
+	routerOf   map[string][]servedRoute // peer ID → routes it routes (by route ID)
 	ns         []*nsGroup
 	zones      []*mpb.CustomZone // custom zones, sorted
 	views      map[string]*view  // sig → view

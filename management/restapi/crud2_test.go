@@ -168,6 +168,72 @@ func TestRoutes(t *testing.T) {
 	e.fails("GET", "/api/routes/"+r.ID, nil, 404, codeNotFound, "not found")
 }
 
+// TestRouteNetworkRefused: a route whose network overlaps the overlay or a
+// reserved range, or a /0 other than 0.0.0.0/0 and ::/0, is 400
+// invalid_argument on create and on update, and nothing is stored.
+func TestRouteNetworkRefused(t *testing.T) {
+	e := newEnv(t)
+	key := e.setupKey()
+	e.addPeer(key, "gw")
+	var acct accountView
+	e.must("GET", "/api/accounts/"+e.acct, nil, 200, &acct)
+	if acct.Network != "100.64.0.0/16" {
+		t.Fatalf("account network %s", acct.Network)
+	}
+	body := func(network string) map[string]any {
+		return map[string]any{"network": network, "peer": "gw", "groups": []string{"All"}}
+	}
+
+	// The case of the report: the account's own /16.
+	e.fails("POST", "/api/routes", body("100.64.0.0/16"), 400, codeInvalid, "overlaps the overlay range 100.64.0.0/10")
+	var list []routeView
+	e.must("GET", "/api/routes", nil, 200, &list)
+	if len(list) != 0 {
+		t.Fatalf("refused route was stored: %+v", list)
+	}
+
+	var r routeView
+	e.must("POST", "/api/routes", body("10.20.0.0/24"), 201, &r)
+	for _, bad := range []struct{ network, msg string }{
+		{"100.64.0.0/16", "overlaps the overlay range"},
+		{"100.64.0.0/10", "overlaps the overlay range"},
+		{"100.64.7.0/24", "overlaps the overlay range"},
+		{"100.64.0.1/32", "overlaps the overlay range"},
+		{"100.66.0.0/16", "overlaps the overlay range"},
+		{"100.0.0.0/8", "overlaps the overlay range"},
+		{"64.0.0.0/2", "overlaps the overlay range"},
+		{"10.0.0.0/0", "an exit node is 0.0.0.0/0 or ::/0"},
+		{"2001:db8::/0", "an exit node is 0.0.0.0/0 or ::/0"},
+		{"127.0.0.0/8", "loopback"},
+		{"::1/128", "loopback"},
+		{"169.254.0.0/16", "link-local"},
+		{"fe80::/10", "link-local"},
+		{"224.0.0.0/4", "multicast"},
+		{"ff00::/8", "multicast"},
+		{"::ffff:10.0.0.0/104", "IPv4-mapped"},
+		{"10.20.0.0/33", "expected a CIDR prefix"},
+		{"not-a-network", "expected a CIDR prefix"},
+		{"", "expected a CIDR prefix"},
+	} {
+		e.fails("POST", "/api/routes", body(bad.network), 400, codeInvalid, bad.msg)
+		// An update that would introduce the same network is refused too.
+		e.fails("PUT", "/api/routes/"+r.ID, body(bad.network), 400, codeInvalid, bad.msg)
+	}
+	var got routeView
+	e.must("GET", "/api/routes/"+r.ID, nil, 200, &got)
+	e.must("GET", "/api/routes", nil, 200, &list)
+	if got.Network != "10.20.0.0/24" || len(list) != 1 {
+		t.Fatalf("after refused requests: route %+v, %d routes", got, len(list))
+	}
+	// Neighbours of the refused ranges are fine, and so are the exit nodes.
+	for _, ok := range []string{"100.63.255.0/24", "100.128.0.0/16", "0.0.0.0/0", "::/0", "2001:db8::/48"} {
+		e.must("PUT", "/api/routes/"+r.ID, body(ok), 200, &got)
+		if got.Network != ok {
+			t.Fatalf("PUT %s stored %s", ok, got.Network)
+		}
+	}
+}
+
 func TestDNS(t *testing.T) {
 	e := newEnv(t)
 	var ns nameserverGroupView

@@ -34,7 +34,13 @@ func decodeRoute(r resolver, body []byte) (*model.Route, error) {
 	if err != nil {
 		return nil, invalidf("network %q: expected a CIDR prefix such as 10.20.0.0/24 or 0.0.0.0/0", req.Network)
 	}
+	// Host bits are refused here (the service would clear them). The
+	// service also refuses networks overlapping the overlay and reserved
+	// ranges (management.checkRouteNetwork).
 	if pfx.Masked() != pfx {
+		if pfx.Bits() == 0 {
+			return nil, invalidf("network %s: an exit node is 0.0.0.0/0 or ::/0", pfx)
+		}
 		return nil, invalidf("network %s has host bits set; did you mean %s?", pfx, pfx.Masked())
 	}
 	if (req.Peer == nil) == (len(req.PeerGroups) == 0) {

@@ -25,14 +25,16 @@ const (
 )
 
 type UpRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ManagementUrl string                 `protobuf:"bytes,1,opt,name=management_url,json=managementUrl,proto3" json:"management_url,omitempty"`
-	SetupKey      string                 `protobuf:"bytes,2,opt,name=setup_key,json=setupKey,proto3" json:"setup_key,omitempty"`
-	Hostname      string                 `protobuf:"bytes,3,opt,name=hostname,proto3" json:"hostname,omitempty"`
-	WaitPeers     bool                   `protobuf:"varint,4,opt,name=wait_peers,json=waitPeers,proto3" json:"wait_peers,omitempty"` // keep streaming until all peers are connected
-	TimeoutMs     int64                  `protobuf:"varint,5,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	ManagementUrl      string                 `protobuf:"bytes,1,opt,name=management_url,json=managementUrl,proto3" json:"management_url,omitempty"`
+	SetupKey           string                 `protobuf:"bytes,2,opt,name=setup_key,json=setupKey,proto3" json:"setup_key,omitempty"`
+	Hostname           string                 `protobuf:"bytes,3,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	WaitPeers          bool                   `protobuf:"varint,4,opt,name=wait_peers,json=waitPeers,proto3" json:"wait_peers,omitempty"` // keep streaming until all peers are connected
+	TimeoutMs          int64                  `protobuf:"varint,5,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	ExitNodeAllowLan   *bool                  `protobuf:"varint,6,opt,name=exit_node_allow_lan,json=exitNodeAllowLan,proto3,oneof" json:"exit_node_allow_lan,omitempty"`       // unset: keep the saved setting
+	ExitNodeKillSwitch *bool                  `protobuf:"varint,7,opt,name=exit_node_kill_switch,json=exitNodeKillSwitch,proto3,oneof" json:"exit_node_kill_switch,omitempty"` // unset: keep the saved setting
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *UpRequest) Reset() {
@@ -98,6 +100,20 @@ func (x *UpRequest) GetTimeoutMs() int64 {
 		return x.TimeoutMs
 	}
 	return 0
+}
+
+func (x *UpRequest) GetExitNodeAllowLan() bool {
+	if x != nil && x.ExitNodeAllowLan != nil {
+		return *x.ExitNodeAllowLan
+	}
+	return false
+}
+
+func (x *UpRequest) GetExitNodeKillSwitch() bool {
+	if x != nil && x.ExitNodeKillSwitch != nil {
+		return *x.ExitNodeKillSwitch
+	}
+	return false
 }
 
 type UpProgress struct {
@@ -588,6 +604,8 @@ type StatusResponse struct {
 	Netstack            bool                   `protobuf:"varint,12,opt,name=netstack,proto3" json:"netstack,omitempty"`
 	Socks5Addr          string                 `protobuf:"bytes,13,opt,name=socks5_addr,json=socks5Addr,proto3" json:"socks5_addr,omitempty"`
 	LastError           string                 `protobuf:"bytes,14,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	Routes              []*RouteStatus         `protobuf:"bytes,15,rep,name=routes,proto3" json:"routes,omitempty"`
+	ExitNode            *ExitNodeStatus        `protobuf:"bytes,16,opt,name=exit_node,json=exitNode,proto3" json:"exit_node,omitempty"`
 	unknownFields       protoimpl.UnknownFields
 	sizeCache           protoimpl.SizeCache
 }
@@ -720,6 +738,305 @@ func (x *StatusResponse) GetLastError() string {
 	return ""
 }
 
+func (x *StatusResponse) GetRoutes() []*RouteStatus {
+	if x != nil {
+		return x.Routes
+	}
+	return nil
+}
+
+func (x *StatusResponse) GetExitNode() *ExitNodeStatus {
+	if x != nil {
+		return x.ExitNode
+	}
+	return nil
+}
+
+// RouteStatus is one route of the network map as this agent handles it.
+type RouteStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	NetworkId     string                 `protobuf:"bytes,2,opt,name=network_id,json=networkId,proto3" json:"network_id,omitempty"` // HA group
+	Network       string                 `protobuf:"bytes,3,opt,name=network,proto3" json:"network,omitempty"`
+	Peer          string                 `protobuf:"bytes,4,opt,name=peer,proto3" json:"peer,omitempty"` // routing peer public key
+	PeerName      string                 `protobuf:"bytes,5,opt,name=peer_name,json=peerName,proto3" json:"peer_name,omitempty"`
+	Metric        int32                  `protobuf:"varint,6,opt,name=metric,proto3" json:"metric,omitempty"`
+	State         string                 `protobuf:"bytes,7,opt,name=state,proto3" json:"state,omitempty"`    // installed|standby|served|refused|shadowed|failed|unavailable|exit-idle
+	Chosen        bool                   `protobuf:"varint,8,opt,name=chosen,proto3" json:"chosen,omitempty"` // the routing peer that carries the network now
+	Reason        string                 `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RouteStatus) Reset() {
+	*x = RouteStatus{}
+	mi := &file_daemon_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RouteStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RouteStatus) ProtoMessage() {}
+
+func (x *RouteStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_daemon_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RouteStatus.ProtoReflect.Descriptor instead.
+func (*RouteStatus) Descriptor() ([]byte, []int) {
+	return file_daemon_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RouteStatus) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RouteStatus) GetNetworkId() string {
+	if x != nil {
+		return x.NetworkId
+	}
+	return ""
+}
+
+func (x *RouteStatus) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *RouteStatus) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *RouteStatus) GetPeerName() string {
+	if x != nil {
+		return x.PeerName
+	}
+	return ""
+}
+
+func (x *RouteStatus) GetMetric() int32 {
+	if x != nil {
+		return x.Metric
+	}
+	return 0
+}
+
+func (x *RouteStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *RouteStatus) GetChosen() bool {
+	if x != nil {
+		return x.Chosen
+	}
+	return false
+}
+
+func (x *RouteStatus) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ExitNodeStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Peer          string                 `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"` // public key of the exit node in use or selected
+	PeerName      string                 `protobuf:"bytes,2,opt,name=peer_name,json=peerName,proto3" json:"peer_name,omitempty"`
+	Auto          bool                   `protobuf:"varint,3,opt,name=auto,proto3" json:"auto,omitempty"`     // chosen through the map's auto_apply, not by the user
+	Active        bool                   `protobuf:"varint,4,opt,name=active,proto3" json:"active,omitempty"` // the overlay default route is in place
+	Connected     bool                   `protobuf:"varint,5,opt,name=connected,proto3" json:"connected,omitempty"`
+	KillSwitch    bool                   `protobuf:"varint,6,opt,name=kill_switch,json=killSwitch,proto3" json:"kill_switch,omitempty"`
+	AllowLan      bool                   `protobuf:"varint,7,opt,name=allow_lan,json=allowLan,proto3" json:"allow_lan,omitempty"`
+	Reason        string                 `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExitNodeStatus) Reset() {
+	*x = ExitNodeStatus{}
+	mi := &file_daemon_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExitNodeStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExitNodeStatus) ProtoMessage() {}
+
+func (x *ExitNodeStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_daemon_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExitNodeStatus.ProtoReflect.Descriptor instead.
+func (*ExitNodeStatus) Descriptor() ([]byte, []int) {
+	return file_daemon_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ExitNodeStatus) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *ExitNodeStatus) GetPeerName() string {
+	if x != nil {
+		return x.PeerName
+	}
+	return ""
+}
+
+func (x *ExitNodeStatus) GetAuto() bool {
+	if x != nil {
+		return x.Auto
+	}
+	return false
+}
+
+func (x *ExitNodeStatus) GetActive() bool {
+	if x != nil {
+		return x.Active
+	}
+	return false
+}
+
+func (x *ExitNodeStatus) GetConnected() bool {
+	if x != nil {
+		return x.Connected
+	}
+	return false
+}
+
+func (x *ExitNodeStatus) GetKillSwitch() bool {
+	if x != nil {
+		return x.KillSwitch
+	}
+	return false
+}
+
+func (x *ExitNodeStatus) GetAllowLan() bool {
+	if x != nil {
+		return x.AllowLan
+	}
+	return false
+}
+
+func (x *ExitNodeStatus) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type SetExitNodeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Peer          string                 `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"` // name, fqdn, overlay IP or public key; "" with auto = follow auto_apply
+	Off           bool                   `protobuf:"varint,2,opt,name=off,proto3" json:"off,omitempty"`  // no exit node, even when the map auto-applies one
+	Auto          bool                   `protobuf:"varint,3,opt,name=auto,proto3" json:"auto,omitempty"`
+	AllowLan      *bool                  `protobuf:"varint,4,opt,name=allow_lan,json=allowLan,proto3,oneof" json:"allow_lan,omitempty"`
+	KillSwitch    *bool                  `protobuf:"varint,5,opt,name=kill_switch,json=killSwitch,proto3,oneof" json:"kill_switch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetExitNodeRequest) Reset() {
+	*x = SetExitNodeRequest{}
+	mi := &file_daemon_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetExitNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetExitNodeRequest) ProtoMessage() {}
+
+func (x *SetExitNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_daemon_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetExitNodeRequest.ProtoReflect.Descriptor instead.
+func (*SetExitNodeRequest) Descriptor() ([]byte, []int) {
+	return file_daemon_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SetExitNodeRequest) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *SetExitNodeRequest) GetOff() bool {
+	if x != nil {
+		return x.Off
+	}
+	return false
+}
+
+func (x *SetExitNodeRequest) GetAuto() bool {
+	if x != nil {
+		return x.Auto
+	}
+	return false
+}
+
+func (x *SetExitNodeRequest) GetAllowLan() bool {
+	if x != nil && x.AllowLan != nil {
+		return *x.AllowLan
+	}
+	return false
+}
+
+func (x *SetExitNodeRequest) GetKillSwitch() bool {
+	if x != nil && x.KillSwitch != nil {
+		return *x.KillSwitch
+	}
+	return false
+}
+
 type PeerStatus struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	Name              string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -742,7 +1059,7 @@ type PeerStatus struct {
 
 func (x *PeerStatus) Reset() {
 	*x = PeerStatus{}
-	mi := &file_daemon_proto_msgTypes[12]
+	mi := &file_daemon_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -754,7 +1071,7 @@ func (x *PeerStatus) String() string {
 func (*PeerStatus) ProtoMessage() {}
 
 func (x *PeerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[12]
+	mi := &file_daemon_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -767,7 +1084,7 @@ func (x *PeerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatus.ProtoReflect.Descriptor instead.
 func (*PeerStatus) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{12}
+	return file_daemon_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PeerStatus) GetName() string {
@@ -880,7 +1197,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_daemon_proto_msgTypes[13]
+	mi := &file_daemon_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +1209,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[13]
+	mi := &file_daemon_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +1222,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{13}
+	return file_daemon_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PingRequest) GetPeer() string {
@@ -949,7 +1266,7 @@ type PingReply struct {
 
 func (x *PingReply) Reset() {
 	*x = PingReply{}
-	mi := &file_daemon_proto_msgTypes[14]
+	mi := &file_daemon_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -961,7 +1278,7 @@ func (x *PingReply) String() string {
 func (*PingReply) ProtoMessage() {}
 
 func (x *PingReply) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[14]
+	mi := &file_daemon_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -974,7 +1291,7 @@ func (x *PingReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingReply.ProtoReflect.Descriptor instead.
 func (*PingReply) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{14}
+	return file_daemon_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PingReply) GetIp() string {
@@ -1016,7 +1333,7 @@ var File_daemon_proto protoreflect.FileDescriptor
 
 const file_daemon_proto_rawDesc = "" +
 	"\n" +
-	"\fdaemon.proto\x12\x10petrel.daemon.v1\"\xa9\x01\n" +
+	"\fdaemon.proto\x12\x10petrel.daemon.v1\"\xc7\x02\n" +
 	"\tUpRequest\x12%\n" +
 	"\x0emanagement_url\x18\x01 \x01(\tR\rmanagementUrl\x12\x1b\n" +
 	"\tsetup_key\x18\x02 \x01(\tR\bsetupKey\x12\x1a\n" +
@@ -1024,7 +1341,11 @@ const file_daemon_proto_rawDesc = "" +
 	"\n" +
 	"wait_peers\x18\x04 \x01(\bR\twaitPeers\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\x05 \x01(\x03R\ttimeoutMs\"\xa3\x02\n" +
+	"timeout_ms\x18\x05 \x01(\x03R\ttimeoutMs\x122\n" +
+	"\x13exit_node_allow_lan\x18\x06 \x01(\bH\x00R\x10exitNodeAllowLan\x88\x01\x01\x126\n" +
+	"\x15exit_node_kill_switch\x18\a \x01(\bH\x01R\x12exitNodeKillSwitch\x88\x01\x01B\x16\n" +
+	"\x14_exit_node_allow_lanB\x18\n" +
+	"\x16_exit_node_kill_switch\"\xa3\x02\n" +
 	"\n" +
 	"UpProgress\x12\x14\n" +
 	"\x05stage\x18\x01 \x01(\tR\x05stage\x12\x18\n" +
@@ -1051,7 +1372,7 @@ const file_daemon_proto_rawDesc = "" +
 	"\x0eLogoutResponse\"\x0f\n" +
 	"\rStatusRequest\"\x11\n" +
 	"\x0fShutdownRequest\"\x12\n" +
-	"\x10ShutdownResponse\"\xf4\x03\n" +
+	"\x10ShutdownResponse\"\xea\x04\n" +
 	"\x0eStatusResponse\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12%\n" +
 	"\x0emanagement_url\x18\x02 \x01(\tR\rmanagementUrl\x121\n" +
@@ -1070,7 +1391,40 @@ const file_daemon_proto_rawDesc = "" +
 	"\vsocks5_addr\x18\r \x01(\tR\n" +
 	"socks5Addr\x12\x1d\n" +
 	"\n" +
-	"last_error\x18\x0e \x01(\tR\tlastError\"\xa8\x03\n" +
+	"last_error\x18\x0e \x01(\tR\tlastError\x125\n" +
+	"\x06routes\x18\x0f \x03(\v2\x1d.petrel.daemon.v1.RouteStatusR\x06routes\x12=\n" +
+	"\texit_node\x18\x10 \x01(\v2 .petrel.daemon.v1.ExitNodeStatusR\bexitNode\"\xe5\x01\n" +
+	"\vRouteStatus\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
+	"\n" +
+	"network_id\x18\x02 \x01(\tR\tnetworkId\x12\x18\n" +
+	"\anetwork\x18\x03 \x01(\tR\anetwork\x12\x12\n" +
+	"\x04peer\x18\x04 \x01(\tR\x04peer\x12\x1b\n" +
+	"\tpeer_name\x18\x05 \x01(\tR\bpeerName\x12\x16\n" +
+	"\x06metric\x18\x06 \x01(\x05R\x06metric\x12\x14\n" +
+	"\x05state\x18\a \x01(\tR\x05state\x12\x16\n" +
+	"\x06chosen\x18\b \x01(\bR\x06chosen\x12\x16\n" +
+	"\x06reason\x18\t \x01(\tR\x06reason\"\xe1\x01\n" +
+	"\x0eExitNodeStatus\x12\x12\n" +
+	"\x04peer\x18\x01 \x01(\tR\x04peer\x12\x1b\n" +
+	"\tpeer_name\x18\x02 \x01(\tR\bpeerName\x12\x12\n" +
+	"\x04auto\x18\x03 \x01(\bR\x04auto\x12\x16\n" +
+	"\x06active\x18\x04 \x01(\bR\x06active\x12\x1c\n" +
+	"\tconnected\x18\x05 \x01(\bR\tconnected\x12\x1f\n" +
+	"\vkill_switch\x18\x06 \x01(\bR\n" +
+	"killSwitch\x12\x1b\n" +
+	"\tallow_lan\x18\a \x01(\bR\ballowLan\x12\x16\n" +
+	"\x06reason\x18\b \x01(\tR\x06reason\"\xb4\x01\n" +
+	"\x12SetExitNodeRequest\x12\x12\n" +
+	"\x04peer\x18\x01 \x01(\tR\x04peer\x12\x10\n" +
+	"\x03off\x18\x02 \x01(\bR\x03off\x12\x12\n" +
+	"\x04auto\x18\x03 \x01(\bR\x04auto\x12 \n" +
+	"\tallow_lan\x18\x04 \x01(\bH\x00R\ballowLan\x88\x01\x01\x12$\n" +
+	"\vkill_switch\x18\x05 \x01(\bH\x01R\n" +
+	"killSwitch\x88\x01\x01B\f\n" +
+	"\n" +
+	"_allow_lanB\x0e\n" +
+	"\f_kill_switch\"\xa8\x03\n" +
 	"\n" +
 	"PeerStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
@@ -1102,7 +1456,7 @@ const file_daemon_proto_rawDesc = "" +
 	"\x03seq\x18\x02 \x01(\x05R\x03seq\x12\x15\n" +
 	"\x06rtt_ms\x18\x03 \x01(\x01R\x05rttMs\x12\x12\n" +
 	"\x04path\x18\x04 \x01(\tR\x04path\x12\x14\n" +
-	"\x05error\x18\x05 \x01(\tR\x05error2\x8f\x04\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error2\xe6\x04\n" +
 	"\x06Daemon\x12A\n" +
 	"\x02Up\x12\x1b.petrel.daemon.v1.UpRequest\x1a\x1c.petrel.daemon.v1.UpProgress0\x01\x12E\n" +
 	"\x04Down\x12\x1d.petrel.daemon.v1.DownRequest\x1a\x1e.petrel.daemon.v1.DownResponse\x12K\n" +
@@ -1110,7 +1464,8 @@ const file_daemon_proto_rawDesc = "" +
 	"\x04Ping\x12\x1d.petrel.daemon.v1.PingRequest\x1a\x1b.petrel.daemon.v1.PingReply0\x01\x12H\n" +
 	"\x05Login\x12\x1e.petrel.daemon.v1.LoginRequest\x1a\x1f.petrel.daemon.v1.LoginResponse\x12K\n" +
 	"\x06Logout\x12\x1f.petrel.daemon.v1.LogoutRequest\x1a .petrel.daemon.v1.LogoutResponse\x12Q\n" +
-	"\bShutdown\x12!.petrel.daemon.v1.ShutdownRequest\x1a\".petrel.daemon.v1.ShutdownResponseB\x17Z\x15petrel/proto/daemonpbb\x06proto3"
+	"\bShutdown\x12!.petrel.daemon.v1.ShutdownRequest\x1a\".petrel.daemon.v1.ShutdownResponse\x12U\n" +
+	"\vSetExitNode\x12$.petrel.daemon.v1.SetExitNodeRequest\x1a .petrel.daemon.v1.ExitNodeStatusB\x17Z\x15petrel/proto/daemonpbb\x06proto3"
 
 var (
 	file_daemon_proto_rawDescOnce sync.Once
@@ -1124,45 +1479,52 @@ func file_daemon_proto_rawDescGZIP() []byte {
 	return file_daemon_proto_rawDescData
 }
 
-var file_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_daemon_proto_goTypes = []any{
-	(*UpRequest)(nil),        // 0: petrel.daemon.v1.UpRequest
-	(*UpProgress)(nil),       // 1: petrel.daemon.v1.UpProgress
-	(*LoginRequest)(nil),     // 2: petrel.daemon.v1.LoginRequest
-	(*LoginResponse)(nil),    // 3: petrel.daemon.v1.LoginResponse
-	(*DownRequest)(nil),      // 4: petrel.daemon.v1.DownRequest
-	(*DownResponse)(nil),     // 5: petrel.daemon.v1.DownResponse
-	(*LogoutRequest)(nil),    // 6: petrel.daemon.v1.LogoutRequest
-	(*LogoutResponse)(nil),   // 7: petrel.daemon.v1.LogoutResponse
-	(*StatusRequest)(nil),    // 8: petrel.daemon.v1.StatusRequest
-	(*ShutdownRequest)(nil),  // 9: petrel.daemon.v1.ShutdownRequest
-	(*ShutdownResponse)(nil), // 10: petrel.daemon.v1.ShutdownResponse
-	(*StatusResponse)(nil),   // 11: petrel.daemon.v1.StatusResponse
-	(*PeerStatus)(nil),       // 12: petrel.daemon.v1.PeerStatus
-	(*PingRequest)(nil),      // 13: petrel.daemon.v1.PingRequest
-	(*PingReply)(nil),        // 14: petrel.daemon.v1.PingReply
+	(*UpRequest)(nil),          // 0: petrel.daemon.v1.UpRequest
+	(*UpProgress)(nil),         // 1: petrel.daemon.v1.UpProgress
+	(*LoginRequest)(nil),       // 2: petrel.daemon.v1.LoginRequest
+	(*LoginResponse)(nil),      // 3: petrel.daemon.v1.LoginResponse
+	(*DownRequest)(nil),        // 4: petrel.daemon.v1.DownRequest
+	(*DownResponse)(nil),       // 5: petrel.daemon.v1.DownResponse
+	(*LogoutRequest)(nil),      // 6: petrel.daemon.v1.LogoutRequest
+	(*LogoutResponse)(nil),     // 7: petrel.daemon.v1.LogoutResponse
+	(*StatusRequest)(nil),      // 8: petrel.daemon.v1.StatusRequest
+	(*ShutdownRequest)(nil),    // 9: petrel.daemon.v1.ShutdownRequest
+	(*ShutdownResponse)(nil),   // 10: petrel.daemon.v1.ShutdownResponse
+	(*StatusResponse)(nil),     // 11: petrel.daemon.v1.StatusResponse
+	(*RouteStatus)(nil),        // 12: petrel.daemon.v1.RouteStatus
+	(*ExitNodeStatus)(nil),     // 13: petrel.daemon.v1.ExitNodeStatus
+	(*SetExitNodeRequest)(nil), // 14: petrel.daemon.v1.SetExitNodeRequest
+	(*PeerStatus)(nil),         // 15: petrel.daemon.v1.PeerStatus
+	(*PingRequest)(nil),        // 16: petrel.daemon.v1.PingRequest
+	(*PingReply)(nil),          // 17: petrel.daemon.v1.PingReply
 }
 var file_daemon_proto_depIdxs = []int32{
-	12, // 0: petrel.daemon.v1.StatusResponse.peers:type_name -> petrel.daemon.v1.PeerStatus
-	0,  // 1: petrel.daemon.v1.Daemon.Up:input_type -> petrel.daemon.v1.UpRequest
-	4,  // 2: petrel.daemon.v1.Daemon.Down:input_type -> petrel.daemon.v1.DownRequest
-	8,  // 3: petrel.daemon.v1.Daemon.Status:input_type -> petrel.daemon.v1.StatusRequest
-	13, // 4: petrel.daemon.v1.Daemon.Ping:input_type -> petrel.daemon.v1.PingRequest
-	2,  // 5: petrel.daemon.v1.Daemon.Login:input_type -> petrel.daemon.v1.LoginRequest
-	6,  // 6: petrel.daemon.v1.Daemon.Logout:input_type -> petrel.daemon.v1.LogoutRequest
-	9,  // 7: petrel.daemon.v1.Daemon.Shutdown:input_type -> petrel.daemon.v1.ShutdownRequest
-	1,  // 8: petrel.daemon.v1.Daemon.Up:output_type -> petrel.daemon.v1.UpProgress
-	5,  // 9: petrel.daemon.v1.Daemon.Down:output_type -> petrel.daemon.v1.DownResponse
-	11, // 10: petrel.daemon.v1.Daemon.Status:output_type -> petrel.daemon.v1.StatusResponse
-	14, // 11: petrel.daemon.v1.Daemon.Ping:output_type -> petrel.daemon.v1.PingReply
-	3,  // 12: petrel.daemon.v1.Daemon.Login:output_type -> petrel.daemon.v1.LoginResponse
-	7,  // 13: petrel.daemon.v1.Daemon.Logout:output_type -> petrel.daemon.v1.LogoutResponse
-	10, // 14: petrel.daemon.v1.Daemon.Shutdown:output_type -> petrel.daemon.v1.ShutdownResponse
-	8,  // [8:15] is the sub-list for method output_type
-	1,  // [1:8] is the sub-list for method input_type
-	1,  // [1:1] is the sub-list for extension type_name
-	1,  // [1:1] is the sub-list for extension extendee
-	0,  // [0:1] is the sub-list for field type_name
+	15, // 0: petrel.daemon.v1.StatusResponse.peers:type_name -> petrel.daemon.v1.PeerStatus
+	12, // 1: petrel.daemon.v1.StatusResponse.routes:type_name -> petrel.daemon.v1.RouteStatus
+	13, // 2: petrel.daemon.v1.StatusResponse.exit_node:type_name -> petrel.daemon.v1.ExitNodeStatus
+	0,  // 3: petrel.daemon.v1.Daemon.Up:input_type -> petrel.daemon.v1.UpRequest
+	4,  // 4: petrel.daemon.v1.Daemon.Down:input_type -> petrel.daemon.v1.DownRequest
+	8,  // 5: petrel.daemon.v1.Daemon.Status:input_type -> petrel.daemon.v1.StatusRequest
+	16, // 6: petrel.daemon.v1.Daemon.Ping:input_type -> petrel.daemon.v1.PingRequest
+	2,  // 7: petrel.daemon.v1.Daemon.Login:input_type -> petrel.daemon.v1.LoginRequest
+	6,  // 8: petrel.daemon.v1.Daemon.Logout:input_type -> petrel.daemon.v1.LogoutRequest
+	9,  // 9: petrel.daemon.v1.Daemon.Shutdown:input_type -> petrel.daemon.v1.ShutdownRequest
+	14, // 10: petrel.daemon.v1.Daemon.SetExitNode:input_type -> petrel.daemon.v1.SetExitNodeRequest
+	1,  // 11: petrel.daemon.v1.Daemon.Up:output_type -> petrel.daemon.v1.UpProgress
+	5,  // 12: petrel.daemon.v1.Daemon.Down:output_type -> petrel.daemon.v1.DownResponse
+	11, // 13: petrel.daemon.v1.Daemon.Status:output_type -> petrel.daemon.v1.StatusResponse
+	17, // 14: petrel.daemon.v1.Daemon.Ping:output_type -> petrel.daemon.v1.PingReply
+	3,  // 15: petrel.daemon.v1.Daemon.Login:output_type -> petrel.daemon.v1.LoginResponse
+	7,  // 16: petrel.daemon.v1.Daemon.Logout:output_type -> petrel.daemon.v1.LogoutResponse
+	10, // 17: petrel.daemon.v1.Daemon.Shutdown:output_type -> petrel.daemon.v1.ShutdownResponse
+	13, // 18: petrel.daemon.v1.Daemon.SetExitNode:output_type -> petrel.daemon.v1.ExitNodeStatus
+	11, // [11:19] is the sub-list for method output_type
+	3,  // [3:11] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_daemon_proto_init() }
@@ -1170,13 +1532,15 @@ func file_daemon_proto_init() {
 	if File_daemon_proto != nil {
 		return
 	}
+	file_daemon_proto_msgTypes[0].OneofWrappers = []any{}
+	file_daemon_proto_msgTypes[14].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_daemon_proto_rawDesc), len(file_daemon_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

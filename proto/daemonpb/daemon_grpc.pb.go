@@ -22,13 +22,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Daemon_Up_FullMethodName       = "/petrel.daemon.v1.Daemon/Up"
-	Daemon_Down_FullMethodName     = "/petrel.daemon.v1.Daemon/Down"
-	Daemon_Status_FullMethodName   = "/petrel.daemon.v1.Daemon/Status"
-	Daemon_Ping_FullMethodName     = "/petrel.daemon.v1.Daemon/Ping"
-	Daemon_Login_FullMethodName    = "/petrel.daemon.v1.Daemon/Login"
-	Daemon_Logout_FullMethodName   = "/petrel.daemon.v1.Daemon/Logout"
-	Daemon_Shutdown_FullMethodName = "/petrel.daemon.v1.Daemon/Shutdown"
+	Daemon_Up_FullMethodName          = "/petrel.daemon.v1.Daemon/Up"
+	Daemon_Down_FullMethodName        = "/petrel.daemon.v1.Daemon/Down"
+	Daemon_Status_FullMethodName      = "/petrel.daemon.v1.Daemon/Status"
+	Daemon_Ping_FullMethodName        = "/petrel.daemon.v1.Daemon/Ping"
+	Daemon_Login_FullMethodName       = "/petrel.daemon.v1.Daemon/Login"
+	Daemon_Logout_FullMethodName      = "/petrel.daemon.v1.Daemon/Logout"
+	Daemon_Shutdown_FullMethodName    = "/petrel.daemon.v1.Daemon/Shutdown"
+	Daemon_SetExitNode_FullMethodName = "/petrel.daemon.v1.Daemon/SetExitNode"
 )
 
 // DaemonClient is the client API for Daemon service.
@@ -49,6 +50,9 @@ type DaemonClient interface {
 	Logout(ctx context.Context, in *LogoutRequest, opts ...grpc.CallOption) (*LogoutResponse, error)
 	// Shutdown stops the daemon process (after Down).
 	Shutdown(ctx context.Context, in *ShutdownRequest, opts ...grpc.CallOption) (*ShutdownResponse, error)
+	// SetExitNode selects, changes or turns off the exit node; the choice
+	// is saved and survives restarts.
+	SetExitNode(ctx context.Context, in *SetExitNodeRequest, opts ...grpc.CallOption) (*ExitNodeStatus, error)
 }
 
 type daemonClient struct {
@@ -147,6 +151,16 @@ func (c *daemonClient) Shutdown(ctx context.Context, in *ShutdownRequest, opts .
 	return out, nil
 }
 
+func (c *daemonClient) SetExitNode(ctx context.Context, in *SetExitNodeRequest, opts ...grpc.CallOption) (*ExitNodeStatus, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExitNodeStatus)
+	err := c.cc.Invoke(ctx, Daemon_SetExitNode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DaemonServer is the server API for Daemon service.
 // All implementations must embed UnimplementedDaemonServer
 // for forward compatibility.
@@ -165,6 +179,9 @@ type DaemonServer interface {
 	Logout(context.Context, *LogoutRequest) (*LogoutResponse, error)
 	// Shutdown stops the daemon process (after Down).
 	Shutdown(context.Context, *ShutdownRequest) (*ShutdownResponse, error)
+	// SetExitNode selects, changes or turns off the exit node; the choice
+	// is saved and survives restarts.
+	SetExitNode(context.Context, *SetExitNodeRequest) (*ExitNodeStatus, error)
 	mustEmbedUnimplementedDaemonServer()
 }
 
@@ -195,6 +212,9 @@ func (UnimplementedDaemonServer) Logout(context.Context, *LogoutRequest) (*Logou
 }
 func (UnimplementedDaemonServer) Shutdown(context.Context, *ShutdownRequest) (*ShutdownResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Shutdown not implemented")
+}
+func (UnimplementedDaemonServer) SetExitNode(context.Context, *SetExitNodeRequest) (*ExitNodeStatus, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetExitNode not implemented")
 }
 func (UnimplementedDaemonServer) mustEmbedUnimplementedDaemonServer() {}
 func (UnimplementedDaemonServer) testEmbeddedByValue()                {}
@@ -329,6 +349,24 @@ func _Daemon_Shutdown_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Daemon_SetExitNode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetExitNodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).SetExitNode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_SetExitNode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).SetExitNode(ctx, req.(*SetExitNodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Daemon_ServiceDesc is the grpc.ServiceDesc for Daemon service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -355,6 +393,10 @@ var Daemon_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Shutdown",
 			Handler:    _Daemon_Shutdown_Handler,
+		},
+		{
+			MethodName: "SetExitNode",
+			Handler:    _Daemon_SetExitNode_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1042,6 +1042,12 @@ func (x *FirewallRule) GetPolicyId() string {
 	return ""
 }
 
+// Route is one routing peer's entry for a routed network. A peer gets the
+// entries of the routes distributed to its groups (one per routing peer),
+// except those of HA groups (network_id + network) it serves itself. A
+// routing peer also gets its own entries — peer_public_key is its own key —
+// for every enabled route it serves: these say what it must forward, not a
+// route to install through itself.
 type Route struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1051,6 +1057,15 @@ type Route struct {
 	Metric        int32                  `protobuf:"varint,5,opt,name=metric,proto3" json:"metric,omitempty"`
 	Masquerade    bool                   `protobuf:"varint,6,opt,name=masquerade,proto3" json:"masquerade,omitempty"`
 	AutoApply     bool                   `protobuf:"varint,7,opt,name=auto_apply,json=autoApply,proto3" json:"auto_apply,omitempty"`
+	// source_sets: IDs of PeerSets (sets mirror groups: the route's
+	// distribution groups) whose members may use this route. Set only in the
+	// receiving peer's own entries (peer_public_key = its key), empty in
+	// everyone else's. Every listed set is in the map's peer_sets, holds all
+	// the group's members (maybe the receiving peer itself: ignore it) and is
+	// kept current by peer_set_deltas / replaced_peer_sets like the sets of
+	// firewall rules. A routing peer forwards for this route only traffic
+	// whose source is in the union of these sets.
+	SourceSets    []string `protobuf:"bytes,8,rep,name=source_sets,json=sourceSets,proto3" json:"source_sets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1132,6 +1147,13 @@ func (x *Route) GetAutoApply() bool {
 		return x.AutoApply
 	}
 	return false
+}
+
+func (x *Route) GetSourceSets() []string {
+	if x != nil {
+		return x.SourceSets
+	}
+	return nil
 }
 
 type SimpleRecord struct {
@@ -1971,7 +1993,7 @@ const file_management_proto_rawDesc = "" +
 	"\x03ALL\x10\x00\x12\a\n" +
 	"\x03TCP\x10\x01\x12\a\n" +
 	"\x03UDP\x10\x02\x12\b\n" +
-	"\x04ICMP\x10\x03\"\xcf\x01\n" +
+	"\x04ICMP\x10\x03\"\xf0\x01\n" +
 	"\x05Route\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -1983,7 +2005,9 @@ const file_management_proto_rawDesc = "" +
 	"masquerade\x18\x06 \x01(\bR\n" +
 	"masquerade\x12\x1d\n" +
 	"\n" +
-	"auto_apply\x18\a \x01(\bR\tautoApply\"^\n" +
+	"auto_apply\x18\a \x01(\bR\tautoApply\x12\x1f\n" +
+	"\vsource_sets\x18\b \x03(\tR\n" +
+	"sourceSets\"^\n" +
 	"\fSimpleRecord\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x10\n" +
