@@ -35,6 +35,9 @@ type Status struct {
 	PublicKey string       `json:"public_key"`
 	Peers     []PeerStatus `json:"peers"`
 	LastError string       `json:"last_error"`
+	// Routes and ExitNode: see RouteStatus (routes.go).
+	Routes   []RouteStatus   `json:"routes"`
+	ExitNode *ExitNodeStatus `json:"exit_node"`
 }
 
 // PeerStatus is one entry of Status.Peers.

@@ -33,7 +33,9 @@ type Options struct {
 	MTU           int
 	WGPort        int
 	SOCKS5Addr    string // netstack mode: loopback SOCKS5 listen address ("" = 127.0.0.1:0)
-	DNSAddr       string // netstack mode: resolver listen address (later)
+	DNSAddr       string // netstack mode: resolver listen address ("" = 127.0.0.1:0)
+	DNSMode       string // host resolver integration: auto, file, resolved, off
+	DNSNoBypass   bool   // debug knob: no bypass resolver for control-plane names
 	ICELoopback   bool   // offer loopback ICE candidates (single-host demos/tests)
 	ForceRelay    bool   // never try direct paths
 	Logger        *slog.Logger
@@ -230,6 +232,10 @@ func (d *Daemon) up(ctx context.Context, req *daemonpb.UpRequest, progress func(
 		ForceRelay:    d.opts.ForceRelay,
 		Journal:       recorder{d.journal},
 		Exit:          prof.Exit.Prefs(),
+		StateDir:      d.opts.StateDir,
+		DNSMode:       d.opts.DNSMode,
+		DNSAddr:       d.opts.DNSAddr,
+		DNSNoBypass:   d.opts.DNSNoBypass,
 		Logger:        d.opts.Logger,
 	}
 	if d.opts.Tune != nil {

@@ -6,7 +6,6 @@ import (
 
 	"github.com/pion/stun/v4"
 
-	"petrel/client/netx"
 	"petrel/internal/keys"
 	"petrel/proto/managementpb"
 	"petrel/proto/signalpb"
@@ -28,16 +27,18 @@ func (e *Engine) applyServerConfig(sc *managementpb.ServerConfig) {
 	first := e.serverCf == nil
 	e.serverCf = sc
 	e.mu.Unlock()
+	if res := e.resolver(); res != nil && sc.Domains != nil {
+		res.ApplyServerDomains(serverDomains(sc))
+	}
 	if !first {
 		return
 	}
-	dialer := netx.Dialer(e.cfg.Logger)
 	if target, useTLS, err := grpcTarget(sc.SignalUrl); err != nil {
 		e.log.Warn("bad signal URL from management", "url", sc.SignalUrl, "err", err)
 	} else {
 		e.signal = signalclient.New(signalclient.Config{
 			Target: target, TLS: useTLS, Key: e.cfg.Key, Logger: e.cfg.Logger,
-			Dialer: func(ctx context.Context, addr string) (net.Conn, error) { return dialer.DialContext(ctx, "tcp", addr) },
+			Dialer: func(ctx context.Context, addr string) (net.Conn, error) { return e.dialControl(ctx, "tcp", addr) },
 		})
 		e.signal.SetHandler(e.onSignal)
 		e.signal.OnStateChange(func(connected bool) {
@@ -67,7 +68,7 @@ func (e *Engine) applyServerConfig(sc *managementpb.ServerConfig) {
 				}
 				return ""
 			},
-			Dial: dialer.DialContext,
+			Dial: e.dialControl,
 		})
 		e.relay.SetReceiver(e.bind.DeliverRelay)
 		e.relay.OnStateChange(func(connected bool, home string) {

@@ -69,7 +69,7 @@ func (e *Engine) setupDevice(pc *managementpb.PeerConfig) error {
 	}
 	e.mux = newICEMux(e.bind.ICEConn(), un)
 	if e.cfg.Netstack {
-		a, err := e.dev.ServeSOCKS5(e.ctx, e.cfg.SOCKS5Addr, wg.SOCKSOptions{Outside: e.outsideOverlay})
+		a, err := e.dev.ServeSOCKS5(e.ctx, e.cfg.SOCKS5Addr, wg.SOCKSOptions{Outside: e.outsideOverlay, Resolve: e.socksResolve})
 		if err != nil {
 			return fmt.Errorf("start SOCKS5 proxy: %w", err)
 		}

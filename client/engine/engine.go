@@ -56,6 +56,11 @@ type Config struct {
 	ForceRelay    bool
 	Journal       Recorder
 	Exit          ExitPrefs // saved exit-node settings
+	StateDir      string    // agent state dir (DNS host backup)
+	ResolvConf    string    // default /etc/resolv.conf
+	DNSMode       string    // host integration: auto (default), file, resolved, off
+	DNSAddr       string    // netstack mode: resolver listen address (default 127.0.0.1:0)
+	DNSNoBypass   bool      // debug knob: no bypass resolver for the control-plane cache
 	Logger        *slog.Logger
 	// BlockDirect is a test hook: drop direct UDP to/from matching addresses.
 	BlockDirect func(netip.AddrPort) bool
@@ -89,7 +94,8 @@ type Engine struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	// probeWG tracks probeLoop; Stop waits for it before closing the device.
+	// probeWG tracks probeLoop and routeLoop; Stop waits for them before
+	// closing the device.
 	probeWG sync.WaitGroup
 
 	mgmt   *mgmt.Client
@@ -110,7 +116,8 @@ type Engine struct {
 	self     *managementpb.PeerConfig
 	peers    map[keys.Public]*remote
 
-	rt *routing // routes and exit nodes (routes.go)
+	rt  *routing // routes and exit nodes (routes.go)
+	dns dnsState // resolver and host DNS (dns.go)
 }
 
 type remote struct {
@@ -199,7 +206,7 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 			e.Stop()
 		}
 	}()
-	e.mgmt, err = dialManagement(ctx, e.cfg)
+	e.mgmt, err = e.dialManagement(ctx)
 	if err != nil {
 		return fmt.Errorf("connect to management: %w", err)
 	}
@@ -210,12 +217,16 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	if err := e.setupDevice(resp.GetPeerConfig()); err != nil {
 		return err
 	}
+	if self, err := netip.ParsePrefix(resp.GetPeerConfig().GetAddress()); err == nil {
+		e.startDNS(self)
+	}
 	e.applyServerConfig(resp.GetServerConfig())
-	e.probeWG.Add(1)
+	e.replan() // a saved kill switch holds before the first map
+	e.probeWG.Add(2)
 	go e.probeLoop()
-	e.wg.Add(2)
-	go e.syncLoop()
 	go e.routeLoop()
+	e.wg.Add(1)
+	go e.syncLoop()
 	return nil
 }
 
@@ -228,7 +239,7 @@ func (e *Engine) Stop() {
 	if e.cancel != nil {
 		e.cancel()
 	}
-	e.probeWG.Wait() // its pings end with ctx; none may outlive the device
+	e.probeWG.Wait() // probe and route loops: their pings end with ctx; none may outlive the device
 	e.mu.Lock()
 	peers := e.peers
 	e.peers = map[keys.Public]*remote{}
@@ -242,6 +253,7 @@ func (e *Engine) Stop() {
 		}
 		r.devMu.Unlock()
 	}
+	e.stopDNS()
 	if e.rt.mgr != nil {
 		e.rt.mu.Lock() // no Apply in flight
 		if err := e.rt.mgr.Close(); err != nil {

@@ -7,15 +7,14 @@ import (
 	"google.golang.org/grpc"
 
 	"petrel/client/mgmt"
-	"petrel/client/netx"
 	"petrel/proto/managementpb"
 )
 
-// dialManagement opens the management client over a control-plane socket.
-func dialManagement(ctx context.Context, cfg Config) (*mgmt.Client, error) {
-	dialer := netx.Dialer(cfg.Logger)
-	return mgmt.Dial(ctx, cfg.ManagementURL, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-		return dialer.DialContext(ctx, "tcp", addr)
+// dialManagement opens the management client over control-plane sockets
+// whose names resolve through the DNS cache once it runs (dialControl).
+func (e *Engine) dialManagement(ctx context.Context) (*mgmt.Client, error) {
+	return mgmt.Dial(ctx, e.cfg.ManagementURL, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+		return e.dialControl(ctx, "tcp", addr)
 	}), grpc.WithConnectParams(mgmtConnectParams))
 }
 
@@ -28,7 +27,7 @@ func Register(ctx context.Context, cfg Config) (*managementpb.LoginResponse, err
 	if err != nil {
 		return nil, err
 	}
-	e.mgmt, err = dialManagement(ctx, e.cfg)
+	e.mgmt, err = e.dialManagement(ctx)
 	if err != nil {
 		return nil, err
 	}

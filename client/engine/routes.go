@@ -29,6 +29,7 @@ import (
 // down until a ping answers again. That drives HA failover.
 
 const (
+	applyRetry  = 30 * time.Second // after an Apply error or a route the kernel refused
 	routeTick   = time.Second
 	healthWait  = time.Second // per ping
 	healthFails = 3
@@ -45,7 +46,10 @@ type routing struct {
 	prefs   route.ExitPrefs
 	plan    route.Plan
 	applied *route.Config // last config the Manager accepted
+	host    route.Host    // host networks at that Apply (LAN rules depend on them)
 	failed  map[netip.Prefix]error
+	retryAt time.Time // no Apply before this after a failure
+	planned bool      // a plan from a network map exists
 	health  map[keys.Public]*health
 }
 
@@ -64,7 +68,7 @@ func (e *Engine) initRouting() {
 // routeLoop replans every routeTick (peer state changes) and probes the
 // liveness of routing peers.
 func (e *Engine) routeLoop() {
-	defer e.wg.Done()
+	defer e.probeWG.Done()
 	t := time.NewTicker(routeTick)
 	defer t.Stop()
 	var probes sync.WaitGroup
@@ -161,7 +165,7 @@ func (e *Engine) replan() {
 	e.mu.Lock()
 	nm, self := e.nm, e.self
 	e.mu.Unlock()
-	if nm == nil || self == nil {
+	if self == nil {
 		return
 	}
 	overlay, _ := netip.ParsePrefix(self.Address)
@@ -175,7 +179,9 @@ func (e *Engine) replan() {
 		}
 		in.Host = host
 	}
-	in.Routes = mapRoutes(nm)
+	if nm != nil {
+		in.Routes = mapRoutes(nm)
+	}
 	e.rt.mu.Lock()
 	defer e.rt.mu.Unlock()
 	for _, p := range st.Peers {
@@ -191,18 +197,27 @@ func (e *Engine) replan() {
 	in.Exit = e.rt.prefs
 	plan := route.Compute(in, e.rt.sel)
 	e.rt.plan = plan
+	e.rt.planned = e.rt.planned || nm != nil
 	e.setRouteAllowed(plan.Allowed)
 	if e.rt.mgr == nil {
 		return
 	}
-	if e.rt.applied != nil && sameConfig(*e.rt.applied, plan.Config) && len(e.rt.failed) == 0 {
+	same := e.rt.applied != nil && sameConfig(*e.rt.applied, plan.Config) && sameHost(e.rt.host, in.Host)
+	if same && len(e.rt.failed) == 0 || in.Now.Before(e.rt.retryAt) {
 		return
 	}
 	res, err := e.rt.mgr.Apply(plan.Config)
 	if err != nil {
-		e.log.Warn("apply routes", "err", err)
-		e.rt.applied = nil
+		e.log.Warn("apply routes; retrying in "+applyRetry.String(), "err", err)
+		e.rt.applied, e.rt.retryAt = nil, in.Now.Add(applyRetry)
 		return
+	}
+	e.rt.retryAt = time.Time{}
+	for _, d := range res.Degraded {
+		e.log.Warn("routes installed without a safeguard", "note", d)
+	}
+	if len(res.Failed) > 0 {
+		e.rt.retryAt = in.Now.Add(applyRetry)
 	}
 	for p, ferr := range res.Failed {
 		if e.rt.failed[p] == nil {
@@ -210,7 +225,11 @@ func (e *Engine) replan() {
 		}
 	}
 	cfg := plan.Config
-	e.rt.applied, e.rt.failed = &cfg, res.Failed
+	e.rt.applied, e.rt.failed, e.rt.host = &cfg, res.Failed, in.Host
+}
+
+func sameHost(a, b route.Host) bool {
+	return slices.Equal(a.Addrs, b.Addrs) && slices.Equal(a.Routes, b.Routes)
 }
 
 // setRouteAllowed gives each remote its routed networks (rt.mu held; takes
@@ -231,10 +250,12 @@ func (e *Engine) setRouteAllowed(extra map[string][]netip.Prefix) {
 			loses := slices.ContainsFunc(r.routed, func(p netip.Prefix) bool { return !slices.Contains(want, p) })
 			if loses == losing && !slices.Equal(r.routed, want) {
 				e.log.Debug("routed networks", "peer", k.Short(), "from", r.routed, "to", want)
+				old := r.routed
 				r.routed = slices.Clone(want)
 				if r.configured && !r.removed {
 					if err := e.dev.UpsertPeer(k, e.allowedFor(r), "", r.keepalive()); err != nil {
 						e.log.Warn("set routed networks", "peer", k.Short(), "err", err)
+						r.routed = old // retried on the next plan
 					}
 				}
 			}
@@ -368,7 +389,7 @@ func (e *Engine) exitPeer(q string) (string, error) {
 	var offered []string
 	if e.nm != nil {
 		for _, r := range e.nm.Routes {
-			if n, err := netip.ParsePrefix(r.Network); err == nil && n.Bits() == 0 {
+			if n, err := netip.ParsePrefix(r.Network); err == nil && n.Bits() == 0 && r.PeerPublicKey != e.pub.String() {
 				offered = append(offered, r.PeerPublicKey)
 			}
 		}
@@ -397,8 +418,15 @@ func (e *Engine) exitPeer(q string) (string, error) {
 
 // outsideOverlay reports whether the SOCKS5 proxy (netstack mode) reaches
 // dst from the host: no overlay address, routed network or exit node
-// covers it, and no kill switch holds internet traffic back.
+// covers it, and no kill switch holds internet traffic back. Host-local
+// destinations (loopback, unspecified, link-local, multicast) are never
+// dialled from the host: the proxy must not open the daemon's own view of
+// the host to its clients.
 func (e *Engine) outsideOverlay(dst netip.Addr) bool {
+	if dst.IsLoopback() || dst.IsUnspecified() || dst.IsLinkLocalUnicast() || dst.IsMulticast() ||
+		dst.IsLinkLocalMulticast() || dst.IsInterfaceLocalMulticast() {
+		return false
+	}
 	e.mu.Lock()
 	var overlay netip.Prefix
 	if e.self != nil {
@@ -410,6 +438,9 @@ func (e *Engine) outsideOverlay(dst netip.Addr) bool {
 	}
 	e.rt.mu.Lock()
 	defer e.rt.mu.Unlock()
+	if !e.rt.planned && e.rt.prefs.KillSwitch && !e.rt.prefs.Off {
+		return false // no map yet: the saved kill switch holds
+	}
 	for _, nets := range e.rt.plan.Allowed {
 		for _, n := range nets {
 			if n.Contains(dst) {

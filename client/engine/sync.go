@@ -129,5 +129,6 @@ func (e *Engine) onSync(r *managementpb.SyncResponse) error {
 	e.mu.Unlock()
 	e.reconcilePeers(nm)
 	e.replan()
+	e.applyDNS(nm)
 	return nil
 }

@@ -63,7 +63,9 @@ func Dial(ctx context.Context, target string, opts ...grpc.DialOption) (*Client,
 		return nil, err
 	}
 	all := append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, opts...)
-	conn, err := grpc.NewClient(addr, all...)
+	// passthrough: the dialer gets host:port and resolves the name itself
+	// (the agent's dialer asks its management-domain cache first).
+	conn, err := grpc.NewClient("passthrough:///"+addr, all...)
 	if err != nil {
 		return nil, fmt.Errorf("dial management %s: %w", target, err)
 	}

@@ -34,6 +34,11 @@ const (
 // ownedTables lists every table this package may create, in apply order.
 var ownedTables = []string{nftMarkTable, nftExitTable, nftFwdTable}
 
+// optionalTables are installed best effort (a failure degrades, it does not
+// fail Apply); the others are required: the user asked for a kill switch,
+// and forwarding is never enabled without its filter.
+var optionalTables = []string{nftMarkTable}
+
 // Sysctl keys this package may change.
 const (
 	sysctlForward4    = "net.ipv4.ip_forward"
@@ -177,7 +182,32 @@ func ruleFromData(d map[string]string) (ruleSpec, error) {
 }
 
 // sysctlSpec is one sysctl and the value we want.
-type sysctlSpec struct{ Key, Value string }
+type sysctlSpec struct {
+	Key, Value string
+	Optional   bool // best effort: a failure degrades, it does not fail Apply
+}
+
+// isForward reports whether key is one of the forwarding sysctls (set only
+// after petrel-fwd is in place, restored before it goes).
+func isForward(key string) bool { return key == sysctlForward4 || key == sysctlForward6 }
+
+// restoreSysctl decides whether undoing our change of a sysctl writes prev
+// back, given its current value and the value we wrote (wrote "" = not
+// known, an older journal entry): only while it still holds what we wrote.
+// A value someone else set since is theirs and stays.
+func restoreSysctl(cur, prev, wrote string) bool {
+	if cur == prev {
+		return false // nothing to do
+	}
+	return wrote == "" || cur == wrote
+}
+
+// fwdGuard says, per family, whether this Manager turns forwarding on (it
+// was off before us). Then petrel-fwd also drops forwarded traffic that
+// neither enters nor leaves on the overlay interface: enabling forwarding
+// for the overlay must not make the host a router between its other
+// interfaces. Forwarding someone else had enabled is left to them.
+type fwdGuard struct{ v4, v6 bool }
 
 // desired is the host state for a Config, except the rules, which depend
 // on which routes the kernel accepted (see wantRules).
@@ -189,7 +219,7 @@ type desired struct {
 
 // wantState computes the desired state. A Config with an empty Interface
 // wants nothing.
-func wantState(cfg Config, lan hostLAN) desired {
+func wantState(cfg Config, lan hostLAN, guard fwdGuard) desired {
 	var d desired
 	if cfg.Interface == "" {
 		return d
@@ -223,7 +253,8 @@ func wantState(cfg Config, lan hostLAN) desired {
 	if hasFamily(d.routes, false) {
 		// Replies to marked sockets must pass strict rp_filter: the reverse
 		// lookup uses the packet mark (src_valid_mark) restored from conntrack.
-		d.sysctls = append(d.sysctls, sysctlSpec{sysctlSrcValidMrk, "1"})
+		// Best effort: only strict rp_filter needs it.
+		d.sysctls = append(d.sysctls, sysctlSpec{Key: sysctlSrcValidMrk, Value: "1", Optional: true})
 		d.tables = append(d.tables, markTable())
 	}
 	if ex.Active && ex.KillSwitch {
@@ -236,12 +267,12 @@ func wantState(cfg Config, lan hostLAN) desired {
 			v6 = v6 || s.Network.Addr().Is6()
 		}
 		if v4 {
-			d.sysctls = append(d.sysctls, sysctlSpec{sysctlForward4, "1"})
+			d.sysctls = append(d.sysctls, sysctlSpec{Key: sysctlForward4, Value: "1"})
 		}
 		if v6 {
-			d.sysctls = append(d.sysctls, sysctlSpec{sysctlForward6, "1"})
+			d.sysctls = append(d.sysctls, sysctlSpec{Key: sysctlForward6, Value: "1"})
 		}
-		d.tables = append(d.tables, forwardTable(cfg.Interface, cfg.Serve))
+		d.tables = append(d.tables, forwardTable(cfg.Interface, cfg.Serve, fwdGuard{v4: v4 && guard.v4, v6: v6 && guard.v6}))
 	}
 	return d
 }
@@ -281,6 +312,16 @@ func wantRules(cfg Config, installed []routeSpec, lan hostLAN) []ruleSpec {
 			ruleSpec{V6: v6, Pref: netx.RulePrefMark, Table: netx.Table, Mark: netx.Mark, Invert: true, Suppress: -1},
 		)
 	}
+	return out
+}
+
+// teardownOrder returns rules in the order Close deletes them: by
+// descending preference, so the mark rule (netx.RulePrefMark) goes before
+// the suppress rule (netx.RulePrefSuppress): unmarked traffic never reaches
+// the mark rule's lookup of netx.Table without the suppress rule first.
+func teardownOrder(rs []ruleSpec) []ruleSpec {
+	out := slices.Clone(rs)
+	slices.SortStableFunc(out, func(a, b ruleSpec) int { return cmp.Compare(b.Pref, a.Pref) })
 	return out
 }
 

@@ -28,7 +28,7 @@ func ruleStrings(rs []ruleSpec) []string {
 }
 
 func TestWantStateNetstackWantsNothing(t *testing.T) {
-	d := wantState(Config{Routes: []netip.Prefix{mp("10.0.0.0/8")}, Exit: Exit{Active: true, KillSwitch: true}, Serve: []Serve{{Network: mp("10.1.0.0/16")}}}, hostLAN{})
+	d := wantState(Config{Routes: []netip.Prefix{mp("10.0.0.0/8")}, Exit: Exit{Active: true, KillSwitch: true}, Serve: []Serve{{Network: mp("10.1.0.0/16")}}}, hostLAN{}, fwdGuard{})
 	if len(d.routes)+len(d.sysctls)+len(d.tables) != 0 {
 		t.Fatalf("netstack mode wants %+v", d)
 	}
@@ -95,7 +95,7 @@ func TestWantStateRoutes(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			d := wantState(tc.cfg, lan)
+			d := wantState(tc.cfg, lan, fwdGuard{})
 			if got := routeStrings(d.routes); !slices.Equal(got, tc.routes) {
 				t.Errorf("routes = %q, want %q", got, tc.routes)
 			}

@@ -22,24 +22,43 @@
 //     exists; installed whenever IPv4 routes are, because rp_filter may be
 //     tightened after Apply), petrel-exit (kill switch) and petrel-fwd
 //     (routing peer: forward filter with per-network source sets, and
-//     masquerade), each replaced atomically within one batch per Apply;
+//     masquerade), each replaced atomically (petrel-mark in its own batch);
 //   - net.ipv4.ip_forward (and net.ipv6.conf.all.forwarding for IPv6
-//     networks) for a routing peer.
+//     networks) for a routing peer, only once petrel-fwd is in place. When
+//     it was off before us, petrel-fwd also drops forwarded traffic of that
+//     family that neither enters nor leaves on Interface (the host must not
+//     become a router between its other interfaces); forwarding that was
+//     already on is someone else's, and their traffic is left alone.
+//
+// petrel-mark and src_valid_mark are best effort (only strict rp_filter
+// needs them): if they fail, Apply warns once, notes it in Result.Degraded
+// and installs routes and rules anyway, retrying at each Apply. The kill
+// switch and petrel-fwd are required: their failure fails Apply before any
+// route (or forwarding) is installed.
 //
 // Journal: every change is recorded before it is made, so that Undoers can
 // undo it from the entry alone after a crash (kill -9 right after a Record
-// included: each undo treats "already gone" as success). Kinds:
+// included: each undo treats "already gone" as success). Each distinct
+// entry is recorded once per Manager, however often a change is retried.
+// Kinds:
 //   - "route"     (KindRoute): a route in netx.Table; undo deletes it;
 //   - "rule"      (KindRule): a policy rule; undo deletes every copy;
-//   - "sysctl"    (KindSysctl): a sysctl and its previous value; undo
-//     writes the previous value back;
+//   - "sysctl"    (KindSysctl): a sysctl, its previous value and the value
+//     written; undo (and Close) write the previous value back only while
+//     the sysctl still holds ours: a value someone else set since stays;
 //   - "nft-table" (KindNftTable): an nftables table we own; undo deletes it.
 //
 // Goroutines: the Manager owns one, the drift checker, started by the first
-// Apply that installs something and stopped (and waited for) by Close.
+// Apply that installs something and stopped (and waited for) by Close,
+// which marks the Manager closed first, so no Apply can start it again.
+// Close deletes routes before rules, and the mark rule before the suppress
+// rule, so unmarked traffic never briefly follows the overlay default.
 // Every 2 s it lists the rules, the routes of netx.Table and our nftables
 // tables, and reinstalls whatever of ours is missing or changed (a route on
-// another device, say), logging each repair and counting it in Repairs. A
+// another device, say; for a table: missing, or a chain or set missing or
+// extra, or a chain with rules flushed, added or deleted; an in-place edit
+// that keeps those counts is not noticed), logging each repair and
+// counting it in Repairs. A
 // periodic check was chosen over a netlink subscription because it covers
 // rules and nftables too (no subscription in the libraries for those) and
 // cannot miss events when a socket buffer overflows; 2 s bounds the outage.

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 
 	"petrel/client/netx"
@@ -23,9 +24,12 @@ type platform struct {
 	nsFd    int // namespace fd for nftables; -1 = the process's
 	routes  []routeSpec
 	rules   []ruleSpec
-	tables  map[string]nftTable // installed tables by name (a copy: drift reinstalls them)
-	sysctls map[string]string   // key -> value before we changed it
+	tables  map[string]nftTable    // installed tables by name (a copy: drift reinstalls them)
+	sysctls map[string]ownedSysctl // sysctls we changed, by key
 }
+
+// ownedSysctl is a sysctl we changed: its value before and what we wrote.
+type ownedSysctl struct{ prev, wrote string }
 
 func (m *Manager) platformLocked() (*platform, error) {
 	if m.plat != nil {
@@ -39,16 +43,18 @@ func (m *Manager) platformLocked() (*platform, error) {
 	if o.ns.IsOpen() {
 		fd = int(o.ns)
 	}
-	m.plat = &platform{nl: o, nsFd: fd, tables: map[string]nftTable{}, sysctls: map[string]string{}}
+	m.plat = &platform{nl: o, nsFd: fd, tables: map[string]nftTable{}, sysctls: map[string]ownedSysctl{}}
 	return m.plat, nil
 }
 
 // Apply converges the host to cfg. It is idempotent: with an unchanged cfg
-// it only reads (links and addresses for an exit node) and writes nothing,
-// journals nothing. A route the kernel refuses is
-// reported in Result.Failed and the rest still installed; an error means a
-// failure that leaves the config unapplied (journal, sysctl, nftables or
-// rule failures).
+// it only reads (links and addresses for an exit node, the forwarding
+// sysctls for a routing peer) and writes nothing, journals nothing. A route
+// the kernel refuses is reported in Result.Failed and the rest still
+// installed; a best-effort part that fails (petrel-mark, src_valid_mark) is
+// reported in Result.Degraded; an error means a failure that leaves the
+// config unapplied (journal, forwarding sysctls, kill switch or forward
+// filter, or rule failures).
 func (m *Manager) Apply(cfg Config) (Result, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -68,18 +74,36 @@ func (m *Manager) Apply(cfg Config) (Result, error) {
 			return Result{}, err
 		}
 	}
-	want := wantState(cfg, lan)
-
-	// Order: sysctls and nftables first (so rp_filter and the kill switch
-	// are in place before an overlay default appears), then routes (added,
-	// then removed), then rules; sysctls no longer needed are restored last.
-	if err := m.setSysctls(p, want.sysctls); err != nil {
-		return Result{}, err
+	var guard fwdGuard
+	if cfg.Interface != "" && len(cfg.Serve) > 0 {
+		guard = fwdGuard{v4: m.turnsOn(p, sysctlForward4), v6: m.turnsOn(p, sysctlForward6)}
 	}
-	if err := m.syncTables(p, want.tables); err != nil {
-		return Result{}, err
-	}
+	want := wantState(cfg, lan, guard)
 	res := Result{}
+
+	// Order: forwarding no longer wanted is turned off before its filter
+	// can go; then the best-effort parts (src_valid_mark, petrel-mark) and
+	// the required tables (kill switch, forward filter), so that rp_filter
+	// and the kill switch are in place before an overlay default appears;
+	// forwarding only once its filter is; then routes (added, then
+	// removed), then rules; other sysctls no longer needed are restored last.
+	errs := []error{m.restoreSysctls(p, want.sysctls, isForward)}
+	notFwd := func(s sysctlSpec) bool { return !isForward(s.Key) }
+	if err := m.setSysctls(p, want.sysctls, notFwd, &res); err != nil {
+		return res, err
+	}
+	if err := m.syncTables(p, want.tables, optionalTables); err != nil {
+		m.degraded(&res, "nft table "+nftMarkTable, err)
+	} else {
+		m.recovered("nft table " + nftMarkTable)
+	}
+	if err := m.syncTables(p, want.tables, requiredTables()); err != nil {
+		return res, err
+	}
+	fwd := func(s sysctlSpec) bool { return isForward(s.Key) }
+	if err := m.setSysctls(p, want.sysctls, fwd, &res); err != nil {
+		return res, err
+	}
 	add, del := diff(p.routes, want.routes)
 	for _, r := range add {
 		if err := m.record(KindRoute, r.String(), r.data()); err != nil {
@@ -95,7 +119,6 @@ func (m *Manager) Apply(cfg Config) (Result, error) {
 		}
 		p.routes = append(p.routes, r)
 	}
-	var errs []error
 	for _, r := range del {
 		if err := p.nl.delRoute(r); err != nil {
 			errs = append(errs, err)
@@ -108,11 +131,30 @@ func (m *Manager) Apply(cfg Config) (Result, error) {
 	if err := m.syncRules(p, wantRules(cfg, p.routes, lan)); err != nil {
 		return res, errors.Join(append(errs, err)...)
 	}
-	errs = append(errs, m.restoreSysctls(p, want.sysctls))
+	errs = append(errs, m.restoreSysctls(p, want.sysctls, func(string) bool { return true }))
 	if m.installedLocked() {
 		m.startDrift(m.checkDrift)
 	}
 	return res, errors.Join(errs...)
+}
+
+// requiredTables is ownedTables without optionalTables.
+func requiredTables() []string {
+	return slices.DeleteFunc(slices.Clone(ownedTables), func(n string) bool { return slices.Contains(optionalTables, n) })
+}
+
+// turnsOn reports whether this Manager turns the forwarding sysctl key on
+// (or already did): it is ours, or not "1" now. Unreadable counts as off.
+func (m *Manager) turnsOn(p *platform, key string) bool {
+	if _, ours := p.sysctls[key]; ours {
+		return true
+	}
+	var cur string
+	err := p.nl.inNS(func() (err error) {
+		cur, err = readSysctl(key)
+		return err
+	})
+	return err != nil || cur != "1"
 }
 
 func (m *Manager) installedLocked() bool {
@@ -120,9 +162,14 @@ func (m *Manager) installedLocked() bool {
 	return p != nil && (len(p.routes)+len(p.rules)+len(p.tables)+len(p.sysctls) > 0)
 }
 
-// setSysctls sets each wanted sysctl, journaling its previous value first.
-func (m *Manager) setSysctls(p *platform, want []sysctlSpec) error {
+// setSysctls sets each wanted sysctl that pick selects, journaling its
+// previous value and the new one first. An Optional one that fails is
+// noted in res as degraded; any other failure is returned.
+func (m *Manager) setSysctls(p *platform, want []sysctlSpec, pick func(sysctlSpec) bool, res *Result) error {
 	for _, s := range want {
+		if !pick(s) {
+			continue
+		}
 		if _, ours := p.sysctls[s.Key]; ours {
 			continue
 		}
@@ -131,31 +178,53 @@ func (m *Manager) setSysctls(p *platform, want []sysctlSpec) error {
 			if err != nil || prev == s.Value {
 				return err
 			}
-			if err := m.record(KindSysctl, s.Key, map[string]string{"prev": prev}); err != nil {
+			if err := m.record(KindSysctl, s.Key, map[string]string{"prev": prev, "value": s.Value}); err != nil {
 				return fmt.Errorf("journal sysctl: %w", err)
+			}
+			if err := m.testFail("sysctl " + s.Key); err != nil {
+				return fmt.Errorf("write sysctl %s: %w", s.Key, err)
 			}
 			if err := writeSysctl(s.Key, s.Value); err != nil {
 				return err
 			}
-			p.sysctls[s.Key] = prev
+			p.sysctls[s.Key] = ownedSysctl{prev: prev, wrote: s.Value}
 			return nil
 		})
-		if err != nil {
+		switch {
+		case err != nil && s.Optional:
+			m.degraded(res, "sysctl "+s.Key, err)
+		case err != nil:
 			return err
+		case s.Optional:
+			m.recovered("sysctl " + s.Key)
 		}
 	}
 	return nil
 }
 
 // restoreSysctls puts back the previous value of each sysctl we changed
-// that is not in want.
-func (m *Manager) restoreSysctls(p *platform, want []sysctlSpec) error {
+// that pick selects and want does not list, unless someone else changed it
+// since we did (see restoreSysctl): their value stays.
+func (m *Manager) restoreSysctls(p *platform, want []sysctlSpec, pick func(key string) bool) error {
 	var errs []error
-	for key, prev := range p.sysctls {
-		if slices.ContainsFunc(want, func(s sysctlSpec) bool { return s.Key == key }) {
+	for key, o := range p.sysctls {
+		if !pick(key) || slices.ContainsFunc(want, func(s sysctlSpec) bool { return s.Key == key }) {
 			continue
 		}
-		if err := p.nl.inNS(func() error { return writeSysctl(key, prev) }); err != nil {
+		err := p.nl.inNS(func() error {
+			cur, err := readSysctl(key)
+			if err != nil {
+				return err
+			}
+			if !restoreSysctl(cur, o.prev, o.wrote) {
+				if cur != o.prev {
+					m.log.Info("sysctl changed by someone else since we set it; left alone", "key", key, "value", cur, "ours", o.wrote, "before", o.prev)
+				}
+				return nil
+			}
+			return writeSysctl(key, o.prev)
+		})
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -164,26 +233,23 @@ func (m *Manager) restoreSysctls(p *platform, want []sysctlSpec) error {
 	return errors.Join(errs...)
 }
 
-// syncTables makes our nftables tables match want in one batch.
-func (m *Manager) syncTables(p *platform, want []nftTable) error {
-	c, err := nftConn(p.nsFd)
-	if err != nil {
-		return err
-	}
-	next := map[string]nftTable{}
-	changed := false
-	for _, name := range ownedTables {
+// syncTables makes those of our nftables tables named in names match want
+// (a table of names not in want is removed), in one batch.
+func (m *Manager) syncTables(p *platform, want []nftTable, names []string) error {
+	var ops []func(*nftables.Conn) error
+	next := map[string]*nftTable{} // nil = removed
+	for _, name := range names {
 		i := slices.IndexFunc(want, func(t nftTable) bool { return t.Name == name })
 		have, installed := p.tables[name]
 		if i < 0 {
 			if installed {
-				queueDeleteTable(c, name)
-				changed = true
+				ops = append(ops, func(c *nftables.Conn) error { queueDeleteTable(c, name); return nil })
+				next[name] = nil
 			}
 			continue
 		}
-		next[name] = want[i]
-		if installed && have.String() == want[i].String() {
+		t := want[i]
+		if installed && have.String() == t.String() {
 			continue
 		}
 		if !installed {
@@ -191,18 +257,34 @@ func (m *Manager) syncTables(p *platform, want []nftTable) error {
 				return fmt.Errorf("journal nft table: %w", err)
 			}
 		}
-		if err := queueTable(c, want[i]); err != nil {
+		if err := m.testFail("nft " + name); err != nil {
+			return fmt.Errorf("apply nftables table %s: %w", name, err)
+		}
+		ops = append(ops, func(c *nftables.Conn) error { return queueTable(c, t) })
+		next[name] = &t
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	c, err := nftConn(p.nsFd)
+	if err != nil {
+		return err
+	}
+	for _, op := range ops {
+		if err := op(c); err != nil {
 			return err
 		}
-		changed = true
-	}
-	if !changed {
-		return nil
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("apply nftables: %w", err)
 	}
-	p.tables = next
+	for name, t := range next {
+		if t == nil {
+			delete(p.tables, name)
+		} else {
+			p.tables[name] = *t
+		}
+	}
 	return nil
 }
 
@@ -229,9 +311,10 @@ func (m *Manager) syncRules(p *platform, want []ruleSpec) error {
 	return errors.Join(errs...)
 }
 
-// checkDrift runs on the drift goroutine: it reinstalls any rule, route or
-// nftables table of ours that disappeared or changed. Journal entries
-// already exist for everything it reinstalls.
+// checkDrift runs on the drift goroutine: it reinstalls any rule or route
+// of ours that disappeared or changed, and any nftables table of ours that
+// disappeared or lost or gained a chain, a rule or a set (tableIntact).
+// Journal entries already exist for everything it reinstalls.
 func (m *Manager) checkDrift() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -263,15 +346,12 @@ func (m *Manager) checkDrift() {
 		if err != nil {
 			return
 		}
-		have, err := listOwnedTables(c)
-		if err != nil {
-			return
-		}
 		for name, t := range p.tables {
-			if have[name] {
+			intact, err := tableIntact(c, t)
+			if err != nil || intact {
 				continue
 			}
-			err := queueTable(c, t)
+			err = queueTable(c, t)
 			if err == nil {
 				err = c.Flush()
 			}
@@ -290,43 +370,65 @@ func (m *Manager) repaired(what, name string, err error) {
 }
 
 // Close undoes everything this Manager installed and stops its goroutine.
-// It is idempotent and final.
+// It is idempotent and final. The Manager is closed first (no Apply can
+// start the drift goroutine afterwards); routes go before rules, and the
+// mark rule before the suppress rule (teardownOrder), so unmarked traffic
+// never meets the overlay default without the suppress rule before it.
 func (m *Manager) Close() error {
-	m.stopDrift()
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.state == lcClosed {
+		m.mu.Unlock()
 		return nil
 	}
-	m.state = lcClosed
-	p := m.plat
-	if p == nil {
-		return nil
-	}
-	var errs []error
-	errs = append(errs, m.syncRules(p, nil))
-	for _, r := range slices.Backward(p.routes) {
-		errs = append(errs, p.nl.delRoute(r))
-	}
-	p.routes = nil
-	errs = append(errs, m.syncTables(p, nil), m.restoreSysctls(p, nil))
-	p.nl.close()
-	m.plat = nil
-	if err := errors.Join(errs...); err != nil {
+	wait := m.closeLocked()
+	err := m.teardownLocked()
+	m.mu.Unlock()
+	wait()
+	if err != nil {
 		return fmt.Errorf("close route manager: %w", err)
 	}
 	return nil
 }
 
+func (m *Manager) teardownLocked() error {
+	p := m.plat
+	if p == nil {
+		return nil
+	}
+	trace := func(string) {}
+	if m.opts.onDelete != nil {
+		trace = m.opts.onDelete
+	}
+	var errs []error
+	for _, r := range slices.Backward(p.routes) {
+		trace("route " + r.String())
+		errs = append(errs, p.nl.delRoute(r))
+	}
+	p.routes = nil
+	for _, r := range teardownOrder(p.rules) {
+		trace("rule " + r.String())
+		errs = append(errs, p.nl.delRule(r))
+	}
+	p.rules = nil
+	all := func(string) bool { return true }
+	errs = append(errs,
+		m.restoreSysctls(p, nil, isForward), // forwarding off before its filter goes
+		m.syncTables(p, nil, ownedTables),
+		m.restoreSysctls(p, nil, all))
+	p.nl.close()
+	m.plat = nil
+	return errors.Join(errs...)
+}
+
 // abandon simulates a crash (tests only): it stops the drift goroutine and
 // drops the handles without undoing anything.
 func (m *Manager) abandon() {
-	m.stopDrift()
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.state = lcClosed
+	wait := m.closeLocked()
 	if m.plat != nil {
 		m.plat.nl.close()
 		m.plat = nil
 	}
+	m.mu.Unlock()
+	wait()
 }

@@ -5,6 +5,7 @@ package route
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -209,4 +210,55 @@ func listOwnedTables(c *nftables.Conn) (map[string]bool, error) {
 		out[t.Name] = true
 	}
 	return out, nil
+}
+
+// tableIntact reports whether t is in the kernel with its chains and no
+// others, each holding as many rules as t's, and its sets: a deleted table,
+// chain or set, and rules flushed, added or deleted, are noticed; an edit
+// that keeps these counts (a rule replaced in place, set elements changed)
+// is not. It costs a few netlink dumps.
+func tableIntact(c *nftables.Conn, t nftTable) (bool, error) {
+	have, err := listOwnedTables(c)
+	if err != nil || !have[t.Name] {
+		return false, err
+	}
+	tab := &nftables.Table{Family: nftables.TableFamilyINet, Name: t.Name}
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return false, fmt.Errorf("list nftables chains: %w", err)
+	}
+	var names []string
+	for _, ch := range chains {
+		if ch.Table != nil && ch.Table.Name == t.Name {
+			names = append(names, ch.Name)
+		}
+	}
+	if len(names) != len(t.Chains) {
+		return false, nil
+	}
+	for _, ch := range t.Chains {
+		if !slices.Contains(names, ch.Name) {
+			return false, nil
+		}
+		rules, err := c.GetRules(tab, &nftables.Chain{Name: ch.Name, Table: tab})
+		if err != nil {
+			return false, fmt.Errorf("list rules of %s %s: %w", t.Name, ch.Name, err)
+		}
+		if len(rules) != len(ch.Rules) {
+			return false, nil
+		}
+	}
+	sets, err := c.GetSets(tab)
+	if err != nil {
+		return false, fmt.Errorf("list sets of %s: %w", t.Name, err)
+	}
+	if len(sets) != len(t.Sets) {
+		return false, nil
+	}
+	for _, s := range t.Sets {
+		if !slices.ContainsFunc(sets, func(x *nftables.Set) bool { return x.Name == s.Name }) {
+			return false, nil
+		}
+	}
+	return true, nil
 }

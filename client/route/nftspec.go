@@ -50,7 +50,7 @@ const (
 	matchMetaMark nftMatchKind = iota // meta mark == Mark
 	matchCtMark                       // ct mark == Mark
 	matchOifname                      // oifname (!)= Name
-	matchIifname                      // iifname == Name
+	matchIifname                      // iifname (!)= Name
 	matchDaddr                        // ip/ip6 daddr in Prefix (nfproto only for /0)
 	matchSaddrSet                     // ip/ip6 saddr @Set
 	matchCtEstRel                     // ct state established,related
@@ -88,7 +88,7 @@ func (m nftMatch) String() string {
 	case matchOifname:
 		return fmt.Sprintf("oifname %s%q", not, m.Name)
 	case matchIifname:
-		return fmt.Sprintf("iifname %q", m.Name)
+		return fmt.Sprintf("iifname %s%q", not, m.Name)
 	case matchDaddr:
 		if m.Prefix.Bits() == 0 {
 			return "meta nfproto " + ipFamily(m.Prefix.Addr().Is6())
@@ -202,8 +202,10 @@ func killSwitchTable(ifname string, allowLAN bool, lan hostLAN) nftTable {
 // established/related traffic is accepted, new traffic only to a served
 // network from its sources (one set per network), the rest dropped; and
 // traffic from the overlay to a Masquerade network leaving on another
-// interface is masqueraded.
-func forwardTable(ifname string, serve []Serve) nftTable {
+// interface is masqueraded. For each family of guard (we turned its
+// forwarding on), forwarded traffic neither from nor to the overlay
+// interface is dropped too.
+func forwardTable(ifname string, serve []Serve, guard fwdGuard) nftTable {
 	iif := nftMatch{Kind: matchIifname, Name: ifname}
 	t := nftTable{Name: nftFwdTable}
 	fwd := nftChain{Name: "fwd", Type: "filter", Hook: "forward", Prio: 0, Rules: []nftRule{
@@ -231,6 +233,16 @@ func forwardTable(ifname string, serve []Serve) nftTable {
 		}
 	}
 	fwd.Rules = append(fwd.Rules, nftRule{Match: []nftMatch{iif}, Do: stmtDrop})
+	notIif := nftMatch{Kind: matchIifname, Not: true, Name: ifname}
+	notOif := nftMatch{Kind: matchOifname, Not: true, Name: ifname}
+	for _, g := range []struct {
+		on  bool
+		any netip.Prefix
+	}{{guard.v4, netip.PrefixFrom(netip.IPv4Unspecified(), 0)}, {guard.v6, netip.PrefixFrom(netip.IPv6Unspecified(), 0)}} {
+		if g.on {
+			fwd.Rules = append(fwd.Rules, nftRule{Match: []nftMatch{{Kind: matchDaddr, Prefix: g.any}, notIif, notOif}, Do: stmtDrop})
+		}
+	}
 	t.Chains = append(t.Chains, fwd)
 	if len(nat.Rules) > 0 {
 		t.Chains = append(t.Chains, nat)

@@ -12,7 +12,7 @@ func TestForwardTable(t *testing.T) {
 		{Network: mp("10.9.0.0/16"), Masquerade: true, Sources: []netip.Prefix{mp("100.64.0.7/32"), mp("100.64.0.5/32"), mp("2001:db8::1/128")}},
 		{Network: mp("0.0.0.0/0"), Sources: []netip.Prefix{mp("100.64.0.9/32")}},
 		{Network: mp("10.8.0.0/16")}, // no sources: never forwarded
-	}).String()
+	}, fwdGuard{}).String()
 	want := `table inet petrel-fwd {
 	set src0 { type ip_addr; flags interval; elements = { 100.64.0.5/32, 100.64.0.7/32 } }
 	set src1 { type ip_addr; flags interval; elements = { 100.64.0.9/32 } }

@@ -108,6 +108,9 @@ func Conflict(network, overlay netip.Prefix, underlay []netip.Addr) string {
 	if network.Bits() == 0 {
 		return ""
 	}
+	if why := Reserved(network); why != "" {
+		return why
+	}
 	if overlay.IsValid() && network.Overlaps(overlay) {
 		return fmt.Sprintf("overlaps the overlay range %s", overlay)
 	}

@@ -43,6 +43,7 @@ func TestPlanNetworkRoutes(t *testing.T) {
 		{ID: "wide/r1", NetworkID: "wide", Network: pfx("100.0.0.0/8"), Peer: "r1"},
 		{ID: "lan/r1", NetworkID: "lan", Network: pfx("192.168.0.0/16"), Peer: "r1"},
 		{ID: "sh/r1", NetworkID: "sh", Network: pfx("10.9.5.0/24"), Peer: "r1"},
+		{ID: "meta/r1", NetworkID: "meta", Network: pfx("169.254.0.0/16"), Peer: "r1"},
 		{ID: "gone/zz", NetworkID: "gone", Network: pfx("10.30.0.0/24"), Peer: "zz"},
 		{ID: "mine/self", NetworkID: "mine", Network: pfx("10.40.0.0/24"), Peer: "self", Masquerade: true,
 			Sources: []netip.Prefix{pfx("100.64.0.7/32")}},
@@ -50,7 +51,7 @@ func TestPlanNetworkRoutes(t *testing.T) {
 	p := Compute(in, NewSelector())
 	want := map[string]string{
 		"a/r1": StateInstalled, "a/r2": StateStandby, "ov/r1": StateRefused, "wide/r1": StateRefused,
-		"lan/r1": StateRefused, "sh/r1": StateShadowed, "gone/zz": StateUnavailable, "mine/self": StateServed,
+		"lan/r1": StateRefused, "meta/r1": StateRefused, "sh/r1": StateShadowed, "gone/zz": StateUnavailable, "mine/self": StateServed,
 	}
 	for id, st := range want {
 		if got := stateOf(p, id); got.State != st {

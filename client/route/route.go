@@ -2,7 +2,10 @@ package route
 
 import (
 	"log/slog"
+	"maps"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,7 +30,9 @@ const (
 	// ("" = all).
 	KindRule = "rule"
 	// KindSysctl is a sysctl the Manager changed. Name: the key
-	// ("net.ipv4.ip_forward"); data: "prev", the value before the change.
+	// ("net.ipv4.ip_forward"); data: "prev", the value before the change,
+	// and "value", the value written (undo restores prev only while the
+	// sysctl still holds value; entries without "value" restore prev).
 	KindSysctl = "sysctl"
 	// KindNftTable is an nftables table the Manager owns. Name: "inet NAME";
 	// data: "family" ("inet"), "table" (NAME). Undo deletes the whole table.
@@ -62,6 +67,11 @@ type Serve struct {
 // Result reports the parts of an Apply the kernel refused.
 type Result struct {
 	Failed map[netip.Prefix]error // routes of Config.Routes the kernel refused; the rest are installed
+	// Degraded lists best-effort parts that could not be installed, each
+	// "degraded: ..." (today the petrel-mark table and src_valid_mark,
+	// needed only under strict rp_filter); routes and rules are installed
+	// regardless, and the next Apply retries.
+	Degraded []string
 }
 
 // Host is what the planner needs to know of the host's own networking.
@@ -92,17 +102,26 @@ type Manager struct {
 	opts    options
 	repairs atomic.Int64
 
-	mu    sync.Mutex
-	state lifecycle
-	plat  *platform // platform state (handles and what is installed); nil until needed
-	stop  chan struct{}
-	done  chan struct{}
+	mu       sync.Mutex
+	state    lifecycle
+	plat     *platform // platform state (handles and what is installed); nil until needed
+	stop     chan struct{}
+	done     chan struct{}
+	recorded map[string]bool // journal entries already recorded (see record)
+	warned   map[string]bool // degradations already logged as warnings
 }
 
 // options are unexported knobs for tests.
 type options struct {
 	nsPath        string        // network namespace to work in ("" = the process's)
 	driftInterval time.Duration // 0 = defaultDriftInterval
+	// fail, if set, is asked before each nftables table install ("nft
+	// NAME") and sysctl write ("sysctl KEY"); an error is treated as the
+	// kernel's refusal.
+	fail func(what string) error
+	// onDelete, if set, is told of each route and rule Close deletes
+	// ("route NAME", "rule NAME"), in order.
+	onDelete func(what string)
 }
 
 type option func(*options)
@@ -129,13 +148,64 @@ func newManager(log *slog.Logger, j Journal, opt ...option) *Manager {
 // Repairs returns how many drift repairs were made (for status).
 func (m *Manager) Repairs() int { return int(m.repairs.Load()) }
 
-// record journals one change; a nil Journal records nothing.
+// record journals one change; a nil Journal records nothing. Each distinct
+// entry (kind, name and data) is recorded at most once per Manager: undo is
+// idempotent, so one entry covers every retry of the same change (a route
+// the kernel keeps refusing, a failed sysctl write or nftables batch).
+// Called with mu held.
 func (m *Manager) record(kind, name string, data map[string]string) error {
 	if m.j == nil {
 		return nil
 	}
-	return m.j.Record(kind, name, data)
+	key := journalKey(kind, name, data)
+	if m.recorded[key] {
+		return nil
+	}
+	if err := m.j.Record(kind, name, data); err != nil {
+		return err
+	}
+	if m.recorded == nil {
+		m.recorded = map[string]bool{}
+	}
+	m.recorded[key] = true
+	return nil
 }
+
+func journalKey(kind, name string, data map[string]string) string {
+	var b strings.Builder
+	b.WriteString(kind + "\x00" + name)
+	for _, k := range slices.Sorted(maps.Keys(data)) {
+		b.WriteString("\x00" + k + "=" + data[k])
+	}
+	return b.String()
+}
+
+// testFail is the fail option's answer for what (nil without the option).
+func (m *Manager) testFail(what string) error {
+	if m.opts.fail == nil {
+		return nil
+	}
+	return m.opts.fail(what)
+}
+
+// degraded notes a best-effort part that failed: a warning the first time
+// (until it succeeds again), debug after, and a note for the Result.
+func (m *Manager) degraded(res *Result, what string, err error) {
+	note := "degraded: " + what + ": " + err.Error()
+	res.Degraded = append(res.Degraded, note)
+	if m.warned[what] {
+		m.log.Debug("still degraded", "part", what, "err", err)
+		return
+	}
+	if m.warned == nil {
+		m.warned = map[string]bool{}
+	}
+	m.warned[what] = true
+	m.log.Warn("degraded: installing a best-effort part failed; routes and rules installed without it", "part", what, "err", err)
+}
+
+// recovered clears the warning state of what after it succeeded.
+func (m *Manager) recovered(what string) { delete(m.warned, what) }
 
 // startDrift starts the drift goroutine; called with mu held.
 func (m *Manager) startDrift(check func()) {
@@ -160,15 +230,18 @@ func (m *Manager) startDrift(check func()) {
 	}(m.stop, m.done, m.opts.driftInterval)
 }
 
-// stopDrift stops the drift goroutine and waits for it. It must be called
-// without mu held (the goroutine takes mu).
-func (m *Manager) stopDrift() {
-	m.mu.Lock()
+// closeLocked makes the Manager closed (so that no Apply can start the
+// drift goroutine any more) and returns a function that stops the drift
+// goroutine and waits for it; the caller runs it after releasing mu (the
+// goroutine takes mu; seeing lcClosed, it does nothing more).
+func (m *Manager) closeLocked() (wait func()) {
+	m.state = lcClosed
 	stop, done := m.stop, m.done
 	m.stop, m.done = nil, nil
-	m.mu.Unlock()
-	if stop != nil {
-		close(stop)
-		<-done
+	return func() {
+		if stop != nil {
+			close(stop)
+			<-done
+		}
 	}
 }

@@ -4,6 +4,7 @@ package route
 
 import (
 	"fmt"
+	"log/slog"
 )
 
 // Undoers returns the undo of each journal kind this package records. Each
@@ -45,8 +46,11 @@ func undoRule(_ string, data map[string]string) error {
 	return o.delRule(r)
 }
 
-// undoSysctl writes back the recorded previous value. Writing it when it
-// is already there (the change was never made, or was undone) is a no-op.
+// undoSysctl writes back the recorded previous value while the sysctl still
+// holds the value we wrote ("value"; older entries without it always write
+// prev back): a value someone else set since is theirs and stays. Writing
+// it when it is already there (the change was never made, or was undone)
+// is a no-op.
 func undoSysctl(name string, data map[string]string) error {
 	prev, ok := data["prev"]
 	if !ok {
@@ -54,6 +58,17 @@ func undoSysctl(name string, data map[string]string) error {
 	}
 	if !knownSysctl(name) {
 		return fmt.Errorf("undo sysctl %s: not a sysctl this package changes", name)
+	}
+	cur, err := readSysctl(name)
+	if err != nil {
+		return err
+	}
+	if !restoreSysctl(cur, prev, data["value"]) {
+		if cur != prev {
+			slog.Info("sysctl changed by someone else since the agent set it; left alone",
+				"component", "route", "key", name, "value", cur, "ours", data["value"], "before", prev)
+		}
+		return nil
 	}
 	return writeSysctl(name, prev)
 }

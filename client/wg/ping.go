@@ -29,7 +29,13 @@ func (d *Device) Ping(ctx context.Context, dst netip.Addr) (time.Duration, error
 	dst = dst.Unmap()
 	var id [2]byte
 	_, _ = rand.Read(id[:])
-	echo := &icmp.Echo{ID: int(binary.BigEndian.Uint16(id[:])), Seq: 1, Data: []byte("petrel-ping")}
+	// A random nonce in the payload: a raw ICMP socket (root without
+	// ping_group_range) sees every echo reply on the host, including the
+	// replies to concurrent pings of other peers.
+	var nonce [8]byte
+	_, _ = rand.Read(nonce[:])
+	payload := append([]byte("petrel-ping-"), nonce[:]...)
+	echo := &icmp.Echo{ID: int(binary.BigEndian.Uint16(id[:])), Seq: 1, Data: payload}
 	var typ icmp.Type = ipv4.ICMPTypeEcho
 	proto := 1
 	if dst.Is6() {
@@ -67,7 +73,7 @@ func (d *Device) Ping(ctx context.Context, dst netip.Addr) (time.Duration, error
 	}
 	buf := make([]byte, 1500)
 	for {
-		n, _, err := pc.ReadFrom(buf)
+		n, from, err := pc.ReadFrom(buf)
 		if err != nil {
 			if ctx.Err() != nil {
 				return 0, fmt.Errorf("ping: %w", ctx.Err())
@@ -81,8 +87,12 @@ func (d *Device) Ping(ctx context.Context, dst netip.Addr) (time.Duration, error
 		if m.Type != ipv4.ICMPTypeEchoReply && m.Type != ipv6.ICMPTypeEchoReply {
 			continue
 		}
+		if !replyFrom(from, dst) {
+			continue
+		}
 		if e, ok := m.Body.(*icmp.Echo); ok && e.Seq == echo.Seq && string(e.Data) == string(echo.Data) {
-			// The ID may be rewritten by unprivileged sockets; data+seq match suffices.
+			// The ID may be rewritten by unprivileged sockets; the nonce,
+			// the sequence and the source match.
 			return time.Since(start), nil
 		}
 	}
@@ -104,4 +114,20 @@ func listenICMP(dst netip.Addr) (net.PacketConn, net.Addr, error) {
 		return nil, nil, fmt.Errorf("ping: open icmp socket: %w", errors.Join(err, err2, os.ErrPermission))
 	}
 	return c, &net.IPAddr{IP: dst.AsSlice()}, nil
+}
+
+// replyFrom reports whether a reply's source address is dst (an unknown
+// address form is accepted: the nonce still has to match).
+func replyFrom(from net.Addr, dst netip.Addr) bool {
+	var ip net.IP
+	switch a := from.(type) {
+	case *net.UDPAddr:
+		ip = a.IP
+	case *net.IPAddr:
+		ip = a.IP
+	default:
+		return true
+	}
+	got, ok := netip.AddrFromSlice(ip)
+	return !ok || got.Unmap() == dst
 }

@@ -22,6 +22,9 @@ type daemonFlags struct {
 	loopback   bool
 	noRelay    bool
 	forceRelay bool
+	dnsMode    string
+	dnsAddr    string
+	noBypass   bool // debug knob
 }
 
 func (f *daemonFlags) register(cmd *cobra.Command) {
@@ -32,7 +35,12 @@ func (f *daemonFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.socks5, "socks5", "127.0.0.1:0", "netstack mode: SOCKS5 listen address")
 	cmd.Flags().BoolVar(&f.loopback, "ice-loopback", false, "offer loopback ICE candidates (single-host demos and tests only)")
 	cmd.Flags().BoolVar(&f.forceRelay, "force-relay", false, "never try direct paths (diagnostics)")
+	cmd.Flags().StringVar(&f.dnsMode, "dns-mode", "auto", "point the host's resolver at the agent: auto, file (resolv.conf), resolved (systemd-resolved), off")
+	cmd.Flags().StringVar(&f.dnsAddr, "dns", "127.0.0.1:0", "netstack mode: resolver listen address (loopback)")
+	// Debug knobs (hidden): behaviour switches for diagnosis and tests.
+	cmd.Flags().BoolVar(&f.noBypass, "debug-dns-no-bypass", false, "debug: no bypass resolver for control-plane names")
 	_ = cmd.Flags().MarkHidden("ice-loopback")
+	_ = cmd.Flags().MarkHidden("debug-dns-no-bypass")
 }
 
 func (f *daemonFlags) options(g *globalFlags) daemon.Options {
@@ -46,6 +54,9 @@ func (f *daemonFlags) options(g *globalFlags) daemon.Options {
 		SOCKS5Addr:    f.socks5,
 		ICELoopback:   f.loopback,
 		ForceRelay:    f.forceRelay,
+		DNSMode:       f.dnsMode,
+		DNSAddr:       f.dnsAddr,
+		DNSNoBypass:   f.noBypass,
 		Logger:        newLogger(g.logLevel),
 	}
 }
@@ -60,6 +71,10 @@ func (f *daemonFlags) args() []string {
 	}
 	if f.forceRelay {
 		a = append(a, "--force-relay")
+	}
+	a = append(a, "--dns-mode", f.dnsMode, "--dns", f.dnsAddr)
+	if f.noBypass {
+		a = append(a, "--debug-dns-no-bypass")
 	}
 	return a
 }

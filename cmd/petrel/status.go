@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -34,6 +35,7 @@ type statusJSON struct {
 	LastError string           `json:"last_error,omitempty"`
 	Routes    []routeJSON      `json:"routes"`
 	ExitNode  *exitNodeJSON    `json:"exit_node"`
+	DNS       *dnsJSON         `json:"dns"`
 }
 
 type peerStatusJSON struct {
@@ -60,7 +62,7 @@ func toJSON(st *daemonpb.StatusResponse) statusJSON {
 	j.Signal.Connected = st.SignalConnected
 	j.Relay.HomeURL, j.Relay.Connected = st.RelayHomeUrl, st.RelayConnected
 	j.IP, j.FQDN, j.PublicKey, j.LastError = st.Ip, st.Fqdn, st.PublicKey, st.LastError
-	j.Routes, j.ExitNode = routesJSON(st.Routes), exitJSON(st.ExitNode)
+	j.Routes, j.ExitNode, j.DNS = routesJSON(st.Routes), exitJSON(st.ExitNode), toDNSJSON(st.Dns)
 	j.Peers = make([]peerStatusJSON, 0, len(st.Peers))
 	for _, p := range st.Peers {
 		hs := ""
@@ -139,6 +141,16 @@ func printStatus(w io.Writer, st *daemonpb.StatusResponse) {
 	fmt.Fprintf(w, "Relay:      %s %s\n", st.RelayHomeUrl, yesNo(st.RelayConnected))
 	if st.Socks5Addr != "" {
 		fmt.Fprintf(w, "SOCKS5:     %s\n", st.Socks5Addr)
+	}
+	if st.Dns != nil {
+		dnsLine := strings.Join(st.Dns.Listeners, ", ")
+		if st.Dns.HostMode != "" && st.Dns.HostMode != "off" {
+			dnsLine += " (host: " + st.Dns.HostMode + ")"
+		}
+		if st.Dns.Error != "" {
+			dnsLine += " — " + st.Dns.Error
+		}
+		fmt.Fprintf(w, "DNS:        %s\n", dnsLine)
 	}
 	if st.ExitNode != nil && (st.ExitNode.Active || st.ExitNode.Peer != "") {
 		fmt.Fprintln(w, describeExit(st.ExitNode))

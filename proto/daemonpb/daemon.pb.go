@@ -606,6 +606,7 @@ type StatusResponse struct {
 	LastError           string                 `protobuf:"bytes,14,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
 	Routes              []*RouteStatus         `protobuf:"bytes,15,rep,name=routes,proto3" json:"routes,omitempty"`
 	ExitNode            *ExitNodeStatus        `protobuf:"bytes,16,opt,name=exit_node,json=exitNode,proto3" json:"exit_node,omitempty"`
+	Dns                 *DNSInfo               `protobuf:"bytes,17,opt,name=dns,proto3" json:"dns,omitempty"`
 	unknownFields       protoimpl.UnknownFields
 	sizeCache           protoimpl.SizeCache
 }
@@ -752,6 +753,222 @@ func (x *StatusResponse) GetExitNode() *ExitNodeStatus {
 	return nil
 }
 
+func (x *StatusResponse) GetDns() *DNSInfo {
+	if x != nil {
+		return x.Dns
+	}
+	return nil
+}
+
+// DNSInfo is the summary of the agent's resolver in status.
+type DNSInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Listeners     []string               `protobuf:"bytes,1,rep,name=listeners,proto3" json:"listeners,omitempty"`               // "100.64.0.5:53"
+	HostMode      string                 `protobuf:"bytes,2,opt,name=host_mode,json=hostMode,proto3" json:"host_mode,omitempty"` // file|resolved|off
+	Domain        string                 `protobuf:"bytes,3,opt,name=domain,proto3" json:"domain,omitempty"`
+	Error         string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`    // why the resolver or the host integration is not working
+	Bypass        bool                   `protobuf:"varint,5,opt,name=bypass,proto3" json:"bypass,omitempty"` // a bypass resolver to the original nameservers exists
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DNSInfo) Reset() {
+	*x = DNSInfo{}
+	mi := &file_daemon_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DNSInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DNSInfo) ProtoMessage() {}
+
+func (x *DNSInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_daemon_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DNSInfo.ProtoReflect.Descriptor instead.
+func (*DNSInfo) Descriptor() ([]byte, []int) {
+	return file_daemon_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *DNSInfo) GetListeners() []string {
+	if x != nil {
+		return x.Listeners
+	}
+	return nil
+}
+
+func (x *DNSInfo) GetHostMode() string {
+	if x != nil {
+		return x.HostMode
+	}
+	return ""
+}
+
+func (x *DNSInfo) GetDomain() string {
+	if x != nil {
+		return x.Domain
+	}
+	return ""
+}
+
+func (x *DNSInfo) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *DNSInfo) GetBypass() bool {
+	if x != nil {
+		return x.Bypass
+	}
+	return false
+}
+
+type DNSStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DNSStatusRequest) Reset() {
+	*x = DNSStatusRequest{}
+	mi := &file_daemon_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DNSStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DNSStatusRequest) ProtoMessage() {}
+
+func (x *DNSStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_daemon_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DNSStatusRequest.ProtoReflect.Descriptor instead.
+func (*DNSStatusRequest) Descriptor() ([]byte, []int) {
+	return file_daemon_proto_rawDescGZIP(), []int{13}
+}
+
+type DNSQueryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Type          string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"` // A (default), AAAA, TXT, ...
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DNSQueryRequest) Reset() {
+	*x = DNSQueryRequest{}
+	mi := &file_daemon_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DNSQueryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DNSQueryRequest) ProtoMessage() {}
+
+func (x *DNSQueryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_daemon_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DNSQueryRequest.ProtoReflect.Descriptor instead.
+func (*DNSQueryRequest) Descriptor() ([]byte, []int) {
+	return file_daemon_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *DNSQueryRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DNSQueryRequest) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+type JSONReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Json          string                 `protobuf:"bytes,1,opt,name=json,proto3" json:"json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JSONReply) Reset() {
+	*x = JSONReply{}
+	mi := &file_daemon_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JSONReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JSONReply) ProtoMessage() {}
+
+func (x *JSONReply) ProtoReflect() protoreflect.Message {
+	mi := &file_daemon_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JSONReply.ProtoReflect.Descriptor instead.
+func (*JSONReply) Descriptor() ([]byte, []int) {
+	return file_daemon_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *JSONReply) GetJson() string {
+	if x != nil {
+		return x.Json
+	}
+	return ""
+}
+
 // RouteStatus is one route of the network map as this agent handles it.
 type RouteStatus struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -770,7 +987,7 @@ type RouteStatus struct {
 
 func (x *RouteStatus) Reset() {
 	*x = RouteStatus{}
-	mi := &file_daemon_proto_msgTypes[12]
+	mi := &file_daemon_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -782,7 +999,7 @@ func (x *RouteStatus) String() string {
 func (*RouteStatus) ProtoMessage() {}
 
 func (x *RouteStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[12]
+	mi := &file_daemon_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -795,7 +1012,7 @@ func (x *RouteStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteStatus.ProtoReflect.Descriptor instead.
 func (*RouteStatus) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{12}
+	return file_daemon_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RouteStatus) GetId() string {
@@ -877,7 +1094,7 @@ type ExitNodeStatus struct {
 
 func (x *ExitNodeStatus) Reset() {
 	*x = ExitNodeStatus{}
-	mi := &file_daemon_proto_msgTypes[13]
+	mi := &file_daemon_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -889,7 +1106,7 @@ func (x *ExitNodeStatus) String() string {
 func (*ExitNodeStatus) ProtoMessage() {}
 
 func (x *ExitNodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[13]
+	mi := &file_daemon_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -902,7 +1119,7 @@ func (x *ExitNodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitNodeStatus.ProtoReflect.Descriptor instead.
 func (*ExitNodeStatus) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{13}
+	return file_daemon_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ExitNodeStatus) GetPeer() string {
@@ -974,7 +1191,7 @@ type SetExitNodeRequest struct {
 
 func (x *SetExitNodeRequest) Reset() {
 	*x = SetExitNodeRequest{}
-	mi := &file_daemon_proto_msgTypes[14]
+	mi := &file_daemon_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -986,7 +1203,7 @@ func (x *SetExitNodeRequest) String() string {
 func (*SetExitNodeRequest) ProtoMessage() {}
 
 func (x *SetExitNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[14]
+	mi := &file_daemon_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -999,7 +1216,7 @@ func (x *SetExitNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetExitNodeRequest.ProtoReflect.Descriptor instead.
 func (*SetExitNodeRequest) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{14}
+	return file_daemon_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SetExitNodeRequest) GetPeer() string {
@@ -1059,7 +1276,7 @@ type PeerStatus struct {
 
 func (x *PeerStatus) Reset() {
 	*x = PeerStatus{}
-	mi := &file_daemon_proto_msgTypes[15]
+	mi := &file_daemon_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1071,7 +1288,7 @@ func (x *PeerStatus) String() string {
 func (*PeerStatus) ProtoMessage() {}
 
 func (x *PeerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[15]
+	mi := &file_daemon_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1084,7 +1301,7 @@ func (x *PeerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatus.ProtoReflect.Descriptor instead.
 func (*PeerStatus) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{15}
+	return file_daemon_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PeerStatus) GetName() string {
@@ -1197,7 +1414,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_daemon_proto_msgTypes[16]
+	mi := &file_daemon_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1209,7 +1426,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[16]
+	mi := &file_daemon_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1222,7 +1439,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{16}
+	return file_daemon_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PingRequest) GetPeer() string {
@@ -1266,7 +1483,7 @@ type PingReply struct {
 
 func (x *PingReply) Reset() {
 	*x = PingReply{}
-	mi := &file_daemon_proto_msgTypes[17]
+	mi := &file_daemon_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1278,7 +1495,7 @@ func (x *PingReply) String() string {
 func (*PingReply) ProtoMessage() {}
 
 func (x *PingReply) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[17]
+	mi := &file_daemon_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1291,7 +1508,7 @@ func (x *PingReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingReply.ProtoReflect.Descriptor instead.
 func (*PingReply) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{17}
+	return file_daemon_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PingReply) GetIp() string {
@@ -1372,7 +1589,7 @@ const file_daemon_proto_rawDesc = "" +
 	"\x0eLogoutResponse\"\x0f\n" +
 	"\rStatusRequest\"\x11\n" +
 	"\x0fShutdownRequest\"\x12\n" +
-	"\x10ShutdownResponse\"\xea\x04\n" +
+	"\x10ShutdownResponse\"\x97\x05\n" +
 	"\x0eStatusResponse\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12%\n" +
 	"\x0emanagement_url\x18\x02 \x01(\tR\rmanagementUrl\x121\n" +
@@ -1393,7 +1610,20 @@ const file_daemon_proto_rawDesc = "" +
 	"\n" +
 	"last_error\x18\x0e \x01(\tR\tlastError\x125\n" +
 	"\x06routes\x18\x0f \x03(\v2\x1d.petrel.daemon.v1.RouteStatusR\x06routes\x12=\n" +
-	"\texit_node\x18\x10 \x01(\v2 .petrel.daemon.v1.ExitNodeStatusR\bexitNode\"\xe5\x01\n" +
+	"\texit_node\x18\x10 \x01(\v2 .petrel.daemon.v1.ExitNodeStatusR\bexitNode\x12+\n" +
+	"\x03dns\x18\x11 \x01(\v2\x19.petrel.daemon.v1.DNSInfoR\x03dns\"\x8a\x01\n" +
+	"\aDNSInfo\x12\x1c\n" +
+	"\tlisteners\x18\x01 \x03(\tR\tlisteners\x12\x1b\n" +
+	"\thost_mode\x18\x02 \x01(\tR\bhostMode\x12\x16\n" +
+	"\x06domain\x18\x03 \x01(\tR\x06domain\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x12\x16\n" +
+	"\x06bypass\x18\x05 \x01(\bR\x06bypass\"\x12\n" +
+	"\x10DNSStatusRequest\"9\n" +
+	"\x0fDNSQueryRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\"\x1f\n" +
+	"\tJSONReply\x12\x12\n" +
+	"\x04json\x18\x01 \x01(\tR\x04json\"\xe5\x01\n" +
 	"\vRouteStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -1456,7 +1686,7 @@ const file_daemon_proto_rawDesc = "" +
 	"\x03seq\x18\x02 \x01(\x05R\x03seq\x12\x15\n" +
 	"\x06rtt_ms\x18\x03 \x01(\x01R\x05rttMs\x12\x12\n" +
 	"\x04path\x18\x04 \x01(\tR\x04path\x12\x14\n" +
-	"\x05error\x18\x05 \x01(\tR\x05error2\xe6\x04\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error2\x80\x06\n" +
 	"\x06Daemon\x12A\n" +
 	"\x02Up\x12\x1b.petrel.daemon.v1.UpRequest\x1a\x1c.petrel.daemon.v1.UpProgress0\x01\x12E\n" +
 	"\x04Down\x12\x1d.petrel.daemon.v1.DownRequest\x1a\x1e.petrel.daemon.v1.DownResponse\x12K\n" +
@@ -1465,7 +1695,9 @@ const file_daemon_proto_rawDesc = "" +
 	"\x05Login\x12\x1e.petrel.daemon.v1.LoginRequest\x1a\x1f.petrel.daemon.v1.LoginResponse\x12K\n" +
 	"\x06Logout\x12\x1f.petrel.daemon.v1.LogoutRequest\x1a .petrel.daemon.v1.LogoutResponse\x12Q\n" +
 	"\bShutdown\x12!.petrel.daemon.v1.ShutdownRequest\x1a\".petrel.daemon.v1.ShutdownResponse\x12U\n" +
-	"\vSetExitNode\x12$.petrel.daemon.v1.SetExitNodeRequest\x1a .petrel.daemon.v1.ExitNodeStatusB\x17Z\x15petrel/proto/daemonpbb\x06proto3"
+	"\vSetExitNode\x12$.petrel.daemon.v1.SetExitNodeRequest\x1a .petrel.daemon.v1.ExitNodeStatus\x12L\n" +
+	"\tDNSStatus\x12\".petrel.daemon.v1.DNSStatusRequest\x1a\x1b.petrel.daemon.v1.JSONReply\x12J\n" +
+	"\bDNSQuery\x12!.petrel.daemon.v1.DNSQueryRequest\x1a\x1b.petrel.daemon.v1.JSONReplyB\x17Z\x15petrel/proto/daemonpbb\x06proto3"
 
 var (
 	file_daemon_proto_rawDescOnce sync.Once
@@ -1479,7 +1711,7 @@ func file_daemon_proto_rawDescGZIP() []byte {
 	return file_daemon_proto_rawDescData
 }
 
-var file_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_daemon_proto_goTypes = []any{
 	(*UpRequest)(nil),          // 0: petrel.daemon.v1.UpRequest
 	(*UpProgress)(nil),         // 1: petrel.daemon.v1.UpProgress
@@ -1493,38 +1725,47 @@ var file_daemon_proto_goTypes = []any{
 	(*ShutdownRequest)(nil),    // 9: petrel.daemon.v1.ShutdownRequest
 	(*ShutdownResponse)(nil),   // 10: petrel.daemon.v1.ShutdownResponse
 	(*StatusResponse)(nil),     // 11: petrel.daemon.v1.StatusResponse
-	(*RouteStatus)(nil),        // 12: petrel.daemon.v1.RouteStatus
-	(*ExitNodeStatus)(nil),     // 13: petrel.daemon.v1.ExitNodeStatus
-	(*SetExitNodeRequest)(nil), // 14: petrel.daemon.v1.SetExitNodeRequest
-	(*PeerStatus)(nil),         // 15: petrel.daemon.v1.PeerStatus
-	(*PingRequest)(nil),        // 16: petrel.daemon.v1.PingRequest
-	(*PingReply)(nil),          // 17: petrel.daemon.v1.PingReply
+	(*DNSInfo)(nil),            // 12: petrel.daemon.v1.DNSInfo
+	(*DNSStatusRequest)(nil),   // 13: petrel.daemon.v1.DNSStatusRequest
+	(*DNSQueryRequest)(nil),    // 14: petrel.daemon.v1.DNSQueryRequest
+	(*JSONReply)(nil),          // 15: petrel.daemon.v1.JSONReply
+	(*RouteStatus)(nil),        // 16: petrel.daemon.v1.RouteStatus
+	(*ExitNodeStatus)(nil),     // 17: petrel.daemon.v1.ExitNodeStatus
+	(*SetExitNodeRequest)(nil), // 18: petrel.daemon.v1.SetExitNodeRequest
+	(*PeerStatus)(nil),         // 19: petrel.daemon.v1.PeerStatus
+	(*PingRequest)(nil),        // 20: petrel.daemon.v1.PingRequest
+	(*PingReply)(nil),          // 21: petrel.daemon.v1.PingReply
 }
 var file_daemon_proto_depIdxs = []int32{
-	15, // 0: petrel.daemon.v1.StatusResponse.peers:type_name -> petrel.daemon.v1.PeerStatus
-	12, // 1: petrel.daemon.v1.StatusResponse.routes:type_name -> petrel.daemon.v1.RouteStatus
-	13, // 2: petrel.daemon.v1.StatusResponse.exit_node:type_name -> petrel.daemon.v1.ExitNodeStatus
-	0,  // 3: petrel.daemon.v1.Daemon.Up:input_type -> petrel.daemon.v1.UpRequest
-	4,  // 4: petrel.daemon.v1.Daemon.Down:input_type -> petrel.daemon.v1.DownRequest
-	8,  // 5: petrel.daemon.v1.Daemon.Status:input_type -> petrel.daemon.v1.StatusRequest
-	16, // 6: petrel.daemon.v1.Daemon.Ping:input_type -> petrel.daemon.v1.PingRequest
-	2,  // 7: petrel.daemon.v1.Daemon.Login:input_type -> petrel.daemon.v1.LoginRequest
-	6,  // 8: petrel.daemon.v1.Daemon.Logout:input_type -> petrel.daemon.v1.LogoutRequest
-	9,  // 9: petrel.daemon.v1.Daemon.Shutdown:input_type -> petrel.daemon.v1.ShutdownRequest
-	14, // 10: petrel.daemon.v1.Daemon.SetExitNode:input_type -> petrel.daemon.v1.SetExitNodeRequest
-	1,  // 11: petrel.daemon.v1.Daemon.Up:output_type -> petrel.daemon.v1.UpProgress
-	5,  // 12: petrel.daemon.v1.Daemon.Down:output_type -> petrel.daemon.v1.DownResponse
-	11, // 13: petrel.daemon.v1.Daemon.Status:output_type -> petrel.daemon.v1.StatusResponse
-	17, // 14: petrel.daemon.v1.Daemon.Ping:output_type -> petrel.daemon.v1.PingReply
-	3,  // 15: petrel.daemon.v1.Daemon.Login:output_type -> petrel.daemon.v1.LoginResponse
-	7,  // 16: petrel.daemon.v1.Daemon.Logout:output_type -> petrel.daemon.v1.LogoutResponse
-	10, // 17: petrel.daemon.v1.Daemon.Shutdown:output_type -> petrel.daemon.v1.ShutdownResponse
-	13, // 18: petrel.daemon.v1.Daemon.SetExitNode:output_type -> petrel.daemon.v1.ExitNodeStatus
-	11, // [11:19] is the sub-list for method output_type
-	3,  // [3:11] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	19, // 0: petrel.daemon.v1.StatusResponse.peers:type_name -> petrel.daemon.v1.PeerStatus
+	16, // 1: petrel.daemon.v1.StatusResponse.routes:type_name -> petrel.daemon.v1.RouteStatus
+	17, // 2: petrel.daemon.v1.StatusResponse.exit_node:type_name -> petrel.daemon.v1.ExitNodeStatus
+	12, // 3: petrel.daemon.v1.StatusResponse.dns:type_name -> petrel.daemon.v1.DNSInfo
+	0,  // 4: petrel.daemon.v1.Daemon.Up:input_type -> petrel.daemon.v1.UpRequest
+	4,  // 5: petrel.daemon.v1.Daemon.Down:input_type -> petrel.daemon.v1.DownRequest
+	8,  // 6: petrel.daemon.v1.Daemon.Status:input_type -> petrel.daemon.v1.StatusRequest
+	20, // 7: petrel.daemon.v1.Daemon.Ping:input_type -> petrel.daemon.v1.PingRequest
+	2,  // 8: petrel.daemon.v1.Daemon.Login:input_type -> petrel.daemon.v1.LoginRequest
+	6,  // 9: petrel.daemon.v1.Daemon.Logout:input_type -> petrel.daemon.v1.LogoutRequest
+	9,  // 10: petrel.daemon.v1.Daemon.Shutdown:input_type -> petrel.daemon.v1.ShutdownRequest
+	18, // 11: petrel.daemon.v1.Daemon.SetExitNode:input_type -> petrel.daemon.v1.SetExitNodeRequest
+	13, // 12: petrel.daemon.v1.Daemon.DNSStatus:input_type -> petrel.daemon.v1.DNSStatusRequest
+	14, // 13: petrel.daemon.v1.Daemon.DNSQuery:input_type -> petrel.daemon.v1.DNSQueryRequest
+	1,  // 14: petrel.daemon.v1.Daemon.Up:output_type -> petrel.daemon.v1.UpProgress
+	5,  // 15: petrel.daemon.v1.Daemon.Down:output_type -> petrel.daemon.v1.DownResponse
+	11, // 16: petrel.daemon.v1.Daemon.Status:output_type -> petrel.daemon.v1.StatusResponse
+	21, // 17: petrel.daemon.v1.Daemon.Ping:output_type -> petrel.daemon.v1.PingReply
+	3,  // 18: petrel.daemon.v1.Daemon.Login:output_type -> petrel.daemon.v1.LoginResponse
+	7,  // 19: petrel.daemon.v1.Daemon.Logout:output_type -> petrel.daemon.v1.LogoutResponse
+	10, // 20: petrel.daemon.v1.Daemon.Shutdown:output_type -> petrel.daemon.v1.ShutdownResponse
+	17, // 21: petrel.daemon.v1.Daemon.SetExitNode:output_type -> petrel.daemon.v1.ExitNodeStatus
+	15, // 22: petrel.daemon.v1.Daemon.DNSStatus:output_type -> petrel.daemon.v1.JSONReply
+	15, // 23: petrel.daemon.v1.Daemon.DNSQuery:output_type -> petrel.daemon.v1.JSONReply
+	14, // [14:24] is the sub-list for method output_type
+	4,  // [4:14] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_daemon_proto_init() }
@@ -1533,14 +1774,14 @@ func file_daemon_proto_init() {
 		return
 	}
 	file_daemon_proto_msgTypes[0].OneofWrappers = []any{}
-	file_daemon_proto_msgTypes[14].OneofWrappers = []any{}
+	file_daemon_proto_msgTypes[18].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_daemon_proto_rawDesc), len(file_daemon_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

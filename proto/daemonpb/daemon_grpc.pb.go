@@ -30,6 +30,8 @@ const (
 	Daemon_Logout_FullMethodName      = "/petrel.daemon.v1.Daemon/Logout"
 	Daemon_Shutdown_FullMethodName    = "/petrel.daemon.v1.Daemon/Shutdown"
 	Daemon_SetExitNode_FullMethodName = "/petrel.daemon.v1.Daemon/SetExitNode"
+	Daemon_DNSStatus_FullMethodName   = "/petrel.daemon.v1.Daemon/DNSStatus"
+	Daemon_DNSQuery_FullMethodName    = "/petrel.daemon.v1.Daemon/DNSQuery"
 )
 
 // DaemonClient is the client API for Daemon service.
@@ -53,6 +55,12 @@ type DaemonClient interface {
 	// SetExitNode selects, changes or turns off the exit node; the choice
 	// is saved and survives restarts.
 	SetExitNode(ctx context.Context, in *SetExitNodeRequest, opts ...grpc.CallOption) (*ExitNodeStatus, error)
+	// DNSStatus reports the resolver (listeners, handlers, upstream health,
+	// cache) and the host integration, as JSON.
+	DNSStatus(ctx context.Context, in *DNSStatusRequest, opts ...grpc.CallOption) (*JSONReply, error)
+	// DNSQuery resolves a name through the agent's resolver and says which
+	// handler answered and how, as JSON.
+	DNSQuery(ctx context.Context, in *DNSQueryRequest, opts ...grpc.CallOption) (*JSONReply, error)
 }
 
 type daemonClient struct {
@@ -161,6 +169,26 @@ func (c *daemonClient) SetExitNode(ctx context.Context, in *SetExitNodeRequest, 
 	return out, nil
 }
 
+func (c *daemonClient) DNSStatus(ctx context.Context, in *DNSStatusRequest, opts ...grpc.CallOption) (*JSONReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(JSONReply)
+	err := c.cc.Invoke(ctx, Daemon_DNSStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *daemonClient) DNSQuery(ctx context.Context, in *DNSQueryRequest, opts ...grpc.CallOption) (*JSONReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(JSONReply)
+	err := c.cc.Invoke(ctx, Daemon_DNSQuery_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DaemonServer is the server API for Daemon service.
 // All implementations must embed UnimplementedDaemonServer
 // for forward compatibility.
@@ -182,6 +210,12 @@ type DaemonServer interface {
 	// SetExitNode selects, changes or turns off the exit node; the choice
 	// is saved and survives restarts.
 	SetExitNode(context.Context, *SetExitNodeRequest) (*ExitNodeStatus, error)
+	// DNSStatus reports the resolver (listeners, handlers, upstream health,
+	// cache) and the host integration, as JSON.
+	DNSStatus(context.Context, *DNSStatusRequest) (*JSONReply, error)
+	// DNSQuery resolves a name through the agent's resolver and says which
+	// handler answered and how, as JSON.
+	DNSQuery(context.Context, *DNSQueryRequest) (*JSONReply, error)
 	mustEmbedUnimplementedDaemonServer()
 }
 
@@ -215,6 +249,12 @@ func (UnimplementedDaemonServer) Shutdown(context.Context, *ShutdownRequest) (*S
 }
 func (UnimplementedDaemonServer) SetExitNode(context.Context, *SetExitNodeRequest) (*ExitNodeStatus, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetExitNode not implemented")
+}
+func (UnimplementedDaemonServer) DNSStatus(context.Context, *DNSStatusRequest) (*JSONReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method DNSStatus not implemented")
+}
+func (UnimplementedDaemonServer) DNSQuery(context.Context, *DNSQueryRequest) (*JSONReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method DNSQuery not implemented")
 }
 func (UnimplementedDaemonServer) mustEmbedUnimplementedDaemonServer() {}
 func (UnimplementedDaemonServer) testEmbeddedByValue()                {}
@@ -367,6 +407,42 @@ func _Daemon_SetExitNode_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Daemon_DNSStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DNSStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).DNSStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_DNSStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).DNSStatus(ctx, req.(*DNSStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Daemon_DNSQuery_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DNSQueryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).DNSQuery(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_DNSQuery_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).DNSQuery(ctx, req.(*DNSQueryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Daemon_ServiceDesc is the grpc.ServiceDesc for Daemon service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -397,6 +473,14 @@ var Daemon_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetExitNode",
 			Handler:    _Daemon_SetExitNode_Handler,
+		},
+		{
+			MethodName: "DNSStatus",
+			Handler:    _Daemon_DNSStatus_Handler,
+		},
+		{
+			MethodName: "DNSQuery",
+			Handler:    _Daemon_DNSQuery_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,57 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	mdns "github.com/miekg/dns"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"petrel/proto/daemonpb"
+)
+
+// DNSStatus reports the resolver and the host integration (`petrel dns status`).
+func (a *api) DNSStatus(ctx context.Context, _ *daemonpb.DNSStatusRequest) (*daemonpb.JSONReply, error) {
+	eng := a.d.engine()
+	if eng == nil {
+		return nil, status.Error(codes.FailedPrecondition, "petrel is down: run petrel up first")
+	}
+	b, err := json.Marshal(eng.DNSStatus())
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	return &daemonpb.JSONReply{Json: string(b)}, nil
+}
+
+// DNSQuery resolves a name through the agent's resolver (`petrel dns query`).
+func (a *api) DNSQuery(ctx context.Context, req *daemonpb.DNSQueryRequest) (*daemonpb.JSONReply, error) {
+	eng := a.d.engine()
+	if eng == nil {
+		return nil, status.Error(codes.FailedPrecondition, "petrel is down: run petrel up first")
+	}
+	if strings.TrimSpace(req.Name) == "" {
+		return nil, status.Error(codes.InvalidArgument, "a name is needed")
+	}
+	typ := strings.ToUpper(strings.TrimSpace(req.Type))
+	if typ == "" {
+		typ = "A"
+	}
+	qtype, ok := mdns.StringToType[typ]
+	if !ok {
+		return nil, status.Errorf(codes.InvalidArgument, "unknown record type %q", req.Type)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ans, err := eng.DNSQuery(ctx, req.Name, qtype)
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	b, err := json.Marshal(ans)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	return &daemonpb.JSONReply{Json: string(b)}, nil
+}
