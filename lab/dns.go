@@ -28,6 +28,48 @@ const (
 type Records struct {
 	mu sync.RWMutex
 	m  map[string][]netip.Addr
+	// log is the query log (ServeDNS appends; bounded by maxQueryLog).
+	log []QueryLogEntry
+}
+
+// QueryLogEntry is one query a Records server answered.
+type QueryLogEntry struct {
+	Time  time.Time
+	Name  string         // canonical: lower case, trailing dot
+	Type  string         // "A", "AAAA", …
+	From  netip.AddrPort // the client as the server saw it (after NAT)
+	Rcode string         // "NOERROR", "NXDOMAIN", "REFUSED", …
+}
+
+// maxQueryLog bounds the query log; the oldest entries are dropped.
+const maxQueryLog = 4096
+
+// Queries returns the logged queries for name (all names when name is
+// ""), oldest first. Tests use it to see whether, when and from which
+// address a query reached the server.
+func (r *Records) Queries(name string) []QueryLogEntry {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	k := ""
+	if name != "" {
+		k = dns.CanonicalName(name)
+	}
+	var out []QueryLogEntry
+	for _, e := range r.log {
+		if k == "" || e.Name == k {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (r *Records) logQuery(e QueryLogEntry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.log) >= maxQueryLog {
+		r.log = append(r.log[:0], r.log[len(r.log)-maxQueryLog/2:]...)
+	}
+	r.log = append(r.log, e)
 }
 
 // NewRecords returns an empty table.
@@ -84,6 +126,14 @@ func (r *Records) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	default:
 		resp.SetRcode(req, dns.RcodeRefused)
 	}
+	e := QueryLogEntry{Time: time.Now(), Name: dns.CanonicalName(q.Name), Type: dns.TypeToString[q.Qtype],
+		Rcode: dns.RcodeToString[resp.Rcode]}
+	if ra := w.RemoteAddr(); ra != nil {
+		if ap, err := netip.ParseAddrPort(ra.String()); err == nil {
+			e.From = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		}
+	}
+	r.logQuery(e)
 	_ = w.WriteMsg(resp)
 }
 

@@ -7,7 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=.bench
 mkdir -p "$OUT"
-only=" ${BENCH_ONLY:-netmap store wg signal relay dataplane connect} "
+only=" ${BENCH_ONLY:-netmap store wg firewall signal relay dns dataplane connect failover} "
 fail=0
 
 step() {
@@ -20,11 +20,14 @@ step() {
 step netmap go test ./management/netmap -run '^$' -bench . -benchmem -benchtime 3x
 step store  go test ./management/store/sqlite ./management/store/postgres -run '^$' -bench . -benchtime 2s
 step wg     go test ./client/wg -run '^$' -bench . -benchtime 2s
+step firewall go test ./client/firewall -run '^$' -bench . -benchmem
 step signal bash bench/signal/run.sh
 step relay  bash bench/relay/run.sh
+step dns bash bench/dns/run.sh
 if [ "$(id -u)" = 0 ]; then
   step dataplane bash bench/dataplane/run.sh
   step connect bash bench/connect/run.sh
+  step failover env PETREL_FAILOVER_TRIALS=10 go test -tags lab -count=1 -run 'TestSiteRouteHAFailover$' -v ./e2e/
 else
   echo "note: the data-plane and connection-time lab rigs need root; skipped"
 fi

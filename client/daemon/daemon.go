@@ -32,12 +32,14 @@ type Options struct {
 	InterfaceName string
 	MTU           int
 	WGPort        int
-	SOCKS5Addr    string // netstack mode: loopback SOCKS5 listen address ("" = 127.0.0.1:0)
-	DNSAddr       string // netstack mode: resolver listen address ("" = 127.0.0.1:0)
-	DNSMode       string // host resolver integration: auto, file, resolved, off
-	DNSNoBypass   bool   // debug knob: no bypass resolver for control-plane names
-	ICELoopback   bool   // offer loopback ICE candidates (single-host demos/tests)
-	ForceRelay    bool   // never try direct paths
+	SOCKS5Addr    string        // netstack mode: loopback SOCKS5 listen address ("" = 127.0.0.1:0)
+	DNSAddr       string        // netstack mode: resolver listen address ("" = 127.0.0.1:0)
+	DNSMode       string        // host resolver integration: auto, file, resolved, off
+	DNSNoBypass   bool          // debug knob: no bypass resolver for control-plane names
+	DNSCacheTTL   time.Duration // debug knob: control-plane cache TTL (0 = default)
+	NoFirewall    bool          // debug knob: no packet filter
+	ICELoopback   bool          // offer loopback ICE candidates (single-host demos/tests)
+	ForceRelay    bool          // never try direct paths
 	Logger        *slog.Logger
 	// Tune lets tests adjust the engine config (e.g. loopback ICE candidates).
 	Tune func(*engine.Config)
@@ -236,6 +238,8 @@ func (d *Daemon) up(ctx context.Context, req *daemonpb.UpRequest, progress func(
 		DNSMode:       d.opts.DNSMode,
 		DNSAddr:       d.opts.DNSAddr,
 		DNSNoBypass:   d.opts.DNSNoBypass,
+		DNSCacheTTL:   d.opts.DNSCacheTTL,
+		NoFirewall:    d.opts.NoFirewall,
 		Logger:        d.opts.Logger,
 	}
 	if d.opts.Tune != nil {

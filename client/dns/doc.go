@@ -29,14 +29,22 @@
 //
 // # Goroutines and threading contract
 //
-//   - Start starts two goroutines per listen address (miekg's UDP and TCP
-//     servers); miekg runs one goroutine per query or TCP connection, each
-//     calling the chain.
+//   - Start starts, per listen address, min(GOMAXPROCS, 4) UDP reader
+//     goroutines (each on its own SO_REUSEPORT socket on Linux) and miekg's
+//     TCP server, which runs one goroutine per TCP connection. A reader
+//     answers what the chain can answer from memory (local zone, cache
+//     hits, errors) inline, and hands a query that needs I/O (nameserver
+//     groups, a cache miss, a CNAME out of the local zone) to a goroutine
+//     tracked like the cache lookups, at most 1024 at a time (udp.go; see
+//     inlineSafe in chain.go for how the chain tells). A listen address
+//     that is unspecified (0.0.0.0, ::) is served by miekg's UDP server
+//     instead, which answers from the address each query reached.
 //   - The cache runs each lookup (first resolution of a new name, a miss,
 //     a stale refresh, an on-demand pool subdomain) on a goroutine tracked
 //     by the Resolver; at most one per name and type at a time.
-//   - Close cancels the background lookups, stops the listeners and waits
-//     for every goroutine above. It is idempotent; Start after Close fails.
+//   - Close stops the listeners (closing the UDP sockets unblocks the
+//     readers), cancels the background lookups and slow-path queries and
+//     waits for every goroutine above. It is idempotent; Start after Close fails.
 //   - Apply, ApplyServerDomains, LookupHost, Query, Status and Addrs are
 //     safe to call from any goroutine at any time, also before Start.
 //     Apply compiles an immutable state (chain, local zone, groups) and

@@ -1,6 +1,8 @@
 package dns
 
 import (
+	"bytes"
+	"encoding/binary"
 	"net"
 	"net/netip"
 	"testing"
@@ -69,10 +71,15 @@ func fuzzResolver(t testing.TB) *Resolver {
 
 // FuzzServeDNS feeds arbitrary bytes into the query path as the listener
 // would (unpack, then serve) and checks it never panics and always produces
-// a packable answer within the UDP size limit.
+// a packable answer within the UDP size limit. It feeds the same bytes to
+// the UDP reader's packet path (udp.go) too: its answers must be matched
+// to the query and within the limit, and those it gives inline must be
+// byte for byte what the miekg path (serveWire over UDP) gives.
 func FuzzServeDNS(f *testing.F) {
 	r := fuzzResolver(f)
+	u := r.newUDPReader(nil)
 	f.Fuzz(func(t *testing.T, data []byte) {
+		checkPacketPath(t, r, u, data)
 		q := new(mdns.Msg)
 		if err := q.Unpack(data); err != nil {
 			return
@@ -97,4 +104,47 @@ func FuzzServeDNS(f *testing.F) {
 			t.Fatal("answer not matched to query")
 		}
 	})
+}
+
+func checkPacketPath(t *testing.T, r *Resolver, u *udpReader, data []byte) {
+	out, slow := u.handle(data)
+	inline := slow == nil
+	if slow != nil {
+		resp := r.serveMsg(slow, true)
+		if resp == nil || resp == needIO {
+			t.Fatalf("slow path answer %v", resp)
+		}
+		var err error
+		if out, err = resp.Pack(); err != nil {
+			t.Fatalf("slow path answer did not pack: %v", resp)
+		}
+	}
+	if out == nil {
+		return
+	}
+	m := new(mdns.Msg)
+	if err := m.Unpack(out); err != nil {
+		t.Fatalf("packet path answer does not unpack: %v", err)
+	}
+	if len(data) < 12 || m.Id != binary.BigEndian.Uint16(data) || !m.Response {
+		t.Fatal("packet path answer not matched to query")
+	}
+	q := new(mdns.Msg)
+	if q.Unpack(data) != nil || acceptQuery(rawHeader(data)) != mdns.MsgAccept {
+		return // rejected: FORMERR/NOTIMP (TestUDPRejects)
+	}
+	limit := mdns.MinMsgSize
+	if opt := q.IsEdns0(); opt != nil {
+		limit = max(limit, min(int(opt.UDPSize()), serverUDPSize))
+	}
+	if len(out) > limit {
+		t.Fatalf("packet path answer %d bytes > %d", len(out), limit)
+	}
+	if inline {
+		w := &discardWriter{udp: true}
+		r.serveWire(w, q)
+		if !bytes.Equal(w.wire, out) {
+			t.Fatalf("packet path and serveWire differ:\n%v\n%v", m, w.last)
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -189,6 +190,14 @@ func newTestResolver(t testing.TB, cfg Config) *Resolver {
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger()
 	}
+	// Tests send no DNS traffic off loopback: a test that injects a fake
+	// network gets it for the original nameservers too.
+	if cfg.Dial == nil {
+		cfg.Dial = loopbackOnly
+	}
+	if cfg.OriginalDial == nil {
+		cfg.OriginalDial = cfg.Dial
+	}
 	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -196,6 +205,15 @@ func newTestResolver(t testing.TB, cfg Config) *Resolver {
 	r.setTryTimeout(300 * time.Millisecond)
 	t.Cleanup(func() { r.Close() })
 	return r
+}
+
+// loopbackOnly dials loopback addresses only.
+func loopbackOnly(ctx context.Context, network, addr string) (net.Conn, error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil || !ap.Addr().IsLoopback() {
+		return nil, fmt.Errorf("test dialer: %s is not a loopback address", addr)
+	}
+	return (&net.Dialer{}).DialContext(ctx, network, addr)
 }
 
 // ask runs one query through the full chain in-process.

@@ -270,6 +270,9 @@ func (lz *localZone) answer(ctx context.Context, q *mdns.Msg, name string, qtype
 		}
 		if z = lz.zoneFor(cur); z == nil {
 			// Out-of-zone target: ask upstream, keep the chain.
+			if isInline(ctx) {
+				return needIO, true
+			}
 			resp.Authoritative = false
 			if lz.upstream != nil {
 				uq := new(mdns.Msg)
@@ -320,6 +323,7 @@ func (lz *localZone) answerPTR(q *mdns.Msg, name string, qtype uint16) (*mdns.Ms
 type zoneHandler struct{ lz *localZone }
 
 func (h *zoneHandler) Name() string { return "local-zone" }
+func (h *zoneHandler) inlineSafe()  {}
 
 func (h *zoneHandler) ServeDNS(ctx context.Context, q *mdns.Msg) (*mdns.Msg, string) {
 	qq := q.Question[0]
@@ -328,6 +332,9 @@ func (h *zoneHandler) ServeDNS(ctx context.Context, q *mdns.Msg) (*mdns.Msg, str
 		return resp, "overlay reverse zone"
 	}
 	if resp, ok := h.lz.answer(ctx, q, name, qq.Qtype); ok {
+		if resp == needIO {
+			return needIO, ""
+		}
 		fixOwner(resp, name, qq.Name)
 		return resp, "local zone"
 	}
@@ -339,6 +346,7 @@ func (h *zoneHandler) ServeDNS(ctx context.Context, q *mdns.Msg) (*mdns.Msg, str
 type searchHandler struct{ lz *localZone }
 
 func (h *searchHandler) Name() string { return "search-domain" }
+func (h *searchHandler) inlineSafe()  {}
 
 func (h *searchHandler) ServeDNS(ctx context.Context, q *mdns.Msg) (*mdns.Msg, string) {
 	qq := q.Question[0]
@@ -348,6 +356,9 @@ func (h *searchHandler) ServeDNS(ctx context.Context, q *mdns.Msg) (*mdns.Msg, s
 	}
 	full := name + h.lz.search
 	resp, ok := h.lz.answer(ctx, q, full, qq.Qtype)
+	if resp == needIO {
+		return needIO, ""
+	}
 	if !ok || resp.Rcode == mdns.RcodeNameError {
 		return nil, ""
 	}

@@ -213,6 +213,10 @@ func (c *mgmtCache) dropEntry(k cacheKey, e *cacheEntry) {
 // ServeDNS implements handler at priority 150.
 func (c *mgmtCache) Name() string { return "mgmt-cache" }
 
+// inlineSafe: hits (fresh or stale) and passes are answered from memory;
+// a miss that would wait for a lookup returns needIO before starting it.
+func (c *mgmtCache) inlineSafe() {}
+
 func (c *mgmtCache) ServeDNS(ctx context.Context, q *mdns.Msg) (*mdns.Msg, string) {
 	qq := q.Question[0]
 	if qq.Qtype != mdns.TypeA && qq.Qtype != mdns.TypeAAAA {
@@ -246,6 +250,10 @@ func (c *mgmtCache) ServeDNS(ctx context.Context, q *mdns.Msg) (*mdns.Msg, strin
 	if now.Before(c.missUntil[k]) {
 		c.mu.Unlock()
 		return nil, ""
+	}
+	if isInline(ctx) {
+		c.mu.Unlock()
+		return needIO, ""
 	}
 	f := c.flights[k]
 	if f == nil {

@@ -62,7 +62,8 @@ type Resolver struct {
 	tryTimeout   time.Duration
 	queryTimeout time.Duration
 	health       *healthTable
-	bypassX      *exchanger // control-plane sockets: bypass and original
+	bypassX      *exchanger // control-plane sockets: the bypass resolver
+	originalX    *exchanger // host sockets: the original nameservers
 	groupX       *exchanger // nameserver groups
 	bypass       *bypass    // nil = none
 	cache        *mgmtCache
@@ -74,9 +75,11 @@ type Resolver struct {
 	bgOff  bool
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex // guards life, servers, addrs
+	mu      sync.Mutex // guards life, servers, udp, addrs
 	life    lifecycle
-	servers []*mdns.Server
+	servers []*mdns.Server // miekg: TCP, and UDP on unspecified addresses
+	udp     []*udpServer   // our UDP readers (udp.go)
+	slowCounters
 	addrs   []netip.AddrPort
 	applyMu sync.Mutex // serialises Apply (compile + swap)
 	own     atomic.Pointer[[]netip.AddrPort]
@@ -119,6 +122,11 @@ func New(cfg Config) (*Resolver, error) {
 	r.health = newHealthTable(r.clock)
 	r.bypassX = &exchanger{dial: dial, tryTimeout: r.tryTimeout, health: r.health, log: r.log}
 	r.groupX = &exchanger{dial: groupDial, tryTimeout: r.tryTimeout, health: r.health, log: r.log}
+	origDial := cfg.OriginalDial
+	if origDial == nil {
+		origDial = (&net.Dialer{}).DialContext
+	}
+	r.originalX = &exchanger{dial: origDial, tryTimeout: r.tryTimeout, health: r.health, log: r.log}
 	own := listenOwn(cfg.Listen)
 	r.own.Store(&own)
 	if !cfg.NoBypass {
@@ -138,6 +146,7 @@ func (r *Resolver) setTryTimeout(d time.Duration) {
 	r.tryTimeout = d
 	r.bypassX.tryTimeout = d
 	r.groupX.tryTimeout = d
+	r.originalX.tryTimeout = d
 }
 
 func listenOwn(listen []netip.AddrPort) []netip.AddrPort {
@@ -310,7 +319,7 @@ func (r *Resolver) compile(s Settings) *state {
 		}
 	}
 	if servers := upstreamServers(r.cfg.Original, own); len(servers) > 0 {
-		st.original = &groupHandler{name: "original", servers: servers, x: r.bypassX, timeout: r.queryTimeout}
+		st.original = &groupHandler{name: "original", servers: servers, x: r.originalX, timeout: r.queryTimeout}
 		links = append(links, link{prio: PrioOriginal, domain: ".", h: st.original})
 	}
 	st.chain = newChain(links)

@@ -23,25 +23,35 @@ const (
 )
 
 // listen binds UDP and TCP on ap (same port for both; port 0 picks one) and
-// starts serving both. mu held.
+// starts serving both: UDP with our readers (udp.go), or miekg's server when
+// ap's address is unspecified; TCP with miekg's server. mu held.
 func (r *Resolver) listen(ap netip.AddrPort) error {
 	var lc net.ListenConfig
 	var (
-		pc  net.PacketConn
-		ln  net.Listener
-		err error
+		conns []*net.UDPConn
+		ln    net.Listener
+		err   error
 	)
+	nReaders := udpReaders()
+	if ap.Addr().IsUnspecified() {
+		nReaders = 1 // one socket for miekg's server
+	}
+	closeUDP := func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}
 	for attempt := 0; attempt < 5; attempt++ {
-		pc, err = lc.ListenPacket(r.ctx, "udp", ap.String())
+		conns, err = listenUDP(r.ctx, ap, nReaders)
 		if err != nil {
 			return fmt.Errorf("dns: listen udp %s: %w", ap, err)
 		}
-		bound := pc.LocalAddr().(*net.UDPAddr).AddrPort()
+		bound := conns[0].LocalAddr().(*net.UDPAddr).AddrPort()
 		ln, err = lc.Listen(r.ctx, "tcp", netip.AddrPortFrom(ap.Addr(), bound.Port()).String())
 		if err == nil {
 			break
 		}
-		pc.Close()
+		closeUDP()
 		if ap.Port() != 0 || !errors.Is(err, syscall.EADDRINUSE) {
 			return fmt.Errorf("dns: listen tcp %s: %w", netip.AddrPortFrom(ap.Addr(), bound.Port()), err)
 		}
@@ -49,11 +59,16 @@ func (r *Resolver) listen(ap netip.AddrPort) error {
 	if err != nil {
 		return fmt.Errorf("dns: listen tcp %s: %w", ap, err)
 	}
-	bound := netip.AddrPortFrom(ap.Addr().Unmap(), pc.LocalAddr().(*net.UDPAddr).AddrPort().Port())
+	bound := netip.AddrPortFrom(ap.Addr().Unmap(), conns[0].LocalAddr().(*net.UDPAddr).AddrPort().Port())
 	h := mdns.HandlerFunc(r.serveWire)
-	udp := &mdns.Server{PacketConn: pc, Handler: h, UDPSize: mdns.DefaultMsgSize, MsgAcceptFunc: acceptQuery}
-	tcp := &mdns.Server{Listener: ln, Handler: h, IdleTimeout: func() time.Duration { return tcpIdleTimeout }, MsgAcceptFunc: acceptQuery}
-	for _, srv := range []*mdns.Server{udp, tcp} {
+	servers := []*mdns.Server{{Listener: ln, Handler: h, IdleTimeout: func() time.Duration { return tcpIdleTimeout }, MsgAcceptFunc: acceptQuery}}
+	var us *udpServer
+	if ap.Addr().IsUnspecified() {
+		servers = append(servers, &mdns.Server{PacketConn: conns[0], Handler: h, UDPSize: mdns.DefaultMsgSize, MsgAcceptFunc: acceptQuery})
+	} else {
+		us = &udpServer{conns: conns}
+	}
+	for _, srv := range servers {
 		started := make(chan struct{})
 		failed := make(chan error, 1)
 		srv.NotifyStartedFunc = func() { close(started) }
@@ -68,10 +83,14 @@ func (r *Resolver) listen(ap netip.AddrPort) error {
 		case <-started:
 			r.servers = append(r.servers, srv)
 		case err := <-failed:
-			pc.Close()
+			closeUDP()
 			ln.Close()
 			return fmt.Errorf("dns: serve %s: %w", bound, err)
 		}
+	}
+	if us != nil {
+		r.startUDP(us, nReaders)
+		r.udp = append(r.udp, us)
 	}
 	r.addrs = append(r.addrs, bound)
 	return nil
@@ -92,9 +111,18 @@ func acceptQuery(dh mdns.Header) mdns.MsgAcceptAction {
 	return mdns.MsgAccept
 }
 
-// shutdownServers stops every listener and waits for their goroutines. mu held.
+// shutdownServers stops every listener and waits for their goroutines
+// (the UDP readers; slow-path queries are waited for with the background
+// work). mu held.
 func (r *Resolver) shutdownServers() {
 	var wg sync.WaitGroup
+	for _, us := range r.udp {
+		wg.Add(1)
+		go func(us *udpServer) {
+			defer wg.Done()
+			us.close()
+		}(us)
+	}
 	for _, srv := range r.servers {
 		wg.Add(1)
 		go func(srv *mdns.Server) {
@@ -105,10 +133,11 @@ func (r *Resolver) shutdownServers() {
 		}(srv)
 	}
 	wg.Wait()
-	r.servers, r.addrs = nil, nil
+	r.servers, r.udp, r.addrs = nil, nil, nil
 }
 
-// serveWire answers one query from a listener.
+// serveWire answers one query from a miekg listener (TCP; UDP on an
+// unspecified address).
 func (r *Resolver) serveWire(w mdns.ResponseWriter, req *mdns.Msg) {
 	_, udp := w.LocalAddr().(*net.UDPAddr)
 	resp := r.serveMsg(req, udp)
@@ -122,7 +151,13 @@ func (r *Resolver) serveWire(w mdns.ResponseWriter, req *mdns.Msg) {
 
 // serveMsg resolves req and returns the wire-ready answer: ID, question,
 // flags, EDNS0 and truncation fixed up. It never panics; nil means drop.
-func (r *Resolver) serveMsg(req *mdns.Msg, udp bool) (resp *mdns.Msg) {
+func (r *Resolver) serveMsg(req *mdns.Msg, udp bool) *mdns.Msg {
+	return r.serveMsgCtx(r.ctx, req, udp)
+}
+
+// serveMsgCtx is serveMsg on ctx (r.ctx, or the inline pass of a UDP
+// reader, which can return needIO as it is).
+func (r *Resolver) serveMsgCtx(ctx context.Context, req *mdns.Msg, udp bool) (resp *mdns.Msg) {
 	defer func() {
 		if p := recover(); p != nil {
 			r.log.Error("panic answering query", "panic", p)
@@ -135,7 +170,9 @@ func (r *Resolver) serveMsg(req *mdns.Msg, udp bool) (resp *mdns.Msg) {
 	// No per-query timer here (it would cost a quarter of a local-zone
 	// answer): handlers that do I/O bound themselves (queryTimeout per
 	// upstream handler, missWait in the cache); Close cancels r.ctx.
-	resp, _ = r.resolve(r.ctx, req)
+	if resp, _ = r.resolve(ctx, req); resp == needIO {
+		return needIO
+	}
 	return finalize(req, resp, udp)
 }
 

@@ -25,9 +25,15 @@ type Config struct {
 	// (after dropping our own addresses).
 	Original []netip.AddrPort
 	// Dial creates control-plane (marked) sockets. It is used by the bypass
-	// resolver and the original-nameserver handler, and by nameserver groups
-	// unless GroupDial is set. nil = a plain net.Dialer (tests, tools).
+	// resolver only, and by nameserver groups unless GroupDial is set. nil =
+	// a plain net.Dialer (tests, tools).
 	Dial DialFunc
+	// OriginalDial creates the sockets of the original-nameserver handler
+	// (priority -100): ordinary host sockets that follow the host's routes,
+	// so that with an exit node other programs' queries go through the
+	// tunnel (or are dropped by the kill switch), never around it. nil = a
+	// plain net.Dialer.
+	OriginalDial DialFunc
 	// GroupDial, if set, creates the sockets of nameserver-group upstreams
 	// (priorities 50 and 1). Groups may sit behind overlay routes or, in
 	// netstack mode, be reachable only through the netstack, which marked

@@ -1,6 +1,8 @@
 package dns
 
 import (
+	"context"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -211,5 +213,30 @@ func TestOwnAddressNotUpstream(t *testing.T) {
 	r.Apply(Settings{Groups: []NameserverGroup{group("self", true, nil, own)}})
 	if len(r.state.Load().groups) != 0 {
 		t.Fatal("group pointing at ourselves kept")
+	}
+}
+
+// The original-nameserver handler uses OriginalDial (ordinary host
+// sockets that follow an exit node), never the control-plane Dial: with an
+// exit node, other programs' queries must not go around it.
+func TestOriginalUsesOriginalDial(t *testing.T) {
+	mn := newMemNet(t)
+	mn.handle(extNS, func(_ string, q *mdns.Msg) *mdns.Msg { return answerAddrs(q, "203.0.113.7") })
+	var marked int
+	r := newTestResolver(t, Config{
+		Original: []netip.AddrPort{netip.MustParseAddrPort(extNS)},
+		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			marked++
+			return mn.Dial(ctx, network, addr)
+		},
+		OriginalDial: mn.Dial,
+		NoBypass:     true,
+	})
+	resp, info := ask(t, r, "www.example.org", mdns.TypeA)
+	if resp == nil || len(resp.Answer) != 1 || info.Handler != "original" {
+		t.Fatalf("answer %v via %+v", resp, info)
+	}
+	if marked != 0 {
+		t.Fatalf("the original nameservers were asked over control-plane sockets %d times", marked)
 	}
 }

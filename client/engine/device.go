@@ -51,6 +51,10 @@ func (e *Engine) setupDevice(pc *managementpb.PeerConfig) error {
 			return fmt.Errorf("journal interface: %w", err)
 		}
 	}
+	var filter wg.PacketFilter
+	if e.fw != nil {
+		filter = e.fw
+	}
 	e.dev, err = wg.NewDevice(wg.DeviceConfig{
 		Netstack:      e.cfg.Netstack,
 		InterfaceName: e.cfg.InterfaceName,
@@ -58,6 +62,7 @@ func (e *Engine) setupDevice(pc *managementpb.PeerConfig) error {
 		Address:       addr,
 		PrivateKey:    e.cfg.Key,
 		Bind:          e.bind,
+		Filter:        filter,
 		Logger:        e.cfg.Logger,
 	})
 	if err != nil {

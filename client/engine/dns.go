@@ -71,7 +71,8 @@ func (e *Engine) startDNS(overlay netip.Prefix) {
 	res, err := dns.New(dns.Config{
 		Listen: []netip.AddrPort{listen}, Original: d.orig,
 		Dial: netx.Dialer(e.cfg.Logger).DialContext, GroupDial: groupDial,
-		Logger: e.cfg.Logger, NoBypass: e.cfg.DNSNoBypass,
+		OriginalDial: (&net.Dialer{}).DialContext, // follows an exit node like any program
+		Logger:       e.cfg.Logger, NoBypass: e.cfg.DNSNoBypass, CacheTTL: e.cfg.DNSCacheTTL,
 	})
 	if err == nil {
 		err = res.Start()

@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 
+	"petrel/client/firewall"
 	"petrel/client/mgmt"
 	"petrel/client/peer"
 	"petrel/client/wg"
@@ -55,12 +56,14 @@ type Config struct {
 	ICELoopback   bool
 	ForceRelay    bool
 	Journal       Recorder
-	Exit          ExitPrefs // saved exit-node settings
-	StateDir      string    // agent state dir (DNS host backup)
-	ResolvConf    string    // default /etc/resolv.conf
-	DNSMode       string    // host integration: auto (default), file, resolved, off
-	DNSAddr       string    // netstack mode: resolver listen address (default 127.0.0.1:0)
-	DNSNoBypass   bool      // debug knob: no bypass resolver for the control-plane cache
+	Exit          ExitPrefs     // saved exit-node settings
+	StateDir      string        // agent state dir (DNS host backup)
+	ResolvConf    string        // default /etc/resolv.conf
+	DNSMode       string        // host integration: auto (default), file, resolved, off
+	DNSAddr       string        // netstack mode: resolver listen address (default 127.0.0.1:0)
+	DNSNoBypass   bool          // debug knob: no bypass resolver for the control-plane cache
+	DNSCacheTTL   time.Duration // debug knob: control-plane cache TTL (0 = 5 min)
+	NoFirewall    bool          // debug knob: no packet filter (benchmarks: filter on vs off)
 	Logger        *slog.Logger
 	// BlockDirect is a test hook: drop direct UDP to/from matching addresses.
 	BlockDirect func(netip.AddrPort) bool
@@ -116,8 +119,9 @@ type Engine struct {
 	self     *managementpb.PeerConfig
 	peers    map[keys.Public]*remote
 
-	rt  *routing // routes and exit nodes (routes.go)
-	dns dnsState // resolver and host DNS (dns.go)
+	rt  *routing         // routes and exit nodes (routes.go)
+	fw  *firewall.Filter // packet filter enforcing the access policy (firewall.go)
+	dns dnsState         // resolver and host DNS (dns.go)
 }
 
 type remote struct {
@@ -214,6 +218,9 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if !e.cfg.NoFirewall {
+		e.fw = firewall.New(e.cfg.Logger) // denies everything until the first map's rules
+	}
 	if err := e.setupDevice(resp.GetPeerConfig()); err != nil {
 		return err
 	}
@@ -277,6 +284,9 @@ func (e *Engine) Stop() {
 		_ = e.mgmt.Close()
 	}
 	e.wg.Wait()
+	if e.fw != nil {
+		e.fw.Close()
+	}
 }
 
 func (e *Engine) running() bool { return lifecycle(e.state.Load()) == stateRunning }

@@ -89,7 +89,7 @@ func (e *Engine) probeDue(sem chan struct{}, inflight *sync.WaitGroup) {
 			r.probe.next = now.Add(rand.N(probeFirstMax))
 			continue
 		}
-		if ip, ok := overlayAddr(r); ok {
+		if ip, ok := overlayAddr(r); ok && e.probeAllowed(ip) { // a ping the policy drops measures nothing
 			due = append(due, probeTarget{k, r, ip})
 		}
 	}

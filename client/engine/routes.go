@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"petrel/client/firewall"
 	"petrel/client/peer"
 	"petrel/client/route"
 	"petrel/internal/keys"
@@ -100,7 +101,8 @@ func (e *Engine) probeRouters(wg *sync.WaitGroup) {
 				continue
 			}
 			if rem, ok := e.peers[k]; ok {
-				if ip, ok := overlayAddr(rem); ok && !slices.ContainsFunc(ts, func(t target) bool { return t.k == k }) {
+				if ip, ok := overlayAddr(rem); ok && !slices.ContainsFunc(ts, func(t target) bool { return t.k == k }) &&
+					e.probeAllowed(ip) {
 					ts = append(ts, target{k, ip})
 				}
 			}
@@ -148,6 +150,20 @@ func (e *Engine) probeRouters(wg *sync.WaitGroup) {
 			}
 		}()
 	}
+}
+
+// probeAllowed reports whether the access policy lets this agent ping ip
+// (Engine.mu held). Where it does not, the liveness ping would always
+// fail: the peer's health is then unknown and HA relies on the path state.
+func (e *Engine) probeAllowed(ip netip.Addr) bool {
+	if e.fw == nil || e.self == nil {
+		return true
+	}
+	self, err := netip.ParsePrefix(e.self.Address)
+	if err != nil {
+		return true
+	}
+	return e.fw.Trace(self.Addr(), ip, firewall.ICMP, 0).Allowed
 }
 
 // alive reports whether a routing peer answered lately (rt.mu held).

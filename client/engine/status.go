@@ -108,6 +108,7 @@ func (e *Engine) Status() *daemonpb.StatusResponse {
 	sort.Slice(st.Peers, func(i, j int) bool { return st.Peers[i].Fqdn < st.Peers[j].Fqdn })
 	e.routeStatus(st)
 	e.dnsStatus(st)
+	e.firewallCounters(st)
 	switch {
 	case e.needsLogin.Load():
 		st.State = "needs-login"

@@ -127,6 +127,7 @@ func (e *Engine) onSync(r *managementpb.SyncResponse) error {
 		e.self = nm.Self
 	}
 	e.mu.Unlock()
+	e.applyFirewall(nm) // before new peers can send
 	e.reconcilePeers(nm)
 	e.replan()
 	e.applyDNS(nm)

@@ -82,6 +82,8 @@ type Device struct {
 	closeErr  error
 	socksWG   sync.WaitGroup
 	socksStop []func()
+
+	spoofed sync.Map // wireguard-go's peer name -> *atomic.Uint64 (spoof.go)
 }
 
 // NewDevice creates the interface, configures the private key and brings the
@@ -126,7 +128,7 @@ func NewDevice(cfg DeviceConfig) (*Device, error) {
 	if cfg.Filter != nil {
 		td = newFilterTUN(td, cfg.Filter)
 	}
-	d.dev = device.NewDevice(td, cfg.Bind, wgLogger(d.log))
+	d.dev = device.NewDevice(td, cfg.Bind, wgLogger(d.log, d.countSpoofed))
 	// Must precede peer creation: peers created with an endpoint never roam.
 	d.dev.DisableSomeRoamingForBrokenMobileSemantics()
 	if err := d.dev.IpcSet("private_key=" + cfg.PrivateKey.Hex() + "\n"); err != nil {
@@ -146,9 +148,12 @@ func NewDevice(cfg DeviceConfig) (*Device, error) {
 // endpoint.
 const errNoEndpoint = "no known endpoint for peer"
 
-func wgLogger(log *slog.Logger) *device.Logger {
+func wgLogger(log *slog.Logger, spoofed func(peer any)) *device.Logger {
 	return &device.Logger{
 		Verbosef: func(format string, args ...any) {
+			if spoofed != nil && strings.HasSuffix(format, spoofFormatSuffix) && len(args) == 1 {
+				spoofed(args[0])
+			}
 			if log.Enabled(context.Background(), slog.LevelDebug) {
 				log.Debug(fmt.Sprintf(format, args...))
 			}

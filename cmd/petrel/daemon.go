@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -24,7 +25,9 @@ type daemonFlags struct {
 	forceRelay bool
 	dnsMode    string
 	dnsAddr    string
-	noBypass   bool // debug knob
+	noBypass   bool          // debug knob
+	cacheTTL   time.Duration // debug knob
+	noFW       bool          // debug knob
 }
 
 func (f *daemonFlags) register(cmd *cobra.Command) {
@@ -40,7 +43,11 @@ func (f *daemonFlags) register(cmd *cobra.Command) {
 	// Debug knobs (hidden): behaviour switches for diagnosis and tests.
 	cmd.Flags().BoolVar(&f.noBypass, "debug-dns-no-bypass", false, "debug: no bypass resolver for control-plane names")
 	_ = cmd.Flags().MarkHidden("ice-loopback")
+	cmd.Flags().DurationVar(&f.cacheTTL, "debug-dns-cache-ttl", 0, "debug: control-plane DNS cache TTL (0 = 5m)")
 	_ = cmd.Flags().MarkHidden("debug-dns-no-bypass")
+	cmd.Flags().BoolVar(&f.noFW, "debug-no-firewall", false, "debug: no packet filter (benchmarks only: the access policy is not enforced)")
+	_ = cmd.Flags().MarkHidden("debug-dns-cache-ttl")
+	_ = cmd.Flags().MarkHidden("debug-no-firewall")
 }
 
 func (f *daemonFlags) options(g *globalFlags) daemon.Options {
@@ -57,6 +64,8 @@ func (f *daemonFlags) options(g *globalFlags) daemon.Options {
 		DNSMode:       f.dnsMode,
 		DNSAddr:       f.dnsAddr,
 		DNSNoBypass:   f.noBypass,
+		DNSCacheTTL:   f.cacheTTL,
+		NoFirewall:    f.noFW,
 		Logger:        newLogger(g.logLevel),
 	}
 }
@@ -75,6 +84,12 @@ func (f *daemonFlags) args() []string {
 	a = append(a, "--dns-mode", f.dnsMode, "--dns", f.dnsAddr)
 	if f.noBypass {
 		a = append(a, "--debug-dns-no-bypass")
+	}
+	if f.noFW {
+		a = append(a, "--debug-no-firewall")
+	}
+	if f.cacheTTL > 0 {
+		a = append(a, "--debug-dns-cache-ttl", f.cacheTTL.String())
 	}
 	return a
 }

@@ -3,6 +3,9 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"petrel/proto/daemonpb"
+	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -26,5 +29,54 @@ func newDebugCmd(g *globalFlags) *cobra.Command {
 			return err
 		},
 	})
+	dbg.AddCommand(newTraceCmd(g))
 	return dbg
+}
+
+func newTraceCmd(g *globalFlags) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "trace SRC DST PROTO [PORT]",
+		Short: "Show which of this agent's firewall rules decides a new packet (SRC/DST: address, peer name or self)",
+		Example: "  petrel debug trace self db tcp 5432     # may this agent open tcp/5432 to db?\n" +
+			"  petrel debug trace dev self tcp 5432     # may dev open tcp/5432 to this agent?\n" +
+			"  petrel debug trace self 100.64.0.7 icmp",
+		Args: cobra.RangeArgs(3, 4),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := &daemonpb.TraceRequest{Src: args[0], Dst: args[1], Proto: args[2]}
+			if len(args) == 4 {
+				p, err := strconv.ParseUint(args[3], 10, 16)
+				if err != nil {
+					return &exitError{2, fmt.Errorf("port %q: want 0-65535", args[3])}
+				}
+				req.Port = uint32(p)
+			}
+			cl, closeFn, err := dialDaemon(g.socketPath())
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			ctx, cancel := withTimeout(10 * time.Second)
+			defer cancel()
+			r, err := cl.Trace(ctx, req)
+			if err != nil {
+				return rpcErr(err)
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), map[string]any{"allowed": r.Allowed, "rule_id": r.RuleId,
+					"policy_id": r.PolicyId, "reason": r.Reason, "direction": r.Direction})
+			}
+			verdict := "DROPPED"
+			if r.Allowed {
+				verdict = "ALLOWED"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s (%s): %s\n", verdict, r.Direction, r.Reason)
+			if r.RuleId != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "rule %s of policy %s\n", r.RuleId, r.PolicyId)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
 }

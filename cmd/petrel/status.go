@@ -36,6 +36,7 @@ type statusJSON struct {
 	Routes    []routeJSON      `json:"routes"`
 	ExitNode  *exitNodeJSON    `json:"exit_node"`
 	DNS       *dnsJSON         `json:"dns"`
+	SOCKS5    string           `json:"socks5,omitempty"` // netstack mode: the proxy's address
 }
 
 type peerStatusJSON struct {
@@ -53,6 +54,17 @@ type peerStatusJSON struct {
 	LastHandshake   string  `json:"last_handshake"` // RFC 3339, "" = never
 	RxBytes         uint64  `json:"rx_bytes"`
 	TxBytes         uint64  `json:"tx_bytes"`
+	// Firewall: packets the access policy let through or dropped, and
+	// packets dropped because their inner source was not the peer's.
+	Firewall *firewallJSON `json:"firewall,omitempty"`
+}
+
+type firewallJSON struct {
+	InAllowed  uint64 `json:"in_allowed"`
+	InDropped  uint64 `json:"in_dropped"`
+	OutAllowed uint64 `json:"out_allowed"`
+	OutDropped uint64 `json:"out_dropped"`
+	Spoofed    uint64 `json:"spoofed"`
 }
 
 func toJSON(st *daemonpb.StatusResponse) statusJSON {
@@ -61,7 +73,7 @@ func toJSON(st *daemonpb.StatusResponse) statusJSON {
 	j.Management.URL, j.Management.Connected = st.ManagementUrl, st.ManagementConnected
 	j.Signal.Connected = st.SignalConnected
 	j.Relay.HomeURL, j.Relay.Connected = st.RelayHomeUrl, st.RelayConnected
-	j.IP, j.FQDN, j.PublicKey, j.LastError = st.Ip, st.Fqdn, st.PublicKey, st.LastError
+	j.IP, j.FQDN, j.PublicKey, j.LastError, j.SOCKS5 = st.Ip, st.Fqdn, st.PublicKey, st.LastError, st.Socks5Addr
 	j.Routes, j.ExitNode, j.DNS = routesJSON(st.Routes), exitJSON(st.ExitNode), toDNSJSON(st.Dns)
 	j.Peers = make([]peerStatusJSON, 0, len(st.Peers))
 	for _, p := range st.Peers {
@@ -72,9 +84,17 @@ func toJSON(st *daemonpb.StatusResponse) statusJSON {
 		j.Peers = append(j.Peers, peerStatusJSON{Name: p.Name, FQDN: p.Fqdn, IP: p.Ip, PublicKey: p.PublicKey,
 			Status: p.Status, Path: p.Path, RelayURL: p.RelayUrl, RelayReason: p.RelayReason,
 			LocalCandidate: p.LocalCandidate, RemoteCandidate: p.RemoteCandidate, LatencyMs: p.LatencyMs,
-			LastHandshake: hs, RxBytes: p.RxBytes, TxBytes: p.TxBytes})
+			LastHandshake: hs, RxBytes: p.RxBytes, TxBytes: p.TxBytes, Firewall: toFirewallJSON(p.Firewall)})
 	}
 	return j
+}
+
+func toFirewallJSON(c *daemonpb.FirewallCounters) *firewallJSON {
+	if c == nil {
+		return nil
+	}
+	return &firewallJSON{InAllowed: c.InAllowed, InDropped: c.InDropped, OutAllowed: c.OutAllowed,
+		OutDropped: c.OutDropped, Spoofed: c.Spoofed}
 }
 
 func newStatusCmd(g *globalFlags) *cobra.Command {

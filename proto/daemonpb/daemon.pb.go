@@ -1270,6 +1270,7 @@ type PeerStatus struct {
 	RxBytes           uint64                 `protobuf:"varint,12,opt,name=rx_bytes,json=rxBytes,proto3" json:"rx_bytes,omitempty"`
 	TxBytes           uint64                 `protobuf:"varint,13,opt,name=tx_bytes,json=txBytes,proto3" json:"tx_bytes,omitempty"`
 	RelayReason       string                 `protobuf:"bytes,14,opt,name=relay_reason,json=relayReason,proto3" json:"relay_reason,omitempty"` // why relayed: symmetric-nat|ice-timeout|ice-failed|forced|direct-blocked
+	Firewall          *FirewallCounters      `protobuf:"bytes,15,opt,name=firewall,proto3" json:"firewall,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -1402,6 +1403,236 @@ func (x *PeerStatus) GetRelayReason() string {
 	return ""
 }
 
+func (x *PeerStatus) GetFirewall() *FirewallCounters {
+	if x != nil {
+		return x.Firewall
+	}
+	return nil
+}
+
+// FirewallCounters are packets the firewall let through or dropped for one
+// peer, and packets WireGuard dropped because their inner source was not
+// one of the peer's addresses.
+type FirewallCounters struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	InAllowed     uint64                 `protobuf:"varint,1,opt,name=in_allowed,json=inAllowed,proto3" json:"in_allowed,omitempty"`
+	InDropped     uint64                 `protobuf:"varint,2,opt,name=in_dropped,json=inDropped,proto3" json:"in_dropped,omitempty"`
+	OutAllowed    uint64                 `protobuf:"varint,3,opt,name=out_allowed,json=outAllowed,proto3" json:"out_allowed,omitempty"`
+	OutDropped    uint64                 `protobuf:"varint,4,opt,name=out_dropped,json=outDropped,proto3" json:"out_dropped,omitempty"`
+	Spoofed       uint64                 `protobuf:"varint,5,opt,name=spoofed,proto3" json:"spoofed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FirewallCounters) Reset() {
+	*x = FirewallCounters{}
+	mi := &file_daemon_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FirewallCounters) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FirewallCounters) ProtoMessage() {}
+
+func (x *FirewallCounters) ProtoReflect() protoreflect.Message {
+	mi := &file_daemon_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FirewallCounters.ProtoReflect.Descriptor instead.
+func (*FirewallCounters) Descriptor() ([]byte, []int) {
+	return file_daemon_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *FirewallCounters) GetInAllowed() uint64 {
+	if x != nil {
+		return x.InAllowed
+	}
+	return 0
+}
+
+func (x *FirewallCounters) GetInDropped() uint64 {
+	if x != nil {
+		return x.InDropped
+	}
+	return 0
+}
+
+func (x *FirewallCounters) GetOutAllowed() uint64 {
+	if x != nil {
+		return x.OutAllowed
+	}
+	return 0
+}
+
+func (x *FirewallCounters) GetOutDropped() uint64 {
+	if x != nil {
+		return x.OutDropped
+	}
+	return 0
+}
+
+func (x *FirewallCounters) GetSpoofed() uint64 {
+	if x != nil {
+		return x.Spoofed
+	}
+	return 0
+}
+
+type TraceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Src           string                 `protobuf:"bytes,1,opt,name=src,proto3" json:"src,omitempty"` // address (or peer name) the packet comes from
+	Dst           string                 `protobuf:"bytes,2,opt,name=dst,proto3" json:"dst,omitempty"`
+	Proto         string                 `protobuf:"bytes,3,opt,name=proto,proto3" json:"proto,omitempty"` // tcp|udp|icmp|all
+	Port          uint32                 `protobuf:"varint,4,opt,name=port,proto3" json:"port,omitempty"`  // destination port (tcp/udp)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TraceRequest) Reset() {
+	*x = TraceRequest{}
+	mi := &file_daemon_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TraceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TraceRequest) ProtoMessage() {}
+
+func (x *TraceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_daemon_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TraceRequest.ProtoReflect.Descriptor instead.
+func (*TraceRequest) Descriptor() ([]byte, []int) {
+	return file_daemon_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *TraceRequest) GetSrc() string {
+	if x != nil {
+		return x.Src
+	}
+	return ""
+}
+
+func (x *TraceRequest) GetDst() string {
+	if x != nil {
+		return x.Dst
+	}
+	return ""
+}
+
+func (x *TraceRequest) GetProto() string {
+	if x != nil {
+		return x.Proto
+	}
+	return ""
+}
+
+func (x *TraceRequest) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+type TraceReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Allowed       bool                   `protobuf:"varint,1,opt,name=allowed,proto3" json:"allowed,omitempty"`
+	RuleId        string                 `protobuf:"bytes,2,opt,name=rule_id,json=ruleId,proto3" json:"rule_id,omitempty"`
+	PolicyId      string                 `protobuf:"bytes,3,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	Direction     string                 `protobuf:"bytes,5,opt,name=direction,proto3" json:"direction,omitempty"` // in (to this agent or a network it routes) | out (from this agent)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TraceReply) Reset() {
+	*x = TraceReply{}
+	mi := &file_daemon_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TraceReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TraceReply) ProtoMessage() {}
+
+func (x *TraceReply) ProtoReflect() protoreflect.Message {
+	mi := &file_daemon_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TraceReply.ProtoReflect.Descriptor instead.
+func (*TraceReply) Descriptor() ([]byte, []int) {
+	return file_daemon_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *TraceReply) GetAllowed() bool {
+	if x != nil {
+		return x.Allowed
+	}
+	return false
+}
+
+func (x *TraceReply) GetRuleId() string {
+	if x != nil {
+		return x.RuleId
+	}
+	return ""
+}
+
+func (x *TraceReply) GetPolicyId() string {
+	if x != nil {
+		return x.PolicyId
+	}
+	return ""
+}
+
+func (x *TraceReply) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *TraceReply) GetDirection() string {
+	if x != nil {
+		return x.Direction
+	}
+	return ""
+}
+
 type PingRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Peer          string                 `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"` // name, fqdn or overlay IP
@@ -1414,7 +1645,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_daemon_proto_msgTypes[20]
+	mi := &file_daemon_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1426,7 +1657,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[20]
+	mi := &file_daemon_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1439,7 +1670,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{20}
+	return file_daemon_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PingRequest) GetPeer() string {
@@ -1483,7 +1714,7 @@ type PingReply struct {
 
 func (x *PingReply) Reset() {
 	*x = PingReply{}
-	mi := &file_daemon_proto_msgTypes[21]
+	mi := &file_daemon_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1495,7 +1726,7 @@ func (x *PingReply) String() string {
 func (*PingReply) ProtoMessage() {}
 
 func (x *PingReply) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[21]
+	mi := &file_daemon_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1508,7 +1739,7 @@ func (x *PingReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingReply.ProtoReflect.Descriptor instead.
 func (*PingReply) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{21}
+	return file_daemon_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PingReply) GetIp() string {
@@ -1654,7 +1885,7 @@ const file_daemon_proto_rawDesc = "" +
 	"killSwitch\x88\x01\x01B\f\n" +
 	"\n" +
 	"_allow_lanB\x0e\n" +
-	"\f_kill_switch\"\xa8\x03\n" +
+	"\f_kill_switch\"\xe8\x03\n" +
 	"\n" +
 	"PeerStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
@@ -1673,7 +1904,30 @@ const file_daemon_proto_rawDesc = "" +
 	"\x13last_handshake_unix\x18\v \x01(\x03R\x11lastHandshakeUnix\x12\x19\n" +
 	"\brx_bytes\x18\f \x01(\x04R\arxBytes\x12\x19\n" +
 	"\btx_bytes\x18\r \x01(\x04R\atxBytes\x12!\n" +
-	"\frelay_reason\x18\x0e \x01(\tR\vrelayReason\"w\n" +
+	"\frelay_reason\x18\x0e \x01(\tR\vrelayReason\x12>\n" +
+	"\bfirewall\x18\x0f \x01(\v2\".petrel.daemon.v1.FirewallCountersR\bfirewall\"\xac\x01\n" +
+	"\x10FirewallCounters\x12\x1d\n" +
+	"\n" +
+	"in_allowed\x18\x01 \x01(\x04R\tinAllowed\x12\x1d\n" +
+	"\n" +
+	"in_dropped\x18\x02 \x01(\x04R\tinDropped\x12\x1f\n" +
+	"\vout_allowed\x18\x03 \x01(\x04R\n" +
+	"outAllowed\x12\x1f\n" +
+	"\vout_dropped\x18\x04 \x01(\x04R\n" +
+	"outDropped\x12\x18\n" +
+	"\aspoofed\x18\x05 \x01(\x04R\aspoofed\"\\\n" +
+	"\fTraceRequest\x12\x10\n" +
+	"\x03src\x18\x01 \x01(\tR\x03src\x12\x10\n" +
+	"\x03dst\x18\x02 \x01(\tR\x03dst\x12\x14\n" +
+	"\x05proto\x18\x03 \x01(\tR\x05proto\x12\x12\n" +
+	"\x04port\x18\x04 \x01(\rR\x04port\"\x92\x01\n" +
+	"\n" +
+	"TraceReply\x12\x18\n" +
+	"\aallowed\x18\x01 \x01(\bR\aallowed\x12\x17\n" +
+	"\arule_id\x18\x02 \x01(\tR\x06ruleId\x12\x1b\n" +
+	"\tpolicy_id\x18\x03 \x01(\tR\bpolicyId\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x1c\n" +
+	"\tdirection\x18\x05 \x01(\tR\tdirection\"w\n" +
 	"\vPingRequest\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\tR\x04peer\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x05R\x05count\x12\x1f\n" +
@@ -1686,7 +1940,7 @@ const file_daemon_proto_rawDesc = "" +
 	"\x03seq\x18\x02 \x01(\x05R\x03seq\x12\x15\n" +
 	"\x06rtt_ms\x18\x03 \x01(\x01R\x05rttMs\x12\x12\n" +
 	"\x04path\x18\x04 \x01(\tR\x04path\x12\x14\n" +
-	"\x05error\x18\x05 \x01(\tR\x05error2\x80\x06\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error2\xc7\x06\n" +
 	"\x06Daemon\x12A\n" +
 	"\x02Up\x12\x1b.petrel.daemon.v1.UpRequest\x1a\x1c.petrel.daemon.v1.UpProgress0\x01\x12E\n" +
 	"\x04Down\x12\x1d.petrel.daemon.v1.DownRequest\x1a\x1e.petrel.daemon.v1.DownResponse\x12K\n" +
@@ -1697,7 +1951,8 @@ const file_daemon_proto_rawDesc = "" +
 	"\bShutdown\x12!.petrel.daemon.v1.ShutdownRequest\x1a\".petrel.daemon.v1.ShutdownResponse\x12U\n" +
 	"\vSetExitNode\x12$.petrel.daemon.v1.SetExitNodeRequest\x1a .petrel.daemon.v1.ExitNodeStatus\x12L\n" +
 	"\tDNSStatus\x12\".petrel.daemon.v1.DNSStatusRequest\x1a\x1b.petrel.daemon.v1.JSONReply\x12J\n" +
-	"\bDNSQuery\x12!.petrel.daemon.v1.DNSQueryRequest\x1a\x1b.petrel.daemon.v1.JSONReplyB\x17Z\x15petrel/proto/daemonpbb\x06proto3"
+	"\bDNSQuery\x12!.petrel.daemon.v1.DNSQueryRequest\x1a\x1b.petrel.daemon.v1.JSONReply\x12E\n" +
+	"\x05Trace\x12\x1e.petrel.daemon.v1.TraceRequest\x1a\x1c.petrel.daemon.v1.TraceReplyB\x17Z\x15petrel/proto/daemonpbb\x06proto3"
 
 var (
 	file_daemon_proto_rawDescOnce sync.Once
@@ -1711,7 +1966,7 @@ func file_daemon_proto_rawDescGZIP() []byte {
 	return file_daemon_proto_rawDescData
 }
 
-var file_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_daemon_proto_goTypes = []any{
 	(*UpRequest)(nil),          // 0: petrel.daemon.v1.UpRequest
 	(*UpProgress)(nil),         // 1: petrel.daemon.v1.UpProgress
@@ -1733,39 +1988,45 @@ var file_daemon_proto_goTypes = []any{
 	(*ExitNodeStatus)(nil),     // 17: petrel.daemon.v1.ExitNodeStatus
 	(*SetExitNodeRequest)(nil), // 18: petrel.daemon.v1.SetExitNodeRequest
 	(*PeerStatus)(nil),         // 19: petrel.daemon.v1.PeerStatus
-	(*PingRequest)(nil),        // 20: petrel.daemon.v1.PingRequest
-	(*PingReply)(nil),          // 21: petrel.daemon.v1.PingReply
+	(*FirewallCounters)(nil),   // 20: petrel.daemon.v1.FirewallCounters
+	(*TraceRequest)(nil),       // 21: petrel.daemon.v1.TraceRequest
+	(*TraceReply)(nil),         // 22: petrel.daemon.v1.TraceReply
+	(*PingRequest)(nil),        // 23: petrel.daemon.v1.PingRequest
+	(*PingReply)(nil),          // 24: petrel.daemon.v1.PingReply
 }
 var file_daemon_proto_depIdxs = []int32{
 	19, // 0: petrel.daemon.v1.StatusResponse.peers:type_name -> petrel.daemon.v1.PeerStatus
 	16, // 1: petrel.daemon.v1.StatusResponse.routes:type_name -> petrel.daemon.v1.RouteStatus
 	17, // 2: petrel.daemon.v1.StatusResponse.exit_node:type_name -> petrel.daemon.v1.ExitNodeStatus
 	12, // 3: petrel.daemon.v1.StatusResponse.dns:type_name -> petrel.daemon.v1.DNSInfo
-	0,  // 4: petrel.daemon.v1.Daemon.Up:input_type -> petrel.daemon.v1.UpRequest
-	4,  // 5: petrel.daemon.v1.Daemon.Down:input_type -> petrel.daemon.v1.DownRequest
-	8,  // 6: petrel.daemon.v1.Daemon.Status:input_type -> petrel.daemon.v1.StatusRequest
-	20, // 7: petrel.daemon.v1.Daemon.Ping:input_type -> petrel.daemon.v1.PingRequest
-	2,  // 8: petrel.daemon.v1.Daemon.Login:input_type -> petrel.daemon.v1.LoginRequest
-	6,  // 9: petrel.daemon.v1.Daemon.Logout:input_type -> petrel.daemon.v1.LogoutRequest
-	9,  // 10: petrel.daemon.v1.Daemon.Shutdown:input_type -> petrel.daemon.v1.ShutdownRequest
-	18, // 11: petrel.daemon.v1.Daemon.SetExitNode:input_type -> petrel.daemon.v1.SetExitNodeRequest
-	13, // 12: petrel.daemon.v1.Daemon.DNSStatus:input_type -> petrel.daemon.v1.DNSStatusRequest
-	14, // 13: petrel.daemon.v1.Daemon.DNSQuery:input_type -> petrel.daemon.v1.DNSQueryRequest
-	1,  // 14: petrel.daemon.v1.Daemon.Up:output_type -> petrel.daemon.v1.UpProgress
-	5,  // 15: petrel.daemon.v1.Daemon.Down:output_type -> petrel.daemon.v1.DownResponse
-	11, // 16: petrel.daemon.v1.Daemon.Status:output_type -> petrel.daemon.v1.StatusResponse
-	21, // 17: petrel.daemon.v1.Daemon.Ping:output_type -> petrel.daemon.v1.PingReply
-	3,  // 18: petrel.daemon.v1.Daemon.Login:output_type -> petrel.daemon.v1.LoginResponse
-	7,  // 19: petrel.daemon.v1.Daemon.Logout:output_type -> petrel.daemon.v1.LogoutResponse
-	10, // 20: petrel.daemon.v1.Daemon.Shutdown:output_type -> petrel.daemon.v1.ShutdownResponse
-	17, // 21: petrel.daemon.v1.Daemon.SetExitNode:output_type -> petrel.daemon.v1.ExitNodeStatus
-	15, // 22: petrel.daemon.v1.Daemon.DNSStatus:output_type -> petrel.daemon.v1.JSONReply
-	15, // 23: petrel.daemon.v1.Daemon.DNSQuery:output_type -> petrel.daemon.v1.JSONReply
-	14, // [14:24] is the sub-list for method output_type
-	4,  // [4:14] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	20, // 4: petrel.daemon.v1.PeerStatus.firewall:type_name -> petrel.daemon.v1.FirewallCounters
+	0,  // 5: petrel.daemon.v1.Daemon.Up:input_type -> petrel.daemon.v1.UpRequest
+	4,  // 6: petrel.daemon.v1.Daemon.Down:input_type -> petrel.daemon.v1.DownRequest
+	8,  // 7: petrel.daemon.v1.Daemon.Status:input_type -> petrel.daemon.v1.StatusRequest
+	23, // 8: petrel.daemon.v1.Daemon.Ping:input_type -> petrel.daemon.v1.PingRequest
+	2,  // 9: petrel.daemon.v1.Daemon.Login:input_type -> petrel.daemon.v1.LoginRequest
+	6,  // 10: petrel.daemon.v1.Daemon.Logout:input_type -> petrel.daemon.v1.LogoutRequest
+	9,  // 11: petrel.daemon.v1.Daemon.Shutdown:input_type -> petrel.daemon.v1.ShutdownRequest
+	18, // 12: petrel.daemon.v1.Daemon.SetExitNode:input_type -> petrel.daemon.v1.SetExitNodeRequest
+	13, // 13: petrel.daemon.v1.Daemon.DNSStatus:input_type -> petrel.daemon.v1.DNSStatusRequest
+	14, // 14: petrel.daemon.v1.Daemon.DNSQuery:input_type -> petrel.daemon.v1.DNSQueryRequest
+	21, // 15: petrel.daemon.v1.Daemon.Trace:input_type -> petrel.daemon.v1.TraceRequest
+	1,  // 16: petrel.daemon.v1.Daemon.Up:output_type -> petrel.daemon.v1.UpProgress
+	5,  // 17: petrel.daemon.v1.Daemon.Down:output_type -> petrel.daemon.v1.DownResponse
+	11, // 18: petrel.daemon.v1.Daemon.Status:output_type -> petrel.daemon.v1.StatusResponse
+	24, // 19: petrel.daemon.v1.Daemon.Ping:output_type -> petrel.daemon.v1.PingReply
+	3,  // 20: petrel.daemon.v1.Daemon.Login:output_type -> petrel.daemon.v1.LoginResponse
+	7,  // 21: petrel.daemon.v1.Daemon.Logout:output_type -> petrel.daemon.v1.LogoutResponse
+	10, // 22: petrel.daemon.v1.Daemon.Shutdown:output_type -> petrel.daemon.v1.ShutdownResponse
+	17, // 23: petrel.daemon.v1.Daemon.SetExitNode:output_type -> petrel.daemon.v1.ExitNodeStatus
+	15, // 24: petrel.daemon.v1.Daemon.DNSStatus:output_type -> petrel.daemon.v1.JSONReply
+	15, // 25: petrel.daemon.v1.Daemon.DNSQuery:output_type -> petrel.daemon.v1.JSONReply
+	22, // 26: petrel.daemon.v1.Daemon.Trace:output_type -> petrel.daemon.v1.TraceReply
+	16, // [16:27] is the sub-list for method output_type
+	5,  // [5:16] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_daemon_proto_init() }
@@ -1781,7 +2042,7 @@ func file_daemon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_daemon_proto_rawDesc), len(file_daemon_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -32,6 +32,7 @@ const (
 	Daemon_SetExitNode_FullMethodName = "/petrel.daemon.v1.Daemon/SetExitNode"
 	Daemon_DNSStatus_FullMethodName   = "/petrel.daemon.v1.Daemon/DNSStatus"
 	Daemon_DNSQuery_FullMethodName    = "/petrel.daemon.v1.Daemon/DNSQuery"
+	Daemon_Trace_FullMethodName       = "/petrel.daemon.v1.Daemon/Trace"
 )
 
 // DaemonClient is the client API for Daemon service.
@@ -61,6 +62,8 @@ type DaemonClient interface {
 	// DNSQuery resolves a name through the agent's resolver and says which
 	// handler answered and how, as JSON.
 	DNSQuery(ctx context.Context, in *DNSQueryRequest, opts ...grpc.CallOption) (*JSONReply, error)
+	// Trace says which firewall rule decides a new packet.
+	Trace(ctx context.Context, in *TraceRequest, opts ...grpc.CallOption) (*TraceReply, error)
 }
 
 type daemonClient struct {
@@ -189,6 +192,16 @@ func (c *daemonClient) DNSQuery(ctx context.Context, in *DNSQueryRequest, opts .
 	return out, nil
 }
 
+func (c *daemonClient) Trace(ctx context.Context, in *TraceRequest, opts ...grpc.CallOption) (*TraceReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TraceReply)
+	err := c.cc.Invoke(ctx, Daemon_Trace_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DaemonServer is the server API for Daemon service.
 // All implementations must embed UnimplementedDaemonServer
 // for forward compatibility.
@@ -216,6 +229,8 @@ type DaemonServer interface {
 	// DNSQuery resolves a name through the agent's resolver and says which
 	// handler answered and how, as JSON.
 	DNSQuery(context.Context, *DNSQueryRequest) (*JSONReply, error)
+	// Trace says which firewall rule decides a new packet.
+	Trace(context.Context, *TraceRequest) (*TraceReply, error)
 	mustEmbedUnimplementedDaemonServer()
 }
 
@@ -255,6 +270,9 @@ func (UnimplementedDaemonServer) DNSStatus(context.Context, *DNSStatusRequest) (
 }
 func (UnimplementedDaemonServer) DNSQuery(context.Context, *DNSQueryRequest) (*JSONReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method DNSQuery not implemented")
+}
+func (UnimplementedDaemonServer) Trace(context.Context, *TraceRequest) (*TraceReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method Trace not implemented")
 }
 func (UnimplementedDaemonServer) mustEmbedUnimplementedDaemonServer() {}
 func (UnimplementedDaemonServer) testEmbeddedByValue()                {}
@@ -443,6 +461,24 @@ func _Daemon_DNSQuery_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Daemon_Trace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TraceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).Trace(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_Trace_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).Trace(ctx, req.(*TraceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Daemon_ServiceDesc is the grpc.ServiceDesc for Daemon service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -481,6 +517,10 @@ var Daemon_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DNSQuery",
 			Handler:    _Daemon_DNSQuery_Handler,
+		},
+		{
+			MethodName: "Trace",
+			Handler:    _Daemon_Trace_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

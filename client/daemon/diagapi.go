@@ -55,3 +55,16 @@ func (a *api) DNSQuery(ctx context.Context, req *daemonpb.DNSQueryRequest) (*dae
 	}
 	return &daemonpb.JSONReply{Json: string(b)}, nil
 }
+
+// Trace says which firewall rule decides a new packet (`petrel debug trace`).
+func (a *api) Trace(ctx context.Context, req *daemonpb.TraceRequest) (*daemonpb.TraceReply, error) {
+	eng := a.d.engine()
+	if eng == nil {
+		return nil, status.Error(codes.FailedPrecondition, "petrel is down: run petrel up first")
+	}
+	r, err := eng.Trace(req)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	return r, nil
+}
