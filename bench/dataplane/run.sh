@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Reference data-plane rig: raw veth vs reference wireguard-go (and later
-# Petrel's agent), alternating rounds, medians written to docs/bench/lab.md.
-# Needs root, iperf3 and ping. Usage: bash bench/dataplane/run.sh [-rounds N] [-secs S] [-systems a,b]
+# Reference data-plane rig: raw veth, reference wireguard-go, Petrel's data
+# plane alone (wgpair) and the whole agent with its packet filter on and off
+# (petrel-agent, petrel-agent-nofw: a lab control plane is started for them),
+# alternating rounds, medians written to docs/bench/lab.md.
+# Needs root, iperf3 and ping. Usage: bash bench/dataplane/run.sh [-rounds N] [-secs S] [-systems a,b] [-bridge]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ "$(id -u)" -ne 0 ]; then

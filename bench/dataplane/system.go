@@ -49,11 +49,9 @@ type Endpoints struct {
 // processes it starts may live as long as ctx. Teardown stops what Setup
 // started (the rig removes the namespaces afterwards).
 //
-// To add Petrel's agent: implement System with Setup starting
-// petrel-server in a server host (p.Lab.AddServerHost) and `petrel up
-// --foreground` in A and B with p.A.Start / p.B.Start, wait until
-// `petrel status --json` shows the peer connected, and return the two
-// overlay IPs and the agents' PIDs; then add it to systemsByName.
+// The agent systems (system_agent.go) implement two optional interfaces:
+// bridged (their hosts go on the lab's internet bridge, next to the
+// control plane) and filterCounter (packet filter counters per round).
 type System interface {
 	Name() string
 	Setup(ctx context.Context, p Pair) (Endpoints, error)
@@ -67,6 +65,7 @@ func systemsByName(wgBin string) map[string]func() System {
 		"wireguard-go": func() System { return &wireguardGo{bin: wgBin, mtu: 1280} },
 	}
 	maps.Copy(m, petrelSystems(filepath.Dir(wgBin))) // system_petrel.go
+	maps.Copy(m, agentSystems(filepath.Dir(wgBin)))  // system_agent.go
 	return m
 }
 

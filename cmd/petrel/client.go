@@ -57,3 +57,19 @@ func newLogger(level string) *slog.Logger {
 func withTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
 }
+
+// callDaemon dials the daemon and makes one call under a timeout; a gRPC
+// error comes back as its plain message.
+func callDaemon(g *globalFlags, timeout time.Duration, call func(context.Context, daemonpb.DaemonClient) error) error {
+	cl, closeFn, err := dialDaemon(g.socketPath())
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	ctx, cancel := withTimeout(timeout)
+	defer cancel()
+	if err := call(ctx, cl); err != nil {
+		return rpcErr(err)
+	}
+	return nil
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"petrel/proto/daemonpb"
@@ -51,16 +52,12 @@ func newTraceCmd(g *globalFlags) *cobra.Command {
 				}
 				req.Port = uint32(p)
 			}
-			cl, closeFn, err := dialDaemon(g.socketPath())
-			if err != nil {
+			var r *daemonpb.TraceReply
+			if err := callDaemon(g, 10*time.Second, func(ctx context.Context, cl daemonpb.DaemonClient) (err error) {
+				r, err = cl.Trace(ctx, req)
 				return err
-			}
-			defer closeFn()
-			ctx, cancel := withTimeout(10 * time.Second)
-			defer cancel()
-			r, err := cl.Trace(ctx, req)
-			if err != nil {
-				return rpcErr(err)
+			}); err != nil {
+				return err
 			}
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), map[string]any{"allowed": r.Allowed, "rule_id": r.RuleId,

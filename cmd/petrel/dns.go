@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -38,16 +39,12 @@ func newDNSCmd(g *globalFlags) *cobra.Command {
 		Short: "Show the resolver: listeners, host mode, handlers, upstream health, cache",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, closeFn, err := dialDaemon(g.socketPath())
-			if err != nil {
+			var r *daemonpb.JSONReply
+			if err := callDaemon(g, 10*time.Second, func(ctx context.Context, cl daemonpb.DaemonClient) (err error) {
+				r, err = cl.DNSStatus(ctx, &daemonpb.DNSStatusRequest{})
 				return err
-			}
-			defer closeFn()
-			ctx, cancel := withTimeout(10 * time.Second)
-			defer cancel()
-			r, err := cl.DNSStatus(ctx, &daemonpb.DNSStatusRequest{})
-			if err != nil {
-				return rpcErr(err)
+			}); err != nil {
+				return err
 			}
 			if asJSON {
 				_, err := io.WriteString(cmd.OutOrStdout(), r.Json+"\n")
@@ -72,16 +69,12 @@ func newDNSCmd(g *globalFlags) *cobra.Command {
 			if len(args) == 2 {
 				req.Type = args[1]
 			}
-			cl, closeFn, err := dialDaemon(g.socketPath())
-			if err != nil {
+			var r *daemonpb.JSONReply
+			if err := callDaemon(g, 15*time.Second, func(ctx context.Context, cl daemonpb.DaemonClient) (err error) {
+				r, err = cl.DNSQuery(ctx, req)
 				return err
-			}
-			defer closeFn()
-			ctx, cancel := withTimeout(15 * time.Second)
-			defer cancel()
-			r, err := cl.DNSQuery(ctx, req)
-			if err != nil {
-				return rpcErr(err)
+			}); err != nil {
+				return err
 			}
 			if qJSON {
 				_, err := io.WriteString(cmd.OutOrStdout(), r.Json+"\n")

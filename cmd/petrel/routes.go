@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -55,19 +56,12 @@ func exitJSON(x *daemonpb.ExitNodeStatus) *exitNodeJSON {
 }
 
 // fetchStatus asks the daemon for its status.
-func fetchStatus(g *globalFlags) (*daemonpb.StatusResponse, error) {
-	cl, closeFn, err := dialDaemon(g.socketPath())
-	if err != nil {
-		return nil, err
-	}
-	defer closeFn()
-	ctx, cancel := withTimeout(10 * time.Second)
-	defer cancel()
-	st, err := cl.Status(ctx, &daemonpb.StatusRequest{})
-	if err != nil {
-		return nil, rpcErr(err)
-	}
-	return st, nil
+func fetchStatus(g *globalFlags) (st *daemonpb.StatusResponse, err error) {
+	err = callDaemon(g, 10*time.Second, func(ctx context.Context, cl daemonpb.DaemonClient) error {
+		st, err = cl.Status(ctx, &daemonpb.StatusRequest{})
+		return err
+	})
+	return st, err
 }
 
 func newRoutesCmd(g *globalFlags) *cobra.Command {
@@ -188,19 +182,13 @@ func newExitNodeCmd(g *globalFlags) *cobra.Command {
 }
 
 func setExitNode(g *globalFlags, w io.Writer, req *daemonpb.SetExitNodeRequest) error {
-	cl, closeFn, err := dialDaemon(g.socketPath())
-	if err != nil {
+	return callDaemon(g, 10*time.Second, func(ctx context.Context, cl daemonpb.DaemonClient) error {
+		x, err := cl.SetExitNode(ctx, req)
+		if err == nil {
+			fmt.Fprintln(w, describeExit(x))
+		}
 		return err
-	}
-	defer closeFn()
-	ctx, cancel := withTimeout(10 * time.Second)
-	defer cancel()
-	x, err := cl.SetExitNode(ctx, req)
-	if err != nil {
-		return rpcErr(err)
-	}
-	fmt.Fprintln(w, describeExit(x))
-	return nil
+	})
 }
 
 func describeExit(x *daemonpb.ExitNodeStatus) string {
