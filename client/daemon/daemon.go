@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 
 	"petrel/client/engine"
+	"petrel/internal/backoff"
 	"petrel/proto/daemonpb"
 )
 
@@ -52,13 +53,14 @@ type Daemon struct {
 	journal *Journal
 	log     *slog.Logger
 
-	mu       sync.Mutex
-	eng      *engine.Engine
-	lastErr  string
-	server   *grpc.Server
-	listener net.Listener
-	stopped  bool
-	done     chan struct{}
+	mu              sync.Mutex
+	cancelReconnect context.CancelFunc // background reconnect of a saved profile
+	eng             *engine.Engine
+	lastErr         string
+	server          *grpc.Server
+	listener        net.Listener
+	stopped         bool
+	done            chan struct{}
 }
 
 // New returns a daemon; nothing is started.
@@ -101,15 +103,53 @@ func (d *Daemon) Start(ctx context.Context) error {
 
 	prof, err := d.state.LoadProfile()
 	if err == nil && prof.Registered && prof.ManagementURL != "" {
-		go func() {
-			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if err := d.up(cctx, &daemonpb.UpRequest{}, nil); err != nil {
-				d.log.Warn("reconnect with saved profile", "err", err)
-			}
-		}()
+		rctx, cancel := context.WithCancel(context.Background())
+		d.mu.Lock()
+		d.cancelReconnect = cancel
+		d.mu.Unlock()
+		go d.reconnect(rctx)
 	}
 	return nil
+}
+
+// reconnectAttempt bounds one login attempt of reconnect (the engine
+// retries within it); a variable for tests.
+var reconnectAttempt = 30 * time.Second
+
+// reconnect brings a registered agent up after the daemon starts, retrying
+// with capped, jittered backoff for as long as management is unreachable
+// (an agent restarted during an outage must come back by itself). It stops
+// when the engine is up, management refuses the login, `petrel down` or
+// `up` takes over, or the daemon stops.
+func (d *Daemon) reconnect(ctx context.Context) {
+	bo := backoff.Backoff{Min: time.Second, Max: 30 * time.Second}
+	for {
+		cctx, cancel := context.WithTimeout(ctx, reconnectAttempt)
+		err := d.up(cctx, &daemonpb.UpRequest{}, nil)
+		cancel()
+		switch {
+		case err == nil || ctx.Err() != nil:
+			return
+		case errors.Is(err, engine.ErrLoginRefused):
+			d.log.Warn("reconnect with saved profile: management refused the login; run petrel up with a setup key", "err", err)
+			return
+		}
+		wait := bo.Next()
+		d.log.Warn("reconnect with saved profile; retrying", "err", err, "in", wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// stopReconnect ends a background reconnect (d.mu held).
+func (d *Daemon) stopReconnectLocked() {
+	if d.cancelReconnect != nil {
+		d.cancelReconnect()
+		d.cancelReconnect = nil
+	}
 }
 
 // Socket returns the local API socket path.
@@ -268,6 +308,7 @@ func (d *Daemon) up(ctx context.Context, req *daemonpb.UpRequest, progress func(
 func (d *Daemon) down() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.stopReconnectLocked()
 	d.stopEngineLocked()
 	return nil
 }

@@ -28,6 +28,10 @@ func (e *Engine) loginRequest() *managementpb.LoginRequest {
 	}
 }
 
+// ErrLoginRefused is returned when management refuses the login (unknown
+// or bad setup key, deleted peer): retrying cannot help.
+var ErrLoginRefused = errors.New("management refused login")
+
 // login registers or re-authenticates, retrying while management is
 // unreachable until ctx ends. Refusals (bad key) fail at once.
 func (e *Engine) login(ctx context.Context) (*managementpb.LoginResponse, error) {
@@ -42,7 +46,7 @@ func (e *Engine) login(ctx context.Context) (*managementpb.LoginResponse, error)
 		st, _ := status.FromError(err)
 		switch st.Code() {
 		case codes.Unauthenticated, codes.PermissionDenied, codes.FailedPrecondition, codes.InvalidArgument, codes.NotFound:
-			return nil, fmt.Errorf("management refused login: %s", st.Message())
+			return nil, fmt.Errorf("%w: %s", ErrLoginRefused, st.Message())
 		}
 		lastErr = err
 		e.log.Debug("login failed, retrying", "err", err)
