@@ -42,10 +42,29 @@ func (s *Service) mutate(ctx context.Context, accountID, op string, fn func(cur 
 	if m == nil { // nothing to do
 		return nil
 	}
-	if err := s.cfg.Store.Update(ctx, m.write); err != nil {
+	if err := checkLimits(v.acct, m.next); err != nil {
+		return err
+	}
+	// Next is pure: build the snapshot before committing so that a change
+	// whose maps would be too large is refused with nothing stored.
+	snap := v.snap.Next(m.next, m.change)
+	if err := checkMapSize(v.snap, snap, m.change, s.cfg.MaxMapBytes); err != nil {
+		return err
+	}
+	// The write commits only if the stored account is still the version
+	// v.acct was loaded or last written at: a writer whose in-memory state
+	// is stale (another server wrote the account) gets store.ErrStale.
+	base := v.acct.Version
+	write := func(tx store.Tx) error {
+		if err := tx.BumpVersion(accountID, base); err != nil {
+			return err
+		}
+		return m.write(tx)
+	}
+	if err := s.cfg.Store.Update(ctx, write); err != nil {
 		return storeError(op, err)
 	}
-	snap := v.snap.Next(m.next, m.change)
+	m.next.Version = base + 1 // m.next is a fresh clone, not yet published
 	st.cur.Store(&view{acct: m.next, snap: snap, rev: v.rev + 1})
 	if m.after != nil {
 		m.after()

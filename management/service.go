@@ -80,6 +80,11 @@ type Config struct {
 	// not keep up (they are merged into one delta when it catches up); past
 	// it the stream is cut and the agent resyncs in full (default 256).
 	MaxCoalesced int
+	// MaxMapBytes bounds the encoded size of a peer's full network map: a
+	// mutation that would exceed it is refused (KindInvalid). Default
+	// DefaultMaxMapBytes (3 MiB, under the agent's 4 MiB receive limit);
+	// negative disables the check.
+	MaxMapBytes int
 	// JanitorInterval is how often ephemeral peers are checked (default
 	// EphemeralTTL/4, at most 1 min).
 	JanitorInterval time.Duration
@@ -160,6 +165,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.MaxCoalesced <= 0 {
 		cfg.MaxCoalesced = DefaultMaxCoalesced
+	}
+	if cfg.MaxMapBytes == 0 {
+		cfg.MaxMapBytes = DefaultMaxMapBytes
 	}
 	if cfg.JanitorInterval <= 0 {
 		cfg.JanitorInterval = min(cfg.EphemeralTTL/4, time.Minute)

@@ -71,6 +71,9 @@ func validatePolicy(a *model.Account, p *model.Policy) error {
 	if len(p.Rules) == 0 {
 		return Errorf(KindInvalid, "policy %q has no rules", p.Name)
 	}
+	if len(p.Rules) > MaxRulesPerPolicy {
+		return Errorf(KindInvalid, "policy %q has %d rules; a policy may have at most %d", p.Name, len(p.Rules), MaxRulesPerPolicy)
+	}
 	seen := map[string]bool{}
 	for i := range p.Rules {
 		r := &p.Rules[i]
@@ -85,6 +88,12 @@ func validatePolicy(a *model.Account, p *model.Policy) error {
 			return Errorf(KindInvalid, "%s: duplicate rule id %q", where, r.ID)
 		}
 		seen[r.ID] = true
+		if len(r.Sources) > MaxGroupsPerRule || len(r.Destinations) > MaxGroupsPerRule {
+			return Errorf(KindInvalid, "%s: at most %d source and %d destination groups", where, MaxGroupsPerRule, MaxGroupsPerRule)
+		}
+		if len(r.Ports) > MaxPortsPerRule {
+			return Errorf(KindInvalid, "%s: %d port ranges; a rule may have at most %d", where, len(r.Ports), MaxPortsPerRule)
+		}
 		if err := checkGroupRefs(a, where+" sources", r.Sources, true); err != nil {
 			return err
 		}
@@ -234,6 +243,9 @@ func validateZone(a *model.Account, z *model.DNSZone) error {
 		if other.ID != z.ID && other.Domain == z.Domain {
 			return Errorf(KindConflict, "zone %q already exists", z.Domain)
 		}
+	}
+	if len(z.Records) > MaxRecordsPerZone {
+		return Errorf(KindInvalid, "zone %q has %d records; a zone may have at most %d", z.Domain, len(z.Records), MaxRecordsPerZone)
 	}
 	for i := range z.Records {
 		r := &z.Records[i]

@@ -45,6 +45,11 @@ type Account struct {
 	Network   netip.Prefix // a /16 inside 100.64.0.0/10
 	Settings  Settings
 	CreatedAt time.Time
+	// Version is the account's write version in the store: LoadAccounts
+	// fills it, every committed mutation checks and increments it
+	// (store.Tx.BumpVersion), so a writer holding an older copy is refused.
+	// Zero for a new account.
+	Version int64
 
 	Peers            map[string]*Peer // by ID
 	Groups           map[string]*Group

@@ -27,7 +27,7 @@ func Deltas(prev, next *Snapshot, ch Change) map[string]*mpb.NetworkMapDelta {
 	for _, id := range ch.PeersAdded {
 		added[id] = true
 	}
-	if next.parent != prev || next.rebuilt {
+	if next.parentID != prev.id || next.rebuilt {
 		for _, e := range next.sorted {
 			if pe := prev.peers[e.id]; pe != nil && !added[e.id] {
 				if d := Diff(prev.mapOf(pe), next.mapOf(e)); d != nil {

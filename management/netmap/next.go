@@ -15,10 +15,10 @@ func (s *Snapshot) Next(a *model.Account, ch Change) *Snapshot {
 	ch = mergeChange(ch, pointerDiff(s.acct, a))
 	if ch.Settings || allGroupID(a) != s.allID || domainOf(a) != s.domain || a.Network != s.acct.Network {
 		n := Build(a)
-		n.parent, n.change, n.rebuilt = s, ch, true
+		n.parentID, n.change, n.rebuilt = s.id, ch, true
 		return n
 	}
-	n := &Snapshot{acct: a, domain: s.domain, allID: s.allID, parent: s, change: ch}
+	n := &Snapshot{id: snapSeq.Add(1), acct: a, domain: s.domain, allID: s.allID, parentID: s.id, change: ch}
 
 	touched := map[string]bool{}
 	for _, ids := range [][]string{ch.PeersAdded, ch.PeersChanged, ch.PeersRemoved} {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"petrel/management/model"
 	mpb "petrel/proto/managementpb"
@@ -46,6 +47,9 @@ type groupEntry struct {
 	set     *mpb.PeerSet // all members: shared by every map whose peer sees them all
 }
 
+// snapSeq numbers snapshots (Snapshot.id); 0 is never used.
+var snapSeq atomic.Uint64
+
 // Snapshot indexes one account version. Immutable; safe for concurrent use.
 type Snapshot struct {
 	acct   *model.Account
@@ -68,8 +72,12 @@ type Snapshot struct {
 	zones      []*mpb.CustomZone // custom zones, sorted
 	views      map[string]*view  // sig → view
 
-	// Set by Next: the snapshot it was derived from and the effective change.
-	parent     *Snapshot
+	// id is unique per snapshot (snapSeq). Set by Next: parentID, the id of
+	// the snapshot it was derived from (an ID, not a pointer: a pointer
+	// would keep every ancestor, and its indexes, alive for as long as the
+	// newest snapshot lives), and the effective change.
+	id         uint64
+	parentID   uint64
 	change     Change
 	rebuilt    bool     // Next fell back to Build: every map may differ
 	structural bool     // rules, routes or nameserver groups changed: views rebuilt
@@ -79,7 +87,7 @@ type Snapshot struct {
 // Build indexes an account. The caller never mutates a (or anything it
 // points to) afterwards.
 func Build(a *model.Account) *Snapshot {
-	s := &Snapshot{acct: a, domain: domainOf(a), allID: allGroupID(a)}
+	s := &Snapshot{id: snapSeq.Add(1), acct: a, domain: domainOf(a), allID: allGroupID(a)}
 	s.peers = make(map[string]*peerEntry, len(a.Peers))
 	memberOf := make(map[string][]string, len(a.Peers))
 	for gid, g := range a.Groups {

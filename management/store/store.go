@@ -26,6 +26,12 @@ var (
 	ErrKeyRevoked   = errors.New("setup key revoked")
 	ErrKeyExpired   = errors.New("setup key expired")
 	ErrKeyExhausted = errors.New("setup key usage limit reached")
+	// ErrLocked: another petrel-server (or another Store in this process)
+	// holds the database. One writer per store: Open refuses a second one.
+	ErrLocked = errors.New("store locked: one petrel-server per store")
+	// ErrStale: the account changed in the store since the caller loaded it
+	// (its version moved on); the caller's in-memory copy must not be written.
+	ErrStale = errors.New("stale account version")
 )
 
 // Store persists accounts. Keep it narrow: the in-memory account state is
@@ -42,7 +48,7 @@ type Store interface {
 	Update(ctx context.Context, fn func(Tx) error) error
 	// SchemaVersion reports the migration version the database is at.
 	SchemaVersion(ctx context.Context) (int, error)
-	// Close releases the database.
+	// Close releases the database (and its single-writer lock).
 	Close() error
 }
 
@@ -64,4 +70,9 @@ type Tx interface {
 	// increments the use count, sets LastUsed and returns the updated key and
 	// its account ID. Two concurrent uses of a one-off key: exactly one wins.
 	UseSetupKey(keyHash []byte, now time.Time) (accountID string, key *model.SetupKey, err error)
+	// BumpVersion checks that the account's stored version is expected (the
+	// model.Account.Version the caller's change is based on) and increments
+	// it. A different stored version is ErrStale (and fn should return it so
+	// nothing is written); a missing account is ErrNotFound.
+	BumpVersion(accountID string, expected int64) error
 }

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -43,9 +44,11 @@ const migrationLock = 0x7065747265 // "petre"
 
 // Store is a PostgreSQL-backed store.Store.
 type Store struct {
-	log   *slog.Logger
-	pool  *pgxpool.Pool
-	stmts rows.Statements
+	log       *slog.Logger
+	pool      *pgxpool.Pool
+	lock      *pgx.Conn // session holding writerLock until Close
+	closeOnce sync.Once
+	stmts     rows.Statements
 }
 
 var _ store.Store = (*Store)(nil)
@@ -53,6 +56,12 @@ var _ store.Store = (*Store)(nil)
 // Open connects to dsn (any form pgx accepts), applies pending migrations
 // and returns the store. A database newer than this binary fails with
 // store.ErrSchemaNewer. Errors do not contain the DSN.
+//
+// One writer per database: Open takes a session advisory lock
+// (pg_try_advisory_lock) on a dedicated connection held for the store's
+// life and fails with store.ErrLocked, naming the database and the holder,
+// while another Store — in this process or another — has it. Close
+// releases it.
 func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 	ms, err := migrate.Load(migrationFS, "migrations")
 	if err != nil {
@@ -62,13 +71,18 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, errors.New("open postgres: invalid connection string")
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	lock, err := acquireWriterLock(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	s := &Store{log: log.With("component", "store-postgres"), pool: pool, stmts: rows.NewStatements(placeholder)}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		releaseWriterLock(lock)
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	s := &Store{log: log.With("component", "store-postgres"), pool: pool, lock: lock, stmts: rows.NewStatements(placeholder)}
 	if err := s.migrate(ctx, ms); err != nil {
-		pool.Close()
+		s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -105,9 +119,11 @@ func (s *Store) migrate(ctx context.Context, ms []migrate.Migration) error {
 	return nil
 }
 
-// Close closes the pool (waiting for acquired connections to be released).
+// Close closes the pool (waiting for acquired connections to be released),
+// then ends the writer-lock session.
 func (s *Store) Close() error {
 	s.pool.Close()
+	s.closeOnce.Do(func() { releaseWriterLock(s.lock) })
 	return nil
 }
 

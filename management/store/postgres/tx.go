@@ -21,7 +21,9 @@ var queries = rows.Queries{
 		WHERE key_hash = $2 AND NOT revoked AND (expires_at IS NULL OR expires_at > $1)
 		  AND (usage_limit = 0 OR used_times < usage_limit)
 		RETURNING ` + rows.SetupKeyCols,
-	ReadKey: `SELECT ` + rows.SetupKeyCols + ` FROM setup_keys WHERE key_hash = $1`,
+	ReadKey:     `SELECT ` + rows.SetupKeyCols + ` FROM setup_keys WHERE key_hash = $1`,
+	BumpVersion: `UPDATE accounts SET version = version + 1 WHERE id = $1 AND version = $2`,
+	ReadVersion: `SELECT version FROM accounts WHERE id = $1`,
 }
 
 // conn is rows.Conn on one SERIALIZABLE transaction.

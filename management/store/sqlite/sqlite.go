@@ -38,7 +38,8 @@ const BusyTimeout = 10 * time.Second
 // Store is a SQLite-backed store.Store.
 type Store struct {
 	log   *slog.Logger
-	write *sql.DB // one connection, BEGIN IMMEDIATE
+	lock  *lockFile // single-writer lock, held until Close
+	write *sql.DB   // one connection, BEGIN IMMEDIATE
 	read  *sql.DB
 	stmts rows.Statements
 }
@@ -49,6 +50,11 @@ var _ store.Store = (*Store)(nil)
 // applies pending migrations; existing database, -wal and -shm files are
 // tightened to 0600 (the database holds the server's private key). It fails
 // with store.ErrSchemaNewer if the database was written by a newer binary.
+//
+// One writer per database: Open takes an exclusive lock on PATH.lock (in the
+// data directory) for the store's life and fails with store.ErrLocked,
+// naming the directory and the holder's pid, while another Store — in this
+// process or another — has it open. Close releases it.
 func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("open sqlite: empty path")
@@ -57,7 +63,12 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	lock, err := acquireLock(path)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
 	if err := restrictFiles(path); err != nil {
+		lock.release()
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
 	q := url.Values{}
@@ -69,8 +80,9 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 		q.Set("_txlock", txlock)
 		return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 	}
-	s := &Store{log: log.With("component", "store-sqlite"), stmts: rows.NewStatements(placeholder)}
+	s := &Store{log: log.With("component", "store-sqlite"), lock: lock, stmts: rows.NewStatements(placeholder)}
 	if s.write, err = sql.Open("sqlite", dsn("immediate")); err != nil {
+		lock.release()
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
 	s.write.SetMaxOpenConns(1)
@@ -78,6 +90,7 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 	s.write.SetConnMaxIdleTime(0)
 	if s.read, err = sql.Open("sqlite", dsn("deferred")); err != nil {
 		s.write.Close()
+		lock.release()
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
 	s.read.SetMaxOpenConns(4)
@@ -116,7 +129,7 @@ func (s *Store) migrate(ctx context.Context, ms []migrate.Migration) error {
 	return nil
 }
 
-// Close releases both connection pools.
+// Close releases both connection pools, then the single-writer lock.
 func (s *Store) Close() error {
 	var errs []error
 	if s.read != nil {
@@ -125,6 +138,7 @@ func (s *Store) Close() error {
 	if s.write != nil {
 		errs = append(errs, s.write.Close())
 	}
+	errs = append(errs, s.lock.release())
 	return errors.Join(errs...)
 }
 

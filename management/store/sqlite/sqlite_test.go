@@ -3,8 +3,12 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -86,3 +90,46 @@ func TestUniqueField(t *testing.T) {
 func BenchmarkUpdatePutPeer(b *testing.B) { storetest.BenchUpdatePut(b, openTemp(b)) }
 
 func BenchmarkLoadAccounts5000(b *testing.B) { storetest.BenchLoadAccounts(b, openTemp(b), 5000) }
+
+// TestSecondOpenRefused: a second Store on the same database file (in this
+// process: flock locks belong to the open file description, so this
+// conflicts exactly as a second petrel-server would) is refused with an
+// error naming the data directory and the holder's pid; Close releases the
+// lock.
+func TestSecondOpenRefused(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "petrel.db")
+	ctx := context.Background()
+	s, err := Open(ctx, path, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(ctx, path, testLog(t))
+	if err == nil {
+		s2.Close()
+		s.Close()
+		t.Fatal("second open succeeded, want store.ErrLocked")
+	}
+	msg := err.Error()
+	if !errors.Is(err, store.ErrLocked) || !strings.Contains(msg, dir) ||
+		!strings.Contains(msg, fmt.Sprintf("pid %d", os.Getpid())) {
+		s.Close()
+		t.Fatalf("second open: %v; want store.ErrLocked naming %s and pid %d", err, dir, os.Getpid())
+	}
+	// The same file through another spelling of the path is the same lock.
+	if s3, err := Open(ctx, filepath.Join(dir, ".", "petrel.db"), testLog(t)); !errors.Is(err, store.ErrLocked) {
+		if s3 != nil {
+			s3.Close()
+		}
+		s.Close()
+		t.Fatalf("open via other path: %v, want store.ErrLocked", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(ctx, path, testLog(t))
+	if err != nil {
+		t.Fatalf("open after close: %v", err)
+	}
+	s.Close()
+}

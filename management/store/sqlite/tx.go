@@ -23,7 +23,9 @@ var queries = rows.Queries{
 		WHERE key_hash = ?2 AND revoked = 0 AND (expires_at IS NULL OR expires_at > ?1)
 		  AND (usage_limit = 0 OR used_times < usage_limit)
 		RETURNING ` + rows.SetupKeyCols,
-	ReadKey: `SELECT ` + rows.SetupKeyCols + ` FROM setup_keys WHERE key_hash = ?`,
+	ReadKey:     `SELECT ` + rows.SetupKeyCols + ` FROM setup_keys WHERE key_hash = ?`,
+	BumpVersion: `UPDATE accounts SET version = version + 1 WHERE id = ? AND version = ?`,
+	ReadVersion: `SELECT version FROM accounts WHERE id = ?`,
 }
 
 // conn is rows.Conn on one write transaction. SQLite keeps a transaction

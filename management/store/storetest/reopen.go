@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 
@@ -25,6 +26,44 @@ func RunReopen(t *testing.T, newDB func(t *testing.T) DB) {
 	t.Run("ReopenKeepsData", func(t *testing.T) { testReopen(t, newDB(t)) })
 	t.Run("ServerKeyConcurrentFirstOpen", func(t *testing.T) { testServerKeyConcurrentOpen(t, newDB(t)) })
 	t.Run("SchemaNewerRefused", func(t *testing.T) { testSchemaNewer(t, newDB(t)) })
+	t.Run("SecondOpenRefused", func(t *testing.T) { testSecondOpenRefused(t, newDB(t)) })
+}
+
+// testSecondOpenRefused: one writer per store. While a store is open on the
+// database a second Open fails with store.ErrLocked and a message saying
+// why; after Close the database opens again. (A second petrel-server would
+// otherwise write from its own stale in-memory accounts.)
+func testSecondOpenRefused(t *testing.T, db DB) {
+	s := mustOpen(t, db)
+	save(t, s, fullAccount("acc-a", 10))
+	s2, err := db.Open()
+	if err == nil {
+		s2.Close()
+		s.Close()
+		t.Fatal("second open of a store in use succeeded, want store.ErrLocked")
+	}
+	if !errors.Is(err, store.ErrLocked) || !strings.Contains(err.Error(), "in use by another petrel-server") {
+		s.Close()
+		t.Fatalf("second open: %v, want store.ErrLocked", err)
+	}
+	t.Logf("second open refused: %v", err)
+	// The refused open changed nothing and the first store still works.
+	save(t, s, fullAccount("acc-b", 11))
+	if err := s.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	s = mustOpen(t, db)
+	defer s.Close()
+	if got := load(t, s); len(got) != 2 {
+		t.Fatalf("after reopen: %d accounts, want 2", len(got))
+	}
+	// Refused again while the reopened store holds it.
+	if s2, err := db.Open(); !errors.Is(err, store.ErrLocked) {
+		if s2 != nil {
+			s2.Close()
+		}
+		t.Fatalf("open while reopened store holds the lock: %v, want store.ErrLocked", err)
+	}
 }
 
 func mustOpen(t *testing.T, db DB) store.Store {
@@ -66,7 +105,9 @@ func testReopen(t *testing.T, db DB) {
 }
 
 // testServerKeyConcurrentOpen opens the fresh database from several stores
-// at once (racing migrations too) and asks each for the server key.
+// at once (racing the single-writer lock and migrations) and asks each that
+// got in for the server key: opens refused with store.ErrLocked are
+// expected, at least one must succeed, and every key must be the same.
 func testServerKeyConcurrentOpen(t *testing.T, db DB) {
 	const n = 8
 	got := make([]keys.Private, n)
@@ -86,13 +127,28 @@ func testServerKeyConcurrentOpen(t *testing.T, db DB) {
 		}()
 	}
 	wg.Wait()
+	var first keys.Private
 	for i := range n {
+		if errors.Is(errs[i], store.ErrLocked) {
+			continue
+		}
 		if errs[i] != nil {
 			t.Fatalf("store %d: %v", i, errs[i])
 		}
-		if got[i] != got[0] || got[i].IsZero() {
+		if first.IsZero() {
+			first = got[i]
+		}
+		if got[i] != first || got[i].IsZero() {
 			t.Fatalf("store %d got a different server key", i)
 		}
+	}
+	if first.IsZero() {
+		t.Fatal("every concurrent open was refused")
+	}
+	s := mustOpen(t, db)
+	defer s.Close()
+	if k, err := s.ServerKey(ctxFor(t)); err != nil || k != first {
+		t.Fatalf("server key after concurrent opens: same=%v err=%v", k == first, err)
 	}
 }
 

@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"OneOffKeyRace", testOneOffRace},
 		{"ServerKey", testServerKey},
 		{"SchemaVersion", testSchemaVersion},
+		{"StaleVersionRefused", testStaleVersion},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -235,5 +236,46 @@ func testTxUsable(t *testing.T, s store.Store) {
 	}
 	if got := load(t, s)["acc"]; got == nil || len(got.Peers) != 2 || got.Peers["peer-2"].DNSLabel != "other" {
 		t.Fatalf("after retry in the same transaction: %s", dump(got))
+	}
+}
+
+// testStaleVersion: two writers start from the same copy of an account
+// (version 0). The first commits (version 1); the second, still holding
+// version 0, is refused with store.ErrStale and nothing it wrote is kept.
+func testStaleVersion(t *testing.T, s store.Store) {
+	a := fullAccount("acc-a", 10)
+	save(t, s, a)
+	if v := load(t, s)["acc-a"].Version; v != 0 {
+		t.Fatalf("new account version %d, want 0", v)
+	}
+	write := func(expected int64, groupID string) error {
+		return s.Update(ctxFor(t), func(tx store.Tx) error {
+			if err := tx.BumpVersion("acc-a", expected); err != nil {
+				return err
+			}
+			return tx.Put("acc-a", &model.Group{ID: groupID, Name: groupID})
+		})
+	}
+	if err := write(0, "g-first"); err != nil {
+		t.Fatalf("first writer: %v", err)
+	}
+	err := write(0, "g-stale")
+	if !errors.Is(err, store.ErrStale) || !strings.Contains(err.Error(), "stored version 1") {
+		t.Fatalf("stale writer: %v, want store.ErrStale (stored version 1)", err)
+	}
+	got := load(t, s)["acc-a"]
+	if got.Version != 1 || got.Groups["g-first"] == nil || got.Groups["g-stale"] != nil {
+		t.Fatalf("after stale write: version %d, first group %v, stale group %v; want 1, kept, absent",
+			got.Version, got.Groups["g-first"] != nil, got.Groups["g-stale"] != nil)
+	}
+	if err := write(1, "g-next"); err != nil {
+		t.Fatalf("writer at current version: %v", err)
+	}
+	if v := load(t, s)["acc-a"].Version; v != 2 {
+		t.Fatalf("version %d, want 2", v)
+	}
+	err = s.Update(ctxFor(t), func(tx store.Tx) error { return tx.BumpVersion("missing", 0) })
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("bump missing account: %v, want store.ErrNotFound", err)
 	}
 }

@@ -67,7 +67,7 @@ type Query func(ctx context.Context, q string) (Rows, error)
 // query (which must run in one consistent snapshot), and returns the
 // accounts in ID order with all maps non-nil.
 func LoadAccounts(ctx context.Context, query Query, st *Statements) ([]*model.Account, error) {
-	rs, err := query(ctx, `SELECT id, network, created_at, settings FROM accounts ORDER BY id`)
+	rs, err := query(ctx, `SELECT id, network, created_at, settings, version FROM accounts ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("load accounts: %w", err)
 	}
@@ -78,8 +78,9 @@ func LoadAccounts(ctx context.Context, query Query, st *Statements) ([]*model.Ac
 			id, network string
 			created     *int64
 			settings    []byte
+			version     int64
 		)
-		if err := rs.Scan(&id, &network, &created, &settings); err != nil {
+		if err := rs.Scan(&id, &network, &created, &settings, &version); err != nil {
 			rs.Close()
 			return nil, fmt.Errorf("scan account: %w", err)
 		}
@@ -88,6 +89,7 @@ func LoadAccounts(ctx context.Context, query Query, st *Statements) ([]*model.Ac
 			rs.Close()
 			return nil, err
 		}
+		a.Version = version
 		list = append(list, a)
 		byID[id] = a
 	}

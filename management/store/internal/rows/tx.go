@@ -26,12 +26,15 @@ type Conn interface {
 // Queries is a dialect's SQL for the account and setup-key statements.
 // Parameters, in order: CreateAccount (id, network, created_at, settings);
 // SaveSettings (settings, id); UseKey (now nanos, key hash) returning
-// SetupKeyCols; ReadKey (key hash) selecting SetupKeyCols.
+// SetupKeyCols; ReadKey (key hash) selecting SetupKeyCols; BumpVersion
+// (id, expected version); ReadVersion (id) selecting version.
 type Queries struct {
 	CreateAccount string
 	SaveSettings  string
 	UseKey        string
 	ReadKey       string
+	BumpVersion   string
+	ReadVersion   string
 }
 
 // SetupKeyCols is what UseKey returns and ReadKey selects.
@@ -141,4 +144,26 @@ func (t *Tx) UseSetupKey(keyHash []byte, now time.Time) (string, *model.SetupKey
 		return "", nil, err
 	}
 	return accountID, obj.(*model.SetupKey), nil
+}
+
+// BumpVersion increments the account's version if it is still expected;
+// otherwise it reads the row to return store.ErrStale or store.ErrNotFound.
+func (t *Tx) BumpVersion(accountID string, expected int64) error {
+	n, err := t.Conn.Exec(t.Queries.BumpVersion, accountID, expected)
+	if err != nil {
+		return fmt.Errorf("check account %s version: %w", accountID, err)
+	}
+	if n == 1 {
+		return nil
+	}
+	var stored int64
+	err = t.Conn.QueryRow(t.Queries.ReadVersion, []any{accountID}, &stored)
+	if errors.Is(err, ErrNoRows) {
+		return fmt.Errorf("check account %s version: %w", accountID, store.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("check account %s version: %w", accountID, err)
+	}
+	return fmt.Errorf("account %s was changed in the store by another writer (stored version %d, this copy %d): %w",
+		accountID, stored, expected, store.ErrStale)
 }
