@@ -25,6 +25,41 @@ const (
 // DefaultShutdownTimeout bounds the graceful part of Stop.
 const DefaultShutdownTimeout = 10 * time.Second
 
+// DefaultMaxConnsPerSource caps the TCP connections one source IP may hold
+// open at once (Config.MaxConnsPerSource). An agent needs one gRPC
+// connection plus a relay WebSocket; 64 leaves room for agents behind one
+// NAT and for admin tools, while one host can no longer fill the
+// descriptor table. See docs/server-limits.md.
+const DefaultMaxConnsPerSource = 64
+
+// limits are the connection timeouts (docs/server-limits.md). They are
+// not configurable; tests shorten them through Config.limits.
+type limits struct {
+	// HTTP/1 (REST, /healthz, the relay WebSocket's upgrade request).
+	readHeader time.Duration // request line and headers
+	body       time.Duration // whole request incl. body, REST and /healthz only
+	write      time.Duration // response, REST and /healthz only
+	httpIdle   time.Duration // keep-alive connection between requests
+	// gRPC (HTTP/2).
+	grpcIdle      time.Duration // no open stream: GOAWAY and close
+	pingTime      time.Duration // silence before the server pings
+	pingTimeout   time.Duration // ping ack wait before closing
+	minClientPing time.Duration // clients pinging more often get GOAWAY
+	maxStreams    uint32        // concurrent streams per connection
+}
+
+var defaultLimits = limits{
+	readHeader:    10 * time.Second,
+	body:          30 * time.Second,
+	write:         60 * time.Second,
+	httpIdle:      2 * time.Minute,
+	grpcIdle:      2 * time.Minute,
+	pingTime:      time.Minute,
+	pingTimeout:   20 * time.Second,
+	minClientPing: 10 * time.Second,
+	maxStreams:    128,
+}
+
 // Components selects the parts a process runs.
 type Components struct {
 	Management, Signal, Relay, STUN bool
@@ -111,6 +146,12 @@ type Config struct {
 	// Hostname names this machine when the public URL must be derived from
 	// an unspecified listen address (default os.Hostname).
 	Hostname func() (string, error)
+	// MaxConnsPerSource caps the TCP connections open at once from one
+	// source IP; more are closed on accept. 0 = DefaultMaxConnsPerSource,
+	// negative = no cap.
+	MaxConnsPerSource int
+
+	limits limits // zero fields: defaultLimits (tests shorten them)
 }
 
 // validate checks c and returns it with defaults filled in; every problem
@@ -129,6 +170,10 @@ func (c Config) validate() (Config, error) {
 	if c.Components == (Components{}) {
 		c.Components = AllComponents
 	}
+	if c.MaxConnsPerSource == 0 {
+		c.MaxConnsPerSource = DefaultMaxConnsPerSource
+	}
+	c.limits = c.limits.withDefaults()
 	if c.STUNListen == "" {
 		c.STUNListen = ":3478"
 	}
@@ -263,4 +308,22 @@ func deriveEndpoints(c *Config, tcpAddr, stunAddr net.Addr) (ep Endpoints, warni
 		warnings = append(warnings, "no relay advertised (relay component off and no --relay-url): peers behind symmetric NATs cannot connect")
 	}
 	return ep, warnings, nil
+}
+
+// withDefaults fills the zero fields of l from defaultLimits.
+func (l limits) withDefaults() limits {
+	d := defaultLimits
+	for _, f := range []struct{ v, def *time.Duration }{
+		{&l.readHeader, &d.readHeader}, {&l.body, &d.body}, {&l.write, &d.write}, {&l.httpIdle, &d.httpIdle},
+		{&l.grpcIdle, &d.grpcIdle}, {&l.pingTime, &d.pingTime}, {&l.pingTimeout, &d.pingTimeout},
+		{&l.minClientPing, &d.minClientPing},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	if l.maxStreams == 0 {
+		l.maxStreams = d.maxStreams
+	}
+	return l
 }

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 
 	"petrel/internal/keys"
 	"petrel/management"
@@ -153,9 +154,7 @@ func (s *Server) start(ctx context.Context) (err error) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = io.WriteString(w, "ok\n")
 	})
-	// A connection must finish the HTTP/2 handshake as fast as it must show
-	// its protocol (grpc's default allows 120 s).
-	s.grpc = grpc.NewServer(grpc.ConnectionTimeout(split.SniffTimeout))
+	s.grpc = newGRPCServer(cfg.limits)
 	if cfg.opensStore() {
 		if s.store, err = storeopen.Open(ctx, cfg.Store, cfg.DataDir, cfg.Logger); err != nil {
 			return err
@@ -186,11 +185,15 @@ func (s *Server) start(ctx context.Context) (err error) {
 		mux.Handle(relay.Path, rel)
 	}
 
-	s.split = split.New(s.ln)
+	maxPerSource := cfg.MaxConnsPerSource
+	if maxPerSource < 0 {
+		maxPerSource = 0
+	}
+	s.split = split.New(s.ln, split.Options{MaxPerSource: maxPerSource, Logger: s.log})
 	s.http = &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		Handler:           requestDeadlines(mux, cfg.limits),
+		ReadHeaderTimeout: cfg.limits.readHeader,
+		IdleTimeout:       cfg.limits.httpIdle,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
 	s.serving.Add(3)
@@ -207,6 +210,48 @@ func (s *Server) start(ctx context.Context) (err error) {
 	go func() { defer s.serving.Done(); _ = s.grpc.Serve(s.split.HTTP2()) }()
 	go func() { defer s.serving.Done(); _ = s.http.Serve(s.split.HTTP1()) }()
 	return nil
+}
+
+// newGRPCServer applies the HTTP/2 limits (docs/server-limits.md): a
+// connection must finish the handshake as fast as it must show its
+// protocol (grpc's default allows 120 s); one without a stream for
+// grpcIdle is sent GOAWAY and closed; a silent one is pinged and closed if
+// the ping goes unanswered; streams per connection are capped.
+func newGRPCServer(l limits) *grpc.Server {
+	return grpc.NewServer(
+		grpc.ConnectionTimeout(split.SniffTimeout),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle: l.grpcIdle,
+			Time:              l.pingTime,
+			Timeout:           l.pingTimeout,
+		}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             l.minClientPing,
+			PermitWithoutStream: true,
+		}),
+		grpc.MaxConcurrentStreams(l.maxStreams),
+	)
+}
+
+// requestDeadlines bounds reading a whole request (a body dripped byte by
+// byte would otherwise hold its connection forever) and writing its
+// response, except on the relay path: the WebSocket upgrade hands the
+// connection to the relay, which manages its own deadlines for as long as
+// the session lasts. http.Server.ReadTimeout cannot make that exception.
+func requestDeadlines(h http.Handler, l limits) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		if r.URL.Path != relay.Path {
+			now := time.Now()
+			_ = rc.SetReadDeadline(now.Add(l.body))
+			_ = rc.SetWriteDeadline(now.Add(l.write))
+		} else {
+			// A write deadline left by an earlier request on this
+			// keep-alive connection must not cut the upgrade.
+			_ = rc.SetWriteDeadline(time.Time{})
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) startManagement(ctx context.Context, mux *http.ServeMux, secret []byte) error {

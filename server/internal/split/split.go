@@ -14,8 +14,11 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -48,28 +51,75 @@ func isHTTP2(br *bufio.Reader) (bool, error) {
 	}
 }
 
+// Accept-error backoff: a temporary accept error (EMFILE, ENFILE,
+// ECONNABORTED, ...) is retried after acceptBackoffMin, doubling up to
+// acceptBackoffMax while the errors last.
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+	// acceptLogEvery rate-limits the log line for accept errors.
+	acceptLogEvery = 10 * time.Second
+)
+
+// Options tune a Listener; the zero value is valid.
+type Options struct {
+	// MaxPerSource caps the connections open at once from one source IP
+	// (accepted and not yet closed, whichever protocol); a connection over
+	// the cap is closed as soon as it is accepted. 0 = no cap.
+	MaxPerSource int
+	// Logger receives accept errors (rate-limited); nil discards them.
+	Logger *slog.Logger
+}
+
 // Listener hands the connections accepted on one listener to HTTP1 or
 // HTTP2.
 type Listener struct {
 	ln     net.Listener
 	h1, h2 *chanListener
+	opts   Options
 
 	mu      sync.Mutex
 	closed  bool
 	pending map[net.Conn]struct{}    // accepted, not yet routed
 	routed  map[*peekedConn]struct{} // handed to HTTP1 or HTTP2, not yet closed
 	routing sync.WaitGroup
+
+	// srcMu, not mu: Close closes pending connections under mu.
+	srcMu    sync.Mutex
+	perSrc   map[netip.Addr]int // open connections per source (with MaxPerSource)
+	refused  uint64             // connections closed for MaxPerSource
+	stopWait chan struct{}      // closed by Close: ends an accept backoff early
 }
 
 // New wraps ln; call Serve to start routing.
-func New(ln net.Listener) *Listener {
-	return &Listener{
-		ln:      ln,
-		h1:      newChanListener(ln.Addr()),
-		h2:      newChanListener(ln.Addr()),
-		pending: map[net.Conn]struct{}{},
-		routed:  map[*peekedConn]struct{}{},
+func New(ln net.Listener, opts Options) *Listener {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	return &Listener{
+		ln:       ln,
+		h1:       newChanListener(ln.Addr()),
+		h2:       newChanListener(ln.Addr()),
+		opts:     opts,
+		pending:  map[net.Conn]struct{}{},
+		routed:   map[*peekedConn]struct{}{},
+		perSrc:   map[netip.Addr]int{},
+		stopWait: make(chan struct{}),
+	}
+}
+
+// temporaryAcceptError reports whether an accept error is a condition the
+// accept loop should wait out rather than die of: descriptor or buffer
+// exhaustion, or a connection aborted before it was accepted.
+func temporaryAcceptError(err error) bool {
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
+		syscall.ECONNABORTED, syscall.ECONNRESET, syscall.EINTR, syscall.EAGAIN, syscall.EPROTO, syscall.EPERM} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var ne interface{ Temporary() bool }
+	return errors.As(err, &ne) && ne.Temporary()
 }
 
 // HTTP1 receives connections that do not start with the HTTP/2 preface.
@@ -80,7 +130,18 @@ func (s *Listener) HTTP2() net.Listener { return s.h2 }
 
 // Serve runs the accept loop until the listener fails or is closed; it
 // returns the error unless Close caused it.
+//
+// Temporary errors (EMFILE and the like: see temporaryAcceptError) do not
+// end it: they are logged at most every acceptLogEvery and retried after a
+// backoff of 5 ms doubling to 1 s, so running out of descriptors stalls
+// new connections until the timeouts free some, instead of stopping the
+// server.
 func (s *Listener) Serve() error {
+	var (
+		backoff  time.Duration
+		lastLog  time.Time
+		suppress int
+	)
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
@@ -94,7 +155,32 @@ func (s *Listener) Serve() error {
 			if closed {
 				return nil
 			}
-			return err
+			if !temporaryAcceptError(err) {
+				return err
+			}
+			if backoff == 0 {
+				backoff = acceptBackoffMin
+			} else {
+				backoff = min(2*backoff, acceptBackoffMax)
+			}
+			if now := time.Now(); now.Sub(lastLog) >= acceptLogEvery {
+				s.opts.Logger.Warn("accept failed; retrying", "err", err, "backoff", backoff, "suppressed", suppress)
+				lastLog, suppress = now, 0
+			} else {
+				suppress++
+			}
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-s.stopWait:
+				t.Stop()
+			}
+			continue
+		}
+		backoff = 0
+		c = s.admit(c)
+		if c == nil {
+			continue
 		}
 		s.mu.Lock()
 		if s.closed {
@@ -107,6 +193,54 @@ func (s *Listener) Serve() error {
 		s.mu.Unlock()
 		go s.route(c)
 	}
+}
+
+// admit applies MaxPerSource: it returns c wrapped so that closing it
+// releases its slot, or nil (c closed) when its source is over the cap.
+func (s *Listener) admit(c net.Conn) net.Conn {
+	if s.opts.MaxPerSource <= 0 {
+		return c
+	}
+	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+	if err != nil {
+		return c // not IP (a test pipe): nothing to count
+	}
+	src := ap.Addr().Unmap()
+	s.srcMu.Lock()
+	if s.perSrc[src] >= s.opts.MaxPerSource {
+		s.refused++
+		n := s.refused
+		s.srcMu.Unlock()
+		if n == 1 || n%1000 == 0 {
+			s.opts.Logger.Warn("connection refused: too many from one source", "source", src, "max", s.opts.MaxPerSource, "refused_total", n)
+		}
+		c.Close()
+		return nil
+	}
+	s.perSrc[src]++
+	s.srcMu.Unlock()
+	return &countedConn{Conn: c, owner: s, src: src}
+}
+
+// countedConn gives its MaxPerSource slot back when closed.
+type countedConn struct {
+	net.Conn
+	owner *Listener
+	src   netip.Addr
+	once  sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() {
+		c.owner.srcMu.Lock()
+		if n := c.owner.perSrc[c.src] - 1; n > 0 {
+			c.owner.perSrc[c.src] = n
+		} else {
+			delete(c.owner.perSrc, c.src)
+		}
+		c.owner.srcMu.Unlock()
+	})
+	return c.Conn.Close()
 }
 
 func (s *Listener) route(c net.Conn) {
@@ -141,6 +275,7 @@ func (s *Listener) Close() {
 	s.mu.Lock()
 	if !s.closed {
 		s.closed = true
+		close(s.stopWait)
 		s.ln.Close()
 		s.h1.Close()
 		s.h2.Close()

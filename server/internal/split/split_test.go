@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -100,7 +102,7 @@ func TestListenerRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(ln)
+	s := New(ln, Options{})
 	served := make(chan error, 1)
 	go func() { served <- s.Serve() }()
 	defer func() {
@@ -139,4 +141,154 @@ func TestListenerRoutes(t *testing.T) {
 			t.Fatal("routed connection still open after CloseConns")
 		}
 	}
+}
+
+// flakyListener fails its first n Accepts with err, then accepts from ln.
+type flakyListener struct {
+	net.Listener
+	n   int
+	err error
+}
+
+func (f *flakyListener) Accept() (net.Conn, error) {
+	if f.n > 0 {
+		f.n--
+		return nil, f.err
+	}
+	return f.Listener.Accept()
+}
+
+// Running out of descriptors (EMFILE, ENFILE) or a connection aborted
+// before accept must not end Serve: it backs off and keeps accepting.
+func TestServeSurvivesTemporaryAcceptErrors(t *testing.T) {
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ECONNABORTED} {
+		t.Run(errno.Error(), func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			// As net.TCPListener reports it: *net.OpError{Err: *os.SyscallError}.
+			accErr := &net.OpError{Op: "accept", Net: "tcp", Addr: ln.Addr(), Err: os.NewSyscallError("accept4", errno)}
+			s := New(&flakyListener{Listener: ln, n: 8, err: accErr}, Options{})
+			served := make(chan error, 1)
+			go func() { served <- s.Serve() }()
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.Write([]byte("GET / HTTP/1.0\r\n\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			got := make(chan net.Conn, 1)
+			go func() {
+				if c, err := s.HTTP1().Accept(); err == nil {
+					got <- c
+				}
+			}()
+			select {
+			case err := <-served:
+				t.Fatalf("Serve returned on %v: %v", errno, err)
+			case c := <-got:
+				c.Close()
+			case <-time.After(deadline):
+				t.Fatal("connection not routed after the accept errors")
+			}
+			s.Close()
+			if err := <-served; err != nil {
+				t.Errorf("Serve after Close: %v", err)
+			}
+		})
+	}
+}
+
+// A permanent accept error still ends Serve with that error.
+func TestServeReturnsPermanentAcceptError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	perm := errors.New("listener broken")
+	s := New(&flakyListener{Listener: ln, n: 1, err: perm}, Options{})
+	if err := s.Serve(); !errors.Is(err, perm) {
+		t.Fatalf("Serve = %v, want %v", err, perm)
+	}
+	s.Close()
+}
+
+// The MaxPerSource+1st connection from one IP is closed at once, another
+// IP still gets in, and closing a connection frees its slot.
+func TestMaxPerSource(t *testing.T) {
+	const max = 4
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(ln, Options{MaxPerSource: max})
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+	defer func() {
+		s.Close()
+		s.CloseConns()
+		if err := <-served; err != nil {
+			t.Errorf("Serve after Close: %v", err)
+		}
+	}()
+	accepted := make(chan net.Conn, 2*max)
+	go func() {
+		for {
+			c, err := s.HTTP1().Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	dial := func(src string) net.Conn {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+		c, err := d.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := c.Write([]byte("GET / HTTP/1.0\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	routed := func() net.Conn {
+		t.Helper()
+		select {
+		case c := <-accepted:
+			return c
+		case <-time.After(deadline):
+			t.Fatal("connection not routed")
+			return nil
+		}
+	}
+	closedByServer := func(c net.Conn) bool {
+		_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		_, err := c.Read(make([]byte, 1))
+		var ne net.Error
+		return err != nil && !(errors.As(err, &ne) && ne.Timeout())
+	}
+	var first []net.Conn
+	for range max {
+		dial("127.0.0.1")
+		first = append(first, routed())
+	}
+	over := dial("127.0.0.1")
+	if !closedByServer(over) {
+		t.Fatalf("connection %d from one source was not closed", max+1)
+	}
+	other := dial("127.0.0.2")
+	routed()
+	if closedByServer(other) {
+		t.Fatal("another source was refused")
+	}
+	first[0].Close() // frees a slot for 127.0.0.1
+	dial("127.0.0.1")
+	routed()
 }
