@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"petrel/management"
+	"petrel/management/model"
 	"petrel/server"
 )
 
@@ -146,6 +148,12 @@ func TestCLIUpStatusPingDown(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "two.petrel.internal") || !strings.Contains(out, "PATH") {
 		t.Fatalf("status table: exit %d\n%s", code, out)
 	}
+	for _, k := range []string{"routes", "exit_node", "dns"} {
+		if _, ok := st[k]; !ok {
+			t.Errorf("status --json lacks %q", k)
+		}
+	}
+	checkNewCommands(t, bin, srv, dirs["one"])
 	out, code = run(t, bin, "down", "--state-dir", dirs["one"])
 	if code != 0 {
 		t.Fatalf("down: %d %s", code, out)
@@ -219,5 +227,77 @@ func TestCLILoginThenUp(t *testing.T) {
 	snap, _ := srv.Management().Snapshot(srv.Management().Accounts()[0])
 	if len(snap.Peers) != 1 {
 		t.Fatalf("login + up registered %d peers, want 1", len(snap.Peers))
+	}
+}
+
+// checkNewCommands drives routes, exit-node, dns and debug trace against
+// agent "one" once "two" offers an exit route.
+func checkNewCommands(t *testing.T, bin string, srv *server.Server, dir string) {
+	t.Helper()
+	m := srv.Management()
+	acct := m.Accounts()[0]
+	snap, err := m.Snapshot(acct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var two, all string
+	for id, p := range snap.Peers {
+		if p.Name == "two" {
+			two = id
+		}
+	}
+	for id, g := range snap.Groups {
+		if g.Name == "All" {
+			all = id
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := m.Put(ctx, acct, &model.Route{Network: netip.MustParsePrefix("0.0.0.0/0"), Peer: two,
+		Groups: []string{all}, Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, _ := run(t, bin, "exit-node", "list", "--json", "--state-dir", dir)
+		if strings.Contains(out, `"name": "two"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("exit-node list never offered two:\n%s", out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if out, code := run(t, bin, "exit-node", "use", "nobody", "--state-dir", dir); code == 0 || !strings.Contains(out, "no such exit node") {
+		t.Fatalf("exit-node use nobody: exit %d\n%s", code, out)
+	}
+	if out, code := run(t, bin, "exit-node", "use", "two", "--kill-switch", "--state-dir", dir); code != 0 ||
+		!strings.Contains(out, "Exit node: two") || !strings.Contains(out, "kill switch") {
+		t.Fatalf("exit-node use two: exit %d\n%s", code, out)
+	}
+	if out, _ := run(t, bin, "routes", "--state-dir", dir); !strings.Contains(out, "0.0.0.0/0") || !strings.Contains(out, "installed") {
+		t.Fatalf("routes:\n%s", out)
+	}
+	if out, code := run(t, bin, "exit-node", "off", "--state-dir", dir); code != 0 || !strings.Contains(out, "none (off)") {
+		t.Fatalf("exit-node off: exit %d\n%s", code, out)
+	}
+	if out, code := run(t, bin, "dns", "query", "two.petrel.internal", "--state-dir", dir); code != 0 ||
+		!strings.Contains(out, "local-zone") {
+		t.Fatalf("dns query: exit %d\n%s", code, out)
+	}
+	if out, code := run(t, bin, "dns", "query", "two.petrel.internal", "BOGUS", "--state-dir", dir); code == 0 ||
+		!strings.Contains(out, "unknown record type") {
+		t.Fatalf("dns query with a bad type: exit %d\n%s", code, out)
+	}
+	if out, code := run(t, bin, "dns", "status", "--state-dir", dir); code != 0 || !strings.Contains(out, "local-zone") {
+		t.Fatalf("dns status: exit %d\n%s", code, out)
+	}
+	if out, code := run(t, bin, "debug", "trace", "self", "two", "tcp", "22", "--state-dir", dir); code != 0 ||
+		!strings.Contains(out, "ALLOWED (out)") {
+		t.Fatalf("debug trace: exit %d\n%s", code, out)
+	}
+	if out, code := run(t, bin, "debug", "trace", "self", "two", "sctp", "--state-dir", dir); code == 0 ||
+		!strings.Contains(out, "protocol") {
+		t.Fatalf("debug trace with a bad protocol: exit %d\n%s", code, out)
 	}
 }
