@@ -177,7 +177,7 @@ func (e *Engine) replan() {
 	if e.rt == nil || !e.running() || e.dev == nil {
 		return
 	}
-	st := e.Status() // peers' state, outside e.rt.mu (Status reads the plan)
+	st := e.coreStatus() // peers' state, outside e.rt.mu
 	e.mu.Lock()
 	nm, self := e.nm, e.self
 	e.mu.Unlock()

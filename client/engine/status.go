@@ -36,6 +36,16 @@ func (e *Engine) signalSender() peer.Signaler {
 
 // Status returns the agent state in the daemon API's shape.
 func (e *Engine) Status() *daemonpb.StatusResponse {
+	st := e.coreStatus()
+	e.routeStatus(st)
+	e.dnsStatus(st)
+	e.firewallCounters(st)
+	return st
+}
+
+// coreStatus is the connection state and the peers, without the routes,
+// DNS and firewall parts (the route planner reads it every second).
+func (e *Engine) coreStatus() *daemonpb.StatusResponse {
 	st := &daemonpb.StatusResponse{
 		ManagementUrl:       e.cfg.ManagementURL,
 		ManagementConnected: e.mgmtUp.Load(),
@@ -106,9 +116,6 @@ func (e *Engine) Status() *daemonpb.StatusResponse {
 		st.Peers = append(st.Peers, ps)
 	}
 	sort.Slice(st.Peers, func(i, j int) bool { return st.Peers[i].Fqdn < st.Peers[j].Fqdn })
-	e.routeStatus(st)
-	e.dnsStatus(st)
-	e.firewallCounters(st)
 	switch {
 	case e.needsLogin.Load():
 		st.State = "needs-login"
