@@ -223,7 +223,6 @@ type exitCandidate struct {
 	Peer      string  `json:"peer"`
 	Name      string  `json:"name"`
 	Selected  bool    `json:"selected"`
-	AutoApply bool    `json:"auto_apply"`
 	Status    string  `json:"status"`
 	Path      string  `json:"path"`
 	LatencyMs float64 `json:"latency_ms"`
