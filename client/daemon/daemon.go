@@ -102,6 +102,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 	go func() { _ = srv.Serve(ln) }()
 
 	prof, err := d.state.LoadProfile()
+	if err != nil {
+		d.log.Error("not reconnecting: the saved profile is unreadable; fix or remove it, then run petrel up", "err", err)
+	}
 	if err == nil && prof.Registered && prof.ManagementURL != "" {
 		rctx, cancel := context.WithCancel(context.Background())
 		d.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -42,7 +43,7 @@ func (e *Engine) setupDevice(pc *managementpb.PeerConfig) error {
 	e.mu.Lock()
 	e.self = pc
 	e.mu.Unlock()
-	e.bind = wg.NewBind(wg.BindConfig{Logger: e.cfg.Logger, Port: uint16(e.cfg.WGPort)})
+	e.bind = wg.NewBind(wg.BindConfig{Logger: e.cfg.Logger, Port: uint16(e.wgPort())})
 	if e.cfg.BlockDirect != nil {
 		e.bind.SetBlockUDP(e.cfg.BlockDirect)
 	}
@@ -83,4 +84,19 @@ func (e *Engine) setupDevice(pc *managementpb.PeerConfig) error {
 	}
 	e.log.Info("WireGuard device up", "address", addr, "netstack", e.cfg.Netstack, "listen", e.bind.LocalAddr())
 	return nil
+}
+
+// wgPort is the configured WireGuard port, else the previous run's when it
+// is still free (peers' caches point at it), else 0 (random).
+func (e *Engine) wgPort() int {
+	if e.cfg.WGPort != 0 || e.keepPort == 0 {
+		return e.cfg.WGPort
+	}
+	pc, err := net.ListenPacket("udp", net.JoinHostPort("", strconv.Itoa(e.keepPort)))
+	if err != nil {
+		e.log.Info("previous WireGuard port is taken; using a new one", "port", e.keepPort, "err", err)
+		return 0
+	}
+	pc.Close()
+	return e.keepPort
 }

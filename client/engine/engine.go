@@ -122,12 +122,16 @@ type Engine struct {
 	rt  *routing         // routes and exit nodes (routes.go)
 	fw  *firewall.Filter // packet filter enforcing the access policy (firewall.go)
 	dns dnsState         // resolver and host DNS (dns.go)
+
+	cache    cacheState // the on-disk map cache (cache.go)
+	keepPort int        // WireGuard port of the previous run (from the cache)
 }
 
 type remote struct {
 	info    *managementpb.RemotePeer // guarded by Engine.mu
 	conn    *peer.Conn
 	offline atomic.Bool
+	cached  atomic.Bool // WireGuard was given the endpoint from the map cache
 
 	// devMu serialises this peer's WireGuard configuration (lock order:
 	// devMu, then Engine.mu). configured: the device has the peer (created
@@ -214,7 +218,14 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("connect to management: %w", err)
 	}
-	resp, err := e.login(ctx)
+	cached := e.loadCache()
+	if cached != nil && e.cfg.WGPort == 0 {
+		e.keepPort = cached.WGPort
+	}
+	resp, err := e.loginOrCache(ctx, cached)
+	if errors.Is(err, ErrLoginRefused) {
+		e.dropCache()
+	}
 	if err != nil {
 		return err
 	}
@@ -227,8 +238,12 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	if self, err := netip.ParsePrefix(resp.GetPeerConfig().GetAddress()); err == nil {
 		e.startDNS(self)
 	}
+	e.startCacheWriter()
 	e.applyServerConfig(resp.GetServerConfig())
 	e.replan() // a saved kill switch holds before the first map
+	if e.cache.fromCache.Load() {
+		e.useCachedMap(cached)
+	}
 	e.probeWG.Add(2)
 	go e.probeLoop()
 	go e.routeLoop()
@@ -247,6 +262,7 @@ func (e *Engine) Stop() {
 		e.cancel()
 	}
 	e.probeWG.Wait() // probe and route loops: their pings end with ctx; none may outlive the device
+	e.stopCache()
 	e.mu.Lock()
 	peers := e.peers
 	e.peers = map[keys.Public]*remote{}

@@ -74,11 +74,16 @@ func (e *Engine) routeLoop() {
 	defer t.Stop()
 	var probes sync.WaitGroup
 	defer probes.Wait()
+	var lastEndpoints time.Time
 	for {
 		select {
 		case <-e.ctx.Done():
 			return
-		case <-t.C:
+		case now := <-t.C:
+			if now.Sub(lastEndpoints) >= endpointTick {
+				lastEndpoints = now
+				e.noteEndpoints() // the map cache's working endpoints (cache.go)
+			}
 		}
 		e.probeRouters(&probes)
 		e.replan()

@@ -21,6 +21,10 @@ import (
 // and keepalives keep traffic flowing).
 const handshakeFresh = 3 * time.Minute
 
+// PathCached is the path status shows for a peer reached over the endpoint
+// the map cache remembered, before ICE found a path (no signal yet).
+const PathCached peer.Path = "cached"
+
 type nilSignal struct{}
 
 func (nilSignal) Send(context.Context, keys.Public, *signalpb.PeerMessage) error {
@@ -53,6 +57,8 @@ func (e *Engine) coreStatus() *daemonpb.StatusResponse {
 		InterfaceName:       e.cfg.InterfaceName,
 		Netstack:            e.cfg.Netstack,
 		Socks5Addr:          e.socks,
+		MapAgeSeconds:       int64(e.mapAge() / time.Second),
+		MapFromCache:        e.cache.fromCache.Load(),
 	}
 	if e.cfg.Netstack {
 		st.InterfaceName = ""
@@ -91,6 +97,9 @@ func (e *Engine) coreStatus() *daemonpb.StatusResponse {
 			ps.Ip = strings.TrimSuffix(info.AllowedIps[0], "/32")
 		}
 		cs := r.conn.Status()
+		if cs.Path == peer.PathNone && r.cached.Load() {
+			cs.Path = PathCached
+		}
 		ps.Path, ps.RelayUrl = string(cs.Path), cs.RelayURL
 		ps.LocalCandidate, ps.RemoteCandidate = cs.LocalCandidate, cs.RemoteCandidate
 		if cs.Path == peer.PathRelay {

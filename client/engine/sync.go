@@ -68,10 +68,16 @@ func describe(err error) string {
 // syncLoop keeps a Sync stream open, reconnecting with jittered backoff.
 func (e *Engine) syncLoop() {
 	defer e.wg.Done()
+	if e.cache.fromCache.Load() && !e.loginAfterCache() {
+		return
+	}
 	bo := backoff.Backoff{Min: 500 * time.Millisecond, Max: 10 * time.Second}
 	for e.ctx.Err() == nil {
 		start := time.Now()
 		err := e.mgmt.Sync(e.ctx, e.cfg.Key, &managementpb.SyncRequest{Meta: e.loginRequest().Meta}, e.onSync)
+		if e.mgmtUp.Load() {
+			e.markFresh() // current until the stream broke
+		}
 		e.mgmtUp.Store(false)
 		if e.ctx.Err() != nil {
 			return
@@ -88,8 +94,7 @@ func (e *Engine) syncLoop() {
 			// The peer was deleted (or never registered): retrying cannot
 			// help until the user logs in again with a setup key.
 			e.log.Warn("management no longer knows this peer; log in again with a setup key", "err", st.Message())
-			e.needsLogin.Store(true)
-			e.reconcilePeers(&managementpb.NetworkMap{})
+			e.forgotten()
 			return
 		}
 		d := bo.Next()
@@ -131,9 +136,46 @@ func (e *Engine) onSync(r *managementpb.SyncResponse) error {
 		e.self = nm.Self
 	}
 	e.mu.Unlock()
+	e.markFresh()
+	e.applyMap(nm)
+	e.saveCache()
+	return nil
+}
+
+// applyMap makes the firewall, the peers, the routes and DNS follow nm.
+func (e *Engine) applyMap(nm *managementpb.NetworkMap) {
 	e.applyFirewall(nm) // before new peers can send
 	e.reconcilePeers(nm)
 	e.replan()
 	e.applyDNS(nm)
-	return nil
+}
+
+// forgotten handles management refusing this peer (deleted by an admin):
+// no peers, no cache, and the user must log in again with a setup key.
+func (e *Engine) forgotten() {
+	e.needsLogin.Store(true)
+	e.dropCache()
+	e.reconcilePeers(&managementpb.NetworkMap{})
+}
+
+// loginAfterCache logs in, for as long as it takes, after a start from the
+// cache; false when the engine stops or management refuses the peer.
+func (e *Engine) loginAfterCache() bool {
+	resp, err := e.login(e.ctx)
+	if err != nil {
+		if errors.Is(err, ErrLoginRefused) {
+			e.log.Warn("management no longer knows this peer; log in again with a setup key", "err", err)
+			e.forgotten()
+		}
+		return false
+	}
+	e.cache.fromCache.Store(false)
+	e.mu.Lock()
+	if self := resp.GetPeerConfig(); self != nil && e.self != nil && self.Address != e.self.Address {
+		e.log.Warn("overlay address changed; restart the agent to apply", "old", e.self.Address, "new", self.Address)
+	}
+	e.mu.Unlock()
+	e.applyServerConfig(resp.GetServerConfig())
+	e.log.Info("management reachable again; resyncing")
+	return true
 }

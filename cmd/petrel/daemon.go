@@ -21,7 +21,6 @@ type daemonFlags struct {
 	wgPort     int
 	socks5     string
 	loopback   bool
-	noRelay    bool
 	forceRelay bool
 	dnsMode    string
 	dnsAddr    string
@@ -34,7 +33,7 @@ func (f *daemonFlags) register(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&f.netstack, "netstack", false, "userspace network stack (no root; overlay reachable through a SOCKS5 proxy)")
 	cmd.Flags().StringVar(&f.iface, "interface", "petrel0", "TUN interface name")
 	cmd.Flags().IntVar(&f.mtu, "mtu", 1280, "tunnel MTU")
-	cmd.Flags().IntVar(&f.wgPort, "wg-port", 0, "WireGuard/ICE UDP port (0 = random)")
+	cmd.Flags().IntVar(&f.wgPort, "wg-port", 0, "WireGuard/ICE UDP port (0 = the previous run's port if free, else random)")
 	cmd.Flags().StringVar(&f.socks5, "socks5", "127.0.0.1:0", "netstack mode: SOCKS5 listen address")
 	cmd.Flags().BoolVar(&f.loopback, "ice-loopback", false, "offer loopback ICE candidates (single-host demos and tests only)")
 	cmd.Flags().BoolVar(&f.forceRelay, "force-relay", false, "never try direct paths (diagnostics)")

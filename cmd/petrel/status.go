@@ -20,6 +20,11 @@ type statusJSON struct {
 	Management struct {
 		URL       string `json:"url"`
 		Connected bool   `json:"connected"`
+		// MapAge: seconds since the network map was last known current
+		// (0 while connected); FromCache: started from the on-disk cache
+		// and not connected since.
+		MapAge    int64 `json:"map_age"`
+		FromCache bool  `json:"from_cache"`
 	} `json:"management"`
 	Signal struct {
 		Connected bool `json:"connected"`
@@ -71,6 +76,7 @@ func toJSON(st *daemonpb.StatusResponse) statusJSON {
 	var j statusJSON
 	j.State = st.State
 	j.Management.URL, j.Management.Connected = st.ManagementUrl, st.ManagementConnected
+	j.Management.MapAge, j.Management.FromCache = st.MapAgeSeconds, st.MapFromCache
 	j.Signal.Connected = st.SignalConnected
 	j.Relay.HomeURL, j.Relay.Connected = st.RelayHomeUrl, st.RelayConnected
 	j.IP, j.FQDN, j.PublicKey, j.LastError, j.SOCKS5 = st.Ip, st.Fqdn, st.PublicKey, st.LastError, st.Socks5Addr
@@ -156,7 +162,15 @@ func printStatus(w io.Writer, st *daemonpb.StatusResponse) {
 		return
 	}
 	fmt.Fprintf(w, "Address:    %s (%s)\n", st.Ip, st.Fqdn)
-	fmt.Fprintf(w, "Management: %s %s\n", st.ManagementUrl, yesNo(st.ManagementConnected))
+	mgmt := yesNo(st.ManagementConnected)
+	if !st.ManagementConnected && st.MapAgeSeconds > 0 {
+		mgmt += fmt.Sprintf(" (network map %s old", (time.Duration(st.MapAgeSeconds) * time.Second).String())
+		if st.MapFromCache {
+			mgmt += ", from the on-disk cache"
+		}
+		mgmt += ")"
+	}
+	fmt.Fprintf(w, "Management: %s %s\n", st.ManagementUrl, mgmt)
 	fmt.Fprintf(w, "Signal:     %s\n", yesNo(st.SignalConnected))
 	fmt.Fprintf(w, "Relay:      %s %s\n", st.RelayHomeUrl, yesNo(st.RelayConnected))
 	if st.Socks5Addr != "" {

@@ -607,8 +607,14 @@ type StatusResponse struct {
 	Routes              []*RouteStatus         `protobuf:"bytes,15,rep,name=routes,proto3" json:"routes,omitempty"`
 	ExitNode            *ExitNodeStatus        `protobuf:"bytes,16,opt,name=exit_node,json=exitNode,proto3" json:"exit_node,omitempty"`
 	Dns                 *DNSInfo               `protobuf:"bytes,17,opt,name=dns,proto3" json:"dns,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// How old the network map may be: 0 while management's Sync stream is
+	// up, else seconds since it was last known current.
+	MapAgeSeconds int64 `protobuf:"varint,18,opt,name=map_age_seconds,json=mapAgeSeconds,proto3" json:"map_age_seconds,omitempty"`
+	// The agent started from its on-disk map cache and has not reached
+	// management since.
+	MapFromCache  bool `protobuf:"varint,19,opt,name=map_from_cache,json=mapFromCache,proto3" json:"map_from_cache,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -758,6 +764,20 @@ func (x *StatusResponse) GetDns() *DNSInfo {
 		return x.Dns
 	}
 	return nil
+}
+
+func (x *StatusResponse) GetMapAgeSeconds() int64 {
+	if x != nil {
+		return x.MapAgeSeconds
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetMapFromCache() bool {
+	if x != nil {
+		return x.MapFromCache
+	}
+	return false
 }
 
 // DNSInfo is the summary of the agent's resolver in status.
@@ -1820,7 +1840,7 @@ const file_daemon_proto_rawDesc = "" +
 	"\x0eLogoutResponse\"\x0f\n" +
 	"\rStatusRequest\"\x11\n" +
 	"\x0fShutdownRequest\"\x12\n" +
-	"\x10ShutdownResponse\"\x97\x05\n" +
+	"\x10ShutdownResponse\"\xe5\x05\n" +
 	"\x0eStatusResponse\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12%\n" +
 	"\x0emanagement_url\x18\x02 \x01(\tR\rmanagementUrl\x121\n" +
@@ -1842,7 +1862,9 @@ const file_daemon_proto_rawDesc = "" +
 	"last_error\x18\x0e \x01(\tR\tlastError\x125\n" +
 	"\x06routes\x18\x0f \x03(\v2\x1d.petrel.daemon.v1.RouteStatusR\x06routes\x12=\n" +
 	"\texit_node\x18\x10 \x01(\v2 .petrel.daemon.v1.ExitNodeStatusR\bexitNode\x12+\n" +
-	"\x03dns\x18\x11 \x01(\v2\x19.petrel.daemon.v1.DNSInfoR\x03dns\"\x8a\x01\n" +
+	"\x03dns\x18\x11 \x01(\v2\x19.petrel.daemon.v1.DNSInfoR\x03dns\x12&\n" +
+	"\x0fmap_age_seconds\x18\x12 \x01(\x03R\rmapAgeSeconds\x12$\n" +
+	"\x0emap_from_cache\x18\x13 \x01(\bR\fmapFromCache\"\x8a\x01\n" +
 	"\aDNSInfo\x12\x1c\n" +
 	"\tlisteners\x18\x01 \x03(\tR\tlisteners\x12\x1b\n" +
 	"\thost_mode\x18\x02 \x01(\tR\bhostMode\x12\x16\n" +
