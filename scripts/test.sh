@@ -30,6 +30,9 @@ fi
 echo "== go test -race ./..."
 go test -race -count=1 -timeout 30m ./...
 
+echo "== fuzz smoke run (every target, ${FUZZTIME:-2s} each)"
+bash scripts/fuzz-smoke.sh
+
 if [ "$(id -u)" = 0 ] && [ -f scripts/lab.sh ]; then
   echo "== lab tests (network namespaces)"
   bash scripts/lab.sh

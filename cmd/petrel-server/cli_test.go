@@ -311,6 +311,7 @@ func TestCLIErrors(t *testing.T) {
 		{"run bad listen", []string{"run", "--data-dir", dir, "--listen", "8080"}, "--listen", true},
 		{"run bad relay url", []string{"run", "--data-dir", dir, "--relay-url", "http://x"}, "--relay-url", true},
 		{"run bad log level", []string{"run", "--data-dir", dir, "--log-level", "loud"}, "--log-level", true},
+		{"run bad max conns per source", []string{"run", "--data-dir", dir, "--max-conns-per-source", "0"}, "--max-conns-per-source", true},
 		{"run every problem", []string{"run", "--listen", "x", "--components", "dns"}, "--data-dir is required", true},
 		{"run signal key file with management", []string{"run", "--data-dir", dir, "--signal-key-file", "k"}, "--signal-key-file", true},
 		{"run port in use", []string{"run", "--data-dir", t.TempDir(), "--listen", srv.addr, "--stun-listen", "127.0.0.1:0"}, "listen on", false},

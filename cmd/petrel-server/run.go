@@ -25,6 +25,7 @@ type runFlags struct {
 	signalKeyFile                                 string
 	components                                    string
 	logLevel                                      string
+	maxConnsPerSource                             int
 }
 
 func newRunCmd() *cobra.Command {
@@ -58,6 +59,8 @@ its admin API token to DATA_DIR/admin-token (mode 0600).`,
 	fl.StringVar(&f.signalKeyFile, "signal-key-file", "", "signal without management: key file (created if absent) instead of the server key in the store")
 	fl.StringVar(&f.components, "components", "management,signal,relay,stun", "components to run")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.IntVar(&f.maxConnsPerSource, "max-conns-per-source", server.DefaultMaxConnsPerSource,
+		"TCP connections one source IP may hold open at once (-1 = no cap; raise it when many agents share one NAT address)")
 	return cmd
 }
 
@@ -73,12 +76,16 @@ func (f *runFlags) server(stderr io.Writer) (*server.Server, *slog.Logger, error
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", f.logLevel))
 	}
+	if f.maxConnsPerSource == 0 || f.maxConnsPerSource < -1 {
+		errs = append(errs, fmt.Errorf("--max-conns-per-source %d: want a positive number, or -1 for no cap", f.maxConnsPerSource))
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	srv, err := server.New(server.Config{
 		DataDir: f.dataDir, Listen: f.listen, STUNListen: f.stunListen, Store: f.store,
 		PublicURL: f.publicURL, RelayURLs: f.relayURLs, STUNURLs: f.stunURLs,
 		RelaySecretFile: f.relaySecretFile, RelayInstanceURL: f.relayInstanceURL,
 		SignalKeyFile: f.signalKeyFile, Components: comps, Logger: log,
+		MaxConnsPerSource: f.maxConnsPerSource,
 	})
 	if err != nil {
 		errs = append(errs, err)
