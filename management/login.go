@@ -264,18 +264,16 @@ func metaFrom(m *managementpb.PeerMeta, hostname string) model.PeerMeta {
 	if out.Hostname == "" {
 		out.Hostname = hostname
 	}
-	return out
+	return cleanMeta(out)
 }
 
+// displayName is the peer name derived from the hostname an agent sent
+// (agenttext.go).
 func displayName(hostname string) string {
-	name := strings.TrimSpace(hostname)
-	if len(name) > 253 {
-		name = name[:253]
+	if name := cleanAgentText(hostname, maxHostname); name != "" {
+		return name
 	}
-	if name == "" {
-		return "peer"
-	}
-	return name
+	return "peer"
 }
 
 func peerConfig(a *model.Account, p *model.Peer) *managementpb.PeerConfig {

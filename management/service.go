@@ -232,8 +232,14 @@ func (s *Service) load(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	repaired := 0
 	for _, a := range accts {
 		fillMaps(a)
+		for _, p := range a.Peers {
+			if repairPeer(p) {
+				repaired++
+			}
+		}
 		st := &account{id: a.ID}
 		st.cur.Store(&view{acct: a, snap: netmap.Build(a), rev: 1})
 		s.accounts[a.ID] = st
@@ -242,6 +248,10 @@ func (s *Service) load(ctx context.Context) error {
 				s.byKey[pk] = peerRef{a.ID, p.ID}
 			}
 		}
+	}
+	if repaired > 0 {
+		// Rewritten in the store with the peer's next change.
+		s.log.Warn("repaired peers with unprintable or invalid names", "peers", repaired)
 	}
 	s.log.Info("loaded accounts", "accounts", len(accts))
 	return nil

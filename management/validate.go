@@ -19,6 +19,9 @@ func checkName(what, name string) (string, error) {
 	if len(name) > maxName {
 		return "", Errorf(KindInvalid, "%s name is longer than %d characters", what, maxName)
 	}
+	if !cleanName(name) {
+		return "", Errorf(KindInvalid, "%s name contains control characters or invalid UTF-8", what)
+	}
 	return name, nil
 }
 

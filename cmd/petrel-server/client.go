@@ -13,6 +13,8 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+
+	"petrel/internal/printable"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -179,7 +181,7 @@ func newListCmd[T any](short, path, what, header string, row func(T) string) *co
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, header)
 			for _, it := range items {
-				fmt.Fprintln(tw, row(it))
+				fmt.Fprintln(tw, escapeCells(row(it)))
 			}
 			return tw.Flush()
 		},
@@ -212,4 +214,14 @@ func newObjectCmd(use, short, method, collection string, body any, what, done st
 	}
 	f.register(cmd)
 	return cmd
+}
+
+// escapeCells escapes each tab-separated cell of a table row: names and
+// OS strings come from agents and must not print control characters.
+func escapeCells(row string) string {
+	cells := strings.Split(row, "\t")
+	for i, c := range cells {
+		cells[i] = printable.Escape(c)
+	}
+	return strings.Join(cells, "\t")
 }

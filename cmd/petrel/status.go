@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"petrel/internal/printable"
 	"petrel/proto/daemonpb"
 )
 
@@ -205,7 +206,7 @@ func printStatus(w io.Writer, st *daemonpb.StatusResponse) {
 		if p.LastHandshakeUnix > 0 {
 			hs = time.Since(time.Unix(p.LastHandshakeUnix, 0)).Round(time.Second).String() + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s/%s\n", p.Fqdn, p.Ip, p.Status, path, lat, hs,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s/%s\n", printable.Escape(p.Fqdn), p.Ip, p.Status, path, lat, hs,
 			humanBytes(p.RxBytes), humanBytes(p.TxBytes))
 	}
 	tw.Flush()
