@@ -24,7 +24,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -33,6 +32,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"petrel/internal/keys"
+	"petrel/internal/privdir"
 	"petrel/management"
 	"petrel/management/grpcapi"
 	"petrel/management/restapi"
@@ -114,8 +114,12 @@ func (s *Server) Start(ctx context.Context) error {
 
 func (s *Server) start(ctx context.Context) (err error) {
 	cfg := &s.cfg
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
+	loose, err := privdir.Ensure(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if loose != 0 {
+		s.log.Warn("data dir was open to other users; tightened to 0700", "dir", cfg.DataDir, "was", fmt.Sprintf("%04o", loose))
 	}
 	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)

@@ -84,8 +84,12 @@ func New(opts Options) *Daemon {
 // local API socket and, when a profile is registered, reconnects in the
 // background. It does not block.
 func (d *Daemon) Start(ctx context.Context) error {
-	if err := d.state.Ensure(); err != nil {
+	loose, err := d.state.ensure()
+	if err != nil {
 		return err
+	}
+	if loose != 0 {
+		d.log.Warn("state dir was open to other users; tightened to 0700", "dir", d.state.Path, "was", fmt.Sprintf("%04o", loose))
 	}
 	if n, err := d.journal.Replay(HostUndoers()); n > 0 || err != nil {
 		d.log.Info("cleaned up after previous run", "undone", n, "err", err)

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"petrel/internal/keys"
+	"petrel/internal/privdir"
 )
 
 // File names inside the state directory.
@@ -53,12 +54,21 @@ func exitProfile(p engine.ExitPrefs) ExitProfile {
 // StateDir is the agent's state directory (0700): key, profile, journal.
 type StateDir struct{ Path string }
 
-// Ensure creates the directory with mode 0700 if needed.
+// Ensure creates the directory with mode 0700 if needed and tightens a
+// looser existing one (it holds the private key).
 func (s StateDir) Ensure() error {
-	if err := os.MkdirAll(s.Path, 0o700); err != nil {
-		return fmt.Errorf("create state dir: %w", err)
+	_, err := s.ensure()
+	return err
+}
+
+// ensure is Ensure, also returning the previous mode of a directory it had
+// to tighten (0 otherwise).
+func (s StateDir) ensure() (os.FileMode, error) {
+	loose, err := privdir.Ensure(s.Path)
+	if err != nil {
+		return 0, fmt.Errorf("state dir: %w", err)
 	}
-	return nil
+	return loose, nil
 }
 
 // Key loads the WireGuard private key, creating it on first use.

@@ -14,8 +14,9 @@ import (
 func newLoginCmd(g *globalFlags) *cobra.Command {
 	f := &daemonFlags{}
 	var (
-		mgmtURL, setupKey, hostname string
-		timeout                     time.Duration
+		mgmtURL, hostname string
+		setupKey          setupKeyFlags
+		timeout           time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "login",
@@ -27,6 +28,10 @@ func newLoginCmd(g *globalFlags) *cobra.Command {
 			u, err := daemon.ValidateManagementURL(mgmtURL)
 			if err != nil {
 				return &exitError{2, err}
+			}
+			key, err := setupKey.resolve(cmd.ErrOrStderr())
+			if err != nil {
+				return err
 			}
 			sock := g.socketPath()
 			started := false
@@ -50,7 +55,7 @@ func newLoginCmd(g *globalFlags) *cobra.Command {
 			defer closeFn()
 			ctx, cancel := withTimeout(timeout + 5*time.Second)
 			defer cancel()
-			resp, err := cl.Login(ctx, &daemonpb.LoginRequest{ManagementUrl: u, SetupKey: setupKey, Hostname: hostname,
+			resp, err := cl.Login(ctx, &daemonpb.LoginRequest{ManagementUrl: u, SetupKey: key, Hostname: hostname,
 				TimeoutMs: timeout.Milliseconds()})
 			if err != nil {
 				return rpcErr(err)
@@ -63,7 +68,7 @@ func newLoginCmd(g *globalFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&mgmtURL, "management-url", "", "management server URL, e.g. http://vpn.example.net:8080")
-	cmd.Flags().StringVar(&setupKey, "setup-key", "", "setup key (needed the first time)")
+	setupKey.register(cmd)
 	cmd.Flags().StringVar(&hostname, "hostname", "", "name of this peer (default: the host name)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to keep trying an unreachable server")
 	f.netstack = true // registration needs no TUN device

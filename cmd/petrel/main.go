@@ -28,6 +28,23 @@ func (g *globalFlags) socketPath() string {
 	return filepath.Join(g.stateDir, "petrel.sock")
 }
 
+// absolute makes the state dir and socket paths absolute: the daemon runs
+// detached from the CLI's working directory, and a relative unix socket
+// path is not a valid gRPC target.
+func (g *globalFlags) absolute() error {
+	for _, p := range []*string{&g.stateDir, &g.socket} {
+		if *p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return &exitError{2, fmt.Errorf("path %q: %w", *p, err)}
+		}
+		*p = abs
+	}
+	return nil
+}
+
 func defaultStateDir() string {
 	if os.Geteuid() == 0 {
 		return "/var/lib/petrel"
@@ -58,6 +75,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 		Version:       version,
 	}
+	root.PersistentPreRunE = func(*cobra.Command, []string) error { return g.absolute() }
 	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", defaultStateDir(), "agent state directory (key, profile, socket)")
 	root.PersistentFlags().StringVar(&g.socket, "socket", "", "daemon socket path (default STATE_DIR/petrel.sock)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")

@@ -19,10 +19,11 @@ import (
 func newUpCmd(g *globalFlags) *cobra.Command {
 	f := &daemonFlags{}
 	var (
-		mgmtURL, setupKey, hostname string
-		foreground, waitPeers       bool
-		exitAllowLAN, exitKill      bool
-		timeout                     time.Duration
+		mgmtURL, hostname      string
+		setupKey               setupKeyFlags
+		foreground, waitPeers  bool
+		exitAllowLAN, exitKill bool
+		timeout                time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -42,7 +43,11 @@ func newUpCmd(g *globalFlags) *cobra.Command {
 			if !f.netstack && os.Geteuid() != 0 {
 				return &exitError{2, errors.New("TUN mode needs root; run as root or use --netstack")}
 			}
-			req := &daemonpb.UpRequest{ManagementUrl: mgmtURL, SetupKey: setupKey, Hostname: hostname,
+			key, err := setupKey.resolve(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			req := &daemonpb.UpRequest{ManagementUrl: mgmtURL, SetupKey: key, Hostname: hostname,
 				WaitPeers: waitPeers, TimeoutMs: timeout.Milliseconds()}
 			if cmd.Flags().Changed("exit-node-allow-lan") {
 				req.ExitNodeAllowLan = &exitAllowLAN
@@ -58,7 +63,7 @@ func newUpCmd(g *globalFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&mgmtURL, "management-url", "", "management server URL, e.g. http://vpn.example.net:8080")
-	cmd.Flags().StringVar(&setupKey, "setup-key", "", "setup key (needed the first time)")
+	setupKey.register(cmd)
 	cmd.Flags().StringVar(&hostname, "hostname", "", "name of this peer (default: the host name)")
 	cmd.Flags().BoolVar(&foreground, "foreground", false, "run the daemon in this process until SIGINT/SIGTERM")
 	cmd.Flags().BoolVar(&waitPeers, "wait-peers", false, "wait until every peer is connected")
