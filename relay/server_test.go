@@ -127,6 +127,9 @@ func TestBadFramesCloseOnlyThatConnection(t *testing.T) {
 	a, b := startPeer(t, in.url), startPeer(t, in.url)
 	waitFor(t, "both connected", func() bool { return a.c.Connected() && b.c.Connected() })
 	expect(t, a, b, "", "before")
+	// The honest peers' connections must survive every bad frame, not
+	// merely come back: a reconnect would hide a relay that drops them all.
+	connA, connB := a.connectCount(), b.connectCount()
 
 	ctx := context.Background()
 	oversized := frame.AppendTransport(nil, b.pub, make([]byte, frame.MaxPacket+100))
@@ -165,6 +168,10 @@ func TestBadFramesCloseOnlyThatConnection(t *testing.T) {
 			// The honest pair is unaffected.
 			expect(t, a, b, "", "after "+tt.name)
 			expect(t, b, a, "", "reply "+tt.name)
+			if a.connectCount() != connA || b.connectCount() != connB || !a.c.Connected() || !b.c.Connected() {
+				t.Fatalf("honest peers reconnected after %s: connects %d/%d, were %d/%d",
+					tt.name, a.connectCount(), b.connectCount(), connA, connB)
+			}
 		})
 	}
 	if in.srv.Stats().BadFrames == 0 {
