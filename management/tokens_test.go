@@ -99,3 +99,31 @@ func TestCreateAdminToken(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Well-formed wrong tokens are refused: right prefix and length, and one
+// that differs from a real token only in its last character (a check that
+// compared lengths, prefixes or a truncated hash would let them in).
+func TestWrongAdminTokensRefused(t *testing.T) {
+	s, boot := startService(t, sqliteBackend(t).Open(t))
+	if _, ok := s.AuthenticateToken(boot); !ok {
+		t.Fatal("the real token does not authenticate")
+	}
+	last := boot[len(boot)-1]
+	flip := byte('a')
+	if last == 'a' {
+		flip = 'b'
+	}
+	for _, tc := range []struct{ name, tok string }{
+		{"same shape", adminTokenPrefix + strings.Repeat("x", len(boot)-len(adminTokenPrefix))},
+		{"last character differs", boot[:len(boot)-1] + string(flip)},
+		{"first character of the secret differs", adminTokenPrefix + string(flip) + boot[len(adminTokenPrefix)+1:]},
+		{"prefix only", adminTokenPrefix},
+		{"truncated", boot[:len(boot)-1]},
+		{"extended", boot + "a"},
+		{"empty", ""},
+	} {
+		if acct, ok := s.AuthenticateToken(tc.tok); ok {
+			t.Errorf("%s: token %q authenticated for %q", tc.name, tc.tok, acct)
+		}
+	}
+}

@@ -18,6 +18,8 @@ func TestAuth(t *testing.T) {
 		{"empty bearer", "Bearer ", "missing admin token"},
 		{"wrong token", "Bearer ptok_wrong", "admin token rejected"},
 		{"token with suffix", "Bearer " + e.token + "x", "admin token rejected"},
+		{"same shape", "Bearer ptok_" + strings.Repeat("x", len(e.token)-len("ptok_")), "admin token rejected"},
+		{"last character differs", "Bearer " + e.token[:len(e.token)-1] + lastFlipped(e.token), "admin token rejected"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, path := range []string{"/api/peers", "/api/groups", "/api/nope", "/api/policies/check?src=a&dst=b"} {
@@ -119,4 +121,12 @@ func TestBodyValidation(t *testing.T) {
 			e.fails("POST", "/api/groups", tc.body, tc.status, tc.code, tc.msg)
 		})
 	}
+}
+
+// lastFlipped returns a character different from tok's last one.
+func lastFlipped(tok string) string {
+	if tok[len(tok)-1] == 'a' {
+		return "b"
+	}
+	return "a"
 }
