@@ -123,8 +123,11 @@ type Engine struct {
 	fw  *firewall.Filter // packet filter enforcing the access policy (firewall.go)
 	dns dnsState         // resolver and host DNS (dns.go)
 
-	cache    cacheState // the on-disk map cache (cache.go)
-	keepPort int        // WireGuard port of the previous run (from the cache)
+	cache cacheState // the on-disk map cache (cache.go)
+	// after schedules the handshake timers (kick.go); nil = time.AfterFunc.
+	// Tests set a fake clock.
+	after    func(time.Duration, func()) timer
+	keepPort int // WireGuard port of the previous run (from the cache)
 }
 
 type remote struct {
@@ -144,7 +147,7 @@ type remote struct {
 	removed     bool
 	endpoint    string         // WireGuard endpoint last set
 	routed      []netip.Prefix // networks routed through this peer now (routes.go)
-	kick        *time.Timer    // handshake check (kick.go)
+	kick        timer          // handshake check (kick.go)
 
 	probe probeState // latency probe (probe.go)
 }

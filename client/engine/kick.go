@@ -47,7 +47,7 @@ func (e *Engine) armHandshakeLocked(pub keys.Public, r *remote) {
 		e.scheduleKickLocked(pub, r, 0)
 		return
 	}
-	r.kick = time.AfterFunc(keepaliveDelay, func() {
+	r.kick = e.afterFunc(keepaliveDelay, func() {
 		r.devMu.Lock()
 		defer r.devMu.Unlock()
 		if r.removed || !r.configured || e.ctx.Err() != nil {
@@ -78,7 +78,7 @@ func (e *Engine) scheduleKickLocked(pub keys.Public, r *remote, n int) {
 	if n >= len(kickDelays) || r.removed {
 		return
 	}
-	r.kick = time.AfterFunc(kickDelays[n], func() { e.kickHandshake(pub, r, n) })
+	r.kick = e.afterFunc(kickDelays[n], func() { e.kickHandshake(pub, r, n) })
 }
 
 // kickHandshake re-creates the WireGuard peer when no handshake has
@@ -110,4 +110,16 @@ func (e *Engine) kickHandshake(pub keys.Public, r *remote, n int) {
 	r.keepaliveOn = true
 	e.log.Debug("no handshake yet; re-initiating", "peer", info.Name, "check", n+1)
 	e.scheduleKickLocked(pub, r, n+1)
+}
+
+// timer is a scheduled function that can be cancelled (*time.Timer).
+type timer interface{ Stop() bool }
+
+// afterFunc runs f after d on its own goroutine: time.AfterFunc, or the
+// test clock when one is set (Engine.after).
+func (e *Engine) afterFunc(d time.Duration, f func()) timer {
+	if e.after != nil {
+		return e.after(d, f)
+	}
+	return time.AfterFunc(d, f)
 }

@@ -132,15 +132,18 @@ func newKeyPair(t *testing.T) (keys.Private, keys.Private) {
 // engineWithDevice is an Engine with just a netstack WireGuard device.
 func engineWithDevice(t *testing.T, k keys.Private) (*Engine, func()) {
 	t.Helper()
+	bind := wg.NewBind(wg.BindConfig{})
 	dev, err := wg.NewDevice(wg.DeviceConfig{
 		Netstack: true, MTU: 1280, Address: netip.MustParsePrefix("100.64.0.1/16"),
-		PrivateKey: k, Bind: wg.NewBind(wg.BindConfig{}),
+		PrivateKey: k, Bind: bind,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &Engine{pub: k.Public(), dev: dev, ctx: ctx, log: slog.New(slog.DiscardHandler)}
+	log := slog.New(slog.DiscardHandler)
+	e := &Engine{pub: k.Public(), dev: dev, bind: bind, ctx: ctx, log: log, cfg: Config{Logger: log},
+		peers: map[keys.Public]*remote{}}
 	return e, func() { cancel(); dev.Close() }
 }
 
