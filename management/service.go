@@ -82,8 +82,8 @@ type Config struct {
 	MaxCoalesced int
 	// MaxMapBytes bounds the encoded size of a peer's full network map: a
 	// mutation that would exceed it is refused (KindInvalid). Default
-	// DefaultMaxMapBytes (3 MiB, under the agent's 4 MiB receive limit);
-	// negative disables the check.
+	// DefaultMaxMapBytes (15 MiB, what current agents can receive even
+	// uncompressed); negative disables the check.
 	MaxMapBytes int
 	// JanitorInterval is how often ephemeral peers are checked (default
 	// EphemeralTTL/4, at most 1 min).
@@ -364,6 +364,13 @@ func (s *Service) account(id string) (*account, error) {
 		return nil, Errorf(KindNotFound, "account %q not found", id)
 	}
 	return st, nil
+}
+
+// IsPeerKey reports whether pk belongs to a registered peer (signal admits
+// only those).
+func (s *Service) IsPeerKey(pk keys.Public) bool {
+	_, ok := s.lookupKey(pk)
+	return ok
 }
 
 func (s *Service) lookupKey(pk keys.Public) (peerRef, bool) {

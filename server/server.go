@@ -174,7 +174,13 @@ func (s *Server) start(ctx context.Context) (err error) {
 		if err != nil {
 			return err
 		}
-		s.sig = signal.NewServer(signal.Config{Key: key, Logger: cfg.Logger})
+		sc := signal.Config{Key: key, Logger: cfg.Logger}
+		if s.mgmt != nil {
+			// Only registered peers may open signal sessions; without
+			// management in this process the per-source caps still apply.
+			sc.Authorize = s.mgmt.IsPeerKey
+		}
+		s.sig = signal.NewServer(sc)
 		s.sig.Register(s.grpc)
 	}
 	if cfg.Components.Relay {
@@ -421,6 +427,9 @@ func (s *Server) STUNAddr() net.Addr {
 
 // Management returns the management service (nil without that component).
 func (s *Server) Management() *management.Service { return s.mgmt }
+
+// Signal returns the signal service (nil when not running it).
+func (s *Server) Signal() *signal.Server { return s.sig }
 
 // AdminToken returns the admin token if this start created it.
 func (s *Server) AdminToken() string { return s.adminToken }

@@ -20,8 +20,30 @@ func fuzzKey(b byte) keys.Private {
 	return k
 }
 
+// drainFrames empties sess's queue into frames as the writer would.
+func drainFrames(s *Server, sess *session) []*signalpb.ServerFrame {
+	var out []*signalpb.ServerFrame
+	var carry *outItem
+	for {
+		var it outItem
+		if carry != nil {
+			it = *carry
+		} else {
+			select {
+			case it = <-sess.q.ch:
+				sess.q.dequeued(it)
+			default:
+				return out
+			}
+		}
+		var f *signalpb.ServerFrame
+		f, carry = s.batch(sess, it)
+		out = append(out, f)
+	}
+}
+
 func fuzzSession(s *Server, key keys.Private) *session {
-	sess := newSession(s.cfg.QueueSize)
+	sess := newSession(s.cfg.QueueSize, s.cfg.QueueBytes)
 	sess.key = key.Public()
 	sess.keyBytes = sess.key[:]
 	if _, ok := s.reg.put(sess, 0); !ok {
@@ -65,9 +87,10 @@ func FuzzHandleClientFrame(f *testing.F) {
 		}
 		_ = s.handleFrame(me, frame)
 		for _, q := range []*session{me, peer} {
-			for len(q.out) > 0 {
-				it := <-q.out
-				fr := s.batch(q, it)
+			for _, fr := range drainFrames(s, q) {
+				if n := proto.Size(fr); n > s.cfg.MaxFrame {
+					t.Fatalf("%d-byte frame, MaxFrame %d", n, s.cfg.MaxFrame)
+				}
 				for _, e := range fr.Envelopes {
 					if len(e.From) != keys.Len || len(e.To) != keys.Len {
 						t.Fatalf("routed malformed envelope %v", e)

@@ -123,9 +123,26 @@ func startClient(t *testing.T, addr string, key keys.Private, mod func(*client.C
 		mod(&cfg)
 	}
 	tc := &testClient{Client: client.New(cfg), key: key, msgs: make(chan received, 1024), errs: make(chan *client.DeliveryError, 1024), states: make(chan bool, 1024)}
-	tc.OnStateChange(func(up bool) { tc.states <- up })
-	tc.SetHandler(func(from keys.Public, m *signalpb.PeerMessage) { tc.msgs <- received{from, m} })
-	tc.OnError(func(e *client.DeliveryError) { tc.errs <- e })
+	// The callbacks never block (a test that stops reading must not wedge
+	// the client's receive goroutine); what does not fit is dropped.
+	tc.OnStateChange(func(up bool) {
+		select {
+		case tc.states <- up:
+		default:
+		}
+	})
+	tc.SetHandler(func(from keys.Public, m *signalpb.PeerMessage) {
+		select {
+		case tc.msgs <- received{from, m}:
+		default:
+		}
+	})
+	tc.OnError(func(e *client.DeliveryError) {
+		select {
+		case tc.errs <- e:
+		default:
+		}
+	})
 	if err := tc.Start(context.Background()); err != nil {
 		t.Fatalf("start client: %v", err)
 	}

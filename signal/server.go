@@ -5,16 +5,19 @@
 // Imported by cmd/petrel-server (and tests). Agents use signal/client.
 //
 // Threading: each Connect stream runs in its gRPC handler goroutine (which
-// is the only writer to the stream) plus one reader goroutine (which
-// registers the peer and routes what it receives). Routing to another peer
-// is a non-blocking push onto that peer's bounded outbound queue; a queue
-// that overflows closes that peer's session instead of blocking the sender.
-// All exported methods of Server are safe for concurrent use.
+// supervises the session) plus one reader goroutine (which registers the
+// peer and routes what it receives) and, once registered, one writer
+// goroutine (the only writer to the stream). Routing to another peer is a
+// non-blocking push onto that peer's bounded outbound queue; when the queue,
+// or the sender's share of it, is full the sender is told to slow down and
+// the recipient is left alone (docs/security.md). All exported methods of
+// Server are safe for concurrent use.
 package signal
 
 import (
 	"errors"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +28,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"petrel/internal/keys"
+	"petrel/internal/ratelimit"
 	"petrel/proto/signalpb"
 )
 
@@ -33,12 +37,25 @@ const (
 	DefaultHeartbeatInterval = 15 * time.Second
 	DefaultRegisterTimeout   = 10 * time.Second
 	DefaultQueueSize         = 1024
+	DefaultQueueBytes        = 4 << 20
 	DefaultMaxBody           = 64 << 10
 	DefaultMaxBatch          = 256
+	DefaultMaxFrame          = 1 << 20
 	DefaultRate              = 2000
+	DefaultByteRate          = 1 << 20
+	DefaultByteBurst         = 4 << 20
+	DefaultMaxSessions       = 10000
+	// DefaultMaxSessionsPerSource matches petrel-server's per-source TCP
+	// connection cap (an agent holds one signal stream).
+	DefaultMaxSessionsPerSource = 64
+	DefaultMaxPending           = 1024
+	DefaultOpenRate             = 2
+	DefaultOpenBurst            = 64
+	DefaultMaxSources           = 65536
 )
 
-// Config configures a Server.
+// Config configures a Server. Limits left zero get the defaults above; a
+// negative value turns a limit off where noted.
 type Config struct {
 	// Key is the server's X25519 private key (petrel-server passes the same
 	// persisted key as management). Required.
@@ -50,27 +67,65 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// RegisterTimeout bounds Hello → ChallengeResponse. Default 10 s.
 	RegisterTimeout time.Duration
-	// QueueSize bounds each session's outbound queue (envelopes + errors).
-	// A session whose queue overflows is closed. Default 1024.
-	QueueSize int
-	// MaxBody is the largest accepted envelope body in bytes. Default 64 KiB.
+	// Authorize, if set, is asked after a peer has proved possession of its
+	// key whether that key may hold a session (for example: is it a peer
+	// registered with management). Refused keys get PermissionDenied. It
+	// must be fast and safe for concurrent use. Nil admits every key.
+	Authorize func(keys.Public) bool
+
+	// QueueSize and QueueBytes bound the envelopes queued to one session
+	// (defaults 1024 and 4 MiB); one sender may fill at most a quarter of
+	// either. An envelope that does not fit is answered to its sender with
+	// RATE_LIMITED; the recipient is not disconnected.
+	QueueSize  int
+	QueueBytes int
+	// MaxBody is the largest accepted envelope body in bytes. Default 64
+	// KiB; lowered to fit MaxFrame.
 	MaxBody int
 	// MaxBatch is the most envelopes the server writes in one frame and
 	// accepts in one client frame. Default 256.
 	MaxBatch int
-	// MaxSessions caps concurrently registered peers; 0 means no cap.
-	MaxSessions int
+	// MaxFrame bounds the bytes of one frame the server sends. Default 1
+	// MiB, a quarter of gRPC's default 4 MiB receive limit of clients.
+	MaxFrame int
 	// Rate and Burst limit the envelopes one session may send per second
-	// (token bucket); excess envelopes are answered with RATE_LIMITED, so
-	// one peer cannot flood another's queue. Defaults 2000/s, burst 4000;
-	// Rate < 0 disables the limit.
-	Rate  float64
-	Burst int
+	// (token bucket); ByteRate and ByteBurst limit their body bytes.
+	// Excess envelopes are answered with RATE_LIMITED, so one peer cannot
+	// flood another. Defaults 2000/s with burst 4000, and 1 MiB/s with
+	// burst 4 MiB; Rate < 0 and ByteRate < 0 disable them.
+	Rate      float64
+	Burst     int
+	ByteRate  float64
+	ByteBurst int
+
+	// MaxSessions caps registered peers (default 10000, < 0 no cap);
+	// MaxSessionsPerSource caps the streams (registering or registered) from
+	// one IP address (default 64, < 0 no cap); MaxPending caps streams
+	// still registering (default 1024, < 0 no cap). Streams over a cap end
+	// with ResourceExhausted.
+	MaxSessions          int
+	MaxSessionsPerSource int
+	MaxPending           int
+	// OpenRate and OpenBurst limit how fast one IP address may open
+	// streams (token bucket, default 2/s with burst 64; OpenRate < 0
+	// disables). A stream over the limit ends with ResourceExhausted
+	// carrying a RetryInfo hint. MaxSources bounds the addresses tracked
+	// (default 65536).
+	OpenRate   float64
+	OpenBurst  int
+	MaxSources int
+	// Now is the clock of the open-rate limiter (tests); nil is time.Now.
+	Now func() time.Time
 }
 
 func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
 	}
 	if c.HeartbeatInterval <= 0 {
 		c.HeartbeatInterval = DefaultHeartbeatInterval
@@ -78,23 +133,42 @@ func (c *Config) setDefaults() {
 	if c.RegisterTimeout <= 0 {
 		c.RegisterTimeout = DefaultRegisterTimeout
 	}
-	if c.QueueSize <= 0 {
-		c.QueueSize = DefaultQueueSize
+	for _, p := range []struct {
+		v *int
+		d int
+	}{
+		{&c.QueueSize, DefaultQueueSize}, {&c.QueueBytes, DefaultQueueBytes}, {&c.MaxBody, DefaultMaxBody},
+		{&c.MaxBatch, DefaultMaxBatch}, {&c.MaxFrame, DefaultMaxFrame},
+	} {
+		if *p.v <= 0 {
+			*p.v = p.d
+		}
 	}
-	if c.MaxBody <= 0 {
-		c.MaxBody = DefaultMaxBody
-	}
-	if c.MaxBatch <= 0 {
-		c.MaxBatch = DefaultMaxBatch
-	}
+	// One envelope of the largest body must fit a frame.
+	c.MaxFrame = max(c.MaxFrame, 1024)
+	c.MaxBody = min(c.MaxBody, c.MaxFrame-frameOverhead-2*keys.Len-itemOverhead)
 	if c.Rate == 0 {
 		c.Rate = DefaultRate
 	}
 	if c.Burst <= 0 {
-		c.Burst = 2 * int(c.Rate)
-		if c.Burst < c.MaxBatch {
-			c.Burst = c.MaxBatch
-		}
+		c.Burst = max(2*int(c.Rate), c.MaxBatch)
+	}
+	if c.ByteRate == 0 {
+		c.ByteRate = DefaultByteRate
+	}
+	def(&c.ByteBurst, DefaultByteBurst)
+	c.ByteBurst = max(c.ByteBurst, c.MaxBody)
+	def(&c.MaxSessions, DefaultMaxSessions)
+	def(&c.MaxSessionsPerSource, DefaultMaxSessionsPerSource)
+	def(&c.MaxPending, DefaultMaxPending)
+	if c.OpenRate == 0 {
+		c.OpenRate = DefaultOpenRate
+	}
+	if c.OpenBurst <= 0 {
+		c.OpenBurst = DefaultOpenBurst
+	}
+	if c.MaxSources <= 0 {
+		c.MaxSources = DefaultMaxSources
 	}
 }
 
@@ -104,15 +178,24 @@ type Stats struct {
 	Routed        uint64 // envelopes queued to a recipient
 	Undeliverable uint64 // envelopes answered with NOT_CONNECTED
 	Rejected      uint64 // envelopes answered with BAD_REQUEST / TOO_LARGE
-	RateLimited   uint64 // envelopes answered with RATE_LIMITED
+	RateLimited   uint64 // envelopes answered with RATE_LIMITED: sender over its rate
+	RecipientBusy uint64 // envelopes answered with RATE_LIMITED: no room in the recipient's queue
 	AuthFailures  uint64 // registrations that failed the challenge
+	Unauthorized  uint64 // registrations refused by Config.Authorize
 	Replaced      uint64 // sessions closed by a newer session of the same key
-	Overflows     uint64 // sessions closed because their queue overflowed
+	Overflows     uint64 // sessions closed because their queue overflowed with their own replies
 	DeadStreams   uint64 // sessions closed by the heartbeat timeout
+	OpensLimited  uint64 // streams refused by the per-source open rate
+	SourceCapped  uint64 // streams refused by MaxSessionsPerSource
+	PendingCapped uint64 // streams refused by MaxPending
+	SessionCapped uint64 // registrations refused by MaxSessions
 }
 
 type counters struct {
-	routed, undeliverable, rejected, rateLimited, authFailures, replaced, overflows, dead atomic.Uint64
+	routed, undeliverable, rejected, rateLimited, busy atomic.Uint64
+	authFailures, unauthorized, replaced, overflows    atomic.Uint64
+	dead, opensLimited, sourceCapped, pendingCapped    atomic.Uint64
+	sessionCapped                                      atomic.Uint64
 }
 
 // Server is the signal service. Create it with NewServer, expose it with
@@ -120,14 +203,17 @@ type counters struct {
 type Server struct {
 	signalpb.UnimplementedSignalServer
 
-	cfg  Config
-	log  *slog.Logger
-	pub  keys.Public
-	reg  *registry
-	ctr  counters
-	stop chan struct{}
-	once sync.Once
-	wg   sync.WaitGroup // handlers and reader goroutines
+	cfg     Config
+	log     *slog.Logger
+	pub     keys.Public
+	reg     *registry
+	ctr     counters
+	opens   *ratelimit.Limiter[netip.Addr] // nil: unlimited
+	srcs    sources
+	pending atomic.Int64
+	stop    chan struct{}
+	once    sync.Once
+	wg      sync.WaitGroup // handlers and reader goroutines
 
 	mu      sync.Mutex
 	stopped bool
@@ -136,13 +222,21 @@ type Server struct {
 // NewServer returns a server; it holds no sockets (see Register).
 func NewServer(cfg Config) *Server {
 	cfg.setDefaults()
-	return &Server{
+	s := &Server{
 		cfg:  cfg,
 		log:  cfg.Logger.With("component", "signal"),
 		pub:  cfg.Key.Public(),
 		reg:  newRegistry(),
+		srcs: sources{n: make(map[netip.Addr]int)},
 		stop: make(chan struct{}),
 	}
+	if cfg.OpenRate > 0 {
+		s.opens = ratelimit.New[netip.Addr](cfg.OpenRate, cfg.OpenBurst, cfg.MaxSources)
+		if cfg.Now != nil {
+			s.opens.WithClock(cfg.Now)
+		}
+	}
+	return s
 }
 
 // Register adds the Signal service to a gRPC server.
@@ -170,10 +264,16 @@ func (s *Server) Stats() Stats {
 		Undeliverable: s.ctr.undeliverable.Load(),
 		Rejected:      s.ctr.rejected.Load(),
 		RateLimited:   s.ctr.rateLimited.Load(),
+		RecipientBusy: s.ctr.busy.Load(),
 		AuthFailures:  s.ctr.authFailures.Load(),
+		Unauthorized:  s.ctr.unauthorized.Load(),
 		Replaced:      s.ctr.replaced.Load(),
 		Overflows:     s.ctr.overflows.Load(),
 		DeadStreams:   s.ctr.dead.Load(),
+		OpensLimited:  s.ctr.opensLimited.Load(),
+		SourceCapped:  s.ctr.sourceCapped.Load(),
+		PendingCapped: s.ctr.pendingCapped.Load(),
+		SessionCapped: s.ctr.sessionCapped.Load(),
 	}
 }
 
@@ -211,12 +311,22 @@ func (s *Server) Connect(stream signalpb.Signal_ConnectServer) error {
 		return errStopping
 	}
 	defer s.wg.Done()
+	src := sourceOf(stream.Context())
+	registered, err := s.admit(src)
+	if err != nil {
+		return err
+	}
+	defer s.leave(src)
+	defer registered()
 	if !s.enter() { // for the reader goroutine
 		return errStopping
 	}
-	sess := newSession(s.cfg.QueueSize)
+	sess := newSession(s.cfg.QueueSize, s.cfg.QueueBytes)
 	if s.cfg.Rate > 0 {
 		sess.limit = rate.NewLimiter(rate.Limit(s.cfg.Rate), s.cfg.Burst)
+	}
+	if s.cfg.ByteRate > 0 {
+		sess.byteLimit = rate.NewLimiter(rate.Limit(s.cfg.ByteRate), s.cfg.ByteBurst)
 	}
 	regc := make(chan error, 1)
 	readerDone := make(chan error, 1)
@@ -241,8 +351,10 @@ func (s *Server) Connect(stream signalpb.Signal_ConnectServer) error {
 		return errStopping
 	}
 	timer.Stop()
+	registered()
 
 	if old, ok := s.reg.put(sess, s.cfg.MaxSessions); !ok {
+		s.ctr.sessionCapped.Add(1)
 		return status.Error(codes.ResourceExhausted, "too many signal sessions")
 	} else if old != nil {
 		s.ctr.replaced.Add(1)
@@ -252,7 +364,7 @@ func (s *Server) Connect(stream signalpb.Signal_ConnectServer) error {
 	log := s.log.With("peer", sess.key.Short())
 	log.Debug("peer registered")
 
-	err := s.supervise(stream, sess, readerDone)
+	err = s.supervise(stream, sess, readerDone)
 	if st, ok := status.FromError(err); ok && st.Code() != codes.Canceled {
 		log.Debug("session ended", "reason", st.Message())
 	}
@@ -304,60 +416,6 @@ func (s *Server) supervise(stream signalpb.Signal_ConnectServer, sess *session, 
 			return errStopping
 		}
 	}
-}
-
-// writeLoop is the only writer to the stream after registration. It ends
-// when a send fails or quit closes.
-func (s *Server) writeLoop(stream signalpb.Signal_ConnectServer, sess *session, pings <-chan uint64, quit <-chan struct{}) error {
-	err := stream.Send(&signalpb.ServerFrame{Kind: &signalpb.ServerFrame_Registered{
-		Registered: &signalpb.Registered{HeartbeatIntervalMs: uint32(s.cfg.HeartbeatInterval / time.Millisecond)},
-	}})
-	if err != nil {
-		return err
-	}
-	for {
-		select {
-		case it := <-sess.out:
-			if err := stream.Send(s.batch(sess, it)); err != nil {
-				return err
-			}
-		case seq := <-pings:
-			if err := stream.Send(&signalpb.ServerFrame{Kind: &signalpb.ServerFrame_Ping{Ping: &signalpb.Ping{Seq: seq}}}); err != nil {
-				return err
-			}
-		case <-quit:
-			return nil
-		}
-	}
-}
-
-// batch builds one frame from first plus whatever else is queued, up to
-// MaxBatch items.
-func (s *Server) batch(sess *session, first outItem) *signalpb.ServerFrame {
-	f := &signalpb.ServerFrame{}
-	if n := len(sess.out); n > 0 && first.env != nil {
-		f.Envelopes = make([]*signalpb.Envelope, 0, min(n+1, s.cfg.MaxBatch))
-	}
-	add := func(it outItem) {
-		switch {
-		case it.env != nil:
-			f.Envelopes = append(f.Envelopes, it.env)
-		case it.err != nil:
-			f.Errors = append(f.Errors, it.err)
-		case it.pong != nil:
-			f.Kind = &signalpb.ServerFrame_Pong{Pong: it.pong}
-		}
-	}
-	add(first)
-	for n := 1; n < s.cfg.MaxBatch && f.Kind == nil; n++ {
-		select {
-		case it := <-sess.out:
-			add(it)
-		default:
-			return f
-		}
-	}
-	return f
 }
 
 // errFromReader maps a receive error to the handler's return value.

@@ -25,28 +25,22 @@ const NonceLen = 32
 
 var errProtocol = errors.New("protocol violation")
 
-// outItem is one entry of a session's outbound queue.
-type outItem struct {
-	env  *signalpb.Envelope
-	err  *signalpb.Error
-	pong *signalpb.Pong
-}
-
 // session is one registered stream.
 type session struct {
-	key      keys.Public
-	keyBytes []byte // key[:], shared read-only by every envelope it sends
-	out      chan outItem
-	lastRecv atomic.Int64  // unix nanos of the last received frame
-	limit    *rate.Limiter // nil: unlimited; used only by the reader goroutine
+	key       keys.Public
+	keyBytes  []byte // key[:], shared read-only by every envelope it sends
+	q         *queue
+	lastRecv  atomic.Int64  // unix nanos of the last received frame
+	limit     *rate.Limiter // envelopes sent; nil: unlimited; reader goroutine only
+	byteLimit *rate.Limiter // body bytes sent; nil: unlimited; reader goroutine only
 
 	killOnce sync.Once
 	killed   chan struct{}
 	killErr  error
 }
 
-func newSession(queue int) *session {
-	s := &session{out: make(chan outItem, queue), killed: make(chan struct{})}
+func newSession(items, bytes int) *session {
+	s := &session{q: newQueue(items, bytes), killed: make(chan struct{})}
 	s.touch()
 	return s
 }
@@ -72,15 +66,9 @@ func (s *session) dead() bool {
 	}
 }
 
-// push queues it without blocking; it reports false when the queue is full.
-func (s *session) push(it outItem) bool {
-	select {
-	case s.out <- it:
-		return true
-	default:
-		return false
-	}
-}
+// push queues a control item (pong, delivery error) for the session itself
+// without blocking; it reports false when the queue is full.
+func (s *session) push(it outItem) bool { return s.q.pushControl(it) }
 
 // readLoop registers the stream (reporting the outcome on regc) and then
 // routes every received frame until the stream fails (reported on done).
@@ -149,6 +137,11 @@ func (s *Server) register(stream signalpb.Signal_ConnectServer, sess *session) e
 		s.log.Info("registration refused: challenge does not verify", "peer", pub.Short())
 		return status.Error(codes.PermissionDenied, "challenge response does not verify")
 	}
+	if s.cfg.Authorize != nil && !s.cfg.Authorize(pub) {
+		s.ctr.unauthorized.Add(1)
+		s.log.Info("registration refused: key not authorized", "peer", pub.Short())
+		return status.Error(codes.PermissionDenied, "key is not registered")
+	}
 	sess.key = pub
 	sess.keyBytes = sess.key[:]
 	sess.touch()
@@ -211,7 +204,7 @@ func (s *Server) route(sess *session, e *signalpb.Envelope) error {
 		s.ctr.rejected.Add(1)
 		return s.reply(sess, e, code, msg)
 	}
-	if sess.limit != nil && !sess.limit.Allow() {
+	if (sess.limit != nil && !sess.limit.Allow()) || (sess.byteLimit != nil && !sess.byteLimit.AllowN(time.Now(), len(e.Body))) {
 		s.ctr.rateLimited.Add(1)
 		return s.reply(sess, e, signalpb.ErrorCode_RATE_LIMITED, "sender rate limit exceeded")
 	}
@@ -221,11 +214,13 @@ func (s *Server) route(sess *session, e *signalpb.Envelope) error {
 		return s.reply(sess, e, signalpb.ErrorCode_NOT_CONNECTED, "recipient not connected")
 	}
 	e.From = sess.keyBytes
-	if !dst.push(outItem{env: e}) {
-		s.ctr.overflows.Add(1)
-		dst.kill(status.Error(codes.ResourceExhausted, "outbound queue overflow"))
-		s.ctr.undeliverable.Add(1)
-		return s.reply(sess, e, signalpb.ErrorCode_NOT_CONNECTED, "recipient overloaded; its session was closed")
+	// A full queue is the sender's problem, not the recipient's: closing
+	// the recipient would let any stranger disconnect it by sending faster
+	// than it reads. A recipient that stops reading altogether is closed by
+	// the heartbeat instead.
+	if !dst.q.pushEnvelope(e, sess.key) {
+		s.ctr.busy.Add(1)
+		return s.reply(sess, e, signalpb.ErrorCode_RATE_LIMITED, "recipient busy: no room in its queue for more from this sender")
 	}
 	s.ctr.routed.Add(1)
 	return nil

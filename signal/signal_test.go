@@ -335,29 +335,32 @@ func TestHeartbeatClosesDeadStream(t *testing.T) {
 	})
 }
 
-func TestSlowRecipientIsCutNotSender(t *testing.T) {
-	ts := startServer(t, signal.Config{QueueSize: 8}, "")
-	// A registered recipient that never reads.
-	slowKey := newKey(t)
+// TestStuckRecipientIsCutByHeartbeatNotBySenders: a registered recipient
+// that never reads fills its (small) queue; senders are then told it is
+// busy, nobody is disconnected for it, and the heartbeat removes the
+// stuck session.
+func TestStuckRecipientIsCutByHeartbeatNotBySenders(t *testing.T) {
+	ts := startServer(t, signal.Config{QueueSize: 8, HeartbeatInterval: 200 * time.Millisecond}, "")
+	stuckKey := newKey(t)
 	st, closeFn := rawStream(t, ts.addr)
 	defer closeFn()
-	if err := registerRaw(t, st, slowKey, slowKey); err != nil {
+	if err := registerRaw(t, st, stuckKey, stuckKey); err != nil {
 		t.Fatal(err)
 	}
 	a := startClient(t, ts.addr, newKey(t), nil)
 	waitConnected(t, a)
 	big := offer(string(bytes.Repeat([]byte("u"), 30000)))
-	eventually(t, "slow recipient cut", func() bool {
-		// Few per round: the errors answering them must fit the
-		// sender's own (small) queue once the recipient is gone.
-		for i := 0; i < 3; i++ {
-			_ = a.Send(context.Background(), slowKey.Public(), big)
+	eventually(t, "sender told the recipient is busy", func() bool {
+		for range 3 {
+			_ = a.Send(context.Background(), stuckKey.Public(), big)
 		}
-		return ts.sig.Stats().Overflows > 0
+		return ts.sig.Stats().RecipientBusy > 0
 	})
-	eventually(t, "slow recipient removed", func() bool { return ts.sig.Connected() == 1 })
-	if !a.Connected() {
-		t.Fatal("sender was disconnected")
+	eventually(t, "stuck recipient removed by the heartbeat", func() bool {
+		return ts.sig.Connected() == 1 && ts.sig.Stats().DeadStreams == 1
+	})
+	if !a.Connected() || ts.sig.Stats().Overflows != 0 {
+		t.Fatalf("sender disconnected or a queue overflowed: %+v", ts.sig.Stats())
 	}
 }
 

@@ -1,9 +1,13 @@
-// Package stun is Petrel's STUN binding server (RFC 5389 Binding only): it
-// answers Binding requests on UDP with XOR-MAPPED-ADDRESS (plus SOFTWARE and
-// FINGERPRINT) so agents learn their server-reflexive address, and silently
-// ignores everything else.
+// Package stun is Petrel's STUN binding server (RFC 5389 Binding, plus
+// classic RFC 3489 Binding requests): it answers Binding requests on UDP
+// with XOR-MAPPED-ADDRESS (MAPPED-ADDRESS for classic requests) so agents
+// learn their server-reflexive address, answers 420 Unknown Attribute to
+// requests with comprehension-required attributes it does not understand,
+// and silently ignores everything else. Answers are rate limited per source
+// IP and never much larger than the request, so the server is a poor
+// reflector for spoofed-source floods (docs/security.md).
 //
-// Who may import it: cmd/petrel-server and tests.
+// Who may import it: cmd/petrel-server (via server) and tests.
 //
 // Threading: one goroutine reads the socket and answers inline. Start does not
 // block; Stop is idempotent and waits for that goroutine.
@@ -14,21 +18,62 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	pstun "github.com/pion/stun/v4"
+
+	"petrel/internal/ratelimit"
 )
 
 // DefaultAddr is the default listen address.
 const DefaultAddr = ":3478"
 
-// Software is the SOFTWARE attribute sent in responses.
-const Software = "petrel"
+// Defaults for Config fields left zero.
+const (
+	// DefaultRate and DefaultBurst bound the answers to one source IP: an
+	// agent asks a few times a minute (pion's UDP mux caches its mapped
+	// address), so even a large NAT of agents stays far below.
+	DefaultRate  = 20
+	DefaultBurst = 100
+	// DefaultMaxSources bounds the per-source table (about 100 bytes a
+	// source); beyond it the least recently seen source is forgotten.
+	DefaultMaxSources = 65536
+)
 
-// Server is a STUN binding server. Create it with NewServer.
+// Config configures a Server.
+type Config struct {
+	// Addr is the UDP listen address ("" = DefaultAddr).
+	Addr string
+	// Logger receives operational logs; nil discards them.
+	Logger *slog.Logger
+	// Rate (answers per second) and Burst limit the answers to one source
+	// IP; requests over the limit are dropped silently. Defaults
+	// DefaultRate and DefaultBurst; Rate < 0 disables the limit.
+	Rate  float64
+	Burst int
+	// MaxSources bounds the number of source IPs tracked. Default
+	// DefaultMaxSources.
+	MaxSources int
+	// Now is the clock of the rate limiter (tests); nil means time.Now.
+	Now func() time.Time
+}
+
+// Stats is a snapshot of the server's counters.
+type Stats struct {
+	Answered    uint64 // answers sent (success and 420)
+	RateLimited uint64 // Binding requests dropped by the per-source limit
+}
+
+// Server is a STUN binding server. Create it with New or NewServer.
 type Server struct {
-	addr string
-	log  *slog.Logger
+	addr  string
+	log   *slog.Logger
+	limit *ratelimit.Limiter[netip.Addr] // nil: unlimited
+
+	answered, rateLimited atomic.Uint64
 
 	mu      sync.Mutex
 	started bool
@@ -36,15 +81,42 @@ type Server struct {
 	done    chan struct{}
 }
 
-// NewServer returns a server that will listen on addr ("" = DefaultAddr).
+// NewServer returns a server with default limits that will listen on addr
+// ("" = DefaultAddr).
 func NewServer(addr string, log *slog.Logger) *Server {
-	if addr == "" {
-		addr = DefaultAddr
+	return New(Config{Addr: addr, Logger: log})
+}
+
+// New returns a server configured by cfg; nothing listens until Start.
+func New(cfg Config) *Server {
+	if cfg.Addr == "" {
+		cfg.Addr = DefaultAddr
 	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{addr: addr, log: log.With("component", "stun"), done: make(chan struct{})}
+	if cfg.Rate == 0 {
+		cfg.Rate = DefaultRate
+	}
+	if cfg.Burst <= 0 {
+		cfg.Burst = DefaultBurst
+	}
+	if cfg.MaxSources <= 0 {
+		cfg.MaxSources = DefaultMaxSources
+	}
+	s := &Server{addr: cfg.Addr, log: cfg.Logger.With("component", "stun"), done: make(chan struct{})}
+	if cfg.Rate > 0 {
+		s.limit = ratelimit.New[netip.Addr](cfg.Rate, cfg.Burst, cfg.MaxSources)
+		if cfg.Now != nil {
+			s.limit.WithClock(cfg.Now)
+		}
+	}
+	return s
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	return Stats{Answered: s.answered.Load(), RateLimited: s.rateLimited.Load()}
 }
 
 // Start binds the UDP socket and starts answering. It does not block.
@@ -106,7 +178,7 @@ func (s *Server) serve(c net.PacketConn) {
 		if !ok {
 			continue
 		}
-		if out := Respond(&resp, buf[:n], ua); out != nil {
+		if out := s.answer(&resp, buf[:n], ua); out != nil {
 			if _, err := c.WriteTo(out, from); err != nil {
 				s.log.Debug("stun write failed", "to", from.String(), "err", err)
 			}
@@ -114,26 +186,21 @@ func (s *Server) serve(c net.PacketConn) {
 	}
 }
 
-// Respond builds the answer to packet b from addr into resp and returns its
-// bytes (aliasing resp), or nil when b is not a well-formed Binding request.
-func Respond(resp *pstun.Message, b []byte, from *net.UDPAddr) []byte {
-	if !pstun.IsMessage(b) {
+// answer applies the per-source limit to what looks like a Binding request
+// (garbage costs the source no tokens) and builds the answer, or nil.
+func (s *Server) answer(resp *pstun.Message, b []byte, from *net.UDPAddr) []byte {
+	if !isBindingRequest(b) {
 		return nil
 	}
-	req := pstun.Message{Raw: b}
-	if err := req.Decode(); err != nil || req.Type != pstun.BindingRequest {
+	if ok, _ := s.limit.Allow(from.AddrPort().Addr().Unmap()); !ok {
+		if s.rateLimited.Add(1)%10000 == 1 {
+			s.log.Info("stun requests over the per-source limit dropped", "from", from.IP.String(), "total", s.rateLimited.Load())
+		}
 		return nil
 	}
-	resp.Reset()
-	err := resp.Build(
-		pstun.NewTransactionIDSetter(req.TransactionID),
-		pstun.BindingSuccess,
-		&pstun.XORMappedAddress{IP: from.IP, Port: from.Port},
-		pstun.NewSoftware(Software),
-		pstun.Fingerprint,
-	)
-	if err != nil {
-		return nil
+	out := Respond(resp, b, from)
+	if out != nil {
+		s.answered.Add(1)
 	}
-	return resp.Raw
+	return out
 }

@@ -69,32 +69,80 @@ func TestBindingOverLoopback(t *testing.T) {
 	s.Stop()
 }
 
-func TestRespondIgnoresNonBinding(t *testing.T) {
-	from := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}
-	var resp pstun.Message
-	ind := pstun.MustBuild(pstun.TransactionID, pstun.NewType(pstun.MethodBinding, pstun.ClassIndication))
-	succ := pstun.MustBuild(pstun.TransactionID, pstun.BindingSuccess)
-	for name, b := range map[string][]byte{"indication": ind.Raw, "success": succ.Raw, "empty": nil, "truncated": ind.Raw[:19]} {
-		if out := Respond(&resp, b, from); out != nil {
-			t.Errorf("%s answered", name)
+// TestRateLimitPerSource floods the server from one source with a frozen
+// clock (no refill): exactly Burst requests are answered, the rest are
+// dropped silently, and another source is still answered.
+func TestRateLimitPerSource(t *testing.T) {
+	frozen := time.Unix(1_700_000_000, 0)
+	s := New(Config{Addr: "127.0.0.1:0", Rate: 1, Burst: 5, Now: func() time.Time { return frozen }})
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	srv := s.Addr().(*net.UDPAddr)
+
+	flood, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer flood.Close()
+	const sent = 40
+	for range sent {
+		req := pstun.MustBuild(pstun.TransactionID, pstun.BindingRequest)
+		if _, err := flood.WriteToUDP(req.Raw, srv); err != nil {
+			t.Fatal(err)
 		}
+	}
+	// Every request is either answered or counted as limited.
+	deadline := time.Now().Add(30 * time.Second)
+	for st := s.Stats(); st.Answered+st.RateLimited < sent; st = s.Stats() {
+		if time.Now().After(deadline) {
+			t.Fatalf("server saw %d of %d requests", st.Answered+st.RateLimited, sent)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	answers := 0
+	buf := make([]byte, 1500)
+	for {
+		flood.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		if _, _, err := flood.ReadFromUDP(buf); err != nil {
+			break
+		}
+		answers++
+	}
+	if st := s.Stats(); answers != 5 || st.RateLimited != sent-5 {
+		t.Fatalf("flooding source got %d answers (stats %+v), want burst 5 and %d dropped", answers, st, sent-5)
+	}
+
+	// A different source has its own bucket.
+	other, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	req := pstun.MustBuild(pstun.TransactionID, pstun.BindingRequest)
+	if _, err := other.WriteToUDP(req.Raw, srv); err != nil {
+		t.Fatal(err)
+	}
+	other.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, _, err := other.ReadFromUDP(buf); err != nil {
+		t.Fatalf("second source not answered: %v", err)
 	}
 }
 
-func FuzzRespond(f *testing.F) {
-	f.Add(pstun.MustBuild(pstun.TransactionID, pstun.BindingRequest).Raw)
-	f.Add(pstun.MustBuild(pstun.TransactionID, pstun.BindingRequest, pstun.NewSoftware("x"), pstun.Fingerprint).Raw)
-	f.Add([]byte{0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42})
-	from := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 3478}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var resp pstun.Message
-		out := Respond(&resp, b, from)
-		if out == nil {
-			return
+// TestSourceTableBounded sends from far more source addresses than the
+// table holds; it never grows past MaxSources.
+func TestSourceTableBounded(t *testing.T) {
+	s := New(Config{Addr: "127.0.0.1:0", MaxSources: 64})
+	req := pstun.MustBuild(pstun.TransactionID, pstun.BindingRequest).Raw
+	var resp pstun.Message
+	for i := range 5000 {
+		from := &net.UDPAddr{IP: net.IPv4(10, byte(i>>16), byte(i>>8), byte(i)), Port: 1}
+		if s.answer(&resp, req, from) == nil {
+			t.Fatalf("fresh source %v not answered", from)
 		}
-		m := pstun.Message{Raw: append([]byte(nil), out...)}
-		if err := m.Decode(); err != nil || m.Type != pstun.BindingSuccess {
-			t.Fatalf("bad response: %v", err)
+		if n := s.limit.Len(); n > 64 {
+			t.Fatalf("source table holds %d entries, bound 64", n)
 		}
-	})
+	}
 }

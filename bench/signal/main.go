@@ -98,7 +98,7 @@ func run(n int, dur, warm time.Duration, inflight, rate, peers int) (*result, er
 	if err != nil {
 		return nil, err
 	}
-	srv := signal.NewServer(signal.Config{Key: skey, QueueSize: 4096, Rate: -1})
+	srv := signal.NewServer(signal.Config{Key: skey, QueueSize: 4096, Rate: -1, ByteRate: -1, MaxSessionsPerSource: -1, OpenRate: -1})
 	var sopts []grpc.ServerOption
 	if staticWindow {
 		// Fixed windows turn off gRPC's BDP probing, which otherwise sends a

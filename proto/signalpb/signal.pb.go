@@ -41,10 +41,10 @@ type ErrorCode int32
 
 const (
 	ErrorCode_ERROR_UNSPECIFIED ErrorCode = 0
-	ErrorCode_NOT_CONNECTED     ErrorCode = 1 // recipient unknown or offline (or its session overflowed)
+	ErrorCode_NOT_CONNECTED     ErrorCode = 1 // recipient unknown or offline
 	ErrorCode_BAD_REQUEST       ErrorCode = 2 // malformed envelope (bad key length, empty body)
 	ErrorCode_TOO_LARGE         ErrorCode = 3 // body above the server's limit
-	ErrorCode_RATE_LIMITED      ErrorCode = 4 // the sender exceeded its message rate
+	ErrorCode_RATE_LIMITED      ErrorCode = 4 // the sender exceeded its rate, or the recipient's queue is full (busy)
 )
 
 // Enum value maps for ErrorCode.

@@ -8,16 +8,22 @@
 // Threading: all methods are safe for concurrent use. The message handler
 // (SetHandler) and the delivery-error handler (OnError) run on the stream's
 // receive goroutine, one call at a time in arrival order; they must return
-// quickly (hand work off) or the server closes the stream for overflow.
+// quickly (hand work off): while they block, messages to this agent are
+// refused to their senders, and after three heartbeat intervals the server
+// closes the stream.
 // They may call Send but not Stop (Stop waits for that goroutine).
 // OnStateChange callbacks run on the connection goroutine, in order, with
 // the same restriction.
 //
 // Undeliverable messages: Send returns once the message is queued on a
 // live stream. If the server cannot deliver it (recipient unknown, offline
-// or overloaded) it answers with an Error that reaches the OnError handler
-// as a *DeliveryError naming the recipient; errors.Is(err,
-// ErrRecipientNotConnected) holds for those.
+// or busy, or this client over its rate) it answers with an Error that
+// reaches the OnError handler as a *DeliveryError naming the recipient;
+// errors.Is(err, ErrRecipientNotConnected) holds when the recipient is
+// unknown or offline (code NOT_CONNECTED; a busy recipient is RATE_LIMITED).
+//
+// A server that limits session opens answers ResourceExhausted with a
+// RetryInfo detail; the client then waits that long before reconnecting.
 package client
 
 import (
@@ -44,6 +50,11 @@ import (
 // MaxBatch is the most envelopes the client packs into one frame; the
 // server's MaxBatch must not be below it.
 const MaxBatch = 64
+
+// MaxFrame bounds the bytes of the envelopes the client packs into one
+// frame (a single larger envelope still goes alone), well below gRPC's
+// default 4 MiB receive limit of the server.
+const MaxFrame = 1 << 20
 
 // windowSize is the fixed HTTP/2 receive window of client-dialed connections.
 const windowSize = 1 << 20

@@ -2,9 +2,16 @@ package client
 
 import (
 	"errors"
+	"fmt"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"petrel/internal/keys"
 	"petrel/proto/signalpb"
@@ -67,5 +74,54 @@ func TestStartValidates(t *testing.T) {
 	}
 	if err := New(Config{Key: testKey(1)}).Start(t.Context()); err == nil {
 		t.Fatal("start without target succeeded")
+	}
+}
+
+// TestPackFrameRespectsMaxFrame: 100 queued envelopes of 64 KiB go out in
+// frames under MaxFrame (the server's gRPC receive limit is 4 MiB; 64 of
+// them in one frame would exceed it), in order, none lost.
+func TestPackFrameRespectsMaxFrame(t *testing.T) {
+	out := make(chan *signalpb.Envelope, 100)
+	to := make([]byte, 32)
+	for i := range 100 {
+		out <- &signalpb.Envelope{To: to, Id: uint64(i), Body: make([]byte, 64<<10)}
+	}
+	var carry *signalpb.Envelope
+	next := 0
+	for len(out) > 0 || carry != nil {
+		first := carry
+		if first == nil {
+			first = <-out
+		}
+		var f *signalpb.ClientFrame
+		f, carry = packFrame(first, out)
+		if n := proto.Size(f); n > MaxFrame {
+			t.Fatalf("%d-byte frame, MaxFrame %d", n, MaxFrame)
+		}
+		for _, e := range f.Envelopes {
+			if e.Id != uint64(next) {
+				t.Fatalf("envelope %d out of order", e.Id)
+			}
+			next++
+		}
+	}
+	if next != 100 {
+		t.Fatalf("sent %d of 100", next)
+	}
+}
+
+func TestRetryHint(t *testing.T) {
+	st, _ := status.New(codes.ResourceExhausted, "slow down").WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(1500 * time.Millisecond)})
+	if got := retryHint(fmt.Errorf("receive challenge: %w", st.Err())); got != 1500*time.Millisecond {
+		t.Fatalf("hint %v, want 1.5s", got)
+	}
+	huge, _ := status.New(codes.ResourceExhausted, "x").WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(100 * time.Hour)})
+	if got := retryHint(huge.Err()); got != maxRetryHint {
+		t.Fatalf("hint %v, want the cap", got)
+	}
+	for _, err := range []error{nil, errors.New("plain"), status.Error(codes.ResourceExhausted, "no detail")} {
+		if got := retryHint(err); got != 0 {
+			t.Fatalf("%v: hint %v", err, got)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -35,6 +36,9 @@ func (c *Client) loop(ctx context.Context, api signalpb.SignalClient) {
 		if status.Code(err) == codes.Aborted {
 			d = c.cfg.ReplacedDelay + backoff.Jitter(c.cfg.ReplacedDelay/2)
 			c.log.Warn("signal session replaced by another process with the same key", "retry_in", d)
+		} else if hint := retryHint(err); hint > d {
+			d = hint + backoff.Jitter(hint/4)
+			c.log.Info("signal server asks to retry later", "err", err, "retry_in", d)
 		} else {
 			c.log.Info("signal disconnected", "err", err, "retry_in", d)
 		}
@@ -53,6 +57,25 @@ func (c *Client) loop(ctx context.Context, api signalpb.SignalClient) {
 			c.owned.ResetConnectBackoff()
 		}
 	}
+}
+
+// maxRetryHint caps a server's retry hint, so a confused server cannot
+// park the client for hours.
+const maxRetryHint = 5 * time.Minute
+
+// retryHint returns the delay in a RetryInfo detail of err's gRPC status
+// (sent with ResourceExhausted by a server that limits session opens), or 0.
+func retryHint(err error) time.Duration {
+	st, ok := status.FromError(err)
+	if !ok {
+		return 0
+	}
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay().IsValid() {
+			return min(max(ri.GetRetryDelay().AsDuration(), 0), maxRetryHint)
+		}
+	}
+	return 0
 }
 
 // session runs one stream: registration, then traffic until it fails.
@@ -147,20 +170,20 @@ func (c *Client) writeLoop(ctx context.Context, stream signalpb.Signal_ConnectCl
 	interval time.Duration, lastRecv *atomic.Int64, pongs <-chan uint64, readErr <-chan error) error {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	var carry *signalpb.Envelope // did not fit the previous frame
 	for {
+		if carry != nil {
+			var f *signalpb.ClientFrame
+			f, carry = packFrame(carry, l.out)
+			if err := stream.Send(f); err != nil {
+				return sendFailed(ctx, err, readErr)
+			}
+			continue
+		}
 		select {
 		case env := <-l.out:
-			f := &signalpb.ClientFrame{Envelopes: make([]*signalpb.Envelope, 1, min(1+len(l.out), MaxBatch))}
-			f.Envelopes[0] = env
-		drain:
-			for len(f.Envelopes) < MaxBatch {
-				select {
-				case env := <-l.out:
-					f.Envelopes = append(f.Envelopes, env)
-				default:
-					break drain
-				}
-			}
+			var f *signalpb.ClientFrame
+			f, carry = packFrame(env, l.out)
 			if err := stream.Send(f); err != nil {
 				return sendFailed(ctx, err, readErr)
 			}
@@ -179,6 +202,30 @@ func (c *Client) writeLoop(ctx context.Context, stream signalpb.Signal_ConnectCl
 		}
 	}
 }
+
+// packFrame builds one frame from first plus whatever else is queued on
+// out, up to MaxBatch envelopes and MaxFrame bytes; an envelope that does
+// not fit is returned to start the next frame.
+func packFrame(first *signalpb.Envelope, out <-chan *signalpb.Envelope) (f *signalpb.ClientFrame, carry *signalpb.Envelope) {
+	f = &signalpb.ClientFrame{Envelopes: make([]*signalpb.Envelope, 1, min(1+len(out), MaxBatch))}
+	f.Envelopes[0] = first
+	size := envelopeSize(first)
+	for len(f.Envelopes) < MaxBatch {
+		select {
+		case env := <-out:
+			if size += envelopeSize(env); size > MaxFrame {
+				return f, env
+			}
+			f.Envelopes = append(f.Envelopes, env)
+		default:
+			return f, nil
+		}
+	}
+	return f, nil
+}
+
+// envelopeSize bounds the bytes e adds to a frame (tags, lengths, id).
+func envelopeSize(e *signalpb.Envelope) int { return len(e.Body) + len(e.To) + len(e.From) + 32 }
 
 // sendFailed returns the stream's status after a failed Send: io.EOF
 // means the server ended the stream, and the reader goroutine (the only
