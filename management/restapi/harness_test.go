@@ -57,7 +57,9 @@ func newEnv(t *testing.T) *env {
 	if !ok {
 		t.Fatal("bootstrap token does not authenticate")
 	}
-	srv := httptest.NewServer(New(svc, log))
+	h := New(svc, log)
+	h.(*server).authFails = nil // the tests send many wrong tokens; authlimit_test.go checks the limit
+	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		srv.Close()
 		svc.Stop()
@@ -177,15 +179,4 @@ func (e *env) addPeer(setupKey, hostname string) *model.Peer {
 	}
 	e.t.Fatalf("peer %s not in snapshot", hostname)
 	return nil
-}
-
-func (e *env) groupID(name string) string {
-	e.t.Helper()
-	for _, g := range e.snapshot().Groups {
-		if g.Name == name {
-			return g.ID
-		}
-	}
-	e.t.Fatalf("no group %q", name)
-	return ""
 }
