@@ -88,6 +88,31 @@ func (l *Limiter[K]) Allow(key K) (ok bool, retryAfter time.Duration) {
 	return false, wait
 }
 
+// Check reports whether Allow would succeed for key now, without taking a
+// token or starting to track key. Use it to refuse work up front for a key
+// whose failures are counted with Allow afterwards (a source guessing
+// passwords is stopped before its next guess is checked).
+func (l *Limiter[K]) Check(key K) (ok bool, retryAfter time.Duration) {
+	if l == nil {
+		return true, 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, found := l.m[key]
+	if !found {
+		return true, 0
+	}
+	b := e.Value.(*bucket[K])
+	tokens := b.tokens
+	if elapsed := l.now().Sub(b.last); elapsed > 0 {
+		tokens = math.Min(l.burst, tokens+elapsed.Seconds()*l.rate)
+	}
+	if tokens >= 1 {
+		return true, 0
+	}
+	return false, time.Duration(math.Ceil((1 - tokens) / l.rate * float64(time.Second)))
+}
+
 // bucket returns key's bucket, creating it full (and evicting the least
 // recently used key if the table is full). Called with l.mu held.
 func (l *Limiter[K]) bucket(key K, now time.Time) *bucket[K] {

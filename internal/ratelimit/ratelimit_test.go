@@ -157,3 +157,27 @@ func TestConcurrentUse(t *testing.T) {
 		t.Fatalf("allowed %d, want 8 keys × burst 50 = 400", allowed)
 	}
 }
+
+// Check peeks: it never takes a token nor tracks a new key, and agrees
+// with what Allow would answer.
+func TestCheckDoesNotConsume(t *testing.T) {
+	c := newClock()
+	l := New[string](1, 2, 10).WithClock(c.now)
+	if ok, _ := l.Check("a"); !ok || l.Len() != 0 {
+		t.Fatalf("unknown key: ok %v, tracked %d", ok, l.Len())
+	}
+	l.Allow("a")
+	l.Allow("a")
+	for range 3 {
+		if ok, wait := l.Check("a"); ok || wait != time.Second {
+			t.Fatalf("empty bucket: ok %v wait %v", ok, wait)
+		}
+	}
+	c.advance(time.Second)
+	if ok, _ := l.Check("a"); !ok {
+		t.Fatal("refilled bucket refused")
+	}
+	if ok, _ := l.Allow("a"); !ok {
+		t.Fatal("Check consumed the token")
+	}
+}

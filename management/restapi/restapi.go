@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
 
+	"petrel/internal/ratelimit"
 	"petrel/management"
 	"petrel/management/model"
 )
@@ -18,7 +20,8 @@ func New(api management.AdminAPI, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &server{api: api, log: log.With("component", "restapi"), mux: http.NewServeMux(), now: time.Now}
+	s := &server{api: api, log: log.With("component", "restapi"), mux: http.NewServeMux(), now: time.Now,
+		authFails: newAuthLimiter()}
 	for _, rt := range routes {
 		s.mux.Handle(rt.pattern(), s.endpoint(rt))
 	}
@@ -31,6 +34,8 @@ type server struct {
 	log *slog.Logger
 	mux *http.ServeMux
 	now func() time.Time
+	// authFails counts failed admin-token checks per source (authlimit.go).
+	authFails *ratelimit.Limiter[netip.Addr]
 }
 
 // call is one authenticated request.
@@ -53,6 +58,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // authenticate returns the caller's account ID, or writes a 401.
 func (s *server) authenticate(w http.ResponseWriter, r *http.Request) (string, bool) {
+	src := source(r)
+	if s.tooManyFailures(w, r, src) {
+		return "", false
+	}
 	h := r.Header.Get("Authorization")
 	scheme, token, found := strings.Cut(h, " ")
 	token = strings.TrimSpace(token)
@@ -64,6 +73,7 @@ func (s *server) authenticate(w http.ResponseWriter, r *http.Request) (string, b
 	}
 	acct, ok := s.api.AuthenticateToken(token)
 	if !ok {
+		s.authFailed(r, src, "token rejected")
 		w.Header().Set("WWW-Authenticate", `Bearer realm="petrel", error="invalid_token"`)
 		s.writeError(w, r, &apiError{status: http.StatusUnauthorized, code: codeUnauthenticated, msg: "admin token rejected"})
 		return "", false
