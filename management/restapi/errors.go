@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"petrel/management"
+	"petrel/management/store"
 )
 
 // Error codes in JSON error bodies.
@@ -14,6 +15,7 @@ const (
 	codeInvalid         = "invalid_argument"
 	codeNotFound        = "not_found"
 	codeConflict        = "already_exists"
+	codeAborted         = "aborted"
 	codeUnauthenticated = "unauthenticated"
 	codePermission      = "permission_denied"
 	codePrecondition    = "failed_precondition"
@@ -51,6 +53,12 @@ func notFoundf(format string, args ...any) *apiError {
 func toAPIError(err error) (e *apiError, internal bool) {
 	if errors.As(err, &e) {
 		return e, false
+	}
+	if errors.Is(err, store.ErrStale) {
+		// Another writer changed the account in the store since this server
+		// loaded it (the service wraps store.ErrStale as an internal error).
+		return &apiError{status: http.StatusConflict, code: codeAborted, msg: err.Error() +
+			"; nothing was written: this server's copy of the account is out of date, restart petrel-server to reload it"}, false
 	}
 	var me *management.Error
 	if errors.As(err, &me) {

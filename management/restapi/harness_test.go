@@ -28,6 +28,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // handler on a loopback httptest server.
 type env struct {
 	t     *testing.T
+	store *sqlite.Store
 	svc   *management.Service
 	srv   *httptest.Server
 	token string
@@ -65,7 +66,7 @@ func newEnv(t *testing.T) *env {
 		svc.Stop()
 		_ = st.Close()
 	})
-	return &env{t: t, svc: svc, srv: srv, token: token, acct: acct}
+	return &env{t: t, store: st, svc: svc, srv: srv, token: token, acct: acct}
 }
 
 // do sends a request; body is sent raw if it is a string, else as JSON.

@@ -67,6 +67,12 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	return open(ctx, dsn, ms, log)
+}
+
+// open is Open with the migrations to apply: tests pass a prefix of them to
+// leave a database as an older binary would have.
+func open(ctx context.Context, dsn string, ms []migrate.Migration, log *slog.Logger) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, errors.New("open postgres: invalid connection string")

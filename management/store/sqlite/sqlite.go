@@ -49,7 +49,9 @@ var _ store.Store = (*Store)(nil)
 // Open opens (creating if needed, mode 0600) the database file at path and
 // applies pending migrations; existing database, -wal and -shm files are
 // tightened to 0600 (the database holds the server's private key). It fails
-// with store.ErrSchemaNewer if the database was written by a newer binary.
+// with store.ErrSchemaNewer if the database was written by a newer binary,
+// and refuses a connection on which the durability settings (WAL,
+// synchronous=FULL, foreign keys; see durablePragmas) did not take effect.
 //
 // One writer per database: Open takes an exclusive lock on PATH.lock (in the
 // data directory) for the store's life and fails with store.ErrLocked,
@@ -63,6 +65,12 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	return open(ctx, path, ms, log)
+}
+
+// open is Open with the migrations to apply: tests pass a prefix of them to
+// leave a database as an older binary would have.
+func open(ctx context.Context, path string, ms []migrate.Migration, log *slog.Logger) (*Store, error) {
 	lock, err := acquireLock(path)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
@@ -94,6 +102,10 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
 	s.read.SetMaxOpenConns(4)
+	if err := checkDurability(ctx, s.write); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
 	if err := s.migrate(ctx, ms); err != nil {
 		s.Close()
 		return nil, err

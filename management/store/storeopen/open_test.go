@@ -2,10 +2,15 @@ package storeopen
 
 import (
 	"context"
+	"database/sql"
+	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"petrel/management/store"
 )
 
 func TestParse(t *testing.T) {
@@ -46,5 +51,41 @@ func TestOpenSQLite(t *testing.T) {
 	}
 	if m, _ := filepath.Glob(filepath.Join(dir, "petrel.db")); len(m) != 1 {
 		t.Fatalf("database file not created in data dir")
+	}
+}
+
+// TestOpenNewerSchemaSQLite: what petrel-server prints when an older binary
+// meets a database a newer one migrated.
+func TestOpenNewerSchemaSQLite(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+	s, err := Open(ctx, "", dir, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	latest, err := s.SchemaVersion(ctx)
+	s.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, DefaultFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Exec(`INSERT INTO schema_migrations (version) VALUES (?)`, latest+5)
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(ctx, "", dir, log)
+	if err == nil {
+		s.Close()
+		t.Fatal("opened a database newer than this binary")
+	}
+	want := fmt.Sprintf("open sqlite store: database schema version %d is newer than this petrel-server supports (%d); upgrade petrel-server",
+		latest+5, latest)
+	if !errors.Is(err, store.ErrSchemaNewer) || err.Error() != want {
+		t.Fatalf("open: %v\nwant store.ErrSchemaNewer: %s", err, want)
 	}
 }

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"sync"
@@ -152,21 +153,48 @@ func testServerKeyConcurrentOpen(t *testing.T, db DB) {
 	}
 }
 
+// testSchemaNewer: a database a newer petrel-server migrated past this
+// binary's newest migration is refused with store.ErrSchemaNewer and a
+// message telling the operator what to do; the refused open changes
+// nothing and leaves the database openable once it is back in range.
 func testSchemaNewer(t *testing.T, db DB) {
 	s := mustOpen(t, db)
-	v, err := s.SchemaVersion(ctxFor(t))
+	a := fullAccount("acc-a", 10)
+	save(t, s, a)
+	latest, err := s.SchemaVersion(ctxFor(t))
 	if err != nil {
 		t.Fatalf("schema version: %v", err)
 	}
 	s.Close()
-	if err := db.Exec("INSERT INTO schema_migrations (version) VALUES (100000)"); err != nil {
+	newer := latest + 5
+	if err := db.Exec(fmt.Sprintf("INSERT INTO schema_migrations (version) VALUES (%d)", newer)); err != nil {
 		t.Fatalf("bump schema: %v", err)
 	}
-	s, err = db.Open()
-	if !errors.Is(err, store.ErrSchemaNewer) {
-		if s != nil {
-			s.Close()
+	for range 2 { // refused every time, not just once
+		s, err = db.Open()
+		if !errors.Is(err, store.ErrSchemaNewer) {
+			if s != nil {
+				s.Close()
+			}
+			t.Fatalf("open schema version %d (binary knows %d): %v, want store.ErrSchemaNewer", newer, latest, err)
 		}
-		t.Fatalf("open newer schema (was %d): %v, want ErrSchemaNewer", v, err)
+		want := fmt.Sprintf("database schema version %d is newer than this petrel-server supports (%d); upgrade petrel-server",
+			newer, latest)
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("refusal message %q, want it to contain %q", err, want)
+		}
+	}
+	// The refusal released the single-writer lock and wrote nothing: with the
+	// newer version gone the database opens at the old version, data intact.
+	if err := db.Exec(fmt.Sprintf("DELETE FROM schema_migrations WHERE version = %d", newer)); err != nil {
+		t.Fatalf("restore schema: %v", err)
+	}
+	s = mustOpen(t, db)
+	defer s.Close()
+	if v, err := s.SchemaVersion(ctxFor(t)); err != nil || v != latest {
+		t.Fatalf("schema version after refused open: %d, %v; want %d", v, err, latest)
+	}
+	if got := load(t, s); len(got) != 1 || !reflect.DeepEqual(got["acc-a"], a) {
+		t.Fatalf("data after refused open:\n got  %s\n want %s", dump(got["acc-a"]), dump(a))
 	}
 }

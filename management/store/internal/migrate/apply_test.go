@@ -43,6 +43,12 @@ func TestApply(t *testing.T) {
 		if !errors.Is(err, c.wantErr) || (c.wantErr == nil && err != nil) {
 			t.Errorf("%s: err = %v, want %v", c.name, err, c.wantErr)
 		}
+		if c.wantErr != nil {
+			const want = "database schema version 3 is newer than this petrel-server supports (2); upgrade petrel-server"
+			if err == nil || err.Error() != want {
+				t.Errorf("%s: message %q, want %q", c.name, err, want)
+			}
+		}
 		if len(ran) != len(c.wantRun) {
 			t.Errorf("%s: ran %q, want %q", c.name, ran, c.wantRun)
 			continue

@@ -75,9 +75,29 @@ type Tx struct {
 	QueryInt func(q string) (int, error)
 }
 
+// NewerError refuses a database written by a newer binary: its schema
+// version is above the newest migration this binary has. Running on it would
+// read and write columns and tables this binary does not know, so the only
+// way on is upgrading petrel-server (migrations are forward-only; there is
+// no downgrade). It matches store.ErrSchemaNewer with errors.Is.
+type NewerError struct {
+	Version   int // the database's schema version
+	Supported int // the newest version this binary knows
+}
+
+func (e *NewerError) Error() string {
+	return fmt.Sprintf("database schema version %d is newer than this petrel-server supports (%d); upgrade petrel-server",
+		e.Version, e.Supported)
+}
+
+// Unwrap makes errors.Is(err, store.ErrSchemaNewer) hold.
+func (e *NewerError) Unwrap() error { return store.ErrSchemaNewer }
+
 // Apply creates schema_migrations with createTable if needed, refuses a
-// database newer than ms (store.ErrSchemaNewer), then runs every pending
-// migration and records it with record (one parameter: the version).
+// database newer than ms (*NewerError, which is store.ErrSchemaNewer), then
+// runs every pending migration and records it with record (one parameter:
+// the version). When it refuses it has run nothing but createTable; the
+// caller rolls the transaction back.
 func Apply(tx Tx, createTable, record string, ms []Migration, log *slog.Logger) error {
 	if err := tx.Exec(createTable); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
@@ -88,7 +108,7 @@ func Apply(tx Tx, createTable, record string, ms []Migration, log *slog.Logger) 
 	}
 	latest := Latest(ms)
 	if cur > latest {
-		return fmt.Errorf("database at version %d, binary knows %d: %w", cur, latest, store.ErrSchemaNewer)
+		return &NewerError{Version: cur, Supported: latest}
 	}
 	for _, m := range ms[cur:] {
 		if err := tx.Exec(m.SQL); err != nil {
