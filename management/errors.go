@@ -18,6 +18,7 @@ const (
 	KindPermission                // HTTP 403 / PermissionDenied
 	KindPrecondition              // HTTP 412 / FailedPrecondition (e.g. key expired)
 	KindUnavailable               // HTTP 503 / Unavailable
+	KindAborted                   // HTTP 409 / Aborted: the stored account changed under this server
 )
 
 // Error is the control plane's one typed error.
@@ -61,7 +62,7 @@ func (k ErrorKind) HTTPStatus() int {
 		return 403
 	case KindNotFound:
 		return 404
-	case KindConflict:
+	case KindConflict, KindAborted:
 		return 409
 	case KindPrecondition:
 		return 412

@@ -388,6 +388,8 @@ func storeError(op string, err error) error {
 		return err
 	case errors.Is(err, store.ErrConflict):
 		return &Error{Kind: KindConflict, Msg: op + ": already exists", Err: err}
+	case errors.Is(err, store.ErrStale):
+		return &Error{Kind: KindAborted, Msg: op + ": nothing was written, this server's copy of the account is out of date (another writer changed the store); restart petrel-server to reload it", Err: err}
 	case errors.Is(err, store.ErrNotFound):
 		return &Error{Kind: KindNotFound, Msg: op + ": not found", Err: err}
 	case errors.Is(err, store.ErrKeyInvalid):

@@ -41,8 +41,8 @@ func TestStaleStateNotWritten(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := s.Put(ctx, acct, &model.Group{Name: "stale"})
-		if !errors.Is(err, store.ErrStale) {
-			t.Fatalf("mutation from stale state: %v, want store.ErrStale", err)
+		if !errors.Is(err, store.ErrStale) || KindOf(err) != KindAborted {
+			t.Fatalf("mutation from stale state: %v (kind %v), want store.ErrStale of kind KindAborted", err, KindOf(err))
 		}
 		list, err := st.LoadAccounts(ctx)
 		if err != nil {

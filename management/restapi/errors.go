@@ -79,6 +79,8 @@ func toAPIError(err error) (e *apiError, internal bool) {
 			e.code = codePrecondition
 		case management.KindUnavailable:
 			e.code = codeUnavailable
+		case management.KindAborted:
+			e.code = codeAborted
 		default:
 			return &apiError{status: http.StatusInternalServerError, code: codeInternal, msg: "internal error"}, true
 		}
