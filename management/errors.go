@@ -3,6 +3,7 @@ package management
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // ErrorKind classifies control-plane errors; it maps to gRPC and HTTP codes.
@@ -19,6 +20,7 @@ const (
 	KindPrecondition              // HTTP 412 / FailedPrecondition (e.g. key expired)
 	KindUnavailable               // HTTP 503 / Unavailable
 	KindAborted                   // HTTP 409 / Aborted: the stored account changed under this server
+	KindExhausted                 // HTTP 429 / ResourceExhausted: rate limited (see Error.RetryAfter)
 )
 
 // Error is the control plane's one typed error.
@@ -26,6 +28,8 @@ type Error struct {
 	Kind ErrorKind
 	Msg  string
 	Err  error // optional cause
+	// RetryAfter is when a rate-limited caller may try again (KindExhausted).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -68,6 +72,8 @@ func (k ErrorKind) HTTPStatus() int {
 		return 412
 	case KindUnavailable:
 		return 503
+	case KindExhausted:
+		return 429
 	}
 	return 500
 }

@@ -34,9 +34,16 @@ func (s *Service) Login(ctx context.Context, peerKey keys.Public, req *managemen
 	if req == nil {
 		req = &managementpb.LoginRequest{}
 	}
+	src := sourceOf(ctx)
+	if err := s.admitLogin(src); err != nil {
+		return nil, err
+	}
 	for range 3 {
 		ref, ok, release, wait := s.claimKey(peerKey)
 		if ok {
+			if err := s.admitReauth(src, peerKey); err != nil {
+				return nil, err
+			}
 			return s.reauthenticate(ctx, ref, peerKey, req)
 		}
 		if wait != nil { // another Login registers this key right now
@@ -51,6 +58,9 @@ func (s *Service) Login(ctx context.Context, peerKey keys.Public, req *managemen
 		release()
 		if errors.Is(err, errRegisteredMeanwhile) {
 			continue
+		}
+		if k := KindOf(err); k == KindUnauthenticated || k == KindPermission {
+			s.setupKeyFailed(src, peerKey, err)
 		}
 		return resp, err
 	}

@@ -88,6 +88,8 @@ type Config struct {
 	// JanitorInterval is how often ephemeral peers are checked (default
 	// EphemeralTTL/4, at most 1 min).
 	JanitorInterval time.Duration
+	// LoginLimits bound logins per source and per peer (loginlimit.go).
+	LoginLimits LoginLimits
 }
 
 type lifecycle int32
@@ -139,6 +141,7 @@ type Service struct {
 	stopOnce sync.Once
 	stopCh   chan struct{}
 	wg       sync.WaitGroup
+	limits   loginLimiters // per-source and per-peer login limits (loginlimit.go)
 }
 
 var _ AdminAPI = (*Service)(nil)
@@ -180,6 +183,7 @@ func New(cfg Config) (*Service, error) {
 		byKey:       map[keys.Public]peerRef{},
 		registering: map[keys.Public]chan struct{}{},
 		stopCh:      make(chan struct{}),
+		limits:      newLoginLimiters(cfg.LoginLimits, cfg.Now),
 	}
 	s.hub = newHub()
 	return s, nil

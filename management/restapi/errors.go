@@ -81,6 +81,8 @@ func toAPIError(err error) (e *apiError, internal bool) {
 			e.code = codeUnavailable
 		case management.KindAborted:
 			e.code = codeAborted
+		case management.KindExhausted:
+			e.code = codeRateLimited
 		default:
 			return &apiError{status: http.StatusInternalServerError, code: codeInternal, msg: "internal error"}, true
 		}
