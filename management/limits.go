@@ -7,8 +7,8 @@ import (
 	"petrel/management/netmap"
 )
 
-// Limits on what one account may hold (issue 12). They keep the compiled
-// network maps well under the agent's 4 MiB gRPC receive limit and the
+// Limits on what one account may hold (issue 12). They keep every compiled
+// network map receivable by current agents (see DefaultMaxMapBytes) and the
 // in-memory state bounded. A mutation that would exceed one is refused with
 // KindInvalid (REST 400, gRPC InvalidArgument) and changes nothing. An account
 // already over a count limit (stored before the limit existed) may still
@@ -27,9 +27,18 @@ const (
 	MaxSetupKeys        = 1000
 	MaxAdminTokens      = 100
 
-	// DefaultMaxMapBytes is the default Config.MaxMapBytes: 3 MiB, well under
-	// the agent's 4 MiB gRPC receive limit (the Sync envelope adds a little).
-	DefaultMaxMapBytes = 3 << 20
+	// DefaultMaxMapBytes is the default Config.MaxMapBytes: 15 MiB of
+	// encoded map, measured as older agents get it (with the peers' DNS
+	// records, uncompressed), the most any agent can get. A map under it
+	// reaches every agent that declares CAPABILITY_ZSTD even if it did not
+	// compress at all: its sealed Sync message (map, server config, 40
+	// bytes of seal) stays under the 16 MiB internal/seal opens and
+	// agents receive (grpcapi.MaxBody, mgmt.MaxReceiveMessage). Compressed,
+	// such a map is 3-5 times smaller on the wire. A 50,000-peer mesh
+	// encodes to about 10 MB. Older agents (4 MiB gRPC limit) cannot take
+	// maps over 4 MiB; the server tells them to upgrade (ResourceExhausted)
+	// rather than send what they would fail to receive.
+	DefaultMaxMapBytes = 15 << 20
 )
 
 func rulesOf(a *model.Account) int {

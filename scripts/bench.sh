@@ -7,7 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=.bench
 mkdir -p "$OUT"
-only=" ${BENCH_ONLY:-netmap store wg firewall signal relay dns dataplane connect failover} "
+only=" ${BENCH_ONLY:-netmap wire store wg firewall signal relay dns storm dataplane connect failover} "
 fail=0
 
 step() {
@@ -18,12 +18,14 @@ step() {
 }
 
 step netmap go test ./management/netmap -run '^$' -bench . -benchmem -benchtime 3x
+step wire   go test ./management/grpcapi ./client/mgmt -run 'TestWireSizes' -v -bench 'WireSize|OpenFullMap' -benchmem -benchtime 5x
 step store  go test ./management/store/sqlite ./management/store/postgres -run '^$' -bench . -benchtime 2s
 step wg     go test ./client/wg -run '^$' -bench . -benchtime 2s
 step firewall go test ./client/firewall -run '^$' -bench . -benchmem
 step signal bash bench/signal/run.sh
 step relay  bash bench/relay/run.sh
 step dns bash bench/dns/run.sh
+step storm bash bench/storm/run.sh
 if [ "$(id -u)" = 0 ]; then
   step dataplane bash bench/dataplane/run.sh
   step connect bash bench/connect/run.sh

@@ -4,10 +4,18 @@
 // Sync checks serial continuity and returns ErrSerialGap when a message is
 // missing, so the caller re-syncs in full.
 //
+// Sync declares CAPABILITY_ZSTD, CAPABILITY_DERIVED_PEER_RECORDS and
+// CAPABILITY_COMPACT_PEERS: the server may compress its messages (decoded
+// here under zstdbody.MaxDecoded, received up to MaxReceiveMessage), leave
+// the peers' DNS records and derivable peer names out, which Sync rebuilds
+// from the peer list (peerzone.go) before handing maps and deltas on, and
+// leave RemotePeer.peer_id empty. Callers thus see what an older server
+// sends, except for peer_id, which nothing in the agent reads.
+//
 // Imported by the agent (client/...). It depends only on the generated
-// protocol, internal/seal, internal/keys and grpc, never on server code. A
-// Client is safe for concurrent use; Sync's callback runs on the calling
-// goroutine.
+// protocol, internal/seal, internal/zstdbody, internal/keys and grpc, never
+// on server code. A Client is safe for concurrent use; Sync's callback runs
+// on the calling goroutine.
 package mgmt
 
 import (
@@ -29,6 +37,7 @@ import (
 
 	"petrel/internal/keys"
 	"petrel/internal/seal"
+	"petrel/internal/zstdbody"
 	"petrel/proto/managementpb"
 )
 
@@ -41,8 +50,21 @@ const ProtocolVersion = 1
 var ErrSerialGap = errors.New("management sync: serial gap")
 
 // ErrBadResponse is returned when a response envelope does not open or
-// decode (wrong server key, tampering).
+// decode (wrong server key, tampering, a compressed body over the limit).
 var ErrBadResponse = errors.New("management response does not open")
+
+// MaxReceiveMessage is the gRPC receive limit of Sync: 16 MiB + 64 KiB, so
+// the largest body internal/seal opens (seal.MaxMessage) fits with its
+// envelope. Servers send agents that declare CAPABILITY_ZSTD nothing larger
+// (and older agents, with gRPC's default 4 MiB, nothing over 4 MiB).
+const MaxReceiveMessage = seal.MaxMessage + 64<<10
+
+// capabilities is what Sync declares to the server.
+var capabilities = []managementpb.Capability{
+	managementpb.Capability_CAPABILITY_ZSTD,
+	managementpb.Capability_CAPABILITY_DERIVED_PEER_RECORDS,
+	managementpb.Capability_CAPABILITY_COMPACT_PEERS,
+}
 
 // Client talks to one management server.
 type Client struct {
@@ -161,7 +183,7 @@ func (c *Client) Login(ctx context.Context, priv keys.Private, req *managementpb
 		return nil, fmt.Errorf("login: %w", err)
 	}
 	plain, err := seal.Open(out.GetBody(), server, priv)
-	if err != nil {
+	if err != nil || out.GetCompression() != managementpb.Compression_COMPRESSION_NONE {
 		return nil, fmt.Errorf("login: %w", ErrBadResponse)
 	}
 	resp := &managementpb.LoginResponse{}
@@ -175,6 +197,8 @@ func (c *Client) Login(ctx context.Context, priv keys.Private, req *managementpb
 // full map first, then deltas and config updates with consecutive serials.
 // It returns when ctx ends, the stream fails, fn returns an error (returned
 // as is), or a serial gap is seen (ErrSerialGap). It never returns nil.
+// req's capabilities are replaced by what this package implements; req is
+// not modified.
 func (c *Client) Sync(ctx context.Context, priv keys.Private, req *managementpb.SyncRequest, fn func(*managementpb.SyncResponse) error) error {
 	server, err := c.ServerKey(ctx)
 	if err != nil {
@@ -183,17 +207,25 @@ func (c *Client) Sync(ctx context.Context, priv keys.Private, req *managementpb.
 	if req == nil {
 		req = &managementpb.SyncRequest{}
 	}
+	req = proto.CloneOf(req)
+	req.Capabilities = capabilities
 	env, err := envelope(req, server, priv)
 	if err != nil {
 		return err
 	}
+	dec, err := zstdbody.NewDecoder(zstdbody.MaxDecoded)
+	if err != nil {
+		return fmt.Errorf("sync: %w", err)
+	}
+	defer dec.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := c.api.Sync(ctx, env)
+	stream, err := c.api.Sync(ctx, env, grpc.MaxCallRecvMsgSize(MaxReceiveMessage))
 	if err != nil {
 		return fmt.Errorf("sync: %w", err)
 	}
 	box := seal.Precompute(server, priv)
+	var zone peerZone
 	var last uint64
 	haveFull := false
 	for {
@@ -204,12 +236,14 @@ func (c *Client) Sync(ctx context.Context, priv keys.Private, req *managementpb.
 		if err != nil {
 			return fmt.Errorf("sync: %w", err)
 		}
-		resp, err := openSyncResponse(box, m.GetBody())
+		resp, err := openSyncResponse(box, dec, m)
 		if err != nil {
 			return fmt.Errorf("sync: %w", err)
 		}
 		if resp.GetFull() != nil {
 			haveFull, last = true, resp.GetSerial()
+			restoreNames(resp.Full.Peers)
+			zone.full(resp.Full)
 		} else {
 			if !haveFull {
 				return fmt.Errorf("%w: update with serial %d before a full map", ErrSerialGap, resp.GetSerial())
@@ -218,6 +252,10 @@ func (c *Client) Sync(ctx context.Context, priv keys.Private, req *managementpb.
 				return fmt.Errorf("%w: got serial %d after %d", ErrSerialGap, resp.GetSerial(), last)
 			}
 			last = resp.GetSerial()
+			if resp.GetDelta() != nil {
+				restoreNames(resp.Delta.UpsertPeers)
+				zone.delta(resp.Delta)
+			}
 		}
 		if err := fn(resp); err != nil {
 			return err
@@ -225,11 +263,21 @@ func (c *Client) Sync(ctx context.Context, priv keys.Private, req *managementpb.
 	}
 }
 
-// openSyncResponse opens and decodes one sealed Sync message.
-func openSyncResponse(box *seal.Precomputed, body []byte) (*managementpb.SyncResponse, error) {
-	plain, err := box.Open(body)
+// openSyncResponse opens, decompresses (under dec's limit) and decodes one
+// sealed Sync message.
+func openSyncResponse(box *seal.Precomputed, dec *zstdbody.Decoder, m *managementpb.EncryptedMessage) (*managementpb.SyncResponse, error) {
+	plain, err := box.Open(m.GetBody())
 	if err != nil {
 		return nil, ErrBadResponse
+	}
+	switch c := m.GetCompression(); c {
+	case managementpb.Compression_COMPRESSION_NONE:
+	case managementpb.Compression_COMPRESSION_ZSTD:
+		if plain, err = dec.Decode(plain); err != nil {
+			return nil, fmt.Errorf("%w: decompress: %w", ErrBadResponse, err)
+		}
+	default:
+		return nil, fmt.Errorf("%w: unknown compression %d", ErrBadResponse, c)
 	}
 	resp := &managementpb.SyncResponse{}
 	if err := proto.Unmarshal(plain, resp); err != nil {

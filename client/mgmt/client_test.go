@@ -2,8 +2,13 @@ package mgmt
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
+	"runtime"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +18,7 @@ import (
 
 	"petrel/internal/keys"
 	"petrel/internal/seal"
+	"petrel/internal/zstdbody"
 	"petrel/proto/managementpb"
 )
 
@@ -22,9 +28,12 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // script of SyncResponses (sealed properly) to test the client's checks.
 type scriptServer struct {
 	managementpb.UnimplementedManagementServer
-	key    keys.Private
-	script []*managementpb.SyncResponse
-	tamper bool
+	key      keys.Private
+	script   []*managementpb.SyncResponse
+	tamper   bool
+	compress bool     // zstd the scripted messages worth it
+	zbodies  [][]byte // sent first, sealed as they are, marked COMPRESSION_ZSTD
+	req      chan *managementpb.SyncRequest
 }
 
 func (s *scriptServer) ServerKey(context.Context, *managementpb.ServerKeyRequest) (*managementpb.ServerKeyResponse, error) {
@@ -34,16 +43,32 @@ func (s *scriptServer) ServerKey(context.Context, *managementpb.ServerKeyRequest
 
 func (s *scriptServer) Sync(in *managementpb.EncryptedMessage, stream grpc.ServerStreamingServer[managementpb.EncryptedMessage]) error {
 	agent, _ := keys.PublicFromBytes(in.GetWgPublicKey())
-	if _, err := seal.Open(in.GetBody(), agent, s.key); err != nil {
+	plain, err := seal.Open(in.GetBody(), agent, s.key)
+	if err != nil {
 		return err
+	}
+	if s.req != nil {
+		req := &managementpb.SyncRequest{}
+		_ = proto.Unmarshal(plain, req)
+		s.req <- req
+	}
+	for _, z := range s.zbodies {
+		sealed, _ := seal.Seal(z, agent, s.key)
+		if err := stream.Send(&managementpb.EncryptedMessage{Body: sealed, Compression: managementpb.Compression_COMPRESSION_ZSTD}); err != nil {
+			return err
+		}
 	}
 	for _, r := range s.script {
 		b, _ := proto.Marshal(r)
+		comp := managementpb.Compression_COMPRESSION_NONE
+		if z, ok := zstdbody.NewEncoder().Compress(b); ok && s.compress {
+			b, comp = z, managementpb.Compression_COMPRESSION_ZSTD
+		}
 		sealed, _ := seal.Seal(b, agent, s.key)
 		if s.tamper {
 			sealed[len(sealed)-1] ^= 1
 		}
-		if err := stream.Send(&managementpb.EncryptedMessage{Body: sealed}); err != nil {
+		if err := stream.Send(&managementpb.EncryptedMessage{Body: sealed, Compression: comp}); err != nil {
 			return err
 		}
 	}
@@ -142,5 +167,96 @@ func TestParseTarget(t *testing.T) {
 		if _, _, err := parseTarget(bad); err == nil {
 			t.Errorf("parseTarget(%q) accepted", bad)
 		}
+	}
+}
+
+// Compressed messages come through whole, the client declares what it
+// implements (keeping the caller's meta), and the receive limit is raised
+// past gRPC's default 4 MiB: a 6 MiB map (incompressible: random bytes)
+// arrives.
+func TestSyncCompressedAndLarge(t *testing.T) {
+	big := make([]byte, 6<<20)
+	for i := range big {
+		big[i] = byte(i*7919 ^ i>>5*104729)
+	}
+	huge := &managementpb.SyncResponse{Serial: 3, Delta: &managementpb.NetworkMapDelta{
+		UpsertPeers: []*managementpb.RemotePeer{{PublicKey: "k", Name: fmt.Sprintf("%x", big[:3<<20])}}}}
+	script := []*managementpb.SyncResponse{full(1), delta(2), huge}
+	for _, compress := range []bool{true, false} {
+		t.Run(fmt.Sprintf("compress=%v", compress), func(t *testing.T) {
+			srv := &scriptServer{key: newKey(t), script: script, compress: compress, req: make(chan *managementpb.SyncRequest, 1)}
+			c := serve(t, srv)
+			var got []*managementpb.SyncResponse
+			stop := errors.New("done")
+			err := c.Sync(context.Background(), newKey(t), &managementpb.SyncRequest{Meta: &managementpb.PeerMeta{Hostname: "h"}},
+				func(r *managementpb.SyncResponse) error {
+					got = append(got, r)
+					if len(got) == len(script) {
+						return stop
+					}
+					return nil
+				})
+			if !errors.Is(err, stop) {
+				t.Fatalf("sync: %v after %d messages", err, len(got))
+			}
+			for i := range script {
+				if !proto.Equal(got[i], script[i]) {
+					t.Fatalf("message %d differs", i)
+				}
+			}
+			req := <-srv.req
+			if req.GetMeta().GetHostname() != "h" || !slices.Equal(req.Capabilities, capabilities) {
+				t.Fatalf("request: %v", req)
+			}
+		})
+	}
+}
+
+// bombFrame hand-builds a zstd frame declaring fcs bytes whose RLE blocks
+// decode to total zero bytes: a bomb of any size in a few kilobytes.
+func bombFrame(fcs uint64, total int) []byte {
+	b := []byte{0x28, 0xb5, 0x2f, 0xfd, 0xc0, 10 << 3} // 8-byte content size, 1 MiB window
+	b = binary.LittleEndian.AppendUint64(b, fcs)
+	for total > 0 {
+		n := min(total, 128<<10)
+		total -= n
+		hdr := uint32(n)<<3 | 1<<1 // RLE block
+		if total == 0 {
+			hdr |= 1
+		}
+		b = append(b, byte(hdr), byte(hdr>>8), byte(hdr>>16), 0)
+	}
+	return b
+}
+
+// A compressed body that would decode to more than zstdbody.MaxDecoded
+// (64 MiB) ends Sync with a clear error, before or while decoding, without
+// allocating what it would decode to.
+func TestSyncRefusesZipBomb(t *testing.T) {
+	for name, bomb := range map[string][]byte{
+		"declares 1 GiB":                 bombFrame(1<<30, 1<<30),
+		"declares 1 KiB, holds 1 GiB":    bombFrame(1<<10, 1<<30),
+		"declares 64 MiB+1, holds 1 GiB": bombFrame(zstdbody.MaxDecoded+1, 1<<30),
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := &scriptServer{key: newKey(t), zbodies: [][]byte{bomb}, script: []*managementpb.SyncResponse{full(1)}}
+			c := serve(t, srv)
+			n := 0
+			var err error
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			err = c.Sync(context.Background(), newKey(t), nil, func(*managementpb.SyncResponse) error { n++; return nil })
+			runtime.ReadMemStats(&after)
+			if !errors.Is(err, ErrBadResponse) || !errors.Is(err, zstdbody.ErrTooLarge) || n != 0 {
+				t.Fatalf("err %v after %d messages, want ErrTooLarge before any", err, n)
+			}
+			if !strings.Contains(err.Error(), "decodes to more than the limit") {
+				t.Fatalf("unclear error: %v", err)
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+				t.Fatalf("Sync allocated %d MiB refusing a bomb", alloc>>20)
+			}
+		})
 	}
 }

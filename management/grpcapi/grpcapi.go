@@ -4,11 +4,18 @@
 // envelopes between the agent's WireGuard key and the server key.
 //
 // A request body that does not open (tampered, truncated, sealed to another
-// key, oversize) or does not decode is answered with InvalidArgument and
-// changes nothing. Service errors map to gRPC codes by their kind.
+// key, oversize, marked compressed) or does not decode is answered with
+// InvalidArgument and changes nothing. Service errors map to gRPC codes by
+// their kind.
+//
+// Sync messages are encoded per stream for what the agent declared in its
+// SyncRequest (encode.go): without the peers' zone records when it derives
+// them, with compact peers when it takes them, zstd-compressed before
+// sealing when it accepts that, and never over the size it can receive.
 //
 // Imported by cmd/petrel-server only. A Server is safe for concurrent use by
-// the gRPC server's goroutines; it holds no state besides the server key.
+// the gRPC server's goroutines; it holds no state besides the server key
+// and a zstd encoder (itself safe for concurrent use).
 package grpcapi
 
 import (
@@ -23,6 +30,7 @@ import (
 
 	"petrel/internal/keys"
 	"petrel/internal/seal"
+	"petrel/internal/zstdbody"
 	"petrel/management"
 	"petrel/proto/managementpb"
 )
@@ -40,6 +48,7 @@ type Server struct {
 	key keys.Private
 	pub keys.Public
 	log *slog.Logger
+	zst *zstdbody.Encoder
 }
 
 // New returns a Server for svc using the server's private key (normally
@@ -48,7 +57,7 @@ func New(svc *management.Service, key keys.Private, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{svc: svc, key: key, pub: key.Public(), log: log.With("component", "mgmt-grpc")}
+	return &Server{svc: svc, key: key, pub: key.Public(), log: log.With("component", "mgmt-grpc"), zst: zstdbody.NewEncoder()}
 }
 
 // Register adds the Management service to r.
@@ -81,17 +90,17 @@ func (s *Server) Sync(in *managementpb.EncryptedMessage, stream grpc.ServerStrea
 	if err != nil {
 		return err
 	}
-	box := seal.Precompute(peer, s.key)
+	enc := newSyncEncoder(seal.Precompute(peer, s.key), req, s.zst)
 	send := func(r *managementpb.SyncResponse) error {
-		b, err := proto.Marshal(r)
+		m, err := enc.encode(r)
+		if status.Code(err) == codes.ResourceExhausted {
+			s.log.Warn("sync message not sent: over the agent's limit", "peer", peer.Short(), "err", status.Convert(err).Message())
+		}
 		if err != nil {
 			return err
 		}
-		sealed, err := box.Seal(b)
-		if err != nil {
-			return err
-		}
-		return stream.Send(&managementpb.EncryptedMessage{WgPublicKey: s.pub[:], Body: sealed, Version: ProtocolVersion})
+		m.WgPublicKey = s.pub[:]
+		return stream.Send(m)
 	}
 	err = s.svc.Sync(stream.Context(), peer, req, send)
 	if err == nil || errors.Is(err, context.Canceled) && stream.Context().Err() != nil {
@@ -118,6 +127,9 @@ func Open(in *managementpb.EncryptedMessage, serverKey keys.Private, msg proto.M
 	peer, err := keys.PublicFromBytes(in.GetWgPublicKey())
 	if err != nil || peer.IsZero() {
 		return keys.Public{}, status.Error(codes.InvalidArgument, "envelope: invalid WireGuard public key")
+	}
+	if in.GetCompression() != managementpb.Compression_COMPRESSION_NONE {
+		return keys.Public{}, status.Error(codes.InvalidArgument, "envelope: compressed requests are not accepted")
 	}
 	if len(in.GetBody()) > MaxRequestBody {
 		return keys.Public{}, status.Errorf(codes.InvalidArgument, "envelope: body of %d bytes exceeds %d", len(in.GetBody()), MaxRequestBody)

@@ -125,6 +125,7 @@ func TestBadEnvelopes(t *testing.T) {
 		"zero agent key":   {WgPublicKey: make([]byte, 32), Body: good},
 		"oversize":         {WgPublicKey: pub[:], Body: big},
 		"future version":   {WgPublicKey: pub[:], Body: good, Version: 99},
+		"compressed":       {WgPublicKey: pub[:], Body: good, Compression: managementpb.Compression_COMPRESSION_ZSTD},
 	}
 	conn, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

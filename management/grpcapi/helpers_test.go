@@ -45,6 +45,12 @@ type env struct {
 
 func startEnv(t testing.TB, st store.Store, opts ...func(*management.Config)) *env {
 	t.Helper()
+	return startEnvWith(t, st, nil, opts...)
+}
+
+// startEnvWith is startEnv with options for the gRPC server (interceptors).
+func startEnvWith(t testing.TB, st store.Store, srvOpts []grpc.ServerOption, opts ...func(*management.Config)) *env {
+	t.Helper()
 	cfg := management.Config{
 		Store:  st,
 		Logger: testLog(t),
@@ -72,7 +78,7 @@ func startEnv(t testing.TB, st store.Store, opts ...func(*management.Config)) *e
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(srvOpts...)
 	New(svc, svc.ServerKey(), testLog(t)).Register(gs)
 	served := make(chan struct{})
 	go func() {

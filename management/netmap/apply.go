@@ -112,7 +112,8 @@ func applyDNS(c *mpb.DNSConfig, dd *mpb.DNSDelta) *mpb.DNSConfig {
 	if c == nil {
 		c = &mpb.DNSConfig{}
 	}
-	out := &mpb.DNSConfig{Domain: c.Domain, Zones: c.Zones, NameserverGroups: c.NameserverGroups}
+	out := &mpb.DNSConfig{Domain: c.Domain, Zones: c.Zones, NameserverGroups: c.NameserverGroups,
+		DerivedPeerRecordTtl: c.DerivedPeerRecordTtl}
 	if len(dd.RemovedPeerRecords)+len(dd.UpsertPeerRecords) > 0 || dd.CustomZonesChanged {
 		var z0 *mpb.CustomZone
 		var custom []*mpb.CustomZone

@@ -19,6 +19,10 @@
 //     ID, rule position, direction. First match wins on the agent.
 //   - Everything is sorted so maps compare with proto.Equal.
 //
+// WithoutPeerRecords and CompactPeers (derived.go) give the wire form of a
+// Sync message for agents that rebuild the peers' DNS records or take
+// compact peers (see docs/management.md, decision 14).
+//
 // Imported by the management service (and by agents for Apply). The package
 // is pure: no I/O, no goroutines, no clocks. A Snapshot is immutable after
 // Build/Next and safe for concurrent use. Maps returned by Map share

@@ -25,6 +25,109 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type Compression int32
+
+const (
+	Compression_COMPRESSION_NONE Compression = 0 // the opened body is the marshalled message
+	// The opened body is one zstd frame whose header declares its content
+	// size (at most 64 MiB), holding the marshalled message. Servers compress
+	// only bodies of 512 bytes or more, and only when that makes them smaller.
+	Compression_COMPRESSION_ZSTD Compression = 1
+)
+
+// Enum value maps for Compression.
+var (
+	Compression_name = map[int32]string{
+		0: "COMPRESSION_NONE",
+		1: "COMPRESSION_ZSTD",
+	}
+	Compression_value = map[string]int32{
+		"COMPRESSION_NONE": 0,
+		"COMPRESSION_ZSTD": 1,
+	}
+)
+
+func (x Compression) Enum() *Compression {
+	p := new(Compression)
+	*p = x
+	return p
+}
+
+func (x Compression) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Compression) Descriptor() protoreflect.EnumDescriptor {
+	return file_management_proto_enumTypes[0].Descriptor()
+}
+
+func (Compression) Type() protoreflect.EnumType {
+	return &file_management_proto_enumTypes[0]
+}
+
+func (x Compression) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Compression.Descriptor instead.
+func (Compression) EnumDescriptor() ([]byte, []int) {
+	return file_management_proto_rawDescGZIP(), []int{0}
+}
+
+// Capability is something an agent understands beyond protocol version 1.
+// Servers ignore values they do not know.
+type Capability int32
+
+const (
+	Capability_CAPABILITY_UNSPECIFIED          Capability = 0
+	Capability_CAPABILITY_ZSTD                 Capability = 1 // accepts COMPRESSION_ZSTD Sync bodies (and the limits above)
+	Capability_CAPABILITY_DERIVED_PEER_RECORDS Capability = 2 // rebuilds the peers' zone records (DNSConfig.derived_peer_record_ttl)
+	Capability_CAPABILITY_COMPACT_PEERS        Capability = 3 // takes RemotePeers without peer_id and derivable names (RemotePeer)
+)
+
+// Enum value maps for Capability.
+var (
+	Capability_name = map[int32]string{
+		0: "CAPABILITY_UNSPECIFIED",
+		1: "CAPABILITY_ZSTD",
+		2: "CAPABILITY_DERIVED_PEER_RECORDS",
+		3: "CAPABILITY_COMPACT_PEERS",
+	}
+	Capability_value = map[string]int32{
+		"CAPABILITY_UNSPECIFIED":          0,
+		"CAPABILITY_ZSTD":                 1,
+		"CAPABILITY_DERIVED_PEER_RECORDS": 2,
+		"CAPABILITY_COMPACT_PEERS":        3,
+	}
+)
+
+func (x Capability) Enum() *Capability {
+	p := new(Capability)
+	*p = x
+	return p
+}
+
+func (x Capability) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Capability) Descriptor() protoreflect.EnumDescriptor {
+	return file_management_proto_enumTypes[1].Descriptor()
+}
+
+func (Capability) Type() protoreflect.EnumType {
+	return &file_management_proto_enumTypes[1]
+}
+
+func (x Capability) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Capability.Descriptor instead.
+func (Capability) EnumDescriptor() ([]byte, []int) {
+	return file_management_proto_rawDescGZIP(), []int{1}
+}
+
 type FirewallRule_Direction int32
 
 const (
@@ -55,11 +158,11 @@ func (x FirewallRule_Direction) String() string {
 }
 
 func (FirewallRule_Direction) Descriptor() protoreflect.EnumDescriptor {
-	return file_management_proto_enumTypes[0].Descriptor()
+	return file_management_proto_enumTypes[2].Descriptor()
 }
 
 func (FirewallRule_Direction) Type() protoreflect.EnumType {
-	return &file_management_proto_enumTypes[0]
+	return &file_management_proto_enumTypes[2]
 }
 
 func (x FirewallRule_Direction) Number() protoreflect.EnumNumber {
@@ -101,11 +204,11 @@ func (x FirewallRule_Action) String() string {
 }
 
 func (FirewallRule_Action) Descriptor() protoreflect.EnumDescriptor {
-	return file_management_proto_enumTypes[1].Descriptor()
+	return file_management_proto_enumTypes[3].Descriptor()
 }
 
 func (FirewallRule_Action) Type() protoreflect.EnumType {
-	return &file_management_proto_enumTypes[1]
+	return &file_management_proto_enumTypes[3]
 }
 
 func (x FirewallRule_Action) Number() protoreflect.EnumNumber {
@@ -153,11 +256,11 @@ func (x FirewallRule_Protocol) String() string {
 }
 
 func (FirewallRule_Protocol) Descriptor() protoreflect.EnumDescriptor {
-	return file_management_proto_enumTypes[2].Descriptor()
+	return file_management_proto_enumTypes[4].Descriptor()
 }
 
 func (FirewallRule_Protocol) Type() protoreflect.EnumType {
-	return &file_management_proto_enumTypes[2]
+	return &file_management_proto_enumTypes[4]
 }
 
 func (x FirewallRule_Protocol) Number() protoreflect.EnumNumber {
@@ -257,11 +360,39 @@ func (x *ServerKeyResponse) GetVersion() int32 {
 	return 0
 }
 
+// EncryptedMessage is the envelope of Login and Sync. Small maps on the
+// wire (issue 12): an agent lists what it understands in
+// SyncRequest.capabilities (inside the sealed request). To an agent that
+// lists CAPABILITY_ZSTD the server may send Sync bodies compressed before
+// sealing (EncryptedMessage.compression); to one that lists
+// CAPABILITY_DERIVED_PEER_RECORDS it sends the peers' DNS zone without its
+// records, which the agent rebuilds from the peer list
+// (DNSConfig.derived_peer_record_ttl); to one that lists
+// CAPABILITY_COMPACT_PEERS it sends peers without the fields the agent does
+// not use or can derive (RemotePeer). An agent that lists nothing (older
+// agents) gets exactly what it got before: uncompressed bodies, full records.
+//
+// Size limits the server respects for every Sync message it sends:
+//   - to an agent without CAPABILITY_ZSTD: the sealed body stays under
+//     4 MiB - 1 KiB, under the 4 MiB gRPC receive limit such agents have;
+//     a larger message is not sent and the stream ends with
+//     RESOURCE_EXHAUSTED (upgrade the agent);
+//   - to an agent with CAPABILITY_ZSTD: the sealed body is at most 16 MiB
+//     plus the seal's 40 bytes (what internal/seal opens; such an agent
+//     receives messages up to 16 MiB + 64 KiB) and, when compressed, it
+//     decodes to at most 64 MiB (the agent refuses more without allocating
+//     it).
 type EncryptedMessage struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	WgPublicKey   []byte                 `protobuf:"bytes,1,opt,name=wg_public_key,json=wgPublicKey,proto3" json:"wg_public_key,omitempty"` // the agent's WireGuard public key (32 bytes)
-	Body          []byte                 `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`                                    // nonce(24) || box(...)
-	Version       int32                  `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	WgPublicKey []byte                 `protobuf:"bytes,1,opt,name=wg_public_key,json=wgPublicKey,proto3" json:"wg_public_key,omitempty"` // the agent's WireGuard public key (32 bytes)
+	Body        []byte                 `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`                                    // nonce(24) || box(...)
+	Version     int32                  `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	// compression says how the opened body encodes the message. Only Sync
+	// responses to an agent that listed CAPABILITY_ZSTD are ever compressed;
+	// requests and Login messages are always COMPRESSION_NONE (a server
+	// refuses a compressed request). The field is outside the seal: a
+	// tampered value only makes the authenticated body fail to decode.
+	Compression   Compression `protobuf:"varint,4,opt,name=compression,proto3,enum=petrel.management.v1.Compression" json:"compression,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -315,6 +446,13 @@ func (x *EncryptedMessage) GetVersion() int32 {
 		return x.Version
 	}
 	return 0
+}
+
+func (x *EncryptedMessage) GetCompression() Compression {
+	if x != nil {
+		return x.Compression
+	}
+	return Compression_COMPRESSION_NONE
 }
 
 type PeerMeta struct {
@@ -524,6 +662,7 @@ func (x *LoginResponse) GetServerConfig() *ServerConfig {
 type SyncRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Meta          *PeerMeta              `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	Capabilities  []Capability           `protobuf:"varint,2,rep,packed,name=capabilities,proto3,enum=petrel.management.v1.Capability" json:"capabilities,omitempty"` // what this agent understands; empty for older agents
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -561,6 +700,13 @@ func (*SyncRequest) Descriptor() ([]byte, []int) {
 func (x *SyncRequest) GetMeta() *PeerMeta {
 	if x != nil {
 		return x.Meta
+	}
+	return nil
+}
+
+func (x *SyncRequest) GetCapabilities() []Capability {
+	if x != nil {
+		return x.Capabilities
 	}
 	return nil
 }
@@ -704,6 +850,13 @@ func (x *PeerConfig) GetPeerId() string {
 	return ""
 }
 
+// RemotePeer is a peer the receiving peer sees. To an agent that lists
+// CAPABILITY_COMPACT_PEERS (in full maps and upsert_peers alike) the server
+// sends no peer_id, which agents do not use, and no name when the name
+// equals the first label of fqdn ("web-1" for "web-1.petrel.internal"): an
+// empty name with a non-empty fqdn means that label. Names are never empty
+// otherwise. Public keys, by far the largest part of a compressed map, are
+// always sent.
 type RemotePeer struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	PublicKey     string                 `protobuf:"bytes,1,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`    // base64
@@ -1349,8 +1502,19 @@ type DNSConfig struct {
 	Domain           string                 `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"` // account DNS domain, "petrel.internal"
 	Zones            []*CustomZone          `protobuf:"bytes,2,rep,name=zones,proto3" json:"zones,omitempty"`   // peers' zone first, then custom zones
 	NameserverGroups []*NameserverGroup     `protobuf:"bytes,3,rep,name=nameserver_groups,json=nameserverGroups,proto3" json:"nameserver_groups,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// derived_peer_record_ttl is set (non-zero) only in messages to an agent
+	// that listed CAPABILITY_DERIVED_PEER_RECORDS. Then zones[0] comes without
+	// records and the agent rebuilds them from the map's peers: for each
+	// RemotePeer with a non-empty fqdn whose allowed_ips[0] is a host prefix
+	// ("100.64.0.7/32"), one record named fqdn + ".", of type A (AAAA for an
+	// IPv6 address), with that address as value and this TTL; records sorted
+	// by (value, name). That is exactly the zone the server would have sent.
+	// Deltas of such a stream carry no removed_peer_records /
+	// upsert_peer_records either: the agent derives them from removed_peers
+	// and upsert_peers (a replaced dns carries this field again).
+	DerivedPeerRecordTtl uint32 `protobuf:"varint,4,opt,name=derived_peer_record_ttl,json=derivedPeerRecordTtl,proto3" json:"derived_peer_record_ttl,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *DNSConfig) Reset() {
@@ -1402,6 +1566,13 @@ func (x *DNSConfig) GetNameserverGroups() []*NameserverGroup {
 		return x.NameserverGroups
 	}
 	return nil
+}
+
+func (x *DNSConfig) GetDerivedPeerRecordTtl() uint32 {
+	if x != nil {
+		return x.DerivedPeerRecordTtl
+	}
+	return 0
 }
 
 type NetworkMap struct {
@@ -1629,6 +1800,8 @@ func (x *NetworkMapDelta) GetDnsDelta() *DNSDelta {
 
 // DNSDelta changes a DNSConfig without resending the peers' zone (zones[0]),
 // which holds one A/AAAA record per visible peer and is the large part.
+// The peer-record fields stay empty on streams whose DNSConfig has
+// derived_peer_record_ttl set (the agent derives them).
 type DNSDelta struct {
 	state                   protoimpl.MessageState `protogen:"open.v1"`
 	RemovedPeerRecords      []string               `protobuf:"bytes,1,rep,name=removed_peer_records,json=removedPeerRecords,proto3" json:"removed_peer_records,omitempty"` // names removed from zones[0] (applied first)
@@ -1919,11 +2092,12 @@ const file_management_proto_rawDesc = "" +
 	"\x10ServerKeyRequest\"?\n" +
 	"\x11ServerKeyResponse\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x05R\aversion\"d\n" +
+	"\aversion\x18\x02 \x01(\x05R\aversion\"\xa9\x01\n" +
 	"\x10EncryptedMessage\x12\"\n" +
 	"\rwg_public_key\x18\x01 \x01(\fR\vwgPublicKey\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\x05R\aversion\"\x98\x01\n" +
+	"\aversion\x18\x03 \x01(\x05R\aversion\x12C\n" +
+	"\vcompression\x18\x04 \x01(\x0e2!.petrel.management.v1.CompressionR\vcompression\"\x98\x01\n" +
 	"\bPeerMeta\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x0e\n" +
 	"\x02os\x18\x02 \x01(\tR\x02os\x12\x16\n" +
@@ -1940,9 +2114,10 @@ const file_management_proto_rawDesc = "" +
 	"\rLoginResponse\x12A\n" +
 	"\vpeer_config\x18\x01 \x01(\v2 .petrel.management.v1.PeerConfigR\n" +
 	"peerConfig\x12G\n" +
-	"\rserver_config\x18\x02 \x01(\v2\".petrel.management.v1.ServerConfigR\fserverConfig\"A\n" +
+	"\rserver_config\x18\x02 \x01(\v2\".petrel.management.v1.ServerConfigR\fserverConfig\"\x87\x01\n" +
 	"\vSyncRequest\x122\n" +
-	"\x04meta\x18\x01 \x01(\v2\x1e.petrel.management.v1.PeerMetaR\x04meta\"\xe2\x01\n" +
+	"\x04meta\x18\x01 \x01(\v2\x1e.petrel.management.v1.PeerMetaR\x04meta\x12D\n" +
+	"\fcapabilities\x18\x02 \x03(\x0e2 .petrel.management.v1.CapabilityR\fcapabilities\"\xe2\x01\n" +
 	"\fSyncResponse\x12\x16\n" +
 	"\x06serial\x18\x01 \x01(\x04R\x06serial\x124\n" +
 	"\x04full\x18\x02 \x01(\v2 .petrel.management.v1.NetworkMapR\x04full\x12;\n" +
@@ -2021,11 +2196,12 @@ const file_management_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
 	"\vnameservers\x18\x02 \x03(\tR\vnameservers\x12\x18\n" +
 	"\adomains\x18\x03 \x03(\tR\adomains\x12\x18\n" +
-	"\aprimary\x18\x04 \x01(\bR\aprimary\"\xaf\x01\n" +
+	"\aprimary\x18\x04 \x01(\bR\aprimary\"\xe6\x01\n" +
 	"\tDNSConfig\x12\x16\n" +
 	"\x06domain\x18\x01 \x01(\tR\x06domain\x126\n" +
 	"\x05zones\x18\x02 \x03(\v2 .petrel.management.v1.CustomZoneR\x05zones\x12R\n" +
-	"\x11nameserver_groups\x18\x03 \x03(\v2%.petrel.management.v1.NameserverGroupR\x10nameserverGroups\"\xe9\x02\n" +
+	"\x11nameserver_groups\x18\x03 \x03(\v2%.petrel.management.v1.NameserverGroupR\x10nameserverGroups\x125\n" +
+	"\x17derived_peer_record_ttl\x18\x04 \x01(\rR\x14derivedPeerRecordTtl\"\xe9\x02\n" +
 	"\n" +
 	"NetworkMap\x124\n" +
 	"\x04self\x18\x01 \x01(\v2 .petrel.management.v1.PeerConfigR\x04self\x126\n" +
@@ -2071,7 +2247,16 @@ const file_management_proto_rawDesc = "" +
 	"\n" +
 	"signal_url\x18\x02 \x01(\tR\tsignalUrl\x127\n" +
 	"\x05relay\x18\x03 \x01(\v2!.petrel.management.v1.RelayConfigR\x05relay\x12=\n" +
-	"\adomains\x18\x04 \x01(\v2#.petrel.management.v1.ServerDomainsR\adomains2\x9d\x02\n" +
+	"\adomains\x18\x04 \x01(\v2#.petrel.management.v1.ServerDomainsR\adomains*9\n" +
+	"\vCompression\x12\x14\n" +
+	"\x10COMPRESSION_NONE\x10\x00\x12\x14\n" +
+	"\x10COMPRESSION_ZSTD\x10\x01*\x80\x01\n" +
+	"\n" +
+	"Capability\x12\x1a\n" +
+	"\x16CAPABILITY_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fCAPABILITY_ZSTD\x10\x01\x12#\n" +
+	"\x1fCAPABILITY_DERIVED_PEER_RECORDS\x10\x02\x12\x1c\n" +
+	"\x18CAPABILITY_COMPACT_PEERS\x10\x032\x9d\x02\n" +
 	"\n" +
 	"Management\x12\\\n" +
 	"\tServerKey\x12&.petrel.management.v1.ServerKeyRequest\x1a'.petrel.management.v1.ServerKeyResponse\x12W\n" +
@@ -2090,83 +2275,87 @@ func file_management_proto_rawDescGZIP() []byte {
 	return file_management_proto_rawDescData
 }
 
-var file_management_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_management_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
 var file_management_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_management_proto_goTypes = []any{
-	(FirewallRule_Direction)(0), // 0: petrel.management.v1.FirewallRule.Direction
-	(FirewallRule_Action)(0),    // 1: petrel.management.v1.FirewallRule.Action
-	(FirewallRule_Protocol)(0),  // 2: petrel.management.v1.FirewallRule.Protocol
-	(*ServerKeyRequest)(nil),    // 3: petrel.management.v1.ServerKeyRequest
-	(*ServerKeyResponse)(nil),   // 4: petrel.management.v1.ServerKeyResponse
-	(*EncryptedMessage)(nil),    // 5: petrel.management.v1.EncryptedMessage
-	(*PeerMeta)(nil),            // 6: petrel.management.v1.PeerMeta
-	(*LoginRequest)(nil),        // 7: petrel.management.v1.LoginRequest
-	(*LoginResponse)(nil),       // 8: petrel.management.v1.LoginResponse
-	(*SyncRequest)(nil),         // 9: petrel.management.v1.SyncRequest
-	(*SyncResponse)(nil),        // 10: petrel.management.v1.SyncResponse
-	(*PeerConfig)(nil),          // 11: petrel.management.v1.PeerConfig
-	(*RemotePeer)(nil),          // 12: petrel.management.v1.RemotePeer
-	(*PortRange)(nil),           // 13: petrel.management.v1.PortRange
-	(*PeerSet)(nil),             // 14: petrel.management.v1.PeerSet
-	(*PeerSetDelta)(nil),        // 15: petrel.management.v1.PeerSetDelta
-	(*FirewallRule)(nil),        // 16: petrel.management.v1.FirewallRule
-	(*Route)(nil),               // 17: petrel.management.v1.Route
-	(*SimpleRecord)(nil),        // 18: petrel.management.v1.SimpleRecord
-	(*CustomZone)(nil),          // 19: petrel.management.v1.CustomZone
-	(*NameserverGroup)(nil),     // 20: petrel.management.v1.NameserverGroup
-	(*DNSConfig)(nil),           // 21: petrel.management.v1.DNSConfig
-	(*NetworkMap)(nil),          // 22: petrel.management.v1.NetworkMap
-	(*NetworkMapDelta)(nil),     // 23: petrel.management.v1.NetworkMapDelta
-	(*DNSDelta)(nil),            // 24: petrel.management.v1.DNSDelta
-	(*RelayConfig)(nil),         // 25: petrel.management.v1.RelayConfig
-	(*ServerDomains)(nil),       // 26: petrel.management.v1.ServerDomains
-	(*ServerConfig)(nil),        // 27: petrel.management.v1.ServerConfig
+	(Compression)(0),            // 0: petrel.management.v1.Compression
+	(Capability)(0),             // 1: petrel.management.v1.Capability
+	(FirewallRule_Direction)(0), // 2: petrel.management.v1.FirewallRule.Direction
+	(FirewallRule_Action)(0),    // 3: petrel.management.v1.FirewallRule.Action
+	(FirewallRule_Protocol)(0),  // 4: petrel.management.v1.FirewallRule.Protocol
+	(*ServerKeyRequest)(nil),    // 5: petrel.management.v1.ServerKeyRequest
+	(*ServerKeyResponse)(nil),   // 6: petrel.management.v1.ServerKeyResponse
+	(*EncryptedMessage)(nil),    // 7: petrel.management.v1.EncryptedMessage
+	(*PeerMeta)(nil),            // 8: petrel.management.v1.PeerMeta
+	(*LoginRequest)(nil),        // 9: petrel.management.v1.LoginRequest
+	(*LoginResponse)(nil),       // 10: petrel.management.v1.LoginResponse
+	(*SyncRequest)(nil),         // 11: petrel.management.v1.SyncRequest
+	(*SyncResponse)(nil),        // 12: petrel.management.v1.SyncResponse
+	(*PeerConfig)(nil),          // 13: petrel.management.v1.PeerConfig
+	(*RemotePeer)(nil),          // 14: petrel.management.v1.RemotePeer
+	(*PortRange)(nil),           // 15: petrel.management.v1.PortRange
+	(*PeerSet)(nil),             // 16: petrel.management.v1.PeerSet
+	(*PeerSetDelta)(nil),        // 17: petrel.management.v1.PeerSetDelta
+	(*FirewallRule)(nil),        // 18: petrel.management.v1.FirewallRule
+	(*Route)(nil),               // 19: petrel.management.v1.Route
+	(*SimpleRecord)(nil),        // 20: petrel.management.v1.SimpleRecord
+	(*CustomZone)(nil),          // 21: petrel.management.v1.CustomZone
+	(*NameserverGroup)(nil),     // 22: petrel.management.v1.NameserverGroup
+	(*DNSConfig)(nil),           // 23: petrel.management.v1.DNSConfig
+	(*NetworkMap)(nil),          // 24: petrel.management.v1.NetworkMap
+	(*NetworkMapDelta)(nil),     // 25: petrel.management.v1.NetworkMapDelta
+	(*DNSDelta)(nil),            // 26: petrel.management.v1.DNSDelta
+	(*RelayConfig)(nil),         // 27: petrel.management.v1.RelayConfig
+	(*ServerDomains)(nil),       // 28: petrel.management.v1.ServerDomains
+	(*ServerConfig)(nil),        // 29: petrel.management.v1.ServerConfig
 }
 var file_management_proto_depIdxs = []int32{
-	6,  // 0: petrel.management.v1.LoginRequest.meta:type_name -> petrel.management.v1.PeerMeta
-	11, // 1: petrel.management.v1.LoginResponse.peer_config:type_name -> petrel.management.v1.PeerConfig
-	27, // 2: petrel.management.v1.LoginResponse.server_config:type_name -> petrel.management.v1.ServerConfig
-	6,  // 3: petrel.management.v1.SyncRequest.meta:type_name -> petrel.management.v1.PeerMeta
-	22, // 4: petrel.management.v1.SyncResponse.full:type_name -> petrel.management.v1.NetworkMap
-	23, // 5: petrel.management.v1.SyncResponse.delta:type_name -> petrel.management.v1.NetworkMapDelta
-	27, // 6: petrel.management.v1.SyncResponse.server_config:type_name -> petrel.management.v1.ServerConfig
-	0,  // 7: petrel.management.v1.FirewallRule.direction:type_name -> petrel.management.v1.FirewallRule.Direction
-	1,  // 8: petrel.management.v1.FirewallRule.action:type_name -> petrel.management.v1.FirewallRule.Action
-	2,  // 9: petrel.management.v1.FirewallRule.protocol:type_name -> petrel.management.v1.FirewallRule.Protocol
-	13, // 10: petrel.management.v1.FirewallRule.ports:type_name -> petrel.management.v1.PortRange
-	18, // 11: petrel.management.v1.CustomZone.records:type_name -> petrel.management.v1.SimpleRecord
-	19, // 12: petrel.management.v1.DNSConfig.zones:type_name -> petrel.management.v1.CustomZone
-	20, // 13: petrel.management.v1.DNSConfig.nameserver_groups:type_name -> petrel.management.v1.NameserverGroup
-	11, // 14: petrel.management.v1.NetworkMap.self:type_name -> petrel.management.v1.PeerConfig
-	12, // 15: petrel.management.v1.NetworkMap.peers:type_name -> petrel.management.v1.RemotePeer
-	14, // 16: petrel.management.v1.NetworkMap.peer_sets:type_name -> petrel.management.v1.PeerSet
-	16, // 17: petrel.management.v1.NetworkMap.firewall_rules:type_name -> petrel.management.v1.FirewallRule
-	17, // 18: petrel.management.v1.NetworkMap.routes:type_name -> petrel.management.v1.Route
-	21, // 19: petrel.management.v1.NetworkMap.dns:type_name -> petrel.management.v1.DNSConfig
-	11, // 20: petrel.management.v1.NetworkMapDelta.self:type_name -> petrel.management.v1.PeerConfig
-	12, // 21: petrel.management.v1.NetworkMapDelta.upsert_peers:type_name -> petrel.management.v1.RemotePeer
-	15, // 22: petrel.management.v1.NetworkMapDelta.peer_set_deltas:type_name -> petrel.management.v1.PeerSetDelta
-	14, // 23: petrel.management.v1.NetworkMapDelta.replaced_peer_sets:type_name -> petrel.management.v1.PeerSet
-	16, // 24: petrel.management.v1.NetworkMapDelta.firewall_rules:type_name -> petrel.management.v1.FirewallRule
-	17, // 25: petrel.management.v1.NetworkMapDelta.routes:type_name -> petrel.management.v1.Route
-	21, // 26: petrel.management.v1.NetworkMapDelta.dns:type_name -> petrel.management.v1.DNSConfig
-	24, // 27: petrel.management.v1.NetworkMapDelta.dns_delta:type_name -> petrel.management.v1.DNSDelta
-	18, // 28: petrel.management.v1.DNSDelta.upsert_peer_records:type_name -> petrel.management.v1.SimpleRecord
-	19, // 29: petrel.management.v1.DNSDelta.custom_zones:type_name -> petrel.management.v1.CustomZone
-	20, // 30: petrel.management.v1.DNSDelta.nameserver_groups:type_name -> petrel.management.v1.NameserverGroup
-	25, // 31: petrel.management.v1.ServerConfig.relay:type_name -> petrel.management.v1.RelayConfig
-	26, // 32: petrel.management.v1.ServerConfig.domains:type_name -> petrel.management.v1.ServerDomains
-	3,  // 33: petrel.management.v1.Management.ServerKey:input_type -> petrel.management.v1.ServerKeyRequest
-	5,  // 34: petrel.management.v1.Management.Login:input_type -> petrel.management.v1.EncryptedMessage
-	5,  // 35: petrel.management.v1.Management.Sync:input_type -> petrel.management.v1.EncryptedMessage
-	4,  // 36: petrel.management.v1.Management.ServerKey:output_type -> petrel.management.v1.ServerKeyResponse
-	5,  // 37: petrel.management.v1.Management.Login:output_type -> petrel.management.v1.EncryptedMessage
-	5,  // 38: petrel.management.v1.Management.Sync:output_type -> petrel.management.v1.EncryptedMessage
-	36, // [36:39] is the sub-list for method output_type
-	33, // [33:36] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	0,  // 0: petrel.management.v1.EncryptedMessage.compression:type_name -> petrel.management.v1.Compression
+	8,  // 1: petrel.management.v1.LoginRequest.meta:type_name -> petrel.management.v1.PeerMeta
+	13, // 2: petrel.management.v1.LoginResponse.peer_config:type_name -> petrel.management.v1.PeerConfig
+	29, // 3: petrel.management.v1.LoginResponse.server_config:type_name -> petrel.management.v1.ServerConfig
+	8,  // 4: petrel.management.v1.SyncRequest.meta:type_name -> petrel.management.v1.PeerMeta
+	1,  // 5: petrel.management.v1.SyncRequest.capabilities:type_name -> petrel.management.v1.Capability
+	24, // 6: petrel.management.v1.SyncResponse.full:type_name -> petrel.management.v1.NetworkMap
+	25, // 7: petrel.management.v1.SyncResponse.delta:type_name -> petrel.management.v1.NetworkMapDelta
+	29, // 8: petrel.management.v1.SyncResponse.server_config:type_name -> petrel.management.v1.ServerConfig
+	2,  // 9: petrel.management.v1.FirewallRule.direction:type_name -> petrel.management.v1.FirewallRule.Direction
+	3,  // 10: petrel.management.v1.FirewallRule.action:type_name -> petrel.management.v1.FirewallRule.Action
+	4,  // 11: petrel.management.v1.FirewallRule.protocol:type_name -> petrel.management.v1.FirewallRule.Protocol
+	15, // 12: petrel.management.v1.FirewallRule.ports:type_name -> petrel.management.v1.PortRange
+	20, // 13: petrel.management.v1.CustomZone.records:type_name -> petrel.management.v1.SimpleRecord
+	21, // 14: petrel.management.v1.DNSConfig.zones:type_name -> petrel.management.v1.CustomZone
+	22, // 15: petrel.management.v1.DNSConfig.nameserver_groups:type_name -> petrel.management.v1.NameserverGroup
+	13, // 16: petrel.management.v1.NetworkMap.self:type_name -> petrel.management.v1.PeerConfig
+	14, // 17: petrel.management.v1.NetworkMap.peers:type_name -> petrel.management.v1.RemotePeer
+	16, // 18: petrel.management.v1.NetworkMap.peer_sets:type_name -> petrel.management.v1.PeerSet
+	18, // 19: petrel.management.v1.NetworkMap.firewall_rules:type_name -> petrel.management.v1.FirewallRule
+	19, // 20: petrel.management.v1.NetworkMap.routes:type_name -> petrel.management.v1.Route
+	23, // 21: petrel.management.v1.NetworkMap.dns:type_name -> petrel.management.v1.DNSConfig
+	13, // 22: petrel.management.v1.NetworkMapDelta.self:type_name -> petrel.management.v1.PeerConfig
+	14, // 23: petrel.management.v1.NetworkMapDelta.upsert_peers:type_name -> petrel.management.v1.RemotePeer
+	17, // 24: petrel.management.v1.NetworkMapDelta.peer_set_deltas:type_name -> petrel.management.v1.PeerSetDelta
+	16, // 25: petrel.management.v1.NetworkMapDelta.replaced_peer_sets:type_name -> petrel.management.v1.PeerSet
+	18, // 26: petrel.management.v1.NetworkMapDelta.firewall_rules:type_name -> petrel.management.v1.FirewallRule
+	19, // 27: petrel.management.v1.NetworkMapDelta.routes:type_name -> petrel.management.v1.Route
+	23, // 28: petrel.management.v1.NetworkMapDelta.dns:type_name -> petrel.management.v1.DNSConfig
+	26, // 29: petrel.management.v1.NetworkMapDelta.dns_delta:type_name -> petrel.management.v1.DNSDelta
+	20, // 30: petrel.management.v1.DNSDelta.upsert_peer_records:type_name -> petrel.management.v1.SimpleRecord
+	21, // 31: petrel.management.v1.DNSDelta.custom_zones:type_name -> petrel.management.v1.CustomZone
+	22, // 32: petrel.management.v1.DNSDelta.nameserver_groups:type_name -> petrel.management.v1.NameserverGroup
+	27, // 33: petrel.management.v1.ServerConfig.relay:type_name -> petrel.management.v1.RelayConfig
+	28, // 34: petrel.management.v1.ServerConfig.domains:type_name -> petrel.management.v1.ServerDomains
+	5,  // 35: petrel.management.v1.Management.ServerKey:input_type -> petrel.management.v1.ServerKeyRequest
+	7,  // 36: petrel.management.v1.Management.Login:input_type -> petrel.management.v1.EncryptedMessage
+	7,  // 37: petrel.management.v1.Management.Sync:input_type -> petrel.management.v1.EncryptedMessage
+	6,  // 38: petrel.management.v1.Management.ServerKey:output_type -> petrel.management.v1.ServerKeyResponse
+	7,  // 39: petrel.management.v1.Management.Login:output_type -> petrel.management.v1.EncryptedMessage
+	7,  // 40: petrel.management.v1.Management.Sync:output_type -> petrel.management.v1.EncryptedMessage
+	38, // [38:41] is the sub-list for method output_type
+	35, // [35:38] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_management_proto_init() }
@@ -2179,7 +2368,7 @@ func file_management_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_management_proto_rawDesc), len(file_management_proto_rawDesc)),
-			NumEnums:      3,
+			NumEnums:      5,
 			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
