@@ -27,6 +27,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -68,8 +69,9 @@ var capabilities = []managementpb.Capability{
 
 // Client talks to one management server.
 type Client struct {
-	conn *grpc.ClientConn // nil when built with NewFromConn
-	api  managementpb.ManagementClient
+	conn  *grpc.ClientConn // nil when built with NewFromConn
+	api   managementpb.ManagementClient
+	clock serverClock
 }
 
 // Dial returns a client for target: "http://host:port" (plaintext),
@@ -139,8 +141,10 @@ func (c *Client) Close() error {
 	return c.conn.Close()
 }
 
-// ServerKey fetches the server's public key.
+// ServerKey fetches the server's public key (and learns the server's
+// clock, on which requests are stamped: clock.go).
 func (c *Client) ServerKey(ctx context.Context) (keys.Public, error) {
+	sent := time.Now()
 	resp, err := c.api.ServerKey(ctx, &managementpb.ServerKeyRequest{})
 	if err != nil {
 		return keys.Public{}, fmt.Errorf("get server key: %w", err)
@@ -149,6 +153,7 @@ func (c *Client) ServerKey(ctx context.Context) (keys.Public, error) {
 	if err != nil || k.IsZero() {
 		return keys.Public{}, fmt.Errorf("get server key: %w", ErrBadResponse)
 	}
+	c.clock.learn(sent, time.Now(), resp.GetTimeUnixMs())
 	return k, nil
 }
 
@@ -174,6 +179,8 @@ func (c *Client) Login(ctx context.Context, priv keys.Private, req *managementpb
 	if err != nil {
 		return nil, err
 	}
+	req = proto.CloneOf(req)
+	req.SentUnixMs, req.Nonce = c.clock.stamp()
 	env, err := envelope(req, server, priv)
 	if err != nil {
 		return nil, err
@@ -209,6 +216,7 @@ func (c *Client) Sync(ctx context.Context, priv keys.Private, req *managementpb.
 	}
 	req = proto.CloneOf(req)
 	req.Capabilities = capabilities
+	req.SentUnixMs, req.Nonce = c.clock.stamp()
 	env, err := envelope(req, server, priv)
 	if err != nil {
 		return err

@@ -22,13 +22,18 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
+	"golang.org/x/crypto/curve25519"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"petrel/internal/keys"
+	"petrel/internal/replay"
 	"petrel/internal/seal"
 	"petrel/internal/zstdbody"
 	"petrel/management"
@@ -49,6 +54,8 @@ type Server struct {
 	pub keys.Public
 	log *slog.Logger
 	zst *zstdbody.Encoder
+	// replay refuses a sealed Login or Sync seen before (replay.go).
+	replay *replay.Guard
 }
 
 // New returns a Server for svc using the server's private key (normally
@@ -57,7 +64,8 @@ func New(svc *management.Service, key keys.Private, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{svc: svc, key: key, pub: key.Public(), log: log.With("component", "mgmt-grpc"), zst: zstdbody.NewEncoder()}
+	return &Server{svc: svc, key: key, pub: key.Public(), log: log.With("component", "mgmt-grpc"), zst: zstdbody.NewEncoder(),
+		replay: replay.New(ReplayWindow, maxNonces, nil)}
 }
 
 // Register adds the Management service to r.
@@ -65,7 +73,7 @@ func (s *Server) Register(r grpc.ServiceRegistrar) { managementpb.RegisterManage
 
 // ServerKey returns the server's public key.
 func (s *Server) ServerKey(context.Context, *managementpb.ServerKeyRequest) (*managementpb.ServerKeyResponse, error) {
-	return &managementpb.ServerKeyResponse{Key: s.pub[:], Version: ProtocolVersion}, nil
+	return &managementpb.ServerKeyResponse{Key: s.pub[:], Version: ProtocolVersion, TimeUnixMs: time.Now().UnixMilli()}, nil
 }
 
 // Login opens a sealed LoginRequest and answers with a sealed LoginResponse.
@@ -73,6 +81,9 @@ func (s *Server) Login(ctx context.Context, in *managementpb.EncryptedMessage) (
 	req := &managementpb.LoginRequest{}
 	peer, err := s.open(in, req)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.fresh(ctx, "login", peer, req.GetSentUnixMs(), req.GetNonce()); err != nil {
 		return nil, err
 	}
 	resp, err := s.svc.Login(ctx, peer, req)
@@ -88,6 +99,9 @@ func (s *Server) Sync(in *managementpb.EncryptedMessage, stream grpc.ServerStrea
 	req := &managementpb.SyncRequest{}
 	peer, err := s.open(in, req)
 	if err != nil {
+		return err
+	}
+	if err := s.fresh(stream.Context(), "sync", peer, req.GetSentUnixMs(), req.GetNonce()); err != nil {
 		return err
 	}
 	enc := newSyncEncoder(seal.Precompute(peer, s.key), req, s.zst)
@@ -127,6 +141,12 @@ func Open(in *managementpb.EncryptedMessage, serverKey keys.Private, msg proto.M
 	peer, err := keys.PublicFromBytes(in.GetWgPublicKey())
 	if err != nil || peer.IsZero() {
 		return keys.Public{}, status.Error(codes.InvalidArgument, "envelope: invalid WireGuard public key")
+	}
+	// A low-order point makes the shared secret all zeros, which anyone
+	// can compute: such an envelope would open for everybody's forgery.
+	// No real WireGuard key is one.
+	if _, err := curve25519.X25519(serverKey[:], peer[:]); err != nil {
+		return keys.Public{}, status.Error(codes.InvalidArgument, "envelope: WireGuard public key is a low-order point")
 	}
 	if in.GetCompression() != managementpb.Compression_COMPRESSION_NONE {
 		return keys.Public{}, status.Error(codes.InvalidArgument, "envelope: compressed requests are not accepted")
@@ -173,7 +193,14 @@ func (s *Server) toStatus(op string, peer keys.Public, err error) error {
 		s.log.Error(op+" failed", "peer", peer.Short(), "err", err)
 		return status.Error(codes.Internal, op+": internal error")
 	}
-	return status.Error(Code(kind), err.Error())
+	st := status.New(Code(kind), err.Error())
+	var me *management.Error
+	if errors.As(err, &me) && me.RetryAfter > 0 {
+		if d, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(me.RetryAfter)}); derr == nil {
+			st = d
+		}
+	}
+	return st.Err()
 }
 
 // Code maps an error kind to a gRPC code.
@@ -193,6 +220,10 @@ func Code(k management.ErrorKind) codes.Code {
 		return codes.FailedPrecondition
 	case management.KindUnavailable:
 		return codes.Unavailable
+	case management.KindAborted:
+		return codes.Aborted
+	case management.KindExhausted:
+		return codes.ResourceExhausted
 	}
 	return codes.Internal
 }

@@ -79,7 +79,7 @@ func TestConcurrentOneOffOverGRPC(t *testing.T) {
 				switch status.Code(err) {
 				case codes.OK:
 					wins++
-				case codes.PermissionDenied:
+				case codes.PermissionDenied, codes.ResourceExhausted: // used up, or the source's failures are
 					refused++
 				default:
 					t.Errorf("racer %d: %v", i, err)
@@ -101,7 +101,8 @@ func TestBadEnvelopes(t *testing.T) {
 	agent := mgmttest.NewKey(t)
 	pub := agent.Public()
 	server := e.svc.ServerKey().Public()
-	body, _ := proto.Marshal(&managementpb.LoginRequest{SetupKey: plain, Hostname: "evil"})
+	ms, nonce := stamped()
+	body, _ := proto.Marshal(&managementpb.LoginRequest{SetupKey: plain, Hostname: "evil", SentUnixMs: ms, Nonce: nonce})
 	good, err := seal.Seal(body, server, agent)
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package grpcapi
 
 import (
 	"context"
+	"crypto/rand"
 	"log/slog"
 	"net"
 	"testing"
@@ -119,4 +120,11 @@ func (e *env) peers(t testing.TB) int {
 		t.Fatal(err)
 	}
 	return len(snap.Peers)
+}
+
+// stamped returns a replay-protection stamp for a hand-sealed request.
+func stamped() (int64, []byte) {
+	nonce := make([]byte, 16)
+	rand.Read(nonce)
+	return time.Now().UnixMilli(), nonce
 }

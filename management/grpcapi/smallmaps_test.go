@@ -319,7 +319,8 @@ func TestOldAgentGetsFullRecords(t *testing.T) {
 	}
 	defer conn.Close()
 	server := e.svc.ServerKey().Public()
-	body, _ := proto.Marshal(&managementpb.SyncRequest{Meta: &managementpb.PeerMeta{Hostname: "host0"}})
+	ms, nonce := stamped()
+	body, _ := proto.Marshal(&managementpb.SyncRequest{Meta: &managementpb.PeerMeta{Hostname: "host0"}, SentUnixMs: ms, Nonce: nonce})
 	sealed, err := seal.Seal(body, server, agent)
 	if err != nil {
 		t.Fatal(err)

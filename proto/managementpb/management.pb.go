@@ -310,8 +310,9 @@ func (*ServerKeyRequest) Descriptor() ([]byte, []int) {
 
 type ServerKeyResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`          // 32-byte X25519 public key
-	Version       int32                  `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"` // protocol version
+	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`                                    // 32-byte X25519 public key
+	Version       int32                  `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`                           // protocol version
+	TimeUnixMs    int64                  `protobuf:"varint,3,opt,name=time_unix_ms,json=timeUnixMs,proto3" json:"time_unix_ms,omitempty"` // the server's clock: agents stamp requests on it (replay window)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -356,6 +357,13 @@ func (x *ServerKeyResponse) GetKey() []byte {
 func (x *ServerKeyResponse) GetVersion() int32 {
 	if x != nil {
 		return x.Version
+	}
+	return 0
+}
+
+func (x *ServerKeyResponse) GetTimeUnixMs() int64 {
+	if x != nil {
+		return x.TimeUnixMs
 	}
 	return 0
 }
@@ -532,12 +540,17 @@ func (x *PeerMeta) GetNetstackMode() bool {
 }
 
 type LoginRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SetupKey      string                 `protobuf:"bytes,1,opt,name=setup_key,json=setupKey,proto3" json:"setup_key,omitempty"` // empty when re-authenticating a known peer key
-	Jwt           string                 `protobuf:"bytes,2,opt,name=jwt,proto3" json:"jwt,omitempty"`                           // reserved for user login
-	Meta          *PeerMeta              `protobuf:"bytes,3,opt,name=meta,proto3" json:"meta,omitempty"`
-	Hostname      string                 `protobuf:"bytes,4,opt,name=hostname,proto3" json:"hostname,omitempty"`
-	DnsLabels     []string               `protobuf:"bytes,5,rep,name=dns_labels,json=dnsLabels,proto3" json:"dns_labels,omitempty"` // preferred labels, first free one wins
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SetupKey  string                 `protobuf:"bytes,1,opt,name=setup_key,json=setupKey,proto3" json:"setup_key,omitempty"` // empty when re-authenticating a known peer key
+	Jwt       string                 `protobuf:"bytes,2,opt,name=jwt,proto3" json:"jwt,omitempty"`                           // reserved for user login
+	Meta      *PeerMeta              `protobuf:"bytes,3,opt,name=meta,proto3" json:"meta,omitempty"`
+	Hostname  string                 `protobuf:"bytes,4,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	DnsLabels []string               `protobuf:"bytes,5,rep,name=dns_labels,json=dnsLabels,proto3" json:"dns_labels,omitempty"` // preferred labels, first free one wins
+	// Replay protection: when the request was sealed (on the server's clock,
+	// offset from ServerKeyResponse.time_unix_ms) and 16 random bytes. The
+	// server accepts each (key, nonce) once, within a window of its clock.
+	SentUnixMs    int64  `protobuf:"varint,6,opt,name=sent_unix_ms,json=sentUnixMs,proto3" json:"sent_unix_ms,omitempty"`
+	Nonce         []byte `protobuf:"bytes,7,opt,name=nonce,proto3" json:"nonce,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -607,6 +620,20 @@ func (x *LoginRequest) GetDnsLabels() []string {
 	return nil
 }
 
+func (x *LoginRequest) GetSentUnixMs() int64 {
+	if x != nil {
+		return x.SentUnixMs
+	}
+	return 0
+}
+
+func (x *LoginRequest) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
 type LoginResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	PeerConfig    *PeerConfig            `protobuf:"bytes,1,opt,name=peer_config,json=peerConfig,proto3" json:"peer_config,omitempty"`
@@ -663,6 +690,8 @@ type SyncRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Meta          *PeerMeta              `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
 	Capabilities  []Capability           `protobuf:"varint,2,rep,packed,name=capabilities,proto3,enum=petrel.management.v1.Capability" json:"capabilities,omitempty"` // what this agent understands; empty for older agents
+	SentUnixMs    int64                  `protobuf:"varint,3,opt,name=sent_unix_ms,json=sentUnixMs,proto3" json:"sent_unix_ms,omitempty"`                             // replay protection, as in LoginRequest
+	Nonce         []byte                 `protobuf:"bytes,4,opt,name=nonce,proto3" json:"nonce,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -707,6 +736,20 @@ func (x *SyncRequest) GetMeta() *PeerMeta {
 func (x *SyncRequest) GetCapabilities() []Capability {
 	if x != nil {
 		return x.Capabilities
+	}
+	return nil
+}
+
+func (x *SyncRequest) GetSentUnixMs() int64 {
+	if x != nil {
+		return x.SentUnixMs
+	}
+	return 0
+}
+
+func (x *SyncRequest) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
 	}
 	return nil
 }
@@ -2089,10 +2132,12 @@ var File_management_proto protoreflect.FileDescriptor
 const file_management_proto_rawDesc = "" +
 	"\n" +
 	"\x10management.proto\x12\x14petrel.management.v1\"\x12\n" +
-	"\x10ServerKeyRequest\"?\n" +
+	"\x10ServerKeyRequest\"a\n" +
 	"\x11ServerKeyResponse\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x05R\aversion\"\xa9\x01\n" +
+	"\aversion\x18\x02 \x01(\x05R\aversion\x12 \n" +
+	"\ftime_unix_ms\x18\x03 \x01(\x03R\n" +
+	"timeUnixMs\"\xa9\x01\n" +
 	"\x10EncryptedMessage\x12\"\n" +
 	"\rwg_public_key\x18\x01 \x01(\fR\vwgPublicKey\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\x12\x18\n" +
@@ -2103,21 +2148,27 @@ const file_management_proto_rawDesc = "" +
 	"\x02os\x18\x02 \x01(\tR\x02os\x12\x16\n" +
 	"\x06kernel\x18\x03 \x01(\tR\x06kernel\x12#\n" +
 	"\ragent_version\x18\x04 \x01(\tR\fagentVersion\x12#\n" +
-	"\rnetstack_mode\x18\x05 \x01(\bR\fnetstackMode\"\xac\x01\n" +
+	"\rnetstack_mode\x18\x05 \x01(\bR\fnetstackMode\"\xe4\x01\n" +
 	"\fLoginRequest\x12\x1b\n" +
 	"\tsetup_key\x18\x01 \x01(\tR\bsetupKey\x12\x10\n" +
 	"\x03jwt\x18\x02 \x01(\tR\x03jwt\x122\n" +
 	"\x04meta\x18\x03 \x01(\v2\x1e.petrel.management.v1.PeerMetaR\x04meta\x12\x1a\n" +
 	"\bhostname\x18\x04 \x01(\tR\bhostname\x12\x1d\n" +
 	"\n" +
-	"dns_labels\x18\x05 \x03(\tR\tdnsLabels\"\x9b\x01\n" +
+	"dns_labels\x18\x05 \x03(\tR\tdnsLabels\x12 \n" +
+	"\fsent_unix_ms\x18\x06 \x01(\x03R\n" +
+	"sentUnixMs\x12\x14\n" +
+	"\x05nonce\x18\a \x01(\fR\x05nonce\"\x9b\x01\n" +
 	"\rLoginResponse\x12A\n" +
 	"\vpeer_config\x18\x01 \x01(\v2 .petrel.management.v1.PeerConfigR\n" +
 	"peerConfig\x12G\n" +
-	"\rserver_config\x18\x02 \x01(\v2\".petrel.management.v1.ServerConfigR\fserverConfig\"\x87\x01\n" +
+	"\rserver_config\x18\x02 \x01(\v2\".petrel.management.v1.ServerConfigR\fserverConfig\"\xbf\x01\n" +
 	"\vSyncRequest\x122\n" +
 	"\x04meta\x18\x01 \x01(\v2\x1e.petrel.management.v1.PeerMetaR\x04meta\x12D\n" +
-	"\fcapabilities\x18\x02 \x03(\x0e2 .petrel.management.v1.CapabilityR\fcapabilities\"\xe2\x01\n" +
+	"\fcapabilities\x18\x02 \x03(\x0e2 .petrel.management.v1.CapabilityR\fcapabilities\x12 \n" +
+	"\fsent_unix_ms\x18\x03 \x01(\x03R\n" +
+	"sentUnixMs\x12\x14\n" +
+	"\x05nonce\x18\x04 \x01(\fR\x05nonce\"\xe2\x01\n" +
 	"\fSyncResponse\x12\x16\n" +
 	"\x06serial\x18\x01 \x01(\x04R\x06serial\x124\n" +
 	"\x04full\x18\x02 \x01(\v2 .petrel.management.v1.NetworkMapR\x04full\x12;\n" +
