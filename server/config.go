@@ -118,8 +118,11 @@ type Config struct {
 	STUNListen string // host:port (UDP); "" = ":3478"
 	Store      string // storeopen spec: "" or "sqlite", "sqlite:///path.db", "postgres://DSN"
 	// PublicURL is the URL agents use for management and signal; "" derives
-	// http://<listen host, or the hostname if unspecified>:<bound port>.
+	// http://<listen host, or the hostname if unspecified>:<bound port>,
+	// https:// with TLS, and with ACME the first ACME domain as the host.
 	PublicURL string
+	// TLS makes the listener serve TLS (tlsconfig.go); zero = plaintext.
+	TLS TLSConfig
 	// RelayURLs are advertised to agents; "" = this process's relay
 	// instance URL when the relay runs here.
 	RelayURLs []string
@@ -200,11 +203,14 @@ func (c Config) validate() (Config, error) {
 	if c.SignalKeyFile != "" && (c.Components.Management || !c.Components.Signal) {
 		errs = append(errs, errors.New("--signal-key-file: only for signal running without management (management's key is in the store)"))
 	}
+	errs = append(errs, c.TLS.validate(c.DataDir)...)
 	c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("--public-url %q: want http://HOST[:PORT] or https://HOST[:PORT]", c.PublicURL))
+		} else if u.Scheme == "http" && c.TLS.Enabled() {
+			errs = append(errs, errTLSPlainPublicURL(c.PublicURL))
 		}
 	}
 	for _, r := range c.RelayURLs {
@@ -263,15 +269,22 @@ func deriveEndpoints(c *Config, tcpAddr, stunAddr net.Addr) (ep Endpoints, warni
 		if err != nil {
 			return ep, nil, fmt.Errorf("derive public url: %w", err)
 		}
-		if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		scheme := "http"
+		if c.TLS.Enabled() {
+			scheme = "https"
+		}
+		switch ip := net.ParseIP(host); {
+		case len(c.TLS.ACME.Domains) > 0:
+			host = c.TLS.ACME.Domains[0] // the name on the certificate
+		case ip == nil || ip.IsUnspecified():
 			h, err := c.Hostname()
 			if err != nil || h == "" {
 				return ep, nil, errors.New("derive public url: listen address is unspecified and the hostname is unknown; set --public-url")
 			}
 			host = h
-			warnings = append(warnings, fmt.Sprintf("--public-url not set; advertising http://%s to agents (set --public-url if they cannot resolve it)", net.JoinHostPort(host, port)))
+			warnings = append(warnings, fmt.Sprintf("--public-url not set; advertising %s://%s to agents (set --public-url if they cannot resolve it)", scheme, net.JoinHostPort(host, port)))
 		}
-		pub = "http://" + net.JoinHostPort(host, port)
+		pub = scheme + "://" + net.JoinHostPort(host, port)
 	}
 	u, err := url.Parse(pub)
 	if err != nil {

@@ -3,7 +3,9 @@
 // plus STUN on UDP. Connections are split by sniffing the HTTP/2 client
 // preface: HTTP/2 with prior knowledge (gRPC) goes to grpc-go's native
 // server, HTTP/1.1 to net/http (REST under /api, the relay WebSocket at
-// /relay, /healthz); see docs/adr-001-one-port-listener.md.
+// /relay, /healthz); see docs/adr-001-one-port-listener.md. With
+// Config.TLS the port serves TLS, terminated before the split, with
+// certificates from files or ACME (tls.go, docs/https.md).
 //
 // Imported by cmd/petrel-server (a thin flag layer over Config) and by
 // integration tests that need a real control plane in-process.
@@ -74,7 +76,9 @@ type Server struct {
 	stun       *stun.Server
 	stun2      *stun.Server // second port: lets agents detect symmetric NATs
 	ep         Endpoints
-	adminToken string // only when created by this start
+	adminToken string     // only when created by this start
+	certs      *certFiles // TLS from files (tls.go)
+	acme       *acmeCerts // TLS from ACME (acme.go)
 
 	serving  sync.WaitGroup
 	done     chan struct{}
@@ -144,6 +148,10 @@ func (s *Server) start(ctx context.Context) (err error) {
 	for _, w := range warnings {
 		s.log.Warn(w)
 	}
+	tlsConf, err := s.startTLS()
+	if err != nil {
+		return err
+	}
 	// The relay secret verifies tokens at the relay and mints them in
 	// management (only when a relay is advertised).
 	var secret []byte
@@ -199,7 +207,7 @@ func (s *Server) start(ctx context.Context) (err error) {
 	if maxPerSource < 0 {
 		maxPerSource = 0
 	}
-	s.split = split.New(s.ln, split.Options{MaxPerSource: maxPerSource, Logger: s.log})
+	s.split = split.New(s.ln, split.Options{MaxPerSource: maxPerSource, Logger: s.log, TLS: tlsConf})
 	s.http = &http.Server{
 		Handler:           requestDeadlines(mux, cfg.limits),
 		ReadHeaderTimeout: cfg.limits.readHeader,
@@ -326,6 +334,7 @@ func (s *Server) Stop() {
 func (s *Server) teardown() {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
+	s.stopTLS()
 	if s.split != nil {
 		s.split.Close()
 	} else if s.ln != nil {

@@ -41,7 +41,10 @@ type Options struct {
 	NoFirewall    bool          // debug knob: no packet filter
 	ICELoopback   bool          // offer loopback ICE candidates (single-host demos/tests)
 	ForceRelay    bool          // never try direct paths
-	Logger        *slog.Logger
+	// CAFile holds the PEM certificates trusted for an https:// management
+	// server and its signal and rels:// relays ("" = the system roots).
+	CAFile string
+	Logger *slog.Logger
 	// Tune lets tests adjust the engine config (e.g. loopback ICE candidates).
 	Tune func(*engine.Config)
 }
@@ -267,6 +270,10 @@ func (d *Daemon) up(ctx context.Context, req *daemonpb.UpRequest, progress func(
 	if hostname == "" {
 		hostname, _ = os.Hostname()
 	}
+	roots, err := d.rootCAs()
+	if err != nil {
+		return err
+	}
 	cfg := engine.Config{
 		ManagementURL: prof.ManagementURL,
 		SetupKey:      req.SetupKey,
@@ -287,6 +294,7 @@ func (d *Daemon) up(ctx context.Context, req *daemonpb.UpRequest, progress func(
 		DNSNoBypass:   d.opts.DNSNoBypass,
 		DNSCacheTTL:   d.opts.DNSCacheTTL,
 		NoFirewall:    d.opts.NoFirewall,
+		RootCAs:       roots,
 		Logger:        d.opts.Logger,
 	}
 	if d.opts.Tune != nil {

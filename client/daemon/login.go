@@ -43,8 +43,12 @@ func (d *Daemon) login(ctx context.Context, req *daemonpb.LoginRequest) (*daemon
 	if hostname == "" {
 		hostname, _ = os.Hostname()
 	}
+	roots, err := d.rootCAs()
+	if err != nil {
+		return nil, err
+	}
 	resp, err := engine.Register(ctx, engine.Config{ManagementURL: u, SetupKey: req.SetupKey, Hostname: hostname,
-		Key: key, Netstack: d.opts.Netstack, Logger: d.opts.Logger})
+		Key: key, Netstack: d.opts.Netstack, RootCAs: roots, Logger: d.opts.Logger})
 	if err != nil {
 		return nil, err
 	}

@@ -37,7 +37,7 @@ func (e *Engine) applyServerConfig(sc *managementpb.ServerConfig) {
 		e.log.Warn("bad signal URL from management", "url", sc.SignalUrl, "err", err)
 	} else {
 		e.signal = signalclient.New(signalclient.Config{
-			Target: target, TLS: useTLS, Key: e.cfg.Key, Logger: e.cfg.Logger,
+			Target: target, TLS: useTLS, TLSConfig: e.controlTLS(), Key: e.cfg.Key, Logger: e.cfg.Logger,
 			Dialer: func(ctx context.Context, addr string) (net.Conn, error) { return e.dialControl(ctx, "tcp", addr) },
 		})
 		e.signal.SetHandler(e.onSignal)
@@ -61,7 +61,7 @@ func (e *Engine) applyServerConfig(sc *managementpb.ServerConfig) {
 	}
 	if sc.Relay != nil && len(sc.Relay.Urls) > 0 {
 		e.relay = relayclient.New(relayclient.Config{
-			URLs: sc.Relay.Urls, Key: e.pub, Logger: e.cfg.Logger,
+			URLs: sc.Relay.Urls, Key: e.pub, Logger: e.cfg.Logger, TLSConfig: e.controlTLS(),
 			Token: func() string {
 				if t := e.relayToken.Load(); t != nil {
 					return *t

@@ -12,6 +12,7 @@ package engine
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,6 +33,7 @@ import (
 	"petrel/client/peer"
 	"petrel/client/wg"
 	"petrel/internal/keys"
+	"petrel/internal/tlstrust"
 	"petrel/proto/managementpb"
 	relayclient "petrel/relay/client"
 	signalclient "petrel/signal/client"
@@ -64,7 +66,10 @@ type Config struct {
 	DNSNoBypass   bool          // debug knob: no bypass resolver for the control-plane cache
 	DNSCacheTTL   time.Duration // debug knob: control-plane cache TTL (0 = 5 min)
 	NoFirewall    bool          // debug knob: no packet filter (benchmarks: filter on vs off)
-	Logger        *slog.Logger
+	// RootCAs are trusted for https:// management and signal and rels://
+	// relays (tls.go); nil = the system roots.
+	RootCAs *x509.CertPool
+	Logger  *slog.Logger
 	// BlockDirect is a test hook: drop direct UDP to/from matching addresses.
 	BlockDirect func(netip.AddrPort) bool
 }
@@ -108,6 +113,8 @@ type Engine struct {
 	signal *signalclient.Client
 	relay  *relayclient.Client
 	socks  string
+	// mgmtTLS are the management dial's credentials, https:// only (tls.go).
+	mgmtTLS *tlstrust.Creds
 
 	mgmtUp     atomic.Bool
 	needsLogin atomic.Bool

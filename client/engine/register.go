@@ -11,11 +11,13 @@ import (
 )
 
 // dialManagement opens the management client over control-plane sockets
-// whose names resolve through the DNS cache once it runs (dialControl).
+// whose names resolve through the DNS cache once it runs (dialControl),
+// with TLS for an https:// URL (tls.go).
 func (e *Engine) dialManagement(ctx context.Context) (*mgmt.Client, error) {
-	return mgmt.Dial(ctx, e.cfg.ManagementURL, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+	opts := append([]grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
 		return e.dialControl(ctx, "tcp", addr)
-	}), grpc.WithConnectParams(mgmtConnectParams))
+	}), grpc.WithConnectParams(mgmtConnectParams)}, e.managementDialOptions()...)
+	return mgmt.Dial(ctx, e.cfg.ManagementURL, opts...)
 }
 
 // Register logs in once — registering with cfg.SetupKey when management

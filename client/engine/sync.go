@@ -33,7 +33,8 @@ func (e *Engine) loginRequest() *managementpb.LoginRequest {
 var ErrLoginRefused = errors.New("management refused login")
 
 // login registers or re-authenticates, retrying while management is
-// unreachable until ctx ends. Refusals (bad key) fail at once.
+// unreachable until ctx ends. Refusals (bad key) and a server certificate
+// that is not trusted fail at once.
 func (e *Engine) login(ctx context.Context) (*managementpb.LoginResponse, error) {
 	bo := backoff.Backoff{Min: 500 * time.Millisecond, Max: 5 * time.Second}
 	var lastErr error
@@ -47,6 +48,9 @@ func (e *Engine) login(ctx context.Context) (*managementpb.LoginResponse, error)
 		switch st.Code() {
 		case codes.Unauthenticated, codes.PermissionDenied, codes.FailedPrecondition, codes.InvalidArgument, codes.NotFound:
 			return nil, fmt.Errorf("%w: %s", ErrLoginRefused, st.Message())
+		}
+		if cerr := e.managementCertError(); cerr != nil {
+			return nil, cerr // retrying cannot help either, and the reason must show
 		}
 		lastErr = err
 		e.log.Debug("login failed, retrying", "err", err)

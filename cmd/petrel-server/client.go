@@ -13,23 +13,26 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
-
-	"petrel/internal/printable"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"petrel/internal/printable"
+	"petrel/internal/tlstrust"
 )
 
 // clientFlags are the flags every admin subcommand shares.
 type clientFlags struct {
 	server    string
 	tokenFile string
+	caFile    string
 	timeout   time.Duration
 }
 
 func (f *clientFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.server, "server", "http://127.0.0.1:8080", "petrel-server URL")
 	cmd.Flags().StringVar(&f.tokenFile, "token-file", "", "file holding the admin token (DATA_DIR/admin-token of the server) (required)")
+	cmd.Flags().StringVar(&f.caFile, "ca-file", "", "PEM file of the CA certificates to trust for an https:// --server (default: the system roots)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 30*time.Second, "request timeout")
 }
 
@@ -58,7 +61,29 @@ func (f *clientFlags) client() (*adminClient, error) {
 	if token == "" || strings.ContainsAny(token, " \t\r\n") {
 		return nil, fmt.Errorf("token file %s does not hold a token", f.tokenFile)
 	}
-	return &adminClient{base: u, token: token, tokenFile: f.tokenFile, http: &http.Client{Timeout: f.timeout}}, nil
+	hc, err := f.httpClient(u)
+	if err != nil {
+		return nil, err
+	}
+	return &adminClient{base: u, token: token, tokenFile: f.tokenFile, http: hc}, nil
+}
+
+// httpClient checks the server's certificate against --ca-file when given
+// (the system roots otherwise).
+func (f *clientFlags) httpClient(u *url.URL) (*http.Client, error) {
+	if f.caFile == "" {
+		return &http.Client{Timeout: f.timeout}, nil
+	}
+	if u.Scheme != "https" {
+		return nil, usageError{fmt.Errorf("--ca-file is for an https:// --server, not %s", u)}
+	}
+	roots, err := tlstrust.LoadRoots(f.caFile)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--ca-file: %w", err)}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlstrust.ClientConfig(roots, "")
+	return &http.Client{Timeout: f.timeout, Transport: tr}, nil
 }
 
 // apiError is an error answer of the REST API.
@@ -97,6 +122,9 @@ func (c *adminClient) do(ctx context.Context, method, path string, in any) ([]by
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if ce := tlstrust.Explain(err); ce != nil {
+			return nil, fmt.Errorf("server %s: %w", c.base, ce)
+		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			return nil, fmt.Errorf("server %s did not answer in time: %w", c.base, err)

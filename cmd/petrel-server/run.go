@@ -26,6 +26,7 @@ type runFlags struct {
 	components                                    string
 	logLevel                                      string
 	maxConnsPerSource                             int
+	tls                                           tlsFlags
 }
 
 func newRunCmd() *cobra.Command {
@@ -36,6 +37,10 @@ func newRunCmd() *cobra.Command {
 		Long: `Run serves the selected components. gRPC (management, signal), the REST API
 (/api) and the relay WebSocket (/relay) share the --listen TCP port; STUN
 listens on UDP --stun-listen.
+
+With --tls-cert/--tls-key (files, reloaded when they change) or
+--acme-domain (certificates from an ACME CA such as Let's Encrypt) the port
+serves TLS: agents then use https:// and rels:// URLs. See docs/https.md.
 
 On first start with an empty store it creates the default account and writes
 its admin API token to DATA_DIR/admin-token (mode 0600).`,
@@ -51,16 +56,17 @@ its admin API token to DATA_DIR/admin-token (mode 0600).`,
 	fl.StringVar(&f.listen, "listen", ":8080", "TCP address for gRPC, REST and relay")
 	fl.StringVar(&f.stunListen, "stun-listen", ":3478", "UDP address for STUN")
 	fl.StringVar(&f.store, "store", "sqlite", "store: sqlite (DATA_DIR/petrel.db), sqlite:///path.db or postgres://DSN")
-	fl.StringVar(&f.publicURL, "public-url", "", "URL agents use for management and signal (default http://<listen host or hostname>:<port>)")
+	fl.StringVar(&f.publicURL, "public-url", "", "URL agents use for management and signal (default http://<listen host or hostname>:<port>; https:// with TLS, the first --acme-domain as host with ACME)")
 	fl.StringArrayVar(&f.relayURLs, "relay-url", nil, "relay URL advertised to agents, rel:// or rels:// (repeatable; default this relay's instance URL)")
 	fl.StringArrayVar(&f.stunURLs, "stun-url", nil, "STUN URL advertised to agents (repeatable; default stun:<public host>:<stun port>)")
 	fl.StringVar(&f.relaySecretFile, "relay-secret-file", "", "shared relay HMAC secret, created if absent (default DATA_DIR/relay-secret)")
-	fl.StringVar(&f.relayInstanceURL, "relay-instance-url", "", "this relay instance's URL (default rel://<public host>:<public port>)")
+	fl.StringVar(&f.relayInstanceURL, "relay-instance-url", "", "this relay instance's URL (default rel://<public host>:<public port>, rels:// for an https public URL)")
 	fl.StringVar(&f.signalKeyFile, "signal-key-file", "", "signal without management: key file (created if absent) instead of the server key in the store")
 	fl.StringVar(&f.components, "components", "management,signal,relay,stun", "components to run")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.IntVar(&f.maxConnsPerSource, "max-conns-per-source", server.DefaultMaxConnsPerSource,
 		"TCP connections one source IP may hold open at once (-1 = no cap; raise it when many agents share one NAT address)")
+	f.tls.register(fl)
 	return cmd
 }
 
@@ -79,13 +85,17 @@ func (f *runFlags) server(stderr io.Writer) (*server.Server, *slog.Logger, error
 	if f.maxConnsPerSource == 0 || f.maxConnsPerSource < -1 {
 		errs = append(errs, fmt.Errorf("--max-conns-per-source %d: want a positive number, or -1 for no cap", f.maxConnsPerSource))
 	}
+	tlsConf, err := f.tls.config()
+	if err != nil {
+		errs = append(errs, err)
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	srv, err := server.New(server.Config{
 		DataDir: f.dataDir, Listen: f.listen, STUNListen: f.stunListen, Store: f.store,
 		PublicURL: f.publicURL, RelayURLs: f.relayURLs, STUNURLs: f.stunURLs,
 		RelaySecretFile: f.relaySecretFile, RelayInstanceURL: f.relayInstanceURL,
 		SignalKeyFile: f.signalKeyFile, Components: comps, Logger: log,
-		MaxConnsPerSource: f.maxConnsPerSource,
+		MaxConnsPerSource: f.maxConnsPerSource, TLS: tlsConf,
 	})
 	if err != nil {
 		errs = append(errs, err)
@@ -120,6 +130,9 @@ func run(ctx context.Context, f *runFlags, stdout, stderr io.Writer) error {
 func printBanner(w io.Writer, srv *server.Server) {
 	ep, comps := srv.Endpoints(), srv.Components()
 	fmt.Fprintf(w, "petrel-server listening on %s (components: %s)\n", srv.Addr(), comps)
+	if sum := srv.TLSSummary(); sum != "" {
+		fmt.Fprintf(w, "  TLS:               %s\n", sum)
+	}
 	if comps.Management {
 		fmt.Fprintf(w, "  management (gRPC): %s\n", ep.PublicURL)
 		fmt.Fprintf(w, "  REST API:          %s/api\n", ep.PublicURL)

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"petrel/client/daemon"
+	"petrel/internal/tlstrust"
 )
 
 // daemonFlags are the data-plane options of a daemon.
@@ -22,6 +24,7 @@ type daemonFlags struct {
 	socks5     string
 	loopback   bool
 	forceRelay bool
+	caFile     string
 	dnsMode    string
 	dnsAddr    string
 	noBypass   bool          // debug knob
@@ -37,6 +40,7 @@ func (f *daemonFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.socks5, "socks5", "127.0.0.1:0", "netstack mode: SOCKS5 listen address")
 	cmd.Flags().BoolVar(&f.loopback, "ice-loopback", false, "offer loopback ICE candidates (single-host demos and tests only)")
 	cmd.Flags().BoolVar(&f.forceRelay, "force-relay", false, "never try direct paths (diagnostics)")
+	f.registerCAFile(cmd)
 	cmd.Flags().StringVar(&f.dnsMode, "dns-mode", "auto", "point the host's resolver at the agent: auto, file (resolv.conf), resolved (systemd-resolved), off")
 	cmd.Flags().StringVar(&f.dnsAddr, "dns", "127.0.0.1:0", "netstack mode: resolver listen address (loopback)")
 	// Debug knobs (hidden): behaviour switches for diagnosis and tests.
@@ -47,6 +51,30 @@ func (f *daemonFlags) register(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&f.noFW, "debug-no-firewall", false, "debug: no packet filter (benchmarks only: the access policy is not enforced)")
 	_ = cmd.Flags().MarkHidden("debug-dns-cache-ttl")
 	_ = cmd.Flags().MarkHidden("debug-no-firewall")
+}
+
+// registerCAFile adds --ca-file, the one daemon flag `petrel login` takes
+// too (it may start the daemon that registers).
+func (f *daemonFlags) registerCAFile(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.caFile, "ca-file", "", "PEM file of the CA certificates to trust for an https:// management server (default: the system roots)")
+}
+
+// checkCAFile fails early, as a usage error, on a --ca-file that does not
+// load, and makes its path absolute for a daemon started elsewhere; the
+// daemon reads the file again at each connect.
+func (f *daemonFlags) checkCAFile() error {
+	if f.caFile == "" {
+		return nil
+	}
+	abs, err := filepath.Abs(f.caFile)
+	if err == nil {
+		_, err = tlstrust.LoadRoots(abs)
+	}
+	if err != nil {
+		return &exitError{2, fmt.Errorf("--ca-file: %w", err)}
+	}
+	f.caFile = abs
+	return nil
 }
 
 func (f *daemonFlags) options(g *globalFlags) daemon.Options {
@@ -60,6 +88,7 @@ func (f *daemonFlags) options(g *globalFlags) daemon.Options {
 		SOCKS5Addr:    f.socks5,
 		ICELoopback:   f.loopback,
 		ForceRelay:    f.forceRelay,
+		CAFile:        f.caFile,
 		DNSMode:       f.dnsMode,
 		DNSAddr:       f.dnsAddr,
 		DNSNoBypass:   f.noBypass,
@@ -79,6 +108,9 @@ func (f *daemonFlags) args() []string {
 	}
 	if f.forceRelay {
 		a = append(a, "--force-relay")
+	}
+	if f.caFile != "" {
+		a = append(a, "--ca-file", f.caFile)
 	}
 	a = append(a, "--dns-mode", f.dnsMode, "--dns", f.dnsAddr)
 	if f.noBypass {
@@ -102,6 +134,9 @@ func newDaemonCmd(g *globalFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !f.netstack && os.Geteuid() != 0 {
 				return fmt.Errorf("TUN mode needs root; run as root or use --netstack")
+			}
+			if err := f.checkCAFile(); err != nil {
+				return err
 			}
 			d := daemon.New(f.options(g))
 			if err := d.Start(context.Background()); err != nil {

@@ -29,6 +29,9 @@ func newLoginCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return &exitError{2, err}
 			}
+			if err := f.checkCAFile(); err != nil {
+				return err
+			}
 			key, err := setupKey.resolve(cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -69,6 +72,7 @@ func newLoginCmd(g *globalFlags) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&mgmtURL, "management-url", "", "management server URL, e.g. http://vpn.example.net:8080")
 	setupKey.register(cmd)
+	f.registerCAFile(cmd)
 	cmd.Flags().StringVar(&hostname, "hostname", "", "name of this peer (default: the host name)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to keep trying an unreachable server")
 	f.netstack = true // registration needs no TUN device

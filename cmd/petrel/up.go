@@ -43,6 +43,9 @@ func newUpCmd(g *globalFlags) *cobra.Command {
 			if !f.netstack && os.Geteuid() != 0 {
 				return &exitError{2, errors.New("TUN mode needs root; run as root or use --netstack")}
 			}
+			if err := f.checkCAFile(); err != nil {
+				return err
+			}
 			key, err := setupKey.resolve(cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -98,6 +101,9 @@ func upBackground(g *globalFlags, f *daemonFlags, req *daemonpb.UpRequest, out i
 	started := false
 	if _, closeFn, err := dialDaemon(sock); err == nil {
 		closeFn()
+		if f.caFile != "" {
+			fmt.Fprintln(out, "note: a daemon is already running and keeps the --ca-file it started with (`petrel down` stops it)")
+		}
 	} else {
 		if err := spawnDaemon(g, f); err != nil {
 			return err

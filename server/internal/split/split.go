@@ -1,8 +1,9 @@
 // Package split serves two protocols on one TCP listener: it sniffs each
 // new connection for the HTTP/2 client preface and hands it to one of two
 // net.Listeners, HTTP2 (prior-knowledge HTTP/2: gRPC, for grpc-go's native
-// server) or HTTP1 (everything else: net/http). See
-// docs/adr-001-one-port-listener.md.
+// server) or HTTP1 (everything else: net/http). With Options.TLS it first
+// terminates TLS and sniffs the decrypted stream (tls.go). See
+// docs/adr-001-one-port-listener.md and docs/https.md.
 //
 // Imported by package server only. Serve runs the accept loop in the
 // caller's goroutine plus one short-lived goroutine per connection until
@@ -12,6 +13,7 @@ package split
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -67,9 +69,19 @@ type Options struct {
 	// (accepted and not yet closed, whichever protocol); a connection over
 	// the cap is closed as soon as it is accepted. 0 = no cap.
 	MaxPerSource int
-	// Logger receives accept errors (rate-limited); nil discards them.
+	// Logger receives accept errors (rate-limited) and, at debug level,
+	// failed TLS handshakes; nil discards them.
 	Logger *slog.Logger
+	// TLS, when set, is the server side of a TLS handshake each connection
+	// completes (within SniffTimeout) before it is sniffed; HTTP1 and HTTP2
+	// then get the decrypted stream. A connection that negotiates the ACME
+	// TLS-ALPN-01 protocol is closed after its handshake.
+	TLS *tls.Config
 }
+
+// errNoStream marks a connection with nothing to route: its TLS handshake
+// failed or answered an ACME challenge.
+var errNoStream = errors.New("no stream to route")
 
 // Listener hands the connections accepted on one listener to HTTP1 or
 // HTTP2.
@@ -243,13 +255,26 @@ func (c *countedConn) Close() error {
 	return c.Conn.Close()
 }
 
+// route terminates TLS (with Options.TLS), sniffs the protocol and hands
+// the connection on; the TLS handshake and the sniff share SniffTimeout.
 func (s *Listener) route(c net.Conn) {
 	defer s.routing.Done()
-	_ = c.SetReadDeadline(time.Now().Add(SniffTimeout))
-	br := bufio.NewReaderSize(c, 4096)
-	h2, err := isHTTP2(br)
-	_ = c.SetReadDeadline(time.Time{})
-	pc := &peekedConn{Conn: c, r: br, owner: s}
+	_ = c.SetDeadline(time.Now().Add(SniffTimeout))
+	conn, err := c, error(nil)
+	if s.opts.TLS != nil {
+		if tc := s.terminateTLS(c); tc != nil {
+			conn = tc
+		} else {
+			err = errNoStream
+		}
+	}
+	br := bufio.NewReaderSize(conn, 4096)
+	h2 := false
+	if err == nil {
+		h2, err = isHTTP2(br)
+	}
+	_ = c.SetDeadline(time.Time{})
+	pc := &peekedConn{Conn: conn, r: br, raw: c, owner: s}
 	s.mu.Lock()
 	delete(s.pending, c)
 	closed := s.closed
@@ -289,7 +314,9 @@ func (s *Listener) Close() {
 
 // CloseConns closes every routed connection that is still open, for a
 // shutdown that cannot wait any longer (a client stalled in the middle of
-// the HTTP/2 handshake holds grpc.Server.Stop until it is closed).
+// the HTTP/2 handshake holds grpc.Server.Stop until it is closed). It
+// closes the sockets under TLS, so no close_notify waits on a stalled
+// client.
 func (s *Listener) CloseConns() {
 	s.mu.Lock()
 	conns := make([]*peekedConn, 0, len(s.routed))
@@ -298,15 +325,19 @@ func (s *Listener) CloseConns() {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.Close()
+		c.owner.mu.Lock()
+		delete(c.owner.routed, c)
+		c.owner.mu.Unlock()
+		c.raw.Close()
 	}
 }
 
 // peekedConn replays the sniffed bytes and leaves the routed set when
-// closed.
+// closed. Conn is the TLS connection with Options.TLS, raw the socket.
 type peekedConn struct {
 	net.Conn
 	r     io.Reader
+	raw   net.Conn
 	owner *Listener
 }
 
