@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"petrel/management"
 	"petrel/management/store/storeopen"
 	"petrel/relay"
 )
@@ -153,6 +154,9 @@ type Config struct {
 	// source IP; more are closed on accept. 0 = DefaultMaxConnsPerSource,
 	// negative = no cap.
 	MaxConnsPerSource int
+	// LoginLimits bound logins per source and per peer (zero fields:
+	// management's defaults; negative rates: off, for load tests).
+	LoginLimits management.LoginLimits
 
 	limits limits // zero fields: defaultLimits (tests shorten them)
 }

@@ -278,6 +278,7 @@ func (s *Server) startManagement(ctx context.Context, mux *http.ServeMux, secret
 		Logger: s.cfg.Logger,
 		Server: management.ServerInfo{PublicURL: s.ep.PublicURL, STUNURLs: s.ep.STUNURLs, RelayURLs: s.ep.RelayURLs,
 			RelayTokenTTL: s.cfg.RelayTokenTTL},
+		LoginLimits: s.cfg.LoginLimits,
 	}
 	if secret != nil {
 		mcfg.MintRelayToken = func(peer keys.Public, exp time.Time) string { return auth.Mint(secret, peer, exp) }
