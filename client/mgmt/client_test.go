@@ -14,6 +14,8 @@ import (
 
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"petrel/internal/keys"
@@ -28,12 +30,16 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // script of SyncResponses (sealed properly) to test the client's checks.
 type scriptServer struct {
 	managementpb.UnimplementedManagementServer
-	key      keys.Private
-	script   []*managementpb.SyncResponse
-	tamper   bool
-	compress bool     // zstd the scripted messages worth it
-	zbodies  [][]byte // sent first, sealed as they are, marked COMPRESSION_ZSTD
-	req      chan *managementpb.SyncRequest
+	key    keys.Private
+	script []*managementpb.SyncResponse
+	// endScript ends the stream right after the script (a distinct
+	// status): a client that should have stopped earlier fails at once,
+	// not at its test's deadline.
+	endScript bool
+	tamper    bool
+	compress  bool     // zstd the scripted messages worth it
+	zbodies   [][]byte // sent first, sealed as they are, marked COMPRESSION_ZSTD
+	req       chan *managementpb.SyncRequest
 }
 
 func (s *scriptServer) ServerKey(context.Context, *managementpb.ServerKeyRequest) (*managementpb.ServerKeyResponse, error) {
@@ -71,6 +77,9 @@ func (s *scriptServer) Sync(in *managementpb.EncryptedMessage, stream grpc.Serve
 		if err := stream.Send(&managementpb.EncryptedMessage{Body: sealed, Compression: comp}); err != nil {
 			return err
 		}
+	}
+	if s.endScript {
+		return status.Error(codes.OutOfRange, "script ended: the client read past every scripted message")
 	}
 	<-stream.Context().Done()
 	return nil
@@ -127,14 +136,14 @@ func TestSyncSerialChecks(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := &scriptServer{key: newKey(t), script: tc.script, tamper: tc.tamper}
+			srv := &scriptServer{key: newKey(t), script: tc.script, tamper: tc.tamper, endScript: true}
 			c := serve(t, srv)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			n := 0
 			err := c.Sync(ctx, newKey(t), nil, func(*managementpb.SyncResponse) error { n++; return nil })
 			if !errors.Is(err, tc.wantErr) || n != tc.wantN {
-				t.Fatalf("err %v after %d messages, want %v after %d", err, n, tc.wantErr, tc.wantN)
+				t.Fatalf("err %v after %d messages, want %v after %d (a missing check reads on to the end of the script)", err, n, tc.wantErr, tc.wantN)
 			}
 		})
 	}
