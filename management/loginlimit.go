@@ -3,12 +3,10 @@ package management
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"time"
 
-	"google.golang.org/grpc/peer"
-
+	"petrel/internal/grpcsource"
 	"petrel/internal/keys"
 	"petrel/internal/ratelimit"
 )
@@ -76,21 +74,9 @@ func orDefaultInt(v, d int) int {
 	return v
 }
 
-// sourceOf is the remote address of a gRPC call (the zero Addr for
-// in-process callers, which are not limited).
-func sourceOf(ctx context.Context) netip.Addr {
-	p, ok := peer.FromContext(ctx)
-	if !ok || p.Addr == nil {
-		return netip.Addr{}
-	}
-	if ta, ok := p.Addr.(*net.TCPAddr); ok {
-		return ta.AddrPort().Addr().Unmap()
-	}
-	if ap, err := netip.ParseAddrPort(p.Addr.String()); err == nil {
-		return ap.Addr().Unmap()
-	}
-	return netip.Addr{}
-}
+// sourceOf is the remote IP of the call (the zero Addr when the
+// transport has none).
+func sourceOf(ctx context.Context) netip.Addr { return grpcsource.Addr(ctx) }
 
 func limited(what string, wait time.Duration) error {
 	wait = max(wait.Round(time.Second), time.Second)

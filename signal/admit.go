@@ -3,16 +3,16 @@ package signal
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"sync"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"petrel/internal/grpcsource"
 )
 
 // sources counts the open streams (registering or registered) per source
@@ -44,21 +44,9 @@ func (s *sources) release(src netip.Addr) {
 	s.n[src]--
 }
 
-// sourceOf returns the remote IP of the stream (the zero Addr, one shared
-// bucket, when the transport has none, as with in-memory listeners).
-func sourceOf(ctx context.Context) netip.Addr {
-	p, ok := peer.FromContext(ctx)
-	if !ok || p.Addr == nil {
-		return netip.Addr{}
-	}
-	if ta, ok := p.Addr.(*net.TCPAddr); ok {
-		return ta.AddrPort().Addr().Unmap()
-	}
-	if ap, err := netip.ParseAddrPort(p.Addr.String()); err == nil {
-		return ap.Addr().Unmap()
-	}
-	return netip.Addr{}
-}
+// sourceOf is the remote IP of the call (the zero Addr when the
+// transport has none).
+func sourceOf(ctx context.Context) netip.Addr { return grpcsource.Addr(ctx) }
 
 // admit applies the per-source open rate, the per-source stream cap and
 // the cap on registrations in progress to a new stream from src. On
