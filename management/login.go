@@ -54,13 +54,14 @@ func (s *Service) Login(ctx context.Context, peerKey keys.Public, req *managemen
 				return nil, storeError("login", ctx.Err())
 			}
 		}
+		if err := s.PrecheckRegistration(ctx, peerKey, req.GetSetupKey()); err != nil {
+			release()
+			return nil, err
+		}
 		resp, err := s.register(ctx, peerKey, req)
 		release()
 		if errors.Is(err, errRegisteredMeanwhile) {
 			continue
-		}
-		if k := KindOf(err); k == KindUnauthenticated || k == KindPermission {
-			s.setupKeyFailed(src, peerKey, err)
 		}
 		return resp, err
 	}

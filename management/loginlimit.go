@@ -3,6 +3,7 @@ package management
 import (
 	"context"
 	"fmt"
+	"strings"
 	"net/netip"
 	"time"
 
@@ -83,15 +84,46 @@ func limited(what string, wait time.Duration) error {
 	return &Error{Kind: KindExhausted, Msg: fmt.Sprintf("%s; retry in %v", what, wait), RetryAfter: wait}
 }
 
-// admitLogin applies the per-source limits before a Login does any work.
+// limitKey is the key a source is limited under: its IPv4 address, or
+// its IPv6 /64 (one subscriber's whole range).
+func limitKey(src netip.Addr) netip.Addr {
+	if src.Is6() {
+		return netip.PrefixFrom(src, 64).Masked().Addr()
+	}
+	return src
+}
+
+// PrecheckRegistration refuses, before anything is remembered about the
+// request, a registration from a source that has used up its failed
+// setup keys or whose setup key does not exist (counted as a failure).
+// The gRPC edge calls it for keys that are not registered yet, so that
+// strangers without a valid setup key cannot fill its replay memory.
+func (s *Service) PrecheckRegistration(ctx context.Context, peerKey keys.Public, setupKey string) error {
+	src := sourceOf(ctx)
+	if src.IsValid() {
+		if ok, wait := s.limits.fails.Check(limitKey(src)); !ok {
+			return limited(fmt.Sprintf("too many failed setup keys from %s", src), wait)
+		}
+	}
+	secret := strings.TrimSpace(setupKey)
+	if secret == "" {
+		return Errorf(KindUnauthenticated, "peer is not registered: a setup key is required")
+	}
+	if id, _ := s.findSetupKey(hashSecret(secret)); id == "" {
+		err := Errorf(KindUnauthenticated, "setup key not found")
+		s.setupKeyFailed(src, peerKey, err)
+		return err
+	}
+	return nil
+}
+
+// admitLogin applies the per-source login rate before a Login does any
+// work.
 func (s *Service) admitLogin(src netip.Addr) error {
 	if !src.IsValid() {
 		return nil
 	}
-	if ok, wait := s.limits.fails.Check(src); !ok {
-		return limited(fmt.Sprintf("too many failed setup keys from %s", src), wait)
-	}
-	if ok, wait := s.limits.source.Allow(src); !ok {
+	if ok, wait := s.limits.source.Allow(limitKey(src)); !ok {
 		return limited(fmt.Sprintf("too many logins from %s", src), wait)
 	}
 	return nil
@@ -112,7 +144,7 @@ func (s *Service) admitReauth(src netip.Addr, pk keys.Public) error {
 // (never the key).
 func (s *Service) setupKeyFailed(src netip.Addr, peerKey keys.Public, err error) {
 	if src.IsValid() {
-		s.limits.fails.Allow(src)
+		s.limits.fails.Allow(limitKey(src))
 	}
 	s.log.Info("registration refused", "source", src, "peer", peerKey.Short(), "reason", err)
 }

@@ -186,4 +186,14 @@ func TestCorruptCacheIgnored(t *testing.T) {
 	if len(snap.Peers) != 1 {
 		t.Fatalf("%d peers registered, want 1", len(snap.Peers))
 	}
+	// Logout forgets the registration's cache too.
+	_, cl, stop = startDaemon(t, dir)
+	defer stop()
+	waitStatus(t, cl, "up again", 30*time.Second, func(st *daemonpb.StatusResponse) bool { return st.State == "connected" })
+	if _, err := cl.Logout(context.Background(), &daemonpb.LogoutRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(cache); !os.IsNotExist(err) {
+		t.Fatalf("map cache after logout: %v", err)
+	}
 }

@@ -350,6 +350,11 @@ func (d *Daemon) logout() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.stopEngineLocked()
+	// The map cache belongs to the registration: a later login must not
+	// start from it.
+	if err := os.Remove(filepath.Join(d.opts.StateDir, engine.CacheFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		d.log.Warn("remove map cache", "err", err)
+	}
 	prof, err := d.state.LoadProfile()
 	if err != nil {
 		return err

@@ -43,6 +43,7 @@ type cacheState struct {
 
 	freshAt   atomic.Int64 // unix ns: the map was last known current
 	fromCache atomic.Bool  // running on the cached map; no login yet
+	streamMap atomic.Bool  // the current Sync stream delivered a map
 
 	mu        sync.Mutex
 	endpoints map[string]mapcache.Endpoint
@@ -60,8 +61,8 @@ func (e *Engine) cachePath() string {
 // then needs management as if it had none, and keeps its key).
 func (e *Engine) loadCache() *mapcache.Snapshot {
 	path := e.cachePath()
-	if path == "" {
-		return nil
+	if path == "" || e.cfg.SetupKey != "" {
+		return nil // a registration starts from nothing
 	}
 	s, err := mapcache.Load(path, e.cfg.Key, e.cfg.ManagementURL)
 	switch {
@@ -135,7 +136,7 @@ func (e *Engine) markFresh() { e.cache.freshAt.Store(time.Now().UnixNano()) }
 // mapAge is how old the map the agent runs on may be: zero while the Sync
 // stream is up, else the time since it was last known current.
 func (e *Engine) mapAge() time.Duration {
-	if e.mgmtUp.Load() {
+	if e.mgmtUp.Load() && e.cache.streamMap.Load() {
 		return 0
 	}
 	ns := e.cache.freshAt.Load()
@@ -213,6 +214,9 @@ func (e *Engine) dropCache() {
 	e.cache.mu.Lock()
 	e.cache.dropped = true
 	e.cache.mu.Unlock()
+	if e.cache.w != nil {
+		e.cache.w.Close() // no write in flight can bring the file back
+	}
 	if path := e.cachePath(); path != "" {
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			e.log.Warn("remove map cache", "err", err)

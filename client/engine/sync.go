@@ -78,8 +78,9 @@ func (e *Engine) syncLoop() {
 	bo := backoff.Backoff{Min: 500 * time.Millisecond, Max: 10 * time.Second}
 	for e.ctx.Err() == nil {
 		start := time.Now()
+		e.cache.streamMap.Store(false)
 		err := e.mgmt.Sync(e.ctx, e.cfg.Key, &managementpb.SyncRequest{Meta: e.loginRequest().Meta}, e.onSync)
-		if e.mgmtUp.Load() {
+		if e.cache.streamMap.Load() {
 			e.markFresh() // current until the stream broke
 		}
 		e.mgmtUp.Store(false)
@@ -140,6 +141,7 @@ func (e *Engine) onSync(r *managementpb.SyncResponse) error {
 		e.self = nm.Self
 	}
 	e.mu.Unlock()
+	e.cache.streamMap.Store(true)
 	e.markFresh()
 	e.applyMap(nm)
 	e.saveCache()
@@ -165,13 +167,32 @@ func (e *Engine) forgotten() {
 // loginAfterCache logs in, for as long as it takes, after a start from the
 // cache; false when the engine stops or management refuses the peer.
 func (e *Engine) loginAfterCache() bool {
-	resp, err := e.login(e.ctx)
-	if err != nil {
-		if errors.Is(err, ErrLoginRefused) {
+	bo := backoff.Backoff{Min: time.Second, Max: 30 * time.Second}
+	var resp *managementpb.LoginResponse
+	for {
+		var err error
+		resp, err = e.login(e.ctx)
+		if err == nil {
+			break
+		}
+		switch {
+		case e.ctx.Err() != nil:
+			return false
+		case errors.Is(err, ErrLoginRefused):
 			e.log.Warn("management no longer knows this peer; log in again with a setup key", "err", err)
 			e.forgotten()
+			return false
 		}
-		return false
+		// A certificate error (an expired certificate during the outage,
+		// a captive portal) may be fixed while we run on the cache: keep
+		// trying, and say why.
+		d := bo.Next()
+		e.log.Warn("management still unreachable; running on the cached map", "err", err, "retry_in", d.Round(time.Second))
+		select {
+		case <-e.ctx.Done():
+			return false
+		case <-time.After(d):
+		}
 	}
 	e.cache.fromCache.Store(false)
 	e.mu.Lock()

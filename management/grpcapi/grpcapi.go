@@ -83,6 +83,13 @@ func (s *Server) Login(ctx context.Context, in *managementpb.EncryptedMessage) (
 	if err != nil {
 		return nil, err
 	}
+	// Strangers without a valid setup key are refused before their nonce
+	// is remembered: only peers and setup-key holders use replay memory.
+	if !s.svc.IsPeerKey(peer) {
+		if err := s.svc.PrecheckRegistration(ctx, peer, req.GetSetupKey()); err != nil {
+			return nil, s.toStatus("login", peer, err)
+		}
+	}
 	if err := s.fresh(ctx, "login", peer, req.GetSentUnixMs(), req.GetNonce()); err != nil {
 		return nil, err
 	}
@@ -100,6 +107,9 @@ func (s *Server) Sync(in *managementpb.EncryptedMessage, stream grpc.ServerStrea
 	peer, err := s.open(in, req)
 	if err != nil {
 		return err
+	}
+	if !s.svc.IsPeerKey(peer) {
+		return status.Error(codes.PermissionDenied, "sync: peer is not registered; log in with a setup key")
 	}
 	if err := s.fresh(stream.Context(), "sync", peer, req.GetSentUnixMs(), req.GetNonce()); err != nil {
 		return err

@@ -38,6 +38,7 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
 
 // env is a management service served over gRPC on loopback.
 type env struct {
+	grpc   *Server
 	svc    *management.Service
 	addr   string
 	acct   string
@@ -80,7 +81,8 @@ func startEnvWith(t testing.TB, st store.Store, srvOpts []grpc.ServerOption, opt
 		t.Fatal(err)
 	}
 	gs := grpc.NewServer(srvOpts...)
-	New(svc, svc.ServerKey(), testLog(t)).Register(gs)
+	gsrv := New(svc, svc.ServerKey(), testLog(t))
+	gsrv.Register(gs)
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
@@ -98,7 +100,7 @@ func startEnvWith(t testing.TB, st store.Store, srvOpts []grpc.ServerOption, opt
 		st.Close()
 	})
 	ids := svc.Accounts()
-	return &env{svc: svc, addr: lis.Addr().String(), acct: ids[0], client: c}
+	return &env{grpc: gsrv, svc: svc, addr: lis.Addr().String(), acct: ids[0], client: c}
 }
 
 func (e *env) setupKey(t testing.TB, in management.SetupKeyInput) string {

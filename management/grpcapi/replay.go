@@ -6,9 +6,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"petrel/internal/grpcsource"
 	"petrel/internal/keys"
 	"petrel/internal/replay"
 )
@@ -38,10 +38,13 @@ func (s *Server) fresh(ctx context.Context, op string, pk keys.Public, sentMs in
 	case errors.Is(err, replay.ErrFull):
 		return status.Error(codes.Unavailable, op+": "+err.Error())
 	}
-	src := ""
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		src = p.Addr.String()
+	s.log.Info(op+" refused", "peer", pk.Short(), "source", grpcsource.Addr(ctx), "reason", err)
+	if errors.Is(err, replay.ErrNoNonce) {
+		// An agent from before replay protection: it must be upgraded
+		// (agents first, then the server; older servers ignore the stamp).
+		return status.Error(codes.FailedPrecondition, op+": "+err.Error()+"; upgrade the agent")
 	}
-	s.log.Info(op+" refused", "peer", pk.Short(), "source", src, "reason", err)
-	return status.Error(codes.InvalidArgument, op+": "+err.Error())
+	// Aborted, not a refusal: the honest agent whose message was replayed
+	// ahead of it (or whose clock jumped) retries with a fresh stamp.
+	return status.Error(codes.Aborted, op+": "+err.Error())
 }

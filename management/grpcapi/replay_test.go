@@ -74,20 +74,23 @@ func TestReplayedLoginRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := api.Login(ctx, captured)
-	if status.Code(err) != codes.InvalidArgument {
-		t.Fatalf("replayed login: %v, want InvalidArgument", err)
+	if status.Code(err) != codes.Aborted {
+		t.Fatalf("replayed login: %v, want Aborted (refused, and retryable for the honest agent)", err)
 	}
 	if h := hostnameOf(t, e, agent.Public()); h != "new-name" {
 		t.Fatalf("the replay changed the hostname to %q", h)
 	}
 	old := time.Now().Add(-2 * ReplayWindow).UnixMilli()
 	_, n2 := stamped()
-	for name, req := range map[string]*managementpb.LoginRequest{
-		"stale":     {Hostname: "stale", Meta: &managementpb.PeerMeta{Hostname: "stale"}, SentUnixMs: old, Nonce: n2},
-		"unstamped": {Hostname: "bare", Meta: &managementpb.PeerMeta{Hostname: "bare"}},
+	for name, tc := range map[string]struct {
+		req  *managementpb.LoginRequest
+		want codes.Code
+	}{
+		"stale":     {&managementpb.LoginRequest{Hostname: "stale", Meta: &managementpb.PeerMeta{Hostname: "stale"}, SentUnixMs: old, Nonce: n2}, codes.Aborted},
+		"unstamped": {&managementpb.LoginRequest{Hostname: "bare", Meta: &managementpb.PeerMeta{Hostname: "bare"}}, codes.FailedPrecondition},
 	} {
-		if _, err := api.Login(ctx, sealed(t, e, agent, req)); status.Code(err) != codes.InvalidArgument {
-			t.Fatalf("%s login: %v, want InvalidArgument", name, err)
+		if _, err := api.Login(ctx, sealed(t, e, agent, tc.req)); status.Code(err) != tc.want {
+			t.Fatalf("%s login: %v, want %v", name, err, tc.want)
 		}
 	}
 	if h := hostnameOf(t, e, agent.Public()); h != "new-name" {
@@ -120,8 +123,8 @@ func TestReplayedSyncRefusedStreamKept(t *testing.T) {
 	if err == nil {
 		_, err = replayed.Recv()
 	}
-	if status.Code(err) != codes.InvalidArgument {
-		t.Fatalf("replayed sync: %v, want InvalidArgument", err)
+	if status.Code(err) != codes.Aborted {
+		t.Fatalf("replayed sync: %v, want Aborted", err)
 	}
 	// The live stream still gets the next change (a policy that lets a
 	// second peer into its map).
@@ -208,4 +211,33 @@ func unwrapStatus(err error) error {
 		e = u.Unwrap()
 	}
 	return err
+}
+
+// Strangers (no registered key, no valid setup key) are refused before
+// anything is remembered about them: they cannot fill the replay memory.
+func TestStrangersUseNoReplayMemory(t *testing.T) {
+	e := startEnv(t, sqliteBackend(t).Open(t))
+	ctx := mgmttest.Ctx(t)
+	api := rawAPI(t, e)
+	for i := range 20 {
+		ms, nonce := stamped()
+		stranger := mgmttest.NewKey(t)
+		req := &managementpb.LoginRequest{SetupKey: "psk_guess", SentUnixMs: ms, Nonce: nonce}
+		if i%2 == 1 {
+			req.SetupKey = ""
+		}
+		if _, err := api.Login(ctx, sealed(t, e, stranger, req)); status.Code(err) == codes.OK {
+			t.Fatal("a stranger logged in")
+		}
+		s, err := api.Sync(ctx, sealed(t, e, stranger, &managementpb.SyncRequest{SentUnixMs: ms, Nonce: nonce}))
+		if err == nil {
+			_, err = s.Recv()
+		}
+		if status.Code(err) != codes.PermissionDenied {
+			t.Fatalf("stranger's sync: %v, want PermissionDenied", err)
+		}
+	}
+	if n := e.grpc.replay.Len(); n != 0 {
+		t.Fatalf("strangers left %d nonces in the replay memory", n)
+	}
 }
