@@ -30,7 +30,7 @@ fi
 echo "== go test -race ./..."
 go test -race -count=1 -timeout 30m ./...
 
-echo "== fuzz smoke run (every target, ${FUZZTIME:-2s} each)"
+echo "== fuzz smoke run (every target, ${FUZZTIME:-500x} each)"
 bash scripts/fuzz-smoke.sh
 
 if [ "$(id -u)" = 0 ] && [ -f scripts/lab.sh ]; then
