@@ -3,8 +3,8 @@ package management
 import (
 	"context"
 	"fmt"
-	"strings"
 	"net/netip"
+	"strings"
 	"time"
 
 	"petrel/internal/grpcsource"
