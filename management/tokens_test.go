@@ -108,15 +108,19 @@ func TestWrongAdminTokensRefused(t *testing.T) {
 	if _, ok := s.AuthenticateToken(boot); !ok {
 		t.Fatal("the real token does not authenticate")
 	}
-	last := boot[len(boot)-1]
-	flip := byte('a')
-	if last == 'a' {
-		flip = 'b'
+	// other returns a character that differs from c, so the altered token
+	// can never equal the real one.
+	other := func(c byte) string {
+		if c == 'a' {
+			return "b"
+		}
+		return "a"
 	}
+	first := len(adminTokenPrefix)
 	for _, tc := range []struct{ name, tok string }{
 		{"same shape", adminTokenPrefix + strings.Repeat("x", len(boot)-len(adminTokenPrefix))},
-		{"last character differs", boot[:len(boot)-1] + string(flip)},
-		{"first character of the secret differs", adminTokenPrefix + string(flip) + boot[len(adminTokenPrefix)+1:]},
+		{"last character differs", boot[:len(boot)-1] + other(boot[len(boot)-1])},
+		{"first character of the secret differs", boot[:first] + other(boot[first]) + boot[first+1:]},
 		{"prefix only", adminTokenPrefix},
 		{"truncated", boot[:len(boot)-1]},
 		{"extended", boot + "a"},
