@@ -7,8 +7,12 @@
 # Env: ROUNDS (3), DURATION (seconds per dnsperf run, 10), RATE (fixed-rate
 #      QPS for the latency runs, 10000), QPS_ARGS (dnsperf load for the
 #      max-QPS runs, "-c 8 -T 2 -q 200"), PEERS (1000),
-#      PROFILE (file: CPU profile of the Petrel resolver over the whole run).
-# Ports 15353-15356 on 127.0.0.1 (BASE_PORT moves them).
+#      PROFILE (file: CPU profile of the Petrel resolver over the whole run),
+#      VARIANTS ("label=path ...": more dnsbench binaries, e.g. built from
+#      other commits, run as Petrel servers "petrel-label" in the same
+#      rotation, for A/B comparisons), REFERENCES ("unbound dnsmasq"; ""
+#      skips them).
+# Ports 15353-15356 on 127.0.0.1, variants from 15357 (BASE_PORT moves them).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -19,6 +23,8 @@ QPS_ARGS=${QPS_ARGS:-"-c 8 -T 2 -q 200"}
 LAT_ARGS="-c 4 -T 2 -q 200 -Q $RATE"
 PEERS=${PEERS:-1000}
 PROFILE=${PROFILE:-}
+VARIANTS=${VARIANTS:-}
+REFERENCES=${REFERENCES-unbound dnsmasq}
 BASE_PORT=${BASE_PORT:-15353}
 P_PETREL=$BASE_PORT
 P_UNBOUND=$((BASE_PORT + 1))
@@ -67,6 +73,19 @@ wait_ready "$P_UPSTREAM" api.petrel.example
   -peers "$PEERS" ${PROFILE:+-cpuprofile "$PROFILE"} >"$work/petrel.out" 2>"$work/petrel.err" &
 petrel_pid=$!
 pids+=($petrel_pid)
+declare -A port pid
+port[petrel]=$P_PETREL pid[petrel]=$petrel_pid
+servers=(petrel)
+next_port=$((BASE_PORT + 4))
+for v in $VARIANTS; do
+  name="petrel-${v%%=*}"
+  "${v#*=}" -mode serve -listen "127.0.0.1:$next_port" -upstream "127.0.0.1:$P_UPSTREAM" \
+    -peers "$PEERS" >"$work/$name.out" 2>"$work/$name.err" &
+  pids+=($!)
+  port[$name]=$next_port pid[$name]=$!
+  servers+=("$name")
+  next_port=$((next_port + 1))
+done
 
 cat >"$work/unbound.conf" <<EOF
 server:
@@ -93,27 +112,30 @@ forward-zone:
   name: "petrel.example."
   forward-addr: 127.0.0.1@$P_UPSTREAM
 EOF
-unbound -d -c "$work/unbound.conf" >"$work/unbound.log" 2>&1 &
-unbound_pid=$!
-pids+=($unbound_pid)
+if [[ " $REFERENCES " == *" unbound "* ]]; then
+  unbound -d -c "$work/unbound.conf" >"$work/unbound.log" 2>&1 &
+  pids+=($!)
+  port[unbound]=$P_UNBOUND pid[unbound]=$!
+  servers+=(unbound)
+fi
 
-dnsmasq -k --conf-file=/dev/null --no-resolv --no-hosts --addn-hosts="$work/hosts" --local-ttl=300 \
-  --server="/petrel.example/127.0.0.1#$P_UPSTREAM" --port="$P_DNSMASQ" \
-  --listen-address=127.0.0.1 --bind-interfaces --cache-size=10000 \
-  --user="$(id -un)" --pid-file= --log-facility=- >"$work/dnsmasq.log" 2>&1 &
-dnsmasq_pid=$!
-pids+=($dnsmasq_pid)
+if [[ " $REFERENCES " == *" dnsmasq "* ]]; then
+  dnsmasq -k --conf-file=/dev/null --no-resolv --no-hosts --addn-hosts="$work/hosts" --local-ttl=300 \
+    --server="/petrel.example/127.0.0.1#$P_UPSTREAM" --port="$P_DNSMASQ" \
+    --listen-address=127.0.0.1 --bind-interfaces --cache-size=10000 \
+    --user="$(id -un)" --pid-file= --log-facility=- >"$work/dnsmasq.log" 2>&1 &
+  pids+=($!)
+  port[dnsmasq]=$P_DNSMASQ pid[dnsmasq]=$!
+  servers+=(dnsmasq)
+fi
 
 last_peer="peer$((PEERS - 1)).petrel.internal"
-for port in "$P_PETREL" "$P_UNBOUND" "$P_DNSMASQ"; do
-  wait_ready "$port" "$last_peer"
+for srv in "${servers[@]}"; do
+  wait_ready "${port[$srv]}" "$last_peer"
   # The first query for each control-plane name fills unbound's and
   # dnsmasq's caches (Petrel's was primed at start: serve waits for it).
-  for n in $(cut -d' ' -f1 "$work/queries-cache.txt"); do wait_ready "$port" "$n"; done
+  for n in $(cut -d' ' -f1 "$work/queries-cache.txt"); do wait_ready "${port[$srv]}" "$n"; done
 done
-
-port_of() { case $1 in petrel) echo "$P_PETREL" ;; unbound) echo "$P_UNBOUND" ;; dnsmasq) echo "$P_DNSMASQ" ;; esac; }
-pid_of() { case $1 in petrel) echo "$petrel_pid" ;; unbound) echo "$unbound_pid" ;; dnsmasq) echo "$dnsmasq_pid" ;; esac; }
 # cpu_ticks PID: utime+stime of all threads, in clock ticks.
 cpu_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
@@ -124,14 +146,14 @@ dstat() { sed -n "s/^ *$1: *\([0-9.]*\).*/\1/p" "$2" | head -1; }
 #   KIND lat: open loop at RATE with per-query latencies (-v); lost
 #   queries count as never answered (they sort last).
 measure() {
-  local srv=$1 cs=$2 kind=$3 port pid out t0 t1 args
-  port=$(port_of "$srv"); pid=$(pid_of "$srv")
+  local srv=$1 cs=$2 kind=$3 out t0 t1 args
+  local sport=${port[$srv]} spid=${pid[$srv]}
   out="$work/$srv-$cs-$kind.txt"
   if [[ $kind == qps ]]; then args=$QPS_ARGS; else args="$LAT_ARGS -v"; fi
-  t0=$(cpu_ticks "$pid")
+  t0=$(cpu_ticks "$spid")
   # shellcheck disable=SC2086
-  dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries-$cs.txt" -l "$DURATION" $args >"$out" 2>&1
-  t1=$(cpu_ticks "$pid")
+  dnsperf -s 127.0.0.1 -p "$sport" -d "$work/queries-$cs.txt" -l "$DURATION" $args >"$out" 2>&1
+  t1=$(cpu_ticks "$spid")
   local qps lost sent cores
   qps=$(dstat "Queries per second" "$out"); lost=$(dstat "Queries lost" "$out"); sent=$(dstat "Queries sent" "$out")
   cores=$(echo "scale=3; ($t1 - $t0) / $(getconf CLK_TCK) / $DURATION" | bc -l)
@@ -153,7 +175,7 @@ rows="$work/rows.txt"
 : >"$rows"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq "$ROUNDS"); do
-  for srv in petrel unbound dnsmasq; do
+  for srv in "${servers[@]}"; do
     for cs in local cache; do
       for kind in qps lat; do
         r="round=$round $(measure "$srv" "$cs" "$kind")"
@@ -166,10 +188,10 @@ echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # The measured cache-hit phases must not reach the upstream: stop it and
 # read its counter (it answered only the priming queries).
-kill "$(pid_of petrel)" "$unbound_pid" "$dnsmasq_pid" 2>/dev/null || true
+for srv in "${servers[@]}"; do kill "${pid[$srv]}" 2>/dev/null || true; done
 kill "${pids[0]}" 2>/dev/null || true
 wait "${pids[0]}" 2>/dev/null || true
-echo "$(cat "$work/upstream.err") (readiness probe + priming: at most 1 + 3 servers x 4 names x A/AAAA = 25)"
+echo "$(cat "$work/upstream.err") (readiness probe + priming: at most 1 + ${#servers[@]} servers x 4 names x A/AAAA = $((1 + ${#servers[@]} * 8)))"
 
 # values KEY SERVER CASE KIND: the rounds' values of KEY, sorted.
 values() { grep " server=$2 case=$3 kind=$4 " "$rows" | while read -r l; do field "$1" "$l"; done | sort -g; }
@@ -182,7 +204,7 @@ echo
 echo "| case | server | max QPS (rounds) | server CPU cores at max | QPS per server core | p50 at $RATE QPS | p99 at $RATE QPS | p99 (rounds) | lost at $RATE QPS | server cores at $RATE QPS |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
 for cs in local cache; do
-  for srv in petrel unbound dnsmasq; do
+  for srv in "${servers[@]}"; do
     printf "| %s | %s | %s (%s) | %s | %s | %s µs | %s µs | %s | %s | %s |\n" "$cs" "$srv" \
       "$(median qps "$srv" "$cs" qps)" "$(span qps "$srv" "$cs" qps)" "$(median cores "$srv" "$cs" qps)" \
       "$(median qps_per_core "$srv" "$cs" qps)" "$(median p50_us "$srv" "$cs" lat)" "$(median p99_us "$srv" "$cs" lat)" \

@@ -2,6 +2,7 @@ package dns
 
 import (
 	"testing"
+	"time"
 
 	mdns "github.com/miekg/dns"
 )
@@ -50,16 +51,22 @@ func BenchmarkCacheHit(b *testing.B) {
 }
 
 // benchPacket measures the UDP reader's packet path (udp.go): wire query
-// in, wire answer out, no socket.
-func benchPacket(b *testing.B, r *Resolver, name string, want string) {
+// in, wire answer out, no socket. Repeats of a plain query are replayed
+// from the reader's pre-encoded answers (answers.go); with fullPath the
+// query carries an NSID option, which the fast path does not read, so
+// each one is unpacked, resolved and packed.
+func benchPacket(b *testing.B, r *Resolver, name string, want string, fullPath bool) {
 	q := new(mdns.Msg)
 	q.SetQuestion(name, mdns.TypeA)
 	q.SetEdns0(1232, false)
+	if fullPath {
+		q.IsEdns0().Option = []mdns.EDNS0{&mdns.EDNS0_NSID{Code: mdns.EDNS0NSID}}
+	}
 	pkt, err := q.Pack()
 	if err != nil {
 		b.Fatal(err)
 	}
-	u := r.newUDPReader(nil)
+	u := memReader(b, r)
 	out, slow := u.handle(pkt)
 	m := new(mdns.Msg)
 	if slow != nil || m.Unpack(out) != nil || len(m.Answer) == 0 || m.Answer[len(m.Answer)-1].(*mdns.A).A.String() != want {
@@ -70,9 +77,13 @@ func benchPacket(b *testing.B, r *Resolver, name string, want string) {
 	for i := 0; i < b.N; i++ {
 		u.handle(pkt)
 	}
+	b.StopTimer()
+	if replayed := u.replays > 0; replayed == fullPath {
+		b.Fatalf("%d answers replayed", u.replays)
+	}
 }
 
-func BenchmarkPacketLocalZoneHit(b *testing.B) {
+func packetZoneResolver(b *testing.B) *Resolver {
 	r := newTestResolver(b, Config{})
 	s := zoneSettings()
 	s.Groups = nil
@@ -80,10 +91,10 @@ func BenchmarkPacketLocalZoneHit(b *testing.B) {
 		s.Zones[0].Records = append(s.Zones[0].Records, Record{Name: "peer" + itoa(i), Type: "A", Value: "100.64.3." + itoa(i%250)})
 	}
 	r.Apply(s)
-	benchPacket(b, r, "laptop.petrel.internal.", "100.64.0.5")
+	return r
 }
 
-func BenchmarkPacketCacheHit(b *testing.B) {
+func packetCacheResolver(b *testing.B) *Resolver {
 	r := fuzzResolver(b)
 	r.ApplyServerDomains(ServerDomains{Management: []string{"api.example.net"}})
 	q := new(mdns.Msg)
@@ -93,5 +104,33 @@ func BenchmarkPacketCacheHit(b *testing.B) {
 			break
 		}
 	}
-	benchPacket(b, r, "api.example.net.", "192.0.2.1")
+	// Every lookup finished: a late one would retire the kept answers.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		r.cache.mu.Lock()
+		idle := len(r.cache.flights) == 0
+		r.cache.mu.Unlock()
+		if idle {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("cache lookups still running")
+		}
+	}
+	return r
+}
+
+func BenchmarkPacketLocalZoneHit(b *testing.B) {
+	benchPacket(b, packetZoneResolver(b), "laptop.petrel.internal.", "100.64.0.5", false)
+}
+
+func BenchmarkPacketLocalZoneHitFullPath(b *testing.B) {
+	benchPacket(b, packetZoneResolver(b), "laptop.petrel.internal.", "100.64.0.5", true)
+}
+
+func BenchmarkPacketCacheHit(b *testing.B) {
+	benchPacket(b, packetCacheResolver(b), "api.example.net.", "192.0.2.1", false)
+}
+
+func BenchmarkPacketCacheHitFullPath(b *testing.B) {
+	benchPacket(b, packetCacheResolver(b), "api.example.net.", "192.0.2.1", true)
 }

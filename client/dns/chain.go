@@ -10,7 +10,7 @@ import (
 // Handler priorities (DESIGN §5). Higher runs first.
 const (
 	PrioMgmtCache  = 150
-	PrioRoute      = 100 // route interceptors, not built yet
+	PrioRoute      = 100 // route interceptors, not built yet (see memoizable in answers.go)
 	PrioLocalZone  = 75
 	PrioMatchGroup = 50
 	PrioPrimary    = 1
@@ -100,6 +100,7 @@ type answerInfo struct {
 	Priority int
 	Domain   string
 	How      string
+	h        handler // the handler itself (nil: the server, or nobody)
 }
 
 // resolve walks the links whose priority is at most maxPrio and whose
@@ -127,7 +128,7 @@ func (c *chain) resolve(ctx context.Context, q *mdns.Msg, maxPrio int) (*mdns.Ms
 			if resp == needIO {
 				return needIO, answerInfo{}
 			}
-			return resp, answerInfo{Handler: l.h.Name(), Priority: l.prio, Domain: l.domain, How: how}
+			return resp, answerInfo{Handler: l.h.Name(), Priority: l.prio, Domain: l.domain, How: how, h: l.h}
 		}
 	}
 	return nil, answerInfo{}

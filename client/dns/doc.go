@@ -29,16 +29,18 @@
 //
 // # Goroutines and threading contract
 //
-//   - Start starts, per listen address, min(GOMAXPROCS, 4) UDP reader
-//     goroutines (each on its own SO_REUSEPORT socket on Linux) and miekg's
-//     TCP server, which runs one goroutine per TCP connection. A reader
-//     answers what the chain can answer from memory (local zone, cache
-//     hits, errors) inline, and hands a query that needs I/O (nameserver
-//     groups, a cache miss, a CNAME out of the local zone) to a goroutine
-//     tracked like the cache lookups, at most 1024 at a time (udp.go; see
-//     inlineSafe in chain.go for how the chain tells). A listen address
-//     that is unspecified (0.0.0.0, ::) is served by miekg's UDP server
-//     instead, which answers from the address each query reached.
+//   - Start starts, per listen address, one UDP reader goroutine and
+//     miekg's TCP server, which runs one goroutine per TCP connection. A
+//     reader reads and writes datagrams in batches (recvmmsg/sendmmsg on
+//     Linux), answers what the chain can answer from memory (local zone,
+//     cache hits, errors) inline, replaying repeats from its own table of
+//     pre-encoded answers (answers.go), and hands a query that needs I/O
+//     (nameserver groups, a cache miss, a CNAME out of the local zone) to
+//     a goroutine tracked like the cache lookups, at most 1024 at a time
+//     (udp.go; see inlineSafe in chain.go for how the chain tells). A
+//     listen address that is unspecified (0.0.0.0, ::) is served by
+//     miekg's UDP server instead, which answers from the address each
+//     query reached.
 //   - The cache runs each lookup (first resolution of a new name, a miss,
 //     a stale refresh, an on-demand pool subdomain) on a goroutine tracked
 //     by the Resolver; at most one per name and type at a time.

@@ -279,3 +279,13 @@ func serveWith(network string, f upstreamFunc) mdns.HandlerFunc {
 		}
 	}
 }
+
+// memReader is a UDP reader without a socket, for its packet path (handle).
+func memReader(t testing.TB, r *Resolver) *udpReader {
+	t.Helper()
+	u, err := r.newUDPReader(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}

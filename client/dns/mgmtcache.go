@@ -80,6 +80,13 @@ type mgmtCache struct {
 	spawn func(f func(ctx context.Context)) bool
 
 	domains atomic.Pointer[domainSet] // snapshot of names and roots
+	// gen moves (under mu) whenever an answer the cache gives, or whether
+	// it answers at all, can change: setDomains, and a lookup storing an
+	// entry. The UDP readers' pre-encoded answers carry it (answers.go).
+	// The bumps in run are belt and braces: a kept hit expires by the time
+	// its entry goes stale (hitUntil), which a refresh requires, and
+	// nothing is kept for a name the cache considers but has no entry for.
+	gen atomic.Uint64
 
 	mu        sync.Mutex
 	cats      map[DomainCategory][]string
@@ -167,6 +174,7 @@ func (c *mgmtCache) setDomains(d ServerDomains, host string, setHost bool) {
 	old := c.names
 	c.names, c.roots = names, roots
 	c.domains.Store(&domainSet{names: names, roots: roots})
+	c.gen.Add(1)
 	for k, e := range c.entries {
 		if names[k.name] {
 			e.onDemand = false
@@ -342,6 +350,7 @@ func (c *mgmtCache) run(ctx context.Context, k cacheKey, f *flight) {
 	switch {
 	case e != nil && f.refresh:
 		e.data, e.retryAt, e.lastErr = d, time.Time{}, ""
+		c.gen.Add(1)
 	case e != nil:
 		// An entry appeared while this miss was in flight: an on-demand
 		// (or late) answer never overwrites it.
@@ -353,7 +362,38 @@ func (c *mgmtCache) run(ctx context.Context, k cacheKey, f *flight) {
 		if pool {
 			c.onDemand++
 		}
+		c.gen.Add(1)
 	}
+}
+
+// considers reports whether ServeDNS looks name/qtype up at all (else it
+// passes, whatever the time, until the next setDomains).
+func (c *mgmtCache) considers(name string, qtype uint16) bool {
+	if qtype != mdns.TypeA && qtype != mdns.TypeAAAA {
+		return false
+	}
+	d := c.domains.Load()
+	return d != nil && (d.names[name] || d.underRoot(name))
+}
+
+// hitUntil says until when a fresh answer for k, given at or after now,
+// stays byte for byte the same: until the TTL it carries (whole seconds of
+// freshness left, see answer) next drops, which is never after the entry
+// goes stale. It reports false when the cache changed since gen or k has
+// no entry fresh at now.
+func (c *mgmtCache) hitUntil(k cacheKey, now time.Time, gen uint64) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.entries[k]
+	if c.gen.Load() != gen || e == nil {
+		return time.Time{}, false
+	}
+	age := now.Sub(e.data.fetched)
+	if age < 0 || age >= c.ttl {
+		return time.Time{}, false
+	}
+	secs := (c.ttl - age + time.Second - 1) / time.Second // the TTL answer gives at now
+	return e.data.fetched.Add(c.ttl - (secs-1)*time.Second), true
 }
 
 // noteMiss starts the back-off of a failed miss. The table is bounded:

@@ -61,6 +61,7 @@ type Resolver struct {
 	clock        func() time.Time
 	tryTimeout   time.Duration
 	queryTimeout time.Duration
+	udpReaders   int // reader goroutines per UDP listen address (tests raise it)
 	health       *healthTable
 	bypassX      *exchanger // control-plane sockets: the bypass resolver
 	originalX    *exchanger // host sockets: the original nameservers
@@ -104,6 +105,7 @@ func New(cfg Config) (*Resolver, error) {
 		clock:        cfg.Clock,
 		tryTimeout:   defaultTryTimeout,
 		queryTimeout: defaultQueryTimeout,
+		udpReaders:   udpReadersPerAddr,
 	}
 	if r.clock == nil {
 		r.clock = time.Now

@@ -32,7 +32,7 @@ func (r *Resolver) listen(ap netip.AddrPort) error {
 		ln    net.Listener
 		err   error
 	)
-	nReaders := udpReaders()
+	nReaders := r.udpReaders
 	if ap.Addr().IsUnspecified() {
 		nReaders = 1 // one socket for miekg's server
 	}
@@ -89,7 +89,10 @@ func (r *Resolver) listen(ap netip.AddrPort) error {
 		}
 	}
 	if us != nil {
-		r.startUDP(us, nReaders)
+		if err := r.startUDP(us, nReaders); err != nil {
+			closeUDP()
+			return fmt.Errorf("dns: serve udp %s: %w", bound, err)
+		}
 		r.udp = append(r.udp, us)
 	}
 	r.addrs = append(r.addrs, bound)
@@ -157,23 +160,30 @@ func (r *Resolver) serveMsg(req *mdns.Msg, udp bool) *mdns.Msg {
 
 // serveMsgCtx is serveMsg on ctx (r.ctx, or the inline pass of a UDP
 // reader, which can return needIO as it is).
-func (r *Resolver) serveMsgCtx(ctx context.Context, req *mdns.Msg, udp bool) (resp *mdns.Msg) {
+func (r *Resolver) serveMsgCtx(ctx context.Context, req *mdns.Msg, udp bool) *mdns.Msg {
+	resp, _ := r.serveMsgInfo(ctx, req, udp)
+	return resp
+}
+
+// serveMsgInfo is serveMsgCtx that also says who answered (a zero
+// answerInfo after a panic).
+func (r *Resolver) serveMsgInfo(ctx context.Context, req *mdns.Msg, udp bool) (resp *mdns.Msg, info answerInfo) {
 	defer func() {
 		if p := recover(); p != nil {
 			r.log.Error("panic answering query", "panic", p)
-			resp = finalize(req, reply(req, mdns.RcodeServerFailure), udp)
+			resp, info = finalize(req, reply(req, mdns.RcodeServerFailure), udp), answerInfo{}
 		}
 	}()
 	if req.Response {
-		return nil
+		return nil, answerInfo{}
 	}
 	// No per-query timer here (it would cost a quarter of a local-zone
 	// answer): handlers that do I/O bound themselves (queryTimeout per
 	// upstream handler, missWait in the cache); Close cancels r.ctx.
-	if resp, _ = r.resolve(ctx, req); resp == needIO {
-		return needIO
+	if resp, info = r.resolve(ctx, req); resp == needIO {
+		return needIO, answerInfo{}
 	}
-	return finalize(req, resp, udp)
+	return finalize(req, resp, udp), info
 }
 
 // resolve validates q and runs the full chain. It always returns a message.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,40 +18,55 @@ import (
 // re-armed per read, an IP_PKTINFO control message on every reply), so UDP
 // on a specific listen address is served here instead:
 //
-//   - udpReaders() reader goroutines per listen address, each blocked in
-//     ReadFromUDPAddrPort on its own SO_REUSEPORT socket (Linux; elsewhere,
-//     or when the option is refused, they share one socket). No read
-//     deadline: Close closes the sockets, which unblocks the reads.
+//   - One reader goroutine per listen address (Resolver.udpReaders; with
+//     more, each reads its own SO_REUSEPORT socket on Linux, and elsewhere,
+//     or when the option is refused, they share one socket), blocked in a
+//     batch read. No read deadline: Close closes the sockets, which
+//     unblocks the reads.
+//   - On Linux a batch read (recvmmsg, udpbatch_linux.go) takes up to
+//     udpBatch datagrams, as many as are queued: it never waits for more,
+//     so a lone query is answered as soon as it arrives. The reader
+//     answers the batch, then sends the answers with one sendmmsg.
+//     Elsewhere a batch is one datagram.
 //   - A reader answers a query inline when the chain can answer it from
 //     memory (local zone, management-domain cache hit, validation errors,
-//     SERVFAIL when nobody matches): see inlineSafe in chain.go. Anything
-//     that needs I/O (a nameserver group, a cache miss, a CNAME leaving the
-//     local zone) goes to a slow-path goroutine tracked like the cache's
-//     lookups, at most maxSlowQueries at a time; past that the query is
-//     dropped (the client retries), so a burst of slow queries neither
-//     blocks the readers nor grows without bound.
-//   - Replies go out with WriteToUDPAddrPort, no control message: the
-//     socket is bound to one address, so the kernel picks that source.
-//     An unspecified listen address (0.0.0.0, ::) needs the control
-//     message to answer from the address the query reached, so it keeps
-//     miekg's server.
-//   - Each reader reuses its read buffer, its pack buffer and, when the
-//     query is answered inline, its request message.
+//     SERVFAIL when nobody matches): see inlineSafe in chain.go. A repeat
+//     of a local-zone answer or a cache hit is replayed from the reader's
+//     table of pre-encoded answers without unpacking the query
+//     (answers.go). Anything that needs I/O (a nameserver group, a cache
+//     miss, a CNAME leaving the local zone) goes to a slow-path goroutine
+//     tracked like the cache's lookups, at most maxSlowQueries at a time;
+//     past that the query is dropped (the client retries), so a burst of
+//     slow queries neither blocks the readers nor grows without bound.
+//   - Replies go out with no control message: the socket is bound to one
+//     address, so the kernel picks that source. An unspecified listen
+//     address (0.0.0.0, ::) needs the control message to answer from the
+//     address the query reached, so it keeps miekg's server.
+//   - Each reader reuses its buffers and, when the query is answered
+//     inline, its request message. A datagram longer than udpReadBuffer is
+//     read truncated, as miekg's server reads it.
 //
 // Accept policy, FORMERR/NOTIMP for rejected and unparsable queries, EDNS0
 // and truncation are exactly those of the miekg path (acceptQuery, reject,
 // finalize); a handler panic costs one SERVFAIL and the reader goes on.
 const (
-	// maxUDPReaders caps the readers per listen address.
-	maxUDPReaders = 4
+	// udpReadersPerAddr is the default number of reader goroutines per
+	// listen address. One: with batched raw syscalls a reader answers
+	// over 100k local-zone queries a second on one core, and a second
+	// reader only added wakeups (a futex round trip per query at a fixed
+	// 10k QPS) and no throughput on the 2-core rig (BENCHMARKS.md, DNS).
+	udpReadersPerAddr = 1
 	// maxSlowQueries caps the slow-path goroutines of the whole resolver.
 	maxSlowQueries = 1024
-	// udpReadBuffer fits any datagram.
-	udpReadBuffer = 65535
+	// udpReadBuffer is the read buffer of each batch slot (miekg's
+	// default UDP buffer; queries are far smaller).
+	udpReadBuffer = mdns.DefaultMsgSize
+	// udpOutBuffer is each batch slot's pack buffer. PackBuffer wants room
+	// for the message uncompressed plus one byte, which any untruncated UDP
+	// answer (at most serverUDPSize) leaves; a truncated one may get a
+	// buffer of its own.
+	udpOutBuffer = 2048
 )
-
-// udpReaders is the number of reader goroutines per UDP listen address.
-func udpReaders() int { return min(runtime.GOMAXPROCS(0), maxUDPReaders) }
 
 // udpServer is the UDP side of one listen address.
 type udpServer struct {
@@ -102,39 +116,70 @@ func listenUDP(ctx context.Context, ap netip.AddrPort, n int) ([]*net.UDPConn, e
 	return []*net.UDPConn{pc.(*net.UDPConn)}, nil
 }
 
-// startUDP starts the readers of s: n in all, spread over its sockets.
-func (r *Resolver) startUDP(s *udpServer, n int) {
-	for i := 0; i < n; i++ {
-		u := r.newUDPReader(s.conns[i%len(s.conns)])
+// startUDP starts the readers of s: n in all, spread over its sockets. It
+// starts none if one cannot be made.
+func (r *Resolver) startUDP(s *udpServer, n int) error {
+	readers := make([]*udpReader, n)
+	for i := range readers {
+		var err error
+		if readers[i], err = r.newUDPReader(s.conns[i%len(s.conns)]); err != nil {
+			return err
+		}
+	}
+	for _, u := range readers {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			u.loop()
 		}()
 	}
+	return nil
 }
 
 // udpReader is one reader goroutine's state; only that goroutine uses it.
 type udpReader struct {
 	r    *Resolver
 	conn *net.UDPConn
+	bc   *batchConn      // conn's batch side (nil for in-process tests)
 	ctx  context.Context // inline pass: r.ctx marked inline
-	buf  []byte          // read buffer
-	out  []byte          // pack buffer
+	txb  [][]byte        // reply buffers, one per batch slot
+	out  []byte          // pack buffer of handle
 	req  *mdns.Msg       // reused while queries are answered inline
+
+	// The fast path (answers.go, wire.go).
+	q        wireQuery
+	answers  answerTable
+	probe    []byte    // the probe query
+	probeReq *mdns.Msg // the probe query, unpacked
+	probeOut []byte    // the probe's answer
+	replays  int       // answers replayed (tests)
 }
 
-func (r *Resolver) newUDPReader(conn *net.UDPConn) *udpReader {
-	return &udpReader{
+// newUDPReader makes a reader for conn; a nil conn gives one for
+// in-process use of handle (tests, benchmarks).
+func (r *Resolver) newUDPReader(conn *net.UDPConn) (*udpReader, error) {
+	u := &udpReader{
 		r: r, conn: conn, ctx: inlineCtx(r.ctx),
-		buf: make([]byte, udpReadBuffer), out: make([]byte, 0, mdns.MaxMsgSize),
-		req: new(mdns.Msg),
+		out: make([]byte, udpOutBuffer), req: new(mdns.Msg),
+		probeReq: new(mdns.Msg), probeOut: make([]byte, udpOutBuffer),
 	}
+	u.q.key = make([]byte, 0, maxWireName+3)
+	if conn != nil {
+		var err error
+		if u.bc, err = newBatchConn(conn, udpBatch, udpReadBuffer); err != nil {
+			return nil, err
+		}
+		u.txb = make([][]byte, udpBatch)
+		for i := range u.txb {
+			u.txb[i] = make([]byte, udpOutBuffer)
+		}
+	}
+	return u, nil
 }
 
 func (u *udpReader) loop() {
 	for {
-		n, from, err := u.conn.ReadFromUDPAddrPort(u.buf)
+		n, err := u.bc.read()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -145,24 +190,40 @@ func (u *udpReader) loop() {
 			time.Sleep(time.Millisecond)
 			continue
 		}
-		out, slow := u.handle(u.buf[:n])
-		if slow != nil {
-			u.r.serveSlow(u.conn, slow, from)
-			continue
-		}
-		if out != nil {
-			if _, err := u.conn.WriteToUDPAddrPort(out, from); err != nil {
-				u.r.log.Debug("write answer", "remote", from, "err", err)
-			}
-		}
+		u.serveBatch(n)
 	}
 }
 
-// handle answers one datagram from memory. It returns the reply to send
-// (valid until the next call; nil: send nothing), or the unpacked query
-// when it needs I/O (the caller hands it to the slow path; the reader no
-// longer uses it).
+// serveBatch answers what it can of the n datagrams just read inline,
+// hands the rest to the slow path, and sends the inline answers with as
+// few calls as the platform allows.
+func (u *udpReader) serveBatch(n int) {
+	nt := 0
+	for i := 0; i < n; i++ {
+		out, slow := u.handleInto(u.bc.datagram(i), u.txb[nt])
+		switch {
+		case slow != nil:
+			u.r.serveSlow(u.conn, slow, u.bc.sender(i))
+		case out != nil:
+			u.bc.queue(i, out)
+			nt++
+		}
+	}
+	if err := u.bc.flush(); err != nil && !errors.Is(err, net.ErrClosed) {
+		u.r.log.Debug("write answer", "err", err)
+	}
+}
+
+// handle is handleInto with the reader's own pack buffer.
 func (u *udpReader) handle(pkt []byte) (out []byte, slow *mdns.Msg) {
+	return u.handleInto(pkt, u.out)
+}
+
+// handleInto answers one datagram from memory into dst (or a larger
+// buffer it allocates). It returns the reply to send (nil: send nothing),
+// or the unpacked query when it needs I/O (the caller hands it to the slow
+// path; the reader no longer uses it).
+func (u *udpReader) handleInto(pkt, dst []byte) (out []byte, slow *mdns.Msg) {
 	if len(pkt) < 12 {
 		return nil, nil // too short for a header: no reply (as miekg)
 	}
@@ -170,18 +231,41 @@ func (u *udpReader) handle(pkt []byte) (out []byte, slow *mdns.Msg) {
 	case mdns.MsgIgnore:
 		return nil, nil
 	case mdns.MsgReject, mdns.MsgRejectNotImplemented:
-		return u.pack(reject(headerOnly(pkt), action)), nil
+		return u.pack(reject(headerOnly(pkt), action), dst), nil
+	}
+	q := &u.q
+	learn := parseWireQuery(pkt, q)
+	if learn {
+		if a := u.lookupAnswer(q); a != nil {
+			if a.wire != nil {
+				u.replays++
+				return a.write(dst, pkt, q.nameEnd), nil
+			}
+			learn = false // the probe disagreed before: full path only
+		}
 	}
 	req := u.req
 	if err := req.Unpack(pkt); err != nil {
-		return u.pack(reject(req, mdns.MsgReject)), nil
+		return u.pack(reject(req, mdns.MsgReject), dst), nil
 	}
-	resp := u.r.serveMsgCtx(u.ctx, req, true)
+	var (
+		st  *state
+		gen uint64
+		now time.Time
+	)
+	if learn {
+		st, gen, now = u.r.state.Load(), u.r.cache.gen.Load(), u.r.clock()
+	}
+	resp, info := u.r.serveMsgInfo(u.ctx, req, true)
 	if resp == needIO {
 		u.req = new(mdns.Msg) // req now belongs to the slow path
 		return nil, req
 	}
-	return u.pack(resp), nil
+	out = u.pack(resp, dst)
+	if learn && out != nil {
+		u.learn(pkt, q, req, resp, out, info, st, gen, now)
+	}
+	return out, nil
 }
 
 // rawHeader reads the header of pkt (at least 12 bytes).
@@ -196,18 +280,16 @@ func rawHeader(pkt []byte) mdns.Header {
 	}
 }
 
-// pack packs m into the reader's buffer; nil m or a failure sends nothing.
-func (u *udpReader) pack(m *mdns.Msg) []byte {
+// pack packs m into dst (or a larger buffer when it does not fit); nil m
+// or a failure sends nothing.
+func (u *udpReader) pack(m *mdns.Msg, dst []byte) []byte {
 	if m == nil {
 		return nil
 	}
-	out, err := m.PackBuffer(u.out)
+	out, err := m.PackBuffer(dst[:cap(dst)]) // PackBuffer wants the length
 	if err != nil {
 		u.r.log.Debug("pack answer", "err", err)
 		return nil
-	}
-	if cap(out) <= mdns.MaxMsgSize {
-		u.out = out[:0]
 	}
 	return out
 }

@@ -37,6 +37,7 @@ func newSlowRig(t *testing.T) *slowRig {
 	})
 	t.Cleanup(rig.release) // before the upstream's cleanup: a failed test must not hang it
 	r := newTestResolver(t, Config{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}})
+	r.udpReaders = 2                  // two SO_REUSEPORT sockets: the slow path must block neither
 	r.setTryTimeout(20 * time.Second) // slow queries stay in flight until released (or Close)
 	s := zoneSettings()
 	s.Groups = []NameserverGroup{group("slow", false, []string{"slow.example"}, up)}
@@ -186,14 +187,14 @@ func TestUDPPanicIsServfailReaderSurvives(t *testing.T) {
 		link{prio: PrioRoute, domain: "bang.example.", h: panicHandler{}}, // slow path
 	))
 	r.state.Store(st)
-	for i := 0; i < 3*maxUDPReaders; i++ { // a fresh socket each: every reader gets some
+	for i := 0; i < 3*r.udpReaders; i++ { // a fresh socket each: every reader gets some
 		for _, name := range []string{"x.boom.example.", "x.bang.example."} {
 			if resp := exchange(t, "udp", addr, name, mdns.TypeA, 0, false); resp.Rcode != mdns.RcodeServerFailure {
 				t.Fatalf("%s: %v", name, resp)
 			}
 		}
 	}
-	for i := 0; i < 3*maxUDPReaders; i++ {
+	for i := 0; i < 3*r.udpReaders; i++ {
 		if resp := exchange(t, "udp", addr, "laptop.petrel.internal.", mdns.TypeA, 0, false); len(resp.Answer) != 1 {
 			t.Fatalf("after panics: %v", resp)
 		}
@@ -261,7 +262,7 @@ func TestInlinePassNeedsIO(t *testing.T) {
 func TestUDPRejects(t *testing.T) {
 	r := newTestResolver(t, Config{})
 	r.Apply(bigZone(1))
-	u := r.newUDPReader(nil)
+	u := memReader(t, r)
 	q := new(mdns.Msg)
 	q.SetQuestion("small.corp.example.", mdns.TypeA)
 	q.Id = 0x1234
@@ -324,5 +325,37 @@ func TestUDPListenerFallsBackToMiekgOnUnspecified(t *testing.T) {
 	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), r.Addrs()[0].Port()).String()
 	if resp := exchange(t, "udp", addr, "small.corp.example.", mdns.TypeA, 0, false); len(resp.Answer) != 1 {
 		t.Fatalf("%v", resp)
+	}
+}
+
+// A lone query on a live listener is answered at once (a batch read never
+// waits for more datagrams), over IPv4 and IPv6, with one reader or two
+// (each on its own SO_REUSEPORT socket).
+func TestUDPLoneQueries(t *testing.T) {
+	for _, listen := range []string{"127.0.0.1:0", "[::1]:0"} {
+		for _, readers := range []int{1, 2} {
+			r := newTestResolver(t, Config{Listen: []netip.AddrPort{netip.MustParseAddrPort(listen)}})
+			r.udpReaders = readers
+			r.Apply(bigZone(1))
+			if err := r.Start(); err != nil {
+				t.Fatal(err)
+			}
+			if len(r.udp) != 1 {
+				t.Fatalf("%s: %d UDP servers", listen, len(r.udp))
+			}
+			if n := len(r.udp[0].conns); reusePortSupported && n != readers {
+				t.Fatalf("%s: %d sockets for %d readers", listen, n, readers)
+			}
+			addr := r.Addrs()[0].String()
+			for i := 0; i < 4*readers; i++ { // a fresh socket each: every reader gets some
+				cl := &mdns.Client{Net: "udp", Timeout: 2 * time.Second}
+				q := new(mdns.Msg)
+				q.SetQuestion("small.corp.example.", mdns.TypeA)
+				resp, _, err := cl.Exchange(q, addr)
+				if err != nil || len(addrsOf(resp)) != 1 {
+					t.Fatalf("%s, %d readers, query %d: %v %v", listen, readers, i, resp, err)
+				}
+			}
+		}
 	}
 }
