@@ -22,6 +22,7 @@ import (
 
 	"petrel/client/engine"
 	"petrel/internal/backoff"
+	"petrel/internal/logring"
 	"petrel/proto/daemonpb"
 )
 
@@ -64,6 +65,7 @@ type Daemon struct {
 	listener        net.Listener
 	stopped         bool
 	done            chan struct{}
+	logs            *logring.Ring // recent log lines (petrel debug bundle)
 }
 
 // New returns a daemon; nothing is started.
@@ -71,6 +73,8 @@ func New(opts Options) *Daemon {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	ring := logring.New(logring.DefaultLines, logring.DefaultLineLen)
+	opts.Logger = logring.Tee(opts.Logger, ring)
 	if opts.Socket == "" {
 		opts.Socket = filepath.Join(opts.StateDir, SocketFile)
 	}
@@ -79,6 +83,7 @@ func New(opts Options) *Daemon {
 		state:   StateDir{Path: opts.StateDir},
 		journal: OpenJournal(filepath.Join(opts.StateDir, JournalFile)),
 		log:     opts.Logger.With("component", "daemon"),
+		logs:    ring,
 		done:    make(chan struct{}),
 	}
 }

@@ -68,3 +68,10 @@ func (a *api) Trace(ctx context.Context, req *daemonpb.TraceRequest) (*daemonpb.
 	}
 	return r, nil
 }
+
+// RecentLogs returns the daemon's recent log lines (`petrel debug bundle`).
+// It works whether or not the agent is up.
+func (a *api) RecentLogs(context.Context, *daemonpb.RecentLogsRequest) (*daemonpb.RecentLogsReply, error) {
+	lines, dropped := a.d.logs.Lines()
+	return &daemonpb.RecentLogsReply{Lines: lines, Dropped: dropped}, nil
+}

@@ -154,6 +154,7 @@ func TestCLIUpStatusPingDown(t *testing.T) {
 		}
 	}
 	checkNewCommands(t, bin, srv, dirs["one"])
+	checkBundle(t, bin, srv, dirs["one"], key)
 	out, code = run(t, bin, "down", "--state-dir", dirs["one"])
 	if code != 0 {
 		t.Fatalf("down: %d %s", code, out)
@@ -196,6 +197,42 @@ func TestCLIBadInputs(t *testing.T) {
 				t.Fatalf("a daemon is still running:\n%s", out)
 			}
 		})
+	}
+}
+
+// TestCLILogFlags: a bad --log-level or --log-format is a usage error
+// before anything starts; --log-format json reaches the spawned daemon.
+func TestCLILogFlags(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the agent binary")
+	}
+	bin := buildAgent(t)
+	srv, _ := startControlPlane(t)
+	dir := stateDir(t)
+	for _, args := range [][]string{{"--log-level", "loud"}, {"--log-format", "xml"}} {
+		out, code := run(t, bin, append([]string{"status", "--state-dir", dir}, args...)...)
+		if code != 2 || !strings.Contains(out, args[0]) {
+			t.Fatalf("%v: exit %d\n%s", args, code, out)
+		}
+	}
+	out, code := run(t, bin, "up", "--netstack", "--state-dir", dir, "--log-format", "json",
+		"--management-url", srv.PublicURL(), "--setup-key", "bogus")
+	if code == 0 {
+		t.Fatalf("up with a bad key succeeded:\n%s", out)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "daemon.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	for _, l := range lines {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil || rec["msg"] == nil || rec["level"] == nil {
+			t.Fatalf("daemon.log line is not a JSON record: %q", l)
+		}
+	}
+	if len(lines) == 0 || lines[0] == "" {
+		t.Fatal("the daemon logged nothing")
 	}
 }
 

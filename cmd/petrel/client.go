@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -39,19 +38,30 @@ func rpcErr(err error) error {
 	return err
 }
 
-func newLogger(level string) *slog.Logger {
+// logFormats are the values of --log-format.
+const logFormats = "text or json"
+
+// checkLogFlags validates --log-level and --log-format (a usage error).
+func (g *globalFlags) checkLogFlags() error {
 	var l slog.Level
-	switch strings.ToLower(level) {
-	case "debug":
-		l = slog.LevelDebug
-	case "warn":
-		l = slog.LevelWarn
-	case "error":
-		l = slog.LevelError
-	default:
-		l = slog.LevelInfo
+	if err := l.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return &exitError{2, fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)}
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	if g.logFormat != "text" && g.logFormat != "json" {
+		return &exitError{2, fmt.Errorf("--log-format %q: want %s", g.logFormat, logFormats)}
+	}
+	return nil
+}
+
+// newLogger returns the daemon's logger on stderr (flags already checked).
+func newLogger(g *globalFlags) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(g.logLevel))
+	opts := &slog.HandlerOptions{Level: l}
+	if g.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
 func withTimeout(d time.Duration) (context.Context, context.CancelFunc) {

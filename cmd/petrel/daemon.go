@@ -94,7 +94,7 @@ func (f *daemonFlags) options(g *globalFlags) daemon.Options {
 		DNSNoBypass:   f.noBypass,
 		DNSCacheTTL:   f.cacheTTL,
 		NoFirewall:    f.noFW,
-		Logger:        newLogger(g.logLevel),
+		Logger:        newLogger(g),
 	}
 }
 
@@ -142,7 +142,7 @@ func newDaemonCmd(g *globalFlags) *cobra.Command {
 			if err := d.Start(context.Background()); err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "petrel daemon listening on %s\n", d.Socket())
+			newLogger(g).Info("petrel daemon listening", "socket", d.Socket(), "version", version)
 			waitSignal(d)
 			return nil
 		},

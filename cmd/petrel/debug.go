@@ -30,7 +30,7 @@ func newDebugCmd(g *globalFlags) *cobra.Command {
 			return err
 		},
 	})
-	dbg.AddCommand(newTraceCmd(g))
+	dbg.AddCommand(newTraceCmd(g), newBundleCmd(g))
 	return dbg
 }
 

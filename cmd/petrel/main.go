@@ -16,9 +16,10 @@ var version = "dev"
 
 // globalFlags are shared by every subcommand.
 type globalFlags struct {
-	stateDir string
-	socket   string
-	logLevel string
+	stateDir  string
+	socket    string
+	logLevel  string
+	logFormat string
 }
 
 func (g *globalFlags) socketPath() string {
@@ -75,10 +76,16 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 		Version:       version,
 	}
-	root.PersistentPreRunE = func(*cobra.Command, []string) error { return g.absolute() }
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if err := g.checkLogFlags(); err != nil {
+			return err
+		}
+		return g.absolute()
+	}
 	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", defaultStateDir(), "agent state directory (key, profile, socket)")
 	root.PersistentFlags().StringVar(&g.socket, "socket", "", "daemon socket path (default STATE_DIR/petrel.sock)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format of the daemon: "+logFormats)
 	root.AddCommand(newDaemonCmd(g), newUpCmd(g), newDownCmd(g), newStatusCmd(g), newPingCmd(g),
 		newLoginCmd(g), newLogoutCmd(g), newDebugCmd(g), newRoutesCmd(g), newExitNodeCmd(g), newDNSCmd(g))
 	return root

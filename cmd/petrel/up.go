@@ -133,7 +133,7 @@ func spawnDaemon(g *globalFlags, f *daemonFlags) error {
 		return fmt.Errorf("open daemon log: %w", err)
 	}
 	defer logf.Close()
-	args := append([]string{"daemon", "--state-dir", g.stateDir, "--socket", g.socketPath(), "--log-level", g.logLevel}, f.args()...)
+	args := append([]string{"daemon", "--state-dir", g.stateDir, "--socket", g.socketPath(), "--log-level", g.logLevel, "--log-format", g.logFormat}, f.args()...)
 	c := exec.Command(exe, args...)
 	c.Stdout, c.Stderr = logf, logf
 	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

@@ -1653,6 +1653,94 @@ func (x *TraceReply) GetDirection() string {
 	return ""
 }
 
+type RecentLogsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecentLogsRequest) Reset() {
+	*x = RecentLogsRequest{}
+	mi := &file_daemon_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecentLogsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecentLogsRequest) ProtoMessage() {}
+
+func (x *RecentLogsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_daemon_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecentLogsRequest.ProtoReflect.Descriptor instead.
+func (*RecentLogsRequest) Descriptor() ([]byte, []int) {
+	return file_daemon_proto_rawDescGZIP(), []int{23}
+}
+
+type RecentLogsReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Lines         []string               `protobuf:"bytes,1,rep,name=lines,proto3" json:"lines,omitempty"`
+	Dropped       uint64                 `protobuf:"varint,2,opt,name=dropped,proto3" json:"dropped,omitempty"` // older lines no longer kept
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecentLogsReply) Reset() {
+	*x = RecentLogsReply{}
+	mi := &file_daemon_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecentLogsReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecentLogsReply) ProtoMessage() {}
+
+func (x *RecentLogsReply) ProtoReflect() protoreflect.Message {
+	mi := &file_daemon_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecentLogsReply.ProtoReflect.Descriptor instead.
+func (*RecentLogsReply) Descriptor() ([]byte, []int) {
+	return file_daemon_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *RecentLogsReply) GetLines() []string {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+func (x *RecentLogsReply) GetDropped() uint64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
 type PingRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Peer          string                 `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"` // name, fqdn or overlay IP
@@ -1665,7 +1753,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_daemon_proto_msgTypes[23]
+	mi := &file_daemon_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1677,7 +1765,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[23]
+	mi := &file_daemon_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1690,7 +1778,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{23}
+	return file_daemon_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PingRequest) GetPeer() string {
@@ -1734,7 +1822,7 @@ type PingReply struct {
 
 func (x *PingReply) Reset() {
 	*x = PingReply{}
-	mi := &file_daemon_proto_msgTypes[24]
+	mi := &file_daemon_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1746,7 +1834,7 @@ func (x *PingReply) String() string {
 func (*PingReply) ProtoMessage() {}
 
 func (x *PingReply) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[24]
+	mi := &file_daemon_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1759,7 +1847,7 @@ func (x *PingReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingReply.ProtoReflect.Descriptor instead.
 func (*PingReply) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{24}
+	return file_daemon_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PingReply) GetIp() string {
@@ -1949,7 +2037,11 @@ const file_daemon_proto_rawDesc = "" +
 	"\arule_id\x18\x02 \x01(\tR\x06ruleId\x12\x1b\n" +
 	"\tpolicy_id\x18\x03 \x01(\tR\bpolicyId\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x1c\n" +
-	"\tdirection\x18\x05 \x01(\tR\tdirection\"w\n" +
+	"\tdirection\x18\x05 \x01(\tR\tdirection\"\x13\n" +
+	"\x11RecentLogsRequest\"A\n" +
+	"\x0fRecentLogsReply\x12\x14\n" +
+	"\x05lines\x18\x01 \x03(\tR\x05lines\x12\x18\n" +
+	"\adropped\x18\x02 \x01(\x04R\adropped\"w\n" +
 	"\vPingRequest\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\tR\x04peer\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x05R\x05count\x12\x1f\n" +
@@ -1962,7 +2054,7 @@ const file_daemon_proto_rawDesc = "" +
 	"\x03seq\x18\x02 \x01(\x05R\x03seq\x12\x15\n" +
 	"\x06rtt_ms\x18\x03 \x01(\x01R\x05rttMs\x12\x12\n" +
 	"\x04path\x18\x04 \x01(\tR\x04path\x12\x14\n" +
-	"\x05error\x18\x05 \x01(\tR\x05error2\xc7\x06\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error2\x9d\a\n" +
 	"\x06Daemon\x12A\n" +
 	"\x02Up\x12\x1b.petrel.daemon.v1.UpRequest\x1a\x1c.petrel.daemon.v1.UpProgress0\x01\x12E\n" +
 	"\x04Down\x12\x1d.petrel.daemon.v1.DownRequest\x1a\x1e.petrel.daemon.v1.DownResponse\x12K\n" +
@@ -1974,7 +2066,9 @@ const file_daemon_proto_rawDesc = "" +
 	"\vSetExitNode\x12$.petrel.daemon.v1.SetExitNodeRequest\x1a .petrel.daemon.v1.ExitNodeStatus\x12L\n" +
 	"\tDNSStatus\x12\".petrel.daemon.v1.DNSStatusRequest\x1a\x1b.petrel.daemon.v1.JSONReply\x12J\n" +
 	"\bDNSQuery\x12!.petrel.daemon.v1.DNSQueryRequest\x1a\x1b.petrel.daemon.v1.JSONReply\x12E\n" +
-	"\x05Trace\x12\x1e.petrel.daemon.v1.TraceRequest\x1a\x1c.petrel.daemon.v1.TraceReplyB\x17Z\x15petrel/proto/daemonpbb\x06proto3"
+	"\x05Trace\x12\x1e.petrel.daemon.v1.TraceRequest\x1a\x1c.petrel.daemon.v1.TraceReply\x12T\n" +
+	"\n" +
+	"RecentLogs\x12#.petrel.daemon.v1.RecentLogsRequest\x1a!.petrel.daemon.v1.RecentLogsReplyB\x17Z\x15petrel/proto/daemonpbb\x06proto3"
 
 var (
 	file_daemon_proto_rawDescOnce sync.Once
@@ -1988,7 +2082,7 @@ func file_daemon_proto_rawDescGZIP() []byte {
 	return file_daemon_proto_rawDescData
 }
 
-var file_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_daemon_proto_goTypes = []any{
 	(*UpRequest)(nil),          // 0: petrel.daemon.v1.UpRequest
 	(*UpProgress)(nil),         // 1: petrel.daemon.v1.UpProgress
@@ -2013,8 +2107,10 @@ var file_daemon_proto_goTypes = []any{
 	(*FirewallCounters)(nil),   // 20: petrel.daemon.v1.FirewallCounters
 	(*TraceRequest)(nil),       // 21: petrel.daemon.v1.TraceRequest
 	(*TraceReply)(nil),         // 22: petrel.daemon.v1.TraceReply
-	(*PingRequest)(nil),        // 23: petrel.daemon.v1.PingRequest
-	(*PingReply)(nil),          // 24: petrel.daemon.v1.PingReply
+	(*RecentLogsRequest)(nil),  // 23: petrel.daemon.v1.RecentLogsRequest
+	(*RecentLogsReply)(nil),    // 24: petrel.daemon.v1.RecentLogsReply
+	(*PingRequest)(nil),        // 25: petrel.daemon.v1.PingRequest
+	(*PingReply)(nil),          // 26: petrel.daemon.v1.PingReply
 }
 var file_daemon_proto_depIdxs = []int32{
 	19, // 0: petrel.daemon.v1.StatusResponse.peers:type_name -> petrel.daemon.v1.PeerStatus
@@ -2025,7 +2121,7 @@ var file_daemon_proto_depIdxs = []int32{
 	0,  // 5: petrel.daemon.v1.Daemon.Up:input_type -> petrel.daemon.v1.UpRequest
 	4,  // 6: petrel.daemon.v1.Daemon.Down:input_type -> petrel.daemon.v1.DownRequest
 	8,  // 7: petrel.daemon.v1.Daemon.Status:input_type -> petrel.daemon.v1.StatusRequest
-	23, // 8: petrel.daemon.v1.Daemon.Ping:input_type -> petrel.daemon.v1.PingRequest
+	25, // 8: petrel.daemon.v1.Daemon.Ping:input_type -> petrel.daemon.v1.PingRequest
 	2,  // 9: petrel.daemon.v1.Daemon.Login:input_type -> petrel.daemon.v1.LoginRequest
 	6,  // 10: petrel.daemon.v1.Daemon.Logout:input_type -> petrel.daemon.v1.LogoutRequest
 	9,  // 11: petrel.daemon.v1.Daemon.Shutdown:input_type -> petrel.daemon.v1.ShutdownRequest
@@ -2033,19 +2129,21 @@ var file_daemon_proto_depIdxs = []int32{
 	13, // 13: petrel.daemon.v1.Daemon.DNSStatus:input_type -> petrel.daemon.v1.DNSStatusRequest
 	14, // 14: petrel.daemon.v1.Daemon.DNSQuery:input_type -> petrel.daemon.v1.DNSQueryRequest
 	21, // 15: petrel.daemon.v1.Daemon.Trace:input_type -> petrel.daemon.v1.TraceRequest
-	1,  // 16: petrel.daemon.v1.Daemon.Up:output_type -> petrel.daemon.v1.UpProgress
-	5,  // 17: petrel.daemon.v1.Daemon.Down:output_type -> petrel.daemon.v1.DownResponse
-	11, // 18: petrel.daemon.v1.Daemon.Status:output_type -> petrel.daemon.v1.StatusResponse
-	24, // 19: petrel.daemon.v1.Daemon.Ping:output_type -> petrel.daemon.v1.PingReply
-	3,  // 20: petrel.daemon.v1.Daemon.Login:output_type -> petrel.daemon.v1.LoginResponse
-	7,  // 21: petrel.daemon.v1.Daemon.Logout:output_type -> petrel.daemon.v1.LogoutResponse
-	10, // 22: petrel.daemon.v1.Daemon.Shutdown:output_type -> petrel.daemon.v1.ShutdownResponse
-	17, // 23: petrel.daemon.v1.Daemon.SetExitNode:output_type -> petrel.daemon.v1.ExitNodeStatus
-	15, // 24: petrel.daemon.v1.Daemon.DNSStatus:output_type -> petrel.daemon.v1.JSONReply
-	15, // 25: petrel.daemon.v1.Daemon.DNSQuery:output_type -> petrel.daemon.v1.JSONReply
-	22, // 26: petrel.daemon.v1.Daemon.Trace:output_type -> petrel.daemon.v1.TraceReply
-	16, // [16:27] is the sub-list for method output_type
-	5,  // [5:16] is the sub-list for method input_type
+	23, // 16: petrel.daemon.v1.Daemon.RecentLogs:input_type -> petrel.daemon.v1.RecentLogsRequest
+	1,  // 17: petrel.daemon.v1.Daemon.Up:output_type -> petrel.daemon.v1.UpProgress
+	5,  // 18: petrel.daemon.v1.Daemon.Down:output_type -> petrel.daemon.v1.DownResponse
+	11, // 19: petrel.daemon.v1.Daemon.Status:output_type -> petrel.daemon.v1.StatusResponse
+	26, // 20: petrel.daemon.v1.Daemon.Ping:output_type -> petrel.daemon.v1.PingReply
+	3,  // 21: petrel.daemon.v1.Daemon.Login:output_type -> petrel.daemon.v1.LoginResponse
+	7,  // 22: petrel.daemon.v1.Daemon.Logout:output_type -> petrel.daemon.v1.LogoutResponse
+	10, // 23: petrel.daemon.v1.Daemon.Shutdown:output_type -> petrel.daemon.v1.ShutdownResponse
+	17, // 24: petrel.daemon.v1.Daemon.SetExitNode:output_type -> petrel.daemon.v1.ExitNodeStatus
+	15, // 25: petrel.daemon.v1.Daemon.DNSStatus:output_type -> petrel.daemon.v1.JSONReply
+	15, // 26: petrel.daemon.v1.Daemon.DNSQuery:output_type -> petrel.daemon.v1.JSONReply
+	22, // 27: petrel.daemon.v1.Daemon.Trace:output_type -> petrel.daemon.v1.TraceReply
+	24, // 28: petrel.daemon.v1.Daemon.RecentLogs:output_type -> petrel.daemon.v1.RecentLogsReply
+	17, // [17:29] is the sub-list for method output_type
+	5,  // [5:17] is the sub-list for method input_type
 	5,  // [5:5] is the sub-list for extension type_name
 	5,  // [5:5] is the sub-list for extension extendee
 	0,  // [0:5] is the sub-list for field type_name
@@ -2064,7 +2162,7 @@ func file_daemon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_daemon_proto_rawDesc), len(file_daemon_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

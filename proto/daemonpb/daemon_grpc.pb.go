@@ -33,6 +33,7 @@ const (
 	Daemon_DNSStatus_FullMethodName   = "/petrel.daemon.v1.Daemon/DNSStatus"
 	Daemon_DNSQuery_FullMethodName    = "/petrel.daemon.v1.Daemon/DNSQuery"
 	Daemon_Trace_FullMethodName       = "/petrel.daemon.v1.Daemon/Trace"
+	Daemon_RecentLogs_FullMethodName  = "/petrel.daemon.v1.Daemon/RecentLogs"
 )
 
 // DaemonClient is the client API for Daemon service.
@@ -64,6 +65,9 @@ type DaemonClient interface {
 	DNSQuery(ctx context.Context, in *DNSQueryRequest, opts ...grpc.CallOption) (*JSONReply, error)
 	// Trace says which firewall rule decides a new packet.
 	Trace(ctx context.Context, in *TraceRequest, opts ...grpc.CallOption) (*TraceReply, error)
+	// RecentLogs returns the daemon's most recent log lines (for
+	// `petrel debug bundle`), oldest first.
+	RecentLogs(ctx context.Context, in *RecentLogsRequest, opts ...grpc.CallOption) (*RecentLogsReply, error)
 }
 
 type daemonClient struct {
@@ -202,6 +206,16 @@ func (c *daemonClient) Trace(ctx context.Context, in *TraceRequest, opts ...grpc
 	return out, nil
 }
 
+func (c *daemonClient) RecentLogs(ctx context.Context, in *RecentLogsRequest, opts ...grpc.CallOption) (*RecentLogsReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RecentLogsReply)
+	err := c.cc.Invoke(ctx, Daemon_RecentLogs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DaemonServer is the server API for Daemon service.
 // All implementations must embed UnimplementedDaemonServer
 // for forward compatibility.
@@ -231,6 +245,9 @@ type DaemonServer interface {
 	DNSQuery(context.Context, *DNSQueryRequest) (*JSONReply, error)
 	// Trace says which firewall rule decides a new packet.
 	Trace(context.Context, *TraceRequest) (*TraceReply, error)
+	// RecentLogs returns the daemon's most recent log lines (for
+	// `petrel debug bundle`), oldest first.
+	RecentLogs(context.Context, *RecentLogsRequest) (*RecentLogsReply, error)
 	mustEmbedUnimplementedDaemonServer()
 }
 
@@ -273,6 +290,9 @@ func (UnimplementedDaemonServer) DNSQuery(context.Context, *DNSQueryRequest) (*J
 }
 func (UnimplementedDaemonServer) Trace(context.Context, *TraceRequest) (*TraceReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method Trace not implemented")
+}
+func (UnimplementedDaemonServer) RecentLogs(context.Context, *RecentLogsRequest) (*RecentLogsReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method RecentLogs not implemented")
 }
 func (UnimplementedDaemonServer) mustEmbedUnimplementedDaemonServer() {}
 func (UnimplementedDaemonServer) testEmbeddedByValue()                {}
@@ -479,6 +499,24 @@ func _Daemon_Trace_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Daemon_RecentLogs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecentLogsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).RecentLogs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_RecentLogs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).RecentLogs(ctx, req.(*RecentLogsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Daemon_ServiceDesc is the grpc.ServiceDesc for Daemon service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -521,6 +559,10 @@ var Daemon_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Trace",
 			Handler:    _Daemon_Trace_Handler,
+		},
+		{
+			MethodName: "RecentLogs",
+			Handler:    _Daemon_RecentLogs_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
