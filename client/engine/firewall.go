@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"petrel/client/firewall"
+	"petrel/client/wg"
 	"petrel/internal/keys"
 	"petrel/proto/daemonpb"
 	"petrel/proto/managementpb"
@@ -18,6 +19,9 @@ import (
 // forwarded packets are checked too). The filter swaps its compiled table
 // atomically; flows the new rules no longer allow are cut at their next
 // packet.
+
+// The filter judges wireguard-go's batches whole (client/firewall/batch.go).
+var _ wg.BatchPacketFilter = (*firewall.Filter)(nil)
 
 // firewallConfig converts the map's rules.
 func firewallConfig(nm *managementpb.NetworkMap, self keys.Public) firewall.Config {

@@ -80,3 +80,5 @@ func BenchmarkDenied(b *testing.B) {
 		}
 	}
 }
+
+func benchName(n int) string { return fmt.Sprintf("rules=%d", n) }

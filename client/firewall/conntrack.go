@@ -42,7 +42,8 @@ type ctKey struct {
 	rport, lport  uint16
 	proto         uint8
 	v4            bool // both addresses are IPv4
-	_pad          [2]byte
+	//lint:ignore U1000 named, not blank: a blank field would make the map hash field by field
+	_pad [2]byte
 }
 
 func makeKey(remote, local netip.Addr, rport, lport uint16, proto uint8) ctKey {

@@ -101,49 +101,64 @@ func (f *Filter) Outbound(pkt []byte) bool { return f.filter(Out, pkt) }
 func (f *Filter) filter(dir Direction, pkt []byte) bool {
 	var p packet
 	if !decode(pkt, &p, false) {
-		f.malformed.Add(1)
-		f.other.count(dir, false)
+		f.dropMalformed(dir)
 		return false
 	}
+	ok, _ := f.judge(dir, &p, f.tbl.Load(), nil)
+	return ok
+}
+
+func (f *Filter) dropMalformed(dir Direction) {
+	f.malformed.Add(1)
+	f.other.count(dir, false)
+}
+
+// judge decides the decoded packet p on t and counts it. It returns the
+// verdict and, for a packet of a live tracked flow, its counters and (when
+// flow is not nil) its key in *flow, so a batch can let the flow's next
+// packets through without another lookup (batch.go).
+func (f *Filter) judge(dir Direction, p *packet, t *table, flow *ctKey) (bool, *counters) {
 	remote, local, rport, lport := p.src, p.dst, p.sport, p.dport
 	if dir == Out {
 		remote, local, rport, lport = p.dst, p.src, p.dport, p.sport
 	}
-	t := f.tbl.Load()
 	if p.fragment {
 		// No ports: only a Proto=All rule without ports can allow it.
 		v := t.decide(dir, remote, local, clsOther, 0)
 		t.counters(remote).count(dir, v.ok)
-		return v.ok
+		return v.ok, nil
 	}
 	k := makeKey(remote, local, rport, lport, p.proto)
 	now := f.now().UnixNano()
-	if ctr, ok := f.lookup(t, k, &p, dir, now, true); ok {
+	if ctr, ok := f.lookup(t, k, p, dir, now, true); ok {
 		ctr.count(dir, true)
-		return true
+		if flow != nil {
+			*flow = k
+		}
+		return true, ctr
 	}
-	if p.icmpKind == icmpError && f.related(t, &p, dir, now) {
+	if p.icmpKind == icmpError && f.related(t, p, dir, now) {
 		t.counters(remote).count(dir, true)
-		return true
+		return true, nil
 	}
 	ctr := t.counters(remote)
 	v := t.decide(dir, remote, local, p.cls, p.dport)
 	if !v.ok {
 		ctr.count(dir, false)
-		return false
+		return false, nil
 	}
-	if tracks(&p) {
+	if tracks(p) {
 		e := &ctEntry{gen: t.gen, origIn: dir == In, cls: p.cls, ctr: ctr,
 			expires: now + int64(timeout(p.cls, stNew))}
 		if reason := f.ct.insert(k, e, now); reason != "" {
 			f.limited.Add(1)
 			f.warnLimited(remote, reason, now)
 			ctr.count(dir, false)
-			return false
+			return false, nil
 		}
 	}
 	ctr.count(dir, true)
-	return true
+	return true, nil
 }
 
 // tracks reports whether an allowed new packet opens a conntrack entry.

@@ -65,6 +65,15 @@ func (c *counters) count(dir Direction, ok bool) {
 	}
 }
 
+// add counts n allowed packets in direction dir.
+func (c *counters) add(dir Direction, n uint64) {
+	if dir == In {
+		c.inOK.Add(n)
+	} else {
+		c.outOK.Add(n)
+	}
+}
+
 type addrInfo struct {
 	refs ruleRefs
 	ctr  *counters
