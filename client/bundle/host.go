@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"syscall"
 	"time"
 )
 
@@ -42,6 +43,7 @@ func RunCommands(ctx context.Context, cmds []Command) []File {
 		var out, stderr bytes.Buffer
 		cmd := exec.CommandContext(cctx, c.Argv[0], c.Argv[1:]...)
 		cmd.Stdout, cmd.Stderr = &out, &stderr
+		cmd.WaitDelay = time.Second // a child holding the pipes open cannot hang us
 		err := cmd.Run()
 		cancel()
 		if stderr.Len() > 0 {
@@ -56,10 +58,11 @@ func RunCommands(ctx context.Context, cmds []Command) []File {
 	return files
 }
 
-// ReadTail returns the last max bytes of the file at path as the bundle
-// file name (a missing file is an error entry).
+// ReadTail returns the last max bytes of the regular file at path, from
+// its first whole line, as the bundle file name (a missing file is an error
+// entry). It never blocks on a FIFO or device.
 func ReadTail(name, path string, max int64) File {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return File{Name: name, Err: err}
 	}
@@ -71,17 +74,21 @@ func ReadTail(name, path string, max int64) File {
 	if !fi.Mode().IsRegular() {
 		return File{Name: name, Err: errors.New(path + ": not a regular file")}
 	}
-	if fi.Size() > max {
-		if _, err := f.Seek(fi.Size()-max, io.SeekStart); err != nil {
-			return File{Name: name, Err: err}
-		}
+	if fi.Size() <= max {
+		b, err := io.ReadAll(io.LimitReader(f, max))
+		return File{Name: name, Data: b, Err: err}
 	}
-	b, err := io.ReadAll(io.LimitReader(f, max))
-	if fi.Size() > max {
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			b = b[i+1:] // start at a whole line
-		}
-		b = append([]byte(fmt.Sprintf("(last %d of %d bytes)\n", len(b), fi.Size())), b...)
+	// Read one byte before the window: if it ends a line, the window
+	// starts with a whole one.
+	if _, err := f.Seek(fi.Size()-max-1, io.SeekStart); err != nil {
+		return File{Name: name, Err: err}
 	}
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[i+1:] // start at a whole line
+	} else {
+		b = nil // one line longer than the window
+	}
+	b = append([]byte(fmt.Sprintf("(last %d of %d bytes)\n", len(b), fi.Size())), b...)
 	return File{Name: name, Data: b, Err: err}
 }

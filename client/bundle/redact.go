@@ -23,7 +23,7 @@ var (
 	setupKeyRE = regexp.MustCompile(`psk_[a-z2-7]{8,}`)
 	adminTokRE = regexp.MustCompile(`ptok_[a-z2-7]{8,}`)
 	relayTokRE = regexp.MustCompile(`[A-Za-z0-9_-]{` + strconv.Itoa(auth.TokenLen) + `,}`)
-	labelledRE = regexp.MustCompile(`(?i)("?[a-z_.-]*(?:private[_-]?key|secret|token|password|passwd|setup[_-]?key|psk)"?\s*[=:]\s*)("[^"]*"|[^\s,}]+)`)
+	labelledRE = regexp.MustCompile(`(?i)("?([a-z_.-]*(?:private[_-]?key|secret|token|password|passwd|setup[_-]?key|api[_-]?key|preshared[_-]?key|psk)[a-z_.-]*)"?\s*[=:]\s*)("(?:[^"\\]|\\.)*"|[^\s,}]+)`)
 )
 
 // Redactor removes secrets from text: exact values it was given (and
@@ -64,18 +64,21 @@ func (r *Redactor) Redact(b []byte) []byte {
 			return []byte(Redacted)
 		})
 	}
-	// Relay tokens: a run of exactly their length that parses as one.
+	// Relay tokens: a run of token characters holding one that parses
+	// (tried at every offset: the token may touch other such characters).
 	b = relayTokRE.ReplaceAllFunc(b, func(m []byte) []byte {
-		if _, err := auth.Parse(string(m)); err != nil {
-			return m
+		for i := 0; i+auth.TokenLen <= len(m); i++ {
+			if _, err := auth.Parse(string(m[i : i+auth.TokenLen])); err == nil {
+				r.count++
+				return []byte(Redacted)
+			}
 		}
-		r.count++
-		return []byte(Redacted)
+		return m
 	})
 	return labelledRE.ReplaceAllFunc(b, func(m []byte) []byte {
 		sub := labelledRE.FindSubmatch(m)
-		val := sub[2]
-		if bytes.Contains(val, []byte(Redacted)) || len(bytes.Trim(val, `"`)) == 0 || isHarmless(bytes.Trim(val, `"`)) {
+		label, val := sub[2], sub[3]
+		if bytes.Contains(val, []byte(Redacted)) || len(bytes.Trim(val, `"`)) == 0 || isHarmless(label, bytes.Trim(val, `"`)) {
 			return m
 		}
 		r.count++
@@ -86,20 +89,15 @@ func (r *Redactor) Redact(b []byte) []byte {
 	})
 }
 
-// isHarmless says whether a labelled value is clearly not a secret (a
-// boolean, a count, a file path) so it stays readable.
-func isHarmless(v []byte) bool {
+// isHarmless says whether a labelled value is clearly not a secret, so it
+// stays readable: a boolean or null, or a path given for a *-file/*-path
+// label (setup-key-file=/etc/petrel/key). Anything else, numbers included,
+// is removed.
+func isHarmless(label, v []byte) bool {
 	switch strings.ToLower(string(v)) {
-	case "true", "false", "null", "none", "set", "unset", "[redacted]":
+	case "true", "false", "null", "none", "[redacted]":
 		return true
 	}
-	if v[0] == '/' {
-		return true // a path, e.g. setup-key-file=/etc/petrel/key
-	}
-	for _, c := range v {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
+	l := strings.ToLower(string(label))
+	return v[0] == '/' && (strings.HasSuffix(l, "file") || strings.HasSuffix(l, "path") || strings.HasSuffix(l, "dir"))
 }

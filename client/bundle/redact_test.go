@@ -42,13 +42,20 @@ func TestRedactorRemovesEverySecretForm(t *testing.T) {
 		"labelled secret (JSON)":    `{"password": "correct horse", "name": "a"}`,
 		"labelled private key":      `"private_key":"abc123def456"`,
 		"relay token in a sentence": "token " + relayTok,
+		"relay token touching text": "relay: " + relayTok + "x and -" + relayTok,
+		"escaped quote (text)":      `password="hunter2 \"q\" tail" next=1`,
+		"escaped quote (JSON)":      `{"client_secret":"ab\"cd efgh"}`,
+		"key after the keyword":     `secret_key=s3cr3tvalue api_key=k3yvalue1 preshared_key=pskvalue99`,
+		"numeric password":          `password=12345678`,
 	}
 	leaks := map[string]string{
 		"private key (base64)": privB64, "private key (hex)": hex.EncodeToString(priv),
 		"private key (url base64)": base64.RawURLEncoding.EncodeToString(priv), "setup key": setup,
 		"admin token": admin, "relay token": relayTok, "labelled secret": "hunter2hunter2",
 		"labelled secret (JSON)": "correct horse", "labelled private key": "abc123def456",
-		"relay token in a sentence": relayTok,
+		"relay token in a sentence": relayTok, "relay token touching text": relayTok,
+		"escaped quote (text)": "tail", "escaped quote (JSON)": "efgh", "key after the keyword": "value",
+		"numeric password": "12345678",
 	}
 	for name, in := range cases {
 		out := string(r.Redact([]byte(in)))
@@ -68,7 +75,7 @@ func TestRedactorKeepsOrdinaryText(t *testing.T) {
 	rand.Read(pub[:])
 	in := strings.Join([]string{
 		`peer bravo public_key=` + base64.StdEncoding.EncodeToString(pub[:]) + ` path=direct`,
-		`"tokens": 3, "setup_key_file": "/etc/petrel/key", "has_secret": true`,
+		`"peers": 3, "setup_key_file": "/etc/petrel/key", "has_secret": true`,
 		`a short word and 100.64.0.2 dev petrel0 table 7 proto static`,
 		strings.Repeat("a", auth.TokenLen), // right length, does not parse as a relay token
 	}, "\n")

@@ -90,6 +90,8 @@ func sameFlow(dir Direction, p *packet, k *ctKey) bool {
 	if dir == Out {
 		remote, local, rport, lport = p.dst, p.src, p.dport, p.sport
 	}
-	return rport == k.rport && lport == k.lport && p.proto == k.proto &&
+	// v4 too: an IPv6 packet between IPv4-mapped addresses has the same
+	// 16 bytes but is another flow.
+	return rport == k.rport && lport == k.lport && p.proto == k.proto && remote.Is4() == k.v4 &&
 		remote.As16() == k.remote && local.As16() == k.local
 }

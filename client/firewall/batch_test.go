@@ -160,6 +160,22 @@ func TestBatchRuleChangeMidBatch(t *testing.T) {
 	}
 }
 
+// An IPv6 packet between the IPv4-mapped forms of a tracked IPv4 flow's
+// addresses is another flow: it must not ride the IPv4 flow's run.
+func TestBatchMappedAddressIsAnotherFlow(t *testing.T) {
+	f, _ := newTest(t, Config{Rules: []Rule{{ID: "a", Direction: Out, Proto: TCP, Peers: pfx(peerA)}}})
+	mustPass(t, f.Outbound(tcp(self, peerA, 40000, 443, tcpSYN)), "syn")
+	mustPass(t, f.Inbound(tcp(peerA, self, 443, 40000, tcpSYN|tcpACK)), "syn-ack")
+	v4 := tcp(peerA, self, 443, 40000, tcpACK)
+	mapped := tcp("::ffff:"+peerA, "::ffff:"+self, 443, 40000, tcpACK)
+	want := []bool{f.Inbound(v4), f.Inbound(mapped)}
+	pass := make([]bool, 2)
+	f.InboundBatch([][]byte{v4, mapped}, pass)
+	if !reflect.DeepEqual(pass, want) || want[1] {
+		t.Fatalf("batch %v, one by one %v (the mapped packet must be judged on its own and dropped)", pass, want)
+	}
+}
+
 func BenchmarkEstablishedBatch(b *testing.B) {
 	for _, n := range []int{10, 10000} {
 		b.Run(benchName(n), func(b *testing.B) {

@@ -172,8 +172,21 @@ func safeName(s string) string {
 }
 
 // writeFileAtomic writes data to path with mode 0600 through a temporary
-// file, so a failure leaves no half-written archive.
+// file, so a failure leaves no half-written archive. A path that exists and
+// is not a regular file (/dev/null, /dev/stdout, a FIFO) is written to, not
+// replaced.
 func writeFileAtomic(path string, data []byte) error {
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+		if err != nil {
+			return err
+		}
+		if _, err := f.Write(data); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".petrel-bundle-*")
 	if err != nil {
 		return err

@@ -62,6 +62,24 @@ func checkBundle(t *testing.T, bin string, srv *server.Server, dir, setupKey str
 	if fi, err := os.Stat(archive); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("archive: %v %v", fi, err)
 	}
+	// An output path that is not a regular file (a device, /dev/stdout, a
+	// symlink) is written through, never replaced: here a symlink, which
+	// stands for /dev/null without risking the real one.
+	target := filepath.Join(t.TempDir(), "target")
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(target, nil, 0o600)
+	if out, code := run(t, bin, "debug", "bundle", "--state-dir", dir, "-o", link); code != 0 {
+		t.Fatalf("bundle through a symlink: exit %d\n%s", code, out)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the symlink was replaced: %v %v", fi, err)
+	}
+	if fi, err := os.Stat(target); err != nil || fi.Size() == 0 {
+		t.Fatalf("nothing written through the symlink: %v %v", fi, err)
+	}
 	files := untar(t, archive)
 	for _, want := range []string{"version.txt", "daemon/status.json", "daemon/dns-status.json", "daemon/recent.log",
 		"state/daemon.log", "state/config.json", "host/ip-route.txt", "host/ip-rule.txt", "README.txt"} {

@@ -7,14 +7,16 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
-// Defaults of New: at most 2,000 lines of at most 2 KiB each (4 MiB at
-// worst, far less in practice).
+// Defaults of New: at most 2,000 lines of at most 1 KiB each (2 MiB at
+// worst, far less in practice; half the daemon API's 4 MiB message limit).
 const (
 	DefaultLines   = 2000
-	DefaultLineLen = 2048
+	DefaultLineLen = 1024
 )
 
 // Ring is a bounded FIFO of log lines; it is an io.Writer that takes one
@@ -54,9 +56,14 @@ func (r *Ring) Write(p []byte) (int, error) {
 			p = nil
 		}
 		if len(line) > r.lineLen {
-			line = append(line[:r.lineLen:r.lineLen], " …(cut)"...)
+			n := r.lineLen
+			for n > 0 && !utf8.RuneStart(line[n]) {
+				n-- // never split a character
+			}
+			line = append(line[:n:n], " …(cut)"...)
 		}
-		r.push(string(line))
+		// Valid UTF-8 always: the lines travel in protobuf strings.
+		r.push(strings.ToValidUTF8(string(line), "\uFFFD"))
 	}
 	return n, nil
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestRingKeepsTheNewestLinesInOrder(t *testing.T) {
@@ -71,5 +72,22 @@ func TestRingConcurrent(t *testing.T) {
 	lines, dropped := r.Lines()
 	if len(lines) != 100 || dropped != 3900 {
 		t.Fatalf("%d lines, %d dropped", len(lines), dropped)
+	}
+}
+
+// A cut never splits a character, and whatever is stored is valid UTF-8
+// (the lines travel in protobuf strings, which refuse anything else).
+func TestRingKeepsValidUTF8(t *testing.T) {
+	r := New(4, 4)
+	r.Write([]byte("abc\u2192def\n"))
+	r.Write([]byte("ok \xff\xfe bytes\n"))
+	lines, _ := r.Lines()
+	for _, l := range lines {
+		if !utf8.ValidString(l) {
+			t.Fatalf("invalid UTF-8 stored: %q", l)
+		}
+	}
+	if !strings.HasPrefix(lines[0], "abc ") {
+		t.Fatalf("cut line: %q", lines[0])
 	}
 }
