@@ -12,6 +12,20 @@ if [ -n "$bad" ]; then echo "not gofmt'ed:"; echo "$bad"; exit 1; fi
 echo "== go vet"
 go vet ./...
 
+# The REST API's OpenAPI document, linted with Redocly CLI's recommended-strict
+# rules (management/restapi/redocly.yaml); go test validates it with
+# kin-openapi as well. Redocly CLI 2.x needs Node.js >= 20.19.
+REDOCLY=@redocly/cli@2.77.0
+echo "== openapi lint ($REDOCLY)"
+if command -v npx >/dev/null 2>&1 &&
+  node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a == 20 && b >= 19) ? 0 : 1)'; then
+  npx --yes "$REDOCLY" lint --config management/restapi/redocly.yaml management/restapi/openapi.yaml
+elif [ -n "${CI:-}" ]; then
+  echo "the OpenAPI lint needs Node.js >= 20.19 with npx"; exit 1
+else
+  echo "note: OpenAPI lint skipped (needs Node.js >= 20.19 with npx)"
+fi
+
 PG_STARTED=""
 cleanup() {
   if [ -n "$PG_STARTED" ]; then bash scripts/pg-start.sh stop "$PG_STARTED" >/dev/null 2>&1 || true; fi

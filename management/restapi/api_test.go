@@ -3,6 +3,7 @@ package restapi
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -129,4 +130,57 @@ func lastFlipped(tok string) string {
 		return "b"
 	}
 	return "a"
+}
+
+// TestFixedPathWins: /api/policies/check is its own path: methods it does
+// not serve are 405 with Allow: GET, never taken for /api/policies/{id}
+// with the id "check" (issue 16). The same holds for every fixed path that
+// a {wildcard} route also matches.
+func TestFixedPathWins(t *testing.T) {
+	e := newEnv(t)
+	policy := `{"name":"p","rules":[{"sources":["All"],"destinations":["All"]}]}`
+	for _, m := range []string{"PUT", "PATCH", "DELETE", "POST"} {
+		e.fails(m, "/api/policies/check", policy, 405, codeMethod, "allowed: GET")
+	}
+	checked := 0
+	for _, fixed := range routes {
+		if strings.Contains(fixed.path, "{") {
+			continue
+		}
+		want := allowed(routes, fixed.path)
+		for _, wild := range routes {
+			if wild.path == fixed.path || !pathMatches(wild.path, fixed.path) || slices.Contains(want, wild.method) {
+				continue
+			}
+			req, _ := http.NewRequest(wild.method, e.srv.URL+fixed.path, strings.NewReader(`{}`))
+			req.Header.Set("Authorization", "Bearer "+e.token)
+			req.Header.Set("Content-Type", mediaJSON)
+			resp, err := e.srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 405 || resp.Header.Get("Allow") != strings.Join(want, ", ") {
+				t.Errorf("%s %s: %d Allow %q, want 405 Allow %q", wild.method, fixed.path, resp.StatusCode, resp.Header.Get("Allow"), want)
+			}
+			checked++
+		}
+	}
+	if checked < 3 {
+		t.Fatalf("only %d fixed-path collisions checked", checked)
+	}
+}
+
+func TestAllowed(t *testing.T) {
+	for path, want := range map[string]string{
+		"/api/policies/check": "GET",
+		"/api/policies/p1":    "GET, PUT, PATCH, DELETE",
+		"/api/policies":       "GET, POST",
+		"/api/dns/settings":   "GET, PUT, PATCH",
+		"/api/peers/x/y":      "",
+	} {
+		if got := strings.Join(allowed(routes, path), ", "); got != want {
+			t.Errorf("allowed(%s) = %q, want %q", path, got, want)
+		}
+	}
 }

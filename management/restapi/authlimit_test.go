@@ -14,7 +14,7 @@ import (
 // affected.
 func TestFailedAuthRateLimitedPerSource(t *testing.T) {
 	e := newEnv(t)
-	h := New(e.svc, nil)
+	h := newContract(t, New(e.svc, nil))
 	do := func(remote, token string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest("GET", "/api/groups", nil)
 		req.RemoteAddr = remote

@@ -9,9 +9,9 @@ import (
 
 // resource describes one collection of account objects that the API serves
 // with the common shapes: list (sorted views), get, create, update and
-// delete by the {id} path value. T is the stored model type, V its JSON
-// view. Endpoints that differ (peer rename, setup key create and revoke)
-// are written out and reuse lookup, viewer and putObject.
+// delete by the {id} path value, and PATCH through updater. T is the stored
+// model type, V its JSON view. Endpoints that differ (peer rename, setup key
+// create and revoke) are written out and reuse lookup, viewer and putObject.
 type resource[T model.Object, V any] struct {
 	// all returns the collection inside an account snapshot.
 	all func(a *model.Account) map[string]T
@@ -27,6 +27,8 @@ type resource[T model.Object, V any] struct {
 	plain bool
 	// setID gives an update the ID of the object it replaces.
 	setID func(obj T, id string)
+	// readOnly lists the members of V an update may repeat unchanged.
+	readOnly readOnly
 	// viewer returns the function that renders objects for one request
 	// (per-request state such as the clock is taken once here).
 	viewer func(s *server, r resolver) func(T) V
@@ -91,13 +93,9 @@ func (res *resource[T, V]) get(s *server, c *call) (int, any, error) {
 	return http.StatusOK, res.viewer(s, r)(obj), nil
 }
 
-func (res *resource[T, V]) create(s *server, c *call) (int, any, error) { return res.put(s, c, false) }
-func (res *resource[T, V]) update(s *server, c *call) (int, any, error) { return res.put(s, c, true) }
-
-// put decodes the body and stores it as a new object (201) or, on update,
-// in place of the one the path names (200).
-func (res *resource[T, V]) put(s *server, c *call, update bool) (int, any, error) {
-	body, err := readBody(c.w, c.r)
+// create decodes a POST body and stores it as a new object (201).
+func (res *resource[T, V]) create(s *server, c *call) (int, any, error) {
+	body, err := readBody(c, mediaJSON)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -111,20 +109,54 @@ func (res *resource[T, V]) put(s *server, c *call, update bool) (int, any, error
 	if err != nil {
 		return 0, nil, err
 	}
-	status := http.StatusCreated
-	if update {
-		_, old, err := res.lookup(s, c)
-		if err != nil {
-			return 0, nil, err
-		}
-		res.setID(obj, old.ObjectID())
-		status = http.StatusOK
+	stored, err := putObject(s, c, obj)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, res.viewer(s, r)(stored), nil
+}
+
+// updater returns the PUT and PATCH handlers of the resource.
+func (res *resource[T, V]) updater() updater {
+	return updater{current: res.current, apply: res.replace}
+}
+
+// current returns the GET representation of the object the path names.
+func (res *resource[T, V]) current(s *server, c *call) (any, error) {
+	r, obj, err := res.lookup(s, c)
+	if err != nil {
+		return nil, err
+	}
+	return res.viewer(s, r)(obj), nil
+}
+
+// replace handles a PUT body: the object the path names is replaced by the
+// decoded body (200). Read-only members of the GET representation may be
+// repeated (see readOnly).
+func (res *resource[T, V]) replace(s *server, c *call, body []byte) (int, any, error) {
+	r, old, err := res.lookup(s, c)
+	if err != nil {
+		return 0, nil, err
+	}
+	view := res.viewer(s, r)
+	before := view(old)
+	ed, err := res.readOnly.strip(body, before)
+	if err != nil {
+		return 0, nil, err
+	}
+	obj, err := res.decode(r, ed.body)
+	if err != nil {
+		return 0, nil, err
+	}
+	res.setID(obj, old.ObjectID())
+	if err := ed.checkDerived(before, view(obj)); err != nil {
+		return 0, nil, err
 	}
 	stored, err := putObject(s, c, obj)
 	if err != nil {
 		return 0, nil, err
 	}
-	return status, res.viewer(s, r)(stored), nil
+	return http.StatusOK, view(stored), nil
 }
 
 func (res *resource[T, V]) delete(s *server, c *call) (int, any, error) {

@@ -46,7 +46,8 @@ func TestPeers(t *testing.T) {
 	e.fails("PUT", "/api/peers/work", `{"name": ""}`, 400, codeInvalid, "name must not be empty")
 	e.fails("PUT", "/api/peers/work", `{"dns_label": "server"}`, 409, codeConflict, "dns label")
 	e.fails("PUT", "/api/peers/work", `{"dns_label": "bad label!"}`, 400, codeInvalid, "dns label")
-	e.fails("PUT", "/api/peers/work", `{"ip": "1.2.3.4"}`, 400, codeInvalid, `unknown field "ip"`)
+	e.fails("PUT", "/api/peers/work", `{"ip": "1.2.3.4"}`, 400, codeInvalid, `"ip" is read-only and differs from the stored value "`+laptop.IP.String()+`"`)
+	e.fails("PUT", "/api/peers/work", `{"name": "x", "colour": "red"}`, 400, codeInvalid, `unknown field "colour"`)
 	e.fails("PUT", "/api/peers/ghost", `{"name": "x"}`, 404, codeNotFound, "unknown peer")
 
 	// Two peers with one display name: the name is ambiguous, the id is not.
@@ -86,8 +87,9 @@ func TestGroups(t *testing.T) {
 	if got.Name != "web2" || got.PeersCount != 1 || got.Peers[0].ID != a.ID {
 		t.Fatalf("updated: %+v", got)
 	}
-	// GET output can be PUT back unchanged except for read-only fields.
-	e.fails("PUT", "/api/groups/web2", `{"name":"web2","peers":[{"id":"`+a.ID+`","name":"alpha"}],"peers_count":1}`, 400, codeInvalid, `unknown field "peers_count"`)
+	// GET output can be PUT back; read-only fields must not change.
+	e.must("PUT", "/api/groups/web2", `{"name":"web2","peers":[{"id":"`+a.ID+`","name":"alpha"}],"peers_count":1}`, 200, nil)
+	e.fails("PUT", "/api/groups/web2", `{"name":"web2","peers":[],"peers_count":7}`, 400, codeInvalid, `"peers_count" is read-only (derived)`)
 	e.must("PUT", "/api/groups/web2", `{"name":"web2","peers":[{"id":"`+a.ID+`","name":"alpha"}]}`, 200, nil)
 
 	var list []groupView
@@ -168,7 +170,8 @@ func TestSetupKeys(t *testing.T) {
 
 	// Revoke: final.
 	e.fails("PUT", "/api/setup-keys/"+k.ID, `{}`, 400, codeInvalid, `"revoked" is required`)
-	e.fails("PUT", "/api/setup-keys/"+k.ID, `{"name":"y"}`, 400, codeInvalid, `unknown field "name"`)
+	e.fails("PUT", "/api/setup-keys/"+k.ID, `{"name":"y"}`, 400, codeInvalid, `"name" is read-only and differs from the stored value "ci"`)
+	e.fails("PUT", "/api/setup-keys/"+k.ID, `{"revoked":true,"key":"psk_x"}`, 400, codeInvalid, `unknown field "key"`)
 	e.must("PUT", "/api/setup-keys/"+k.ID, `{"revoked": true}`, 200, &got)
 	if !got.Revoked || got.State != "revoked" || got.Valid {
 		t.Fatalf("revoked: %+v", got)

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,9 +22,19 @@ const MaxBodyBytes = 1 << 20
 // maxExpiresIn bounds "expires_in" (ten years).
 const maxExpiresIn = 10 * 365 * 24 * time.Hour
 
-// readBody reads at most MaxBodyBytes of r's body.
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+// Media types of request bodies.
+const (
+	mediaJSON       = "application/json"
+	mediaMergePatch = "application/merge-patch+json"
+)
+
+// readBody checks that the request's Content-Type is one of accept (415
+// otherwise) and reads at most MaxBodyBytes of its body (413 beyond).
+func readBody(c *call, accept ...string) ([]byte, error) {
+	if err := checkMediaType(c.r.Header.Get("Content-Type"), accept); err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -34,8 +46,24 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	return body, nil
 }
 
+// checkMediaType answers 415 unless the Content-Type header names one of
+// accept (parameters such as charset=utf-8 are allowed).
+func checkMediaType(header string, accept []string) error {
+	mt, _, err := mime.ParseMediaType(header)
+	if err == nil && slices.Contains(accept, strings.ToLower(mt)) {
+		return nil
+	}
+	got := "no Content-Type"
+	if header != "" {
+		got = fmt.Sprintf("Content-Type %q", header)
+	}
+	return &apiError{status: http.StatusUnsupportedMediaType, code: codeMediaType,
+		msg: fmt.Sprintf("unsupported media type: got %s, send Content-Type: %s", got, strings.Join(accept, " or "))}
+}
+
 // decodeJSON decodes exactly one JSON object from body into dst, rejecting
-// unknown fields and trailing data. Errors are 400s that say where.
+// unknown fields, trailing data and null anywhere (a member is omitted to
+// leave it unset). Errors are 400s that say where.
 func decodeJSON(body []byte, dst any) error {
 	if len(body) > MaxBodyBytes {
 		return &apiError{status: http.StatusRequestEntityTooLarge, code: codeTooLarge,
@@ -51,6 +79,12 @@ func decodeJSON(body []byte, dst any) error {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return invalidf("malformed JSON: unexpected data after the object at byte offset %d", dec.InputOffset())
+	}
+	if path, ok := firstNull(body); ok {
+		if path == "" {
+			return invalidf("request body is null; a JSON object is required")
+		}
+		return invalidf("%s: null is not accepted (omit the member to leave it unset; an empty list is [])", path)
 	}
 	return nil
 }

@@ -79,9 +79,11 @@ var routeResource = &resource[*model.Route, routeView]{
 	what:   "route",
 	decode: decodeRoute,
 	setID:  func(rt *model.Route, id string) { rt.ID = id },
-	viewer: func(_ *server, r resolver) func(*model.Route) routeView { return r.routeView },
-	name:   func(v routeView) string { return v.Network },
-	id:     func(v routeView) string { return v.ID },
+	// exit_node follows network.
+	readOnly: readOnly{fixed: []string{"id"}, derived: []string{"exit_node"}},
+	viewer:   func(_ *server, r resolver) func(*model.Route) routeView { return r.routeView },
+	name:     func(v routeView) string { return v.Network },
+	id:       func(v routeView) string { return v.ID },
 }
 
 // --- nameserver groups ---
@@ -158,10 +160,11 @@ func decodeNameserverGroup(r resolver, body []byte) (*model.NameserverGroup, err
 
 // nameserverGroupResource serves /api/dns/nameservers.
 var nameserverGroupResource = &resource[*model.NameserverGroup, nameserverGroupView]{
-	all:    func(a *model.Account) map[string]*model.NameserverGroup { return a.NameserverGroups },
-	what:   "nameserver group",
-	decode: decodeNameserverGroup,
-	setID:  func(n *model.NameserverGroup, id string) { n.ID = id },
+	all:      func(a *model.Account) map[string]*model.NameserverGroup { return a.NameserverGroups },
+	what:     "nameserver group",
+	decode:   decodeNameserverGroup,
+	setID:    func(n *model.NameserverGroup, id string) { n.ID = id },
+	readOnly: readOnly{fixed: []string{"id"}},
 	viewer: func(_ *server, r resolver) func(*model.NameserverGroup) nameserverGroupView {
 		return r.nameserverGroupView
 	},

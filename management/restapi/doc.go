@@ -2,19 +2,23 @@
 // under /api with `Authorization: Bearer TOKEN`.
 //
 // It is a thin adapter: it authenticates the caller, decodes and checks JSON
-// requests (unknown fields, size limit, syntax, durations, enums), resolves
-// peer and group references given by ID or by name against a Snapshot of the
-// caller's account, and calls management.AdminAPI, which owns every business
-// rule. Responses are JSON in snake_case; errors are
+// requests (media type, unknown fields, null, size limit, syntax, durations,
+// enums), resolves peer and group references given by ID or by name against
+// a Snapshot of the caller's account, and calls management.AdminAPI, which
+// owns every business rule. Responses are JSON in snake_case; errors are
 // {"error": "...", "code": "invalid_argument"} with a matching HTTP status.
 // A request that fails anywhere before the AdminAPI call changes nothing.
 //
 // Every route is declared once in the routes table (routes.go); the same
-// table feeds the http.ServeMux and the test that keeps openapi.yaml (embedded
-// and served at GET /api/openapi.yaml) in sync with the router. Collections
-// with the usual list/get/create/update/delete shapes are described by a
-// resource value (crud.go) whose generic methods are the handlers; the
-// endpoints that differ are written out beside it.
+// table feeds the http.ServeMux and the tests that keep openapi.yaml
+// (embedded and served at GET /api/openapi.yaml) in step with the router.
+// Collections with the usual list/get/create/update/delete shapes are
+// described by a resource value (crud.go) whose generic methods are the
+// handlers; the endpoints that differ are written out beside it. A PUT body
+// may repeat the read-only members of the GET representation (readonly.go);
+// PATCH applies a JSON merge patch to that representation and handles the
+// result as a PUT body (patch.go). The tests run every request through a
+// middleware that validates it and its response against openapi.yaml.
 //
 // Imported by cmd/petrel-server (and tests). The http.Handler returned by New
 // is safe for concurrent use; it holds no state of its own beyond the

@@ -23,6 +23,7 @@ const (
 	codeInternal        = "internal"
 	codeTooLarge        = "payload_too_large"
 	codeMethod          = "method_not_allowed"
+	codeMediaType       = "unsupported_media_type"
 )
 
 // apiError is an error with the HTTP status and code it is answered with.

@@ -1,6 +1,8 @@
 package restapi
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/netip"
 	"testing"
 	"time"
@@ -182,6 +184,71 @@ func FuzzCheckQuery(f *testing.F) {
 		check4xx(t, err)
 		if err == nil && (q.src == nil || q.dst == nil) {
 			t.Fatal("accepted a query without peers")
+		}
+	})
+}
+
+// FuzzStripReadOnly: any body is either left as it is (not one JSON object),
+// refused with a 4xx, or stripped to a body of the same length that is
+// still valid JSON and holds no read-only member.
+func FuzzStripReadOnly(f *testing.F) {
+	f.Add([]byte(`{"id":"a","name":"x","state":"valid","peers_count":2}`))
+	f.Add([]byte(` { "state" : [1, {"id": 2}] , "id":"a" ,"name":"y" } `))
+	ro := readOnly{fixed: []string{"id"}, derived: []string{"peers_count"}, live: []string{"state"}}
+	stored := map[string]any{"id": "a", "peers_count": 2, "state": "valid"}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ed, err := ro.strip(b, stored)
+		check4xx(t, err)
+		if err != nil {
+			return
+		}
+		if len(ed.body) != len(b) {
+			t.Fatalf("length %d -> %d", len(b), len(ed.body))
+		}
+		members, ok := objectMembers(b)
+		if !ok {
+			if !bytes.Equal(ed.body, b) {
+				t.Fatalf("changed a body that is not an object: %q -> %q", b, ed.body)
+			}
+			return
+		}
+		after, ok := objectMembers(ed.body)
+		if !ok {
+			t.Fatalf("stripped %q to invalid JSON %q", b, ed.body)
+		}
+		for _, m := range after {
+			if m.key == "id" || m.key == "state" || m.key == "peers_count" {
+				t.Fatalf("%q kept %q", ed.body, m.key)
+			}
+		}
+		if len(after) > len(members) {
+			t.Fatalf("members %d -> %d", len(members), len(after))
+		}
+	})
+}
+
+// FuzzMergePatch: a patch body is refused with a 4xx or is an object whose
+// merge into a view always encodes.
+func FuzzMergePatch(f *testing.F) {
+	f.Add([]byte(`{"name":"x","peers":null,"meta":{"os":null}}`))
+	f.Add([]byte(`[{"op":"add"}]`))
+	target := map[string]any{"name": "a", "peers": []any{"p1"}, "meta": map[string]any{"os": "linux"}}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := parseMergePatch(b)
+		check4xx(t, err)
+		if err != nil {
+			return
+		}
+		tv, err := toJSONValue(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		merged := mergePatch(tv, p)
+		if _, ok := merged.(map[string]any); !ok {
+			t.Fatalf("merged %q into a non-object", b)
+		}
+		if _, err := json.Marshal(merged); err != nil {
+			t.Fatalf("merged %q does not encode: %v", b, err)
 		}
 	})
 }

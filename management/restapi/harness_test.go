@@ -60,7 +60,7 @@ func newEnv(t *testing.T) *env {
 	}
 	h := New(svc, log)
 	h.(*server).authFails = nil // the tests send many wrong tokens; authlimit_test.go checks the limit
-	srv := httptest.NewServer(h)
+	srv := httptest.NewServer(newContract(t, h))
 	t.Cleanup(func() {
 		srv.Close()
 		svc.Stop()
@@ -76,6 +76,12 @@ func (e *env) do(method, path string, body any) (int, []byte) {
 }
 
 func (e *env) doToken(token, method, path string, body any) (int, []byte) {
+	e.t.Helper()
+	return e.send(token, method, path, mediaJSON, body)
+}
+
+// send sends a request with the given Content-Type (when it has a body).
+func (e *env) send(token, method, path, contentType string, body any) (int, []byte) {
 	e.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -98,8 +104,8 @@ func (e *env) doToken(token, method, path string, body any) (int, []byte) {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if rd != nil && contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := e.srv.Client().Do(req)
 	if err != nil {
@@ -123,6 +129,21 @@ func (e *env) must(method, path string, body any, want int, out any) {
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
 			e.t.Fatalf("%s %s: decode %s: %v", method, path, b, err)
+		}
+	}
+}
+
+// patch sends a JSON merge patch, checks the status and decodes the
+// response into out.
+func (e *env) patch(path string, body any, want int, out any) {
+	e.t.Helper()
+	st, b := e.send(e.token, "PATCH", path, mediaMergePatch, body)
+	if st != want {
+		e.t.Fatalf("PATCH %s: status %d, want %d; body %s", path, st, want, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			e.t.Fatalf("PATCH %s: decode %s: %v", path, b, err)
 		}
 	}
 }

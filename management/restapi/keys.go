@@ -73,7 +73,7 @@ var setupKeyResource = &resource[*model.SetupKey, setupKeyView]{
 }
 
 func (s *server) createSetupKey(c *call) (int, any, error) {
-	body, err := readBody(c.w, c.r)
+	body, err := readBody(c, mediaJSON)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -94,16 +94,26 @@ func (s *server) createSetupKey(c *call) (int, any, error) {
 	return http.StatusCreated, v, nil
 }
 
-func (s *server) updateSetupKey(c *call) (int, any, error) {
-	body, err := readBody(c.w, c.r)
-	if err != nil {
-		return 0, nil, err
-	}
-	req, err := decodeSetupKeyUpdate(body)
-	if err != nil {
-		return 0, nil, err
-	}
+// setupKeyUpdater serves PUT and PATCH /api/setup-keys/{id}.
+var setupKeyUpdater = updater{current: setupKeyResource.current, apply: (*server).applySetupKeyUpdate}
+
+// setupKeyReadOnly: everything but revoked. Usage and validity change as
+// agents use the key and time passes.
+var setupKeyReadOnly = readOnly{
+	fixed: []string{"id", "name", "key_prefix", "reusable", "usage_limit", "expires_at", "auto_groups", "ephemeral", "created_at"},
+	live:  []string{"used_times", "last_used", "state", "valid"},
+}
+
+func (s *server) applySetupKeyUpdate(c *call, body []byte) (int, any, error) {
 	r, k, err := setupKeyResource.lookup(s, c)
+	if err != nil {
+		return 0, nil, err
+	}
+	ed, err := setupKeyReadOnly.strip(body, r.setupKeyView(k, s.now()))
+	if err != nil {
+		return 0, nil, err
+	}
+	req, err := decodeSetupKeyUpdate(ed.body)
 	if err != nil {
 		return 0, nil, err
 	}

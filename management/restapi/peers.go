@@ -78,16 +78,29 @@ var peerResource = &resource[*model.Peer, peerView]{
 	id:   func(v peerView) string { return v.ID },
 }
 
-func (s *server) updatePeer(c *call) (int, any, error) {
-	body, err := readBody(c.w, c.r)
-	if err != nil {
-		return 0, nil, err
-	}
-	req, err := decodePeerUpdate(body)
-	if err != nil {
-		return 0, nil, err
-	}
+// peerUpdater serves PUT and PATCH /api/peers/{id}.
+var peerUpdater = updater{current: peerResource.current, apply: (*server).applyPeerUpdate}
+
+// peerReadOnly: everything but name and dns_label. The fqdn follows the
+// dns_label; connected, last_seen and meta are reported by the agent.
+var peerReadOnly = readOnly{
+	fixed:   []string{"id", "ip", "public_key", "groups", "created_at", "ephemeral"},
+	derived: []string{"fqdn"},
+	live:    []string{"connected", "last_seen", "meta"},
+}
+
+func (s *server) applyPeerUpdate(c *call, body []byte) (int, any, error) {
 	r, p, err := peerResource.lookup(s, c)
+	if err != nil {
+		return 0, nil, err
+	}
+	view := peerResource.viewer(s, r)
+	before := view(p)
+	ed, err := peerReadOnly.strip(body, before)
+	if err != nil {
+		return 0, nil, err
+	}
+	req, err := decodePeerUpdate(ed.body)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -98,12 +111,15 @@ func (s *server) updatePeer(c *call) (int, any, error) {
 	if req.DNSLabel != nil {
 		upd.DNSLabel = *req.DNSLabel
 	}
+	if err := ed.checkDerived(before, view(&upd)); err != nil {
+		return 0, nil, err
+	}
 	stored, err := putObject(s, c, &upd)
 	if err != nil {
 		return 0, nil, err
 	}
 	r.a.Peers[stored.ID] = stored
-	return http.StatusOK, peerResource.viewer(s, r)(stored), nil
+	return http.StatusOK, view(stored), nil
 }
 
 // --- groups ---
@@ -137,7 +153,9 @@ var groupResource = &resource[*model.Group, groupView]{
 	find:   byRef(resolver.group),
 	decode: decodeGroup,
 	setID:  func(g *model.Group, id string) { g.ID = id },
-	viewer: func(_ *server, r resolver) func(*model.Group) groupView { return r.groupView },
-	name:   func(v groupView) string { return v.Name },
-	id:     func(v groupView) string { return v.ID },
+	// peers_count follows peers; implicit marks the All group.
+	readOnly: readOnly{fixed: []string{"id", "implicit"}, derived: []string{"peers_count"}},
+	viewer:   func(_ *server, r resolver) func(*model.Group) groupView { return r.groupView },
+	name:     func(v groupView) string { return v.Name },
+	id:       func(v groupView) string { return v.ID },
 }

@@ -77,13 +77,14 @@ func decodePolicy(r resolver, body []byte) (*model.Policy, error) {
 
 // policyResource serves /api/policies.
 var policyResource = &resource[*model.Policy, policyView]{
-	all:    func(a *model.Account) map[string]*model.Policy { return a.Policies },
-	what:   "policy",
-	decode: decodePolicy,
-	setID:  func(p *model.Policy, id string) { p.ID = id },
-	viewer: func(_ *server, r resolver) func(*model.Policy) policyView { return r.policyView },
-	name:   func(v policyView) string { return v.Name },
-	id:     func(v policyView) string { return v.ID },
+	all:      func(a *model.Account) map[string]*model.Policy { return a.Policies },
+	what:     "policy",
+	decode:   decodePolicy,
+	setID:    func(p *model.Policy, id string) { p.ID = id },
+	readOnly: readOnly{fixed: []string{"id"}},
+	viewer:   func(_ *server, r resolver) func(*model.Policy) policyView { return r.policyView },
+	name:     func(v policyView) string { return v.Name },
+	id:       func(v policyView) string { return v.ID },
 }
 
 // checkQuery is a decoded GET /api/policies/check query.

@@ -25,6 +25,9 @@ func New(api management.AdminAPI, log *slog.Logger) http.Handler {
 	for _, rt := range routes {
 		s.mux.Handle(rt.pattern(), s.endpoint(rt))
 	}
+	for _, p := range shadowed(routes) {
+		s.mux.HandleFunc(p, s.fallback)
+	}
 	s.mux.HandleFunc("/api/", s.fallback)
 	return s
 }
@@ -119,19 +122,68 @@ func (s *server) fallback(w http.ResponseWriter, r *http.Request) {
 	if _, ok := s.authenticate(w, r); !ok {
 		return
 	}
-	var allow []string
-	for _, rt := range routes {
-		if pathMatches(rt.path, r.URL.Path) && !slices.Contains(allow, rt.method) {
-			allow = append(allow, rt.method)
-		}
-	}
-	if len(allow) > 0 {
+	if allow := allowed(routes, r.URL.Path); len(allow) > 0 {
 		w.Header().Set("Allow", strings.Join(allow, ", "))
 		s.writeError(w, r, &apiError{status: http.StatusMethodNotAllowed, code: codeMethod,
 			msg: r.Method + " is not allowed here; allowed: " + strings.Join(allow, ", ")})
 		return
 	}
 	s.writeError(w, r, notFoundf("no such endpoint: %s %s (see GET /api/openapi.yaml)", r.Method, r.URL.Path))
+}
+
+// allowed returns the methods served for path. As in OpenAPI (and the
+// ServeMux), a fixed segment wins over a {wildcard}: only the routes with
+// the most specific path that matches count, so /api/policies/check
+// allows GET alone although /api/policies/{id} also matches it.
+func allowed(table []route, path string) []string {
+	var best string
+	var allow []string
+	for _, rt := range table {
+		if !pathMatches(rt.path, path) {
+			continue
+		}
+		switch {
+		case best == "" || moreSpecific(rt.path, best):
+			best, allow = rt.path, []string{rt.method}
+		case rt.path == best && !slices.Contains(allow, rt.method):
+			allow = append(allow, rt.method)
+		}
+	}
+	return allow
+}
+
+// moreSpecific reports whether route path a has a fixed segment where b,
+// of the same length, has its first differing {wildcard}.
+func moreSpecific(a, b string) bool {
+	as, bs := strings.Split(a, "/"), strings.Split(b, "/")
+	for i := range min(len(as), len(bs)) {
+		aw, bw := strings.HasPrefix(as[i], "{"), strings.HasPrefix(bs[i], "{")
+		if aw != bw {
+			return bw
+		}
+	}
+	return false
+}
+
+// shadowed returns the patterns that make a fixed path answer 405 for a
+// method only a {wildcard} sibling serves (PUT /api/policies/check would
+// otherwise reach PUT /api/policies/{id} with the id "check").
+func shadowed(table []route) []string {
+	var out []string
+	for _, fixed := range table {
+		if strings.Contains(fixed.path, "{") {
+			continue
+		}
+		for _, wild := range table {
+			p := wild.method + " " + fixed.path
+			if wild.path == fixed.path || !pathMatches(wild.path, fixed.path) || slices.Contains(out, p) ||
+				slices.ContainsFunc(table, func(rt route) bool { return rt.pattern() == p }) {
+				continue
+			}
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // pathMatches reports whether path matches a route path with {wildcards}.

@@ -82,7 +82,7 @@ type routeView struct {
 	NetworkID   string    `json:"network_id"`
 	Network     string    `json:"network"`
 	ExitNode    bool      `json:"exit_node"`
-	Peer        *refView  `json:"peer"`
+	Peer        *refView  `json:"peer,omitempty"` // absent for routes served by peer_groups
 	PeerGroups  []refView `json:"peer_groups"`
 	Groups      []refView `json:"groups"`
 	Metric      int       `json:"metric"`

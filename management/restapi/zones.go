@@ -66,14 +66,15 @@ func decodeSettings(cur model.Settings, body []byte) (model.Settings, error) {
 // zoneResource serves /api/dns/zones. Zones reference nothing, so create
 // reads no snapshot.
 var zoneResource = &resource[*model.DNSZone, zoneView]{
-	all:    func(a *model.Account) map[string]*model.DNSZone { return a.DNSZones },
-	what:   "zone",
-	decode: func(_ resolver, body []byte) (*model.DNSZone, error) { return decodeZone(body) },
-	plain:  true,
-	setID:  func(z *model.DNSZone, id string) { z.ID = id },
-	viewer: func(*server, resolver) func(*model.DNSZone) zoneView { return zoneViewOf },
-	name:   func(v zoneView) string { return v.Domain },
-	id:     func(v zoneView) string { return v.ID },
+	all:      func(a *model.Account) map[string]*model.DNSZone { return a.DNSZones },
+	what:     "zone",
+	decode:   func(_ resolver, body []byte) (*model.DNSZone, error) { return decodeZone(body) },
+	plain:    true,
+	setID:    func(z *model.DNSZone, id string) { z.ID = id },
+	readOnly: readOnly{fixed: []string{"id"}},
+	viewer:   func(*server, resolver) func(*model.DNSZone) zoneView { return zoneViewOf },
+	name:     func(v zoneView) string { return v.Domain },
+	id:       func(v zoneView) string { return v.ID },
 }
 
 func (s *server) getDNSSettings(c *call) (int, any, error) {
@@ -84,11 +85,19 @@ func (s *server) getDNSSettings(c *call) (int, any, error) {
 	return http.StatusOK, accountViewOf(a).Settings, nil
 }
 
-func (s *server) updateDNSSettings(c *call) (int, any, error) {
-	body, err := readBody(c.w, c.r)
-	if err != nil {
-		return 0, nil, err
-	}
+// dnsSettingsUpdater serves PUT and PATCH /api/dns/settings.
+var dnsSettingsUpdater = updater{
+	current: func(s *server, c *call) (any, error) {
+		a, err := s.snapshot(c)
+		if err != nil {
+			return nil, err
+		}
+		return accountViewOf(a).Settings, nil
+	},
+	apply: (*server).applyDNSSettings,
+}
+
+func (s *server) applyDNSSettings(c *call, body []byte) (int, any, error) {
 	a, err := s.snapshot(c)
 	if err != nil {
 		return 0, nil, err
