@@ -2,10 +2,18 @@
 GO ?= go
 BIN := bin
 
-.PHONY: build test test-unit lab bench proto demo vet fmt clean
+.PHONY: build test test-unit lab bench proto demo vet fmt clean package release
 
 build:
 	GO=$(GO) bash scripts/build.sh $(abspath $(BIN))
+
+# .deb packages of petrel and petrel-server in dist/ (docs/deployment.md).
+package:
+	GO=$(GO) bash scripts/package.sh dist
+
+# Cross-built binaries for every platform in bin/release/ (docs/platforms.md).
+release:
+	GO=$(GO) bash scripts/release.sh $(abspath $(BIN))/release
 
 vet:
 	$(GO) vet ./...
@@ -31,4 +39,4 @@ demo:
 	bash scripts/demo.sh
 
 clean:
-	rm -rf $(BIN) .bin .demo
+	rm -rf $(BIN) .bin .demo dist

@@ -22,6 +22,7 @@ type hub struct {
 	mu       sync.Mutex
 	sessions map[string]*session // by peer ID
 	lastSeen map[string]time.Time
+	ctr      syncCounters // metrics.go
 }
 
 func newHub() *hub {
@@ -39,6 +40,7 @@ type session struct {
 	done   chan struct{} // closed when the session is cut
 	once   sync.Once
 	cause  error // set before done is closed
+	ctr    *syncCounters
 
 	mu      sync.Mutex
 	pending []*managementpb.NetworkMapDelta // guarded by mu
@@ -69,6 +71,7 @@ func (s *session) push(d *managementpb.NetworkMapDelta, maxPending int) {
 	if len(s.pending) >= maxPending {
 		s.pending = nil
 		s.mu.Unlock()
+		s.ctr.cut.Add(1)
 		s.close(Errorf(KindUnavailable, "sync stream too slow: %d updates pending; resync", maxPending))
 		return
 	}
@@ -94,6 +97,7 @@ func (s *session) take() *managementpb.NetworkMapDelta {
 	case 1:
 		d = list[0]
 	default:
+		s.ctr.coalesced.Add(uint64(len(list) - 1))
 		sent := s.sent()
 		target := sent
 		for _, x := range list {
@@ -223,7 +227,7 @@ func (s *Service) Sync(ctx context.Context, peerKey keys.Public, req *management
 	if err != nil {
 		return err
 	}
-	sess := &session{peerID: ref.peerID, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	sess := &session{peerID: ref.peerID, wake: make(chan struct{}, 1), done: make(chan struct{}), ctr: &s.hub.ctr}
 	st.mu.Lock()
 	v := st.view()
 	if v.acct.Peers[ref.peerID] == nil {

@@ -229,12 +229,14 @@ func (c *conn) forward(b []byte) {
 	copy(b[frame.HeaderLen:frame.TransportLen], c.peer[:])
 	if d.writeInline(b, c) {
 		c.s.metrics.Forwarded.Add(1)
+		c.s.metrics.ForwardedBytes.Add(int64(len(b) - frame.TransportLen))
 		return
 	}
 	buf := c.s.bufs().Get(len(b))
 	*buf = append(*buf, b...)
 	if d.enqueue(buf) {
 		c.s.metrics.Forwarded.Add(1)
+		c.s.metrics.ForwardedBytes.Add(int64(len(b) - frame.TransportLen))
 	} else {
 		c.s.metrics.Dropped.Add(1)
 	}

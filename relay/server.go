@@ -156,12 +156,14 @@ func (s *Server) bufs() *frame.BufPool { return &s.pool }
 // metrics are cumulative counters (read them with Stats).
 type metrics struct {
 	Accepted, AuthFailed, Forwarded, Dropped, Unreachable, BadFrames, Closed atomic.Int64
+	ForwardedBytes                                                           atomic.Int64 // WireGuard payload of Forwarded frames
 }
 
 // Stats is a snapshot of the server counters.
 type Stats struct {
 	Conns                                                            int64
 	Accepted, AuthFailed, Forwarded, Dropped, Unreachable, BadFrames int64
+	ForwardedBytes                                                   int64 // payload bytes of the Forwarded frames
 }
 
 // NewServer validates cfg and returns a stopped server; call Start (or
@@ -273,7 +275,7 @@ func (s *Server) Stats() Stats {
 	return Stats{
 		Conns: s.nconns.Load(), Accepted: m.Accepted.Load(), AuthFailed: m.AuthFailed.Load(),
 		Forwarded: m.Forwarded.Load(), Dropped: m.Dropped.Load(), Unreachable: m.Unreachable.Load(),
-		BadFrames: m.BadFrames.Load(),
+		BadFrames: m.BadFrames.Load(), ForwardedBytes: m.ForwardedBytes.Load(),
 	}
 }
 

@@ -20,4 +20,20 @@ out=$(cd "$1" && pwd)
 shift
 cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || set -- ./cmd/petrel ./cmd/petrel-server
-CGO_ENABLED=0 exec ${GO:-go} build -tags grpcnotrace -trimpath -o "$out/" "$@"
+# The commit (with -dirty for local changes) is stamped as main.commit for
+# `--version` (ignored by binaries without it). An -ldflags in GOFLAGS
+# (scripts/package.sh passes the version so) is merged in, since an
+# -ldflags on the command line would replace it.
+commit=$(git rev-parse --short=12 HEAD 2>/dev/null || true)
+if [ -n "$commit" ] && [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+	commit=$commit-dirty
+fi
+ldflags="-X main.commit=$commit"
+goflags=()
+for f in ${GOFLAGS:-}; do
+	case $f in
+	-ldflags=*) ldflags="${f#-ldflags=} $ldflags" ;;
+	*) goflags+=("$f") ;;
+	esac
+done
+GOFLAGS="${goflags[*]}" CGO_ENABLED=0 exec ${GO:-go} build -tags grpcnotrace -trimpath -ldflags "$ldflags" -o "$out/" "$@"

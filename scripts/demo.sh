@@ -38,7 +38,7 @@ info "binaries in $BIN"
 say "2/7 starting the control plane (management, signal, relay, STUN) on loopback"
 PORT=$(free_port); STUN_PORT=$(free_port)
 "$BIN/petrel-server" run --data-dir "$DEMO/server" --listen "127.0.0.1:$PORT" \
-  --stun-listen "127.0.0.1:$STUN_PORT" >"$DEMO/server.log" 2>&1 &
+  --stun-listen "127.0.0.1:$STUN_PORT" --metrics-listen "127.0.0.1:$(free_port)" >"$DEMO/server.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do [ -s "$DEMO/server/admin-token" ] && break; sleep 0.1; done
 [ -s "$DEMO/server/admin-token" ] || { echo "server did not start:"; cat "$DEMO/server.log"; exit 1; }

@@ -12,6 +12,11 @@ if [ -n "$bad" ]; then echo "not gofmt'ed:"; echo "$bad"; exit 1; fi
 echo "== go vet"
 go vet ./...
 
+# Every release binary must build: the agent's macOS, Windows and FreeBSD
+# code only ever runs through these builds here (docs/platforms.md).
+echo "== release cross-builds (scripts/release.sh)"
+(rel=$(mktemp -d) && trap 'rm -rf "$rel"' EXIT && VERSION=0.0.0-ci bash scripts/release.sh "$rel")
+
 # The REST API's OpenAPI document, linted with Redocly CLI's recommended-strict
 # rules (management/restapi/redocly.yaml); go test validates it with
 # kin-openapi as well. Redocly CLI 2.x needs Node.js >= 20.19.
@@ -46,6 +51,13 @@ go test -race -count=1 -timeout 30m ./...
 
 echo "== fuzz smoke run (every target, ${FUZZTIME:-500x} each)"
 bash scripts/fuzz-smoke.sh
+
+if [ "$(id -u)" = 0 ]; then
+  echo "== package install check (dpkg --install into a throwaway root)"
+  go test -tags lab -count=1 -timeout 15m ./packaging/
+else
+  echo "note: the package install check needs root; skipped"
+fi
 
 if [ "$(id -u)" = 0 ] && [ -f scripts/lab.sh ]; then
   echo "== lab tests (network namespaces)"

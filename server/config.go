@@ -157,6 +157,12 @@ type Config struct {
 	// LoginLimits bound logins per source and per peer (zero fields:
 	// management's defaults; negative rates: off, for load tests).
 	LoginLimits management.LoginLimits
+	// MetricsListen is the host:port of the metrics listener (/metrics
+	// and, with Pprof, /debug/pprof/), apart from Listen; "" or "off" =
+	// none. The petrel-server flag defaults to DefaultMetricsListen.
+	MetricsListen string
+	// Pprof serves Go's profiler on the metrics listener (never on Listen).
+	Pprof bool
 
 	limits limits // zero fields: defaultLimits (tests shorten them)
 }
@@ -208,6 +214,7 @@ func (c Config) validate() (Config, error) {
 		errs = append(errs, errors.New("--signal-key-file: only for signal running without management (management's key is in the store)"))
 	}
 	errs = append(errs, c.TLS.validate(c.DataDir)...)
+	errs = append(errs, c.validateMetrics()...)
 	c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)

@@ -34,6 +34,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"petrel/internal/keys"
+	"petrel/internal/metrics"
 	"petrel/internal/privdir"
 	"petrel/management"
 	"petrel/management/grpcapi"
@@ -79,6 +80,10 @@ type Server struct {
 	adminToken string     // only when created by this start
 	certs      *certFiles // TLS from files (tls.go)
 	acme       *acmeCerts // TLS from ACME (acme.go)
+	metricsLn  *metrics.Listener
+
+	metrics *metrics.Registry // metrics.go; made by New
+	events  *eventMetrics
 
 	serving  sync.WaitGroup
 	done     chan struct{}
@@ -93,7 +98,8 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, log: cfg.Logger.With("component", "server"), done: make(chan struct{})}, nil
+	return &Server{cfg: cfg, log: cfg.Logger.With("component", "server"), done: make(chan struct{}),
+		metrics: metrics.NewRegistry(), events: newEventMetrics()}, nil
 }
 
 // Start binds the sockets, opens the store, starts the configured
@@ -203,6 +209,9 @@ func (s *Server) start(ctx context.Context) (err error) {
 		mux.Handle(relay.Path, rel)
 	}
 
+	if err := s.startMetrics(); err != nil {
+		return err
+	}
 	maxPerSource := cfg.MaxConnsPerSource
 	if maxPerSource < 0 {
 		maxPerSource = 0
@@ -274,7 +283,7 @@ func requestDeadlines(h http.Handler, l limits) http.Handler {
 
 func (s *Server) startManagement(ctx context.Context, mux *http.ServeMux, secret []byte) error {
 	mcfg := management.Config{
-		Store:  s.store,
+		Store:  s.instrumentStore(s.store),
 		Logger: s.cfg.Logger,
 		Server: management.ServerInfo{PublicURL: s.ep.PublicURL, STUNURLs: s.ep.STUNURLs, RelayURLs: s.ep.RelayURLs,
 			RelayTokenTTL: s.cfg.RelayTokenTTL},
@@ -291,10 +300,13 @@ func (s *Server) startManagement(ctx context.Context, mux *http.ServeMux, secret
 		return fmt.Errorf("start management: %w", err)
 	}
 	s.mgmt = svc
+	s.registerManagementMetrics()
 	if err := s.bootstrap(ctx); err != nil {
 		return err
 	}
-	grpcapi.New(svc, svc.ServerKey(), s.cfg.Logger).Register(s.grpc)
+	api := grpcapi.New(svc, svc.ServerKey(), s.cfg.Logger)
+	api.SetObserver(s.events)
+	api.Register(s.grpc)
 	mux.Handle("/api/", restapi.New(svc, s.cfg.Logger))
 	return nil
 }
@@ -335,6 +347,7 @@ func (s *Server) Stop() {
 func (s *Server) teardown() {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
+	s.metricsLn.Stop()
 	s.stopTLS()
 	if s.split != nil {
 		s.split.Close()

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -23,6 +24,7 @@ import (
 	"petrel/client/engine"
 	"petrel/internal/backoff"
 	"petrel/internal/logring"
+	"petrel/internal/metrics"
 	"petrel/proto/daemonpb"
 )
 
@@ -48,6 +50,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Tune lets tests adjust the engine config (e.g. loopback ICE candidates).
 	Tune func(*engine.Config)
+	// MetricsListen is the HOST:PORT serving Prometheus /metrics (and,
+	// with Pprof, /debug/pprof/); "" or "off" = none (metrics.go).
+	MetricsListen string
+	Pprof         bool
 }
 
 // Daemon runs the agent.
@@ -66,6 +72,11 @@ type Daemon struct {
 	stopped         bool
 	done            chan struct{}
 	logs            *logring.Ring // recent log lines (petrel debug bundle)
+
+	// Metrics (metrics.go): live is eng, readable without mu.
+	live      atomic.Pointer[engine.Engine]
+	metrics   *metrics.Registry
+	metricsLn *metrics.Listener
 }
 
 // New returns a daemon; nothing is started.
@@ -78,14 +89,17 @@ func New(opts Options) *Daemon {
 	if opts.Socket == "" {
 		opts.Socket = filepath.Join(opts.StateDir, SocketFile)
 	}
-	return &Daemon{
+	d := &Daemon{
 		opts:    opts,
 		state:   StateDir{Path: opts.StateDir},
 		journal: OpenJournal(filepath.Join(opts.StateDir, JournalFile)),
 		log:     opts.Logger.With("component", "daemon"),
 		logs:    ring,
 		done:    make(chan struct{}),
+		metrics: metrics.NewRegistry(),
 	}
+	d.metrics.MustRegister(newAgentCollector(d))
+	return d
 }
 
 // Start recovers from a crashed predecessor (journal replay), opens the
@@ -104,6 +118,11 @@ func (d *Daemon) Start(ctx context.Context) error {
 	}
 	ln, err := listenUnix(d.opts.Socket)
 	if err != nil {
+		return err
+	}
+	if err := d.startMetrics(); err != nil {
+		ln.Close()
+		os.Remove(d.opts.Socket)
 		return err
 	}
 	srv := grpc.NewServer()
@@ -185,6 +204,7 @@ func (d *Daemon) Stop() {
 	if srv != nil {
 		srv.Stop()
 	}
+	d.metricsLn.Stop()
 	os.Remove(d.opts.Socket)
 	close(d.done)
 }
@@ -317,6 +337,7 @@ func (d *Daemon) up(ctx context.Context, req *daemonpb.UpRequest, progress func(
 		return err
 	}
 	d.eng = eng
+	d.live.Store(eng)
 	d.lastErr = ""
 	prof.Registered = true
 	if err := d.state.SaveProfile(prof); err != nil {
@@ -337,6 +358,7 @@ func (d *Daemon) stopEngineLocked() {
 	if d.eng == nil {
 		return
 	}
+	d.live.Store(nil)
 	d.eng.Stop()
 	d.eng = nil
 	if n, err := d.journal.Replay(HostUndoers()); err != nil {

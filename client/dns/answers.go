@@ -43,6 +43,8 @@ type wireAnswer struct {
 	names []uint16  // offsets of the copies of the question name in wire
 	gen   uint64    // the cache generation it is valid for
 	until time.Time // valid strictly before; zero: no expiry
+	kind  handlerKind
+	rcode int // for the query counters (metrics.go)
 }
 
 // write copies a into dst as the answer to pkt, whose question name ends
@@ -109,14 +111,14 @@ func (u *udpReader) learn(pkt []byte, q *wireQuery, req, resp *mdns.Msg, out []b
 	if !ok {
 		return
 	}
-	a := &wireAnswer{gen: gen, until: until}
+	a := &wireAnswer{gen: gen, until: until, kind: kindOf(info), rcode: resp.Rcode}
 	if q.letters {
 		probe := append(u.probe[:0], pkt...)
 		u.probe = probe
 		swapCase(probe[12:q.nameEnd])
 		var pout []byte
 		if u.probeReq.Unpack(probe) == nil {
-			if resp, pinfo := u.r.serveMsgInfo(u.ctx, u.probeReq, true); resp != needIO && resp != nil && pinfo.h == info.h {
+			if resp, pinfo := u.r.serveMsgInfo(u.probeCtx, u.probeReq, true); resp != needIO && resp != nil && pinfo.h == info.h {
 				pout = u.pack(resp, u.probeOut)
 			}
 		}

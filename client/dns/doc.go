@@ -23,7 +23,8 @@
 // Settings computed from each network map and ApplyServerDomains on
 // server-config updates, uses LookupHost for its own dials, and exposes
 // Query and Status to cmd/petrel (`petrel dns query|status`) through the
-// daemon. Nothing else should import it. The package does no I/O it is not
+// daemon, and Stats (lock-free counters, metrics.go) to the daemon's
+// metrics. Nothing else should import it. The package does no I/O it is not
 // handed except binding its listeners: sockets to upstreams come from
 // Config.Dial / Config.GroupDial, time from Config.Clock.
 //

@@ -97,6 +97,8 @@ type mgmtCache struct {
 	flights   map[cacheKey]*flight
 	missUntil map[cacheKey]time.Time
 	onDemand  int
+
+	ctr cacheCounters // metrics.go
 }
 
 func newMgmtCache(clock func() time.Time, ttl time.Duration, log *slog.Logger, lookup cacheLookup, spawn func(func(context.Context)) bool) *mgmtCache {
@@ -251,7 +253,11 @@ func (c *mgmtCache) ServeDNS(ctx context.Context, q *mdns.Msg) (*mdns.Msg, strin
 		d := e.data
 		c.mu.Unlock()
 		if stale {
+			c.ctr.stale.Add(1) // stale answers are never learnt, so never probed
 			return c.answer(q, d, age), "cache stale (" + d.source + ")"
+		}
+		if !isProbe(ctx) {
+			c.ctr.hits.Add(1)
 		}
 		return c.answer(q, d, age), "cache fresh (" + d.source + ")"
 	}
@@ -268,6 +274,7 @@ func (c *mgmtCache) ServeDNS(ctx context.Context, q *mdns.Msg) (*mdns.Msg, strin
 		f = c.startFlight(k, false)
 	}
 	c.mu.Unlock()
+	c.ctr.misses.Add(1)
 
 	wait := time.NewTimer(missWait)
 	defer wait.Stop()

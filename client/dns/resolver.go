@@ -81,6 +81,7 @@ type Resolver struct {
 	servers []*mdns.Server // miekg: TCP, and UDP on unspecified addresses
 	udp     []*udpServer   // our UDP readers (udp.go)
 	slowCounters
+	queries queryCounters // metrics.go
 	addrs   []netip.AddrPort
 	applyMu sync.Mutex // serialises Apply (compile + swap)
 	own     atomic.Pointer[[]netip.AddrPort]

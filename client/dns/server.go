@@ -143,7 +143,8 @@ func (r *Resolver) shutdownServers() {
 // unspecified address).
 func (r *Resolver) serveWire(w mdns.ResponseWriter, req *mdns.Msg) {
 	_, udp := w.LocalAddr().(*net.UDPAddr)
-	resp := r.serveMsg(req, udp)
+	resp, info := r.serveMsgInfo(r.ctx, req, udp)
+	r.countAnswer(resp, info)
 	if resp == nil {
 		return
 	}

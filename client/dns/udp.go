@@ -153,13 +153,15 @@ type udpReader struct {
 	probeReq *mdns.Msg // the probe query, unpacked
 	probeOut []byte    // the probe's answer
 	replays  int       // answers replayed (tests)
+
+	probeCtx context.Context // the probe's: the cache does not count it (metrics.go)
 }
 
 // newUDPReader makes a reader for conn; a nil conn gives one for
 // in-process use of handle (tests, benchmarks).
 func (r *Resolver) newUDPReader(conn *net.UDPConn) (*udpReader, error) {
 	u := &udpReader{
-		r: r, conn: conn, ctx: inlineCtx(r.ctx),
+		r: r, conn: conn, ctx: inlineCtx(r.ctx), probeCtx: context.WithValue(inlineCtx(r.ctx), probeKey{}, true),
 		out: make([]byte, udpOutBuffer), req: new(mdns.Msg),
 		probeReq: new(mdns.Msg), probeOut: make([]byte, udpOutBuffer),
 	}
@@ -231,7 +233,9 @@ func (u *udpReader) handleInto(pkt, dst []byte) (out []byte, slow *mdns.Msg) {
 	case mdns.MsgIgnore:
 		return nil, nil
 	case mdns.MsgReject, mdns.MsgRejectNotImplemented:
-		return u.pack(reject(headerOnly(pkt), action), dst), nil
+		resp := reject(headerOnly(pkt), action)
+		u.r.queries.add(kindServer, resp.Rcode)
+		return u.pack(resp, dst), nil
 	}
 	q := &u.q
 	learn := parseWireQuery(pkt, q)
@@ -239,6 +243,10 @@ func (u *udpReader) handleInto(pkt, dst []byte) (out []byte, slow *mdns.Msg) {
 		if a := u.lookupAnswer(q); a != nil {
 			if a.wire != nil {
 				u.replays++
+				u.r.queries.add(a.kind, a.rcode)
+				if a.kind == kindMgmtCache {
+					u.r.cache.ctr.hits.Add(1)
+				}
 				return a.write(dst, pkt, q.nameEnd), nil
 			}
 			learn = false // the probe disagreed before: full path only
@@ -246,6 +254,7 @@ func (u *udpReader) handleInto(pkt, dst []byte) (out []byte, slow *mdns.Msg) {
 	}
 	req := u.req
 	if err := req.Unpack(pkt); err != nil {
+		u.r.queries.add(kindServer, mdns.RcodeFormatError)
 		return u.pack(reject(req, mdns.MsgReject), dst), nil
 	}
 	var (
@@ -261,6 +270,7 @@ func (u *udpReader) handleInto(pkt, dst []byte) (out []byte, slow *mdns.Msg) {
 		u.req = new(mdns.Msg) // req now belongs to the slow path
 		return nil, req
 	}
+	u.r.countAnswer(resp, info)
 	out = u.pack(resp, dst)
 	if learn && out != nil {
 		u.learn(pkt, q, req, resp, out, info, st, gen, now)
@@ -332,7 +342,9 @@ func (r *Resolver) serveSlow(conn *net.UDPConn, req *mdns.Msg, from netip.AddrPo
 	ok := r.spawn(func(ctx context.Context) {
 		defer r.slow.Add(-1)
 		var out []byte
-		if resp := r.serveMsgCtx(ctx, req, true); resp != nil {
+		resp, info := r.serveMsgInfo(ctx, req, true)
+		r.countAnswer(resp, info)
+		if resp != nil {
 			var err error
 			if out, err = resp.Pack(); err != nil {
 				r.log.Debug("pack answer", "err", err)

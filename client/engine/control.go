@@ -43,6 +43,7 @@ func (e *Engine) applyServerConfig(sc *managementpb.ServerConfig) {
 		e.signal.SetHandler(e.onSignal)
 		e.signal.OnStateChange(func(connected bool) {
 			if connected {
+				e.links.signal.Add(1)
 				e.forEachConn(func(c peerConn) { c.SignalConnected() })
 			}
 		})
@@ -73,6 +74,7 @@ func (e *Engine) applyServerConfig(sc *managementpb.ServerConfig) {
 		e.relay.SetReceiver(e.bind.DeliverRelay)
 		e.relay.OnStateChange(func(connected bool, home string) {
 			if connected {
+				e.links.relay.Add(1)
 				e.forEachConn(func(c peerConn) { c.RelayChanged() })
 			}
 		})

@@ -69,6 +69,9 @@ func (e *Engine) setupDevice(pc *managementpb.PeerConfig) error {
 	if err != nil {
 		return fmt.Errorf("create WireGuard device: %w", err)
 	}
+	if n := e.dev.InterfaceName(); n != "" && n != e.cfg.InterfaceName {
+		e.cfg.InterfaceName = n // the system's choice (macOS: "utun" -> "utun7")
+	}
 	un, err := newUnderlayNet(e.cfg.InterfaceName, e.cfg.ICELoopback)
 	if err != nil {
 		return err

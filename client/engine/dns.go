@@ -14,6 +14,7 @@ import (
 	"petrel/client/dns"
 	dnshost "petrel/client/dns/host"
 	"petrel/client/netx"
+	"petrel/internal/feature"
 	"petrel/proto/daemonpb"
 	"petrel/proto/managementpb"
 )
@@ -97,12 +98,23 @@ func (e *Engine) startDNS(overlay netip.Prefix) {
 		err = hm.Start()
 	}
 	if err != nil {
-		d.err = fmt.Sprintf("host resolver not configured: %v", err)
-		e.log.Warn("host resolver not pointed at the agent", "err", err)
+		e.hostDNSFailed(err)
 		return
 	}
 	d.host = hm
 	e.log.Info("host resolver points at the agent", "mode", hm.Mode())
+}
+
+// hostDNSFailed reports why the host resolver was not pointed at the agent
+// (dns.mu held): a platform without the integration as an unsupported
+// feature (unsupported.go), anything else as the DNS error.
+func (e *Engine) hostDNSFailed(err error) {
+	us, err := feature.Split(err)
+	e.setUnsupported(srcDNS, us)
+	if err != nil {
+		e.dns.err = fmt.Sprintf("host resolver not configured: %v", err)
+		e.log.Warn("host resolver not pointed at the agent", "err", err)
+	}
 }
 
 func cmpOr(a, b string) string {

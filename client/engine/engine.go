@@ -130,11 +130,15 @@ type Engine struct {
 	fw  *firewall.Filter // packet filter enforcing the access policy (firewall.go)
 	dns dnsState         // resolver and host DNS (dns.go)
 
+	unsup unsupportedState // features this platform lacks (unsupported.go)
+
 	cache cacheState // the on-disk map cache (cache.go)
 	// after schedules the handshake timers (kick.go); nil = time.AfterFunc.
 	// Tests set a fake clock.
 	after    func(time.Duration, func()) timer
 	keepPort int // WireGuard port of the previous run (from the cache)
+
+	links linkCounters // control-plane connections made (metrics.go)
 }
 
 type remote struct {
@@ -171,7 +175,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg.MTU = 1280
 	}
 	if cfg.InterfaceName == "" {
-		cfg.InterfaceName = "petrel0"
+		cfg.InterfaceName = wg.DefaultInterfaceName()
 	}
 	e := &Engine{cfg: cfg, log: cfg.Logger.With("component", "engine"), pub: cfg.Key.Public(),
 		peers: map[keys.Public]*remote{}}

@@ -12,6 +12,7 @@ import (
 	"petrel/client/firewall"
 	"petrel/client/peer"
 	"petrel/client/route"
+	"petrel/internal/feature"
 	"petrel/internal/keys"
 	"petrel/proto/daemonpb"
 	"petrel/proto/managementpb"
@@ -39,8 +40,15 @@ const (
 // ExitPrefs are the saved exit-node settings (client/daemon persists them).
 type ExitPrefs = route.ExitPrefs
 
+// hostRouter is the host side of routes: a *route.Manager (off Linux its
+// Apply returns *feature.UnsupportedError for what it cannot install).
+type hostRouter interface {
+	Apply(route.Config) (route.Result, error)
+	Close() error
+}
+
 type routing struct {
-	mgr *route.Manager
+	mgr hostRouter // nil in netstack mode
 
 	mu      sync.Mutex // serialises planning and Manager.Apply
 	sel     *route.Selector
@@ -220,17 +228,26 @@ func (e *Engine) replan() {
 	e.rt.plan = plan
 	e.rt.planned = e.rt.planned || nm != nil
 	e.setRouteAllowed(plan.Allowed)
+	e.applyHostRoutes(plan.Config, in.Host, in.Now)
+}
+
+// applyHostRoutes gives the route Manager the plan's host part unless it
+// has it already (rt.mu held). What the platform cannot install is
+// reported once (unsupported.go), not retried.
+func (e *Engine) applyHostRoutes(cfg route.Config, host route.Host, now time.Time) {
 	if e.rt.mgr == nil {
 		return
 	}
-	same := e.rt.applied != nil && sameConfig(*e.rt.applied, plan.Config) && sameHost(e.rt.host, in.Host)
-	if same && len(e.rt.failed) == 0 || in.Now.Before(e.rt.retryAt) {
+	same := e.rt.applied != nil && sameConfig(*e.rt.applied, cfg) && sameHost(e.rt.host, host)
+	if same && len(e.rt.failed) == 0 || now.Before(e.rt.retryAt) {
 		return
 	}
-	res, err := e.rt.mgr.Apply(plan.Config)
+	res, err := e.rt.mgr.Apply(cfg)
+	us, err := feature.Split(err)
+	e.setUnsupported(srcRoutes, us)
 	if err != nil {
 		e.log.Warn("apply routes; retrying in "+applyRetry.String(), "err", err)
-		e.rt.applied, e.rt.retryAt = nil, in.Now.Add(applyRetry)
+		e.rt.applied, e.rt.retryAt = nil, now.Add(applyRetry)
 		return
 	}
 	e.rt.retryAt = time.Time{}
@@ -238,15 +255,14 @@ func (e *Engine) replan() {
 		e.log.Warn("routes installed without a safeguard", "note", d)
 	}
 	if len(res.Failed) > 0 {
-		e.rt.retryAt = in.Now.Add(applyRetry)
+		e.rt.retryAt = now.Add(applyRetry)
 	}
 	for p, ferr := range res.Failed {
 		if e.rt.failed[p] == nil {
 			e.log.Warn("route refused by the kernel", "network", p, "err", ferr)
 		}
 	}
-	cfg := plan.Config
-	e.rt.applied, e.rt.failed, e.rt.host = &cfg, res.Failed, in.Host
+	e.rt.applied, e.rt.failed, e.rt.host = &cfg, res.Failed, host
 }
 
 func sameHost(a, b route.Host) bool {
@@ -346,18 +362,29 @@ func sameConfig(a, b route.Config) bool {
 		})
 }
 
-// routeStatus fills the status response's routes and exit node.
+// routeStatus fills the status response's routes and exit node. What the
+// platform could not install shows as failed (the exit node as inactive),
+// with the unsupported feature as the reason.
 func (e *Engine) routeStatus(st *daemonpb.StatusResponse) {
 	if e.rt == nil {
 		return
 	}
+	noRoutes, noExit, noServe := e.unsupported(feature.Routes), e.unsupported(feature.ExitNode), e.unsupported(feature.RoutingPeer)
 	e.rt.mu.Lock()
 	defer e.rt.mu.Unlock()
 	for _, r := range e.rt.plan.Routes {
 		rs := &daemonpb.RouteStatus{Id: r.ID, NetworkId: r.NetworkID, Network: r.Network, Peer: r.Peer,
 			PeerName: r.PeerName, Metric: r.Metric, State: r.State, Chosen: r.Chosen, Reason: r.Reason}
-		if n, err := netip.ParsePrefix(r.Network); err == nil && e.rt.failed[n] != nil &&
-			(r.State == route.StateInstalled || r.State == route.StateShadowed) {
+		n, err := netip.ParsePrefix(r.Network)
+		installed := r.State == route.StateInstalled || r.State == route.StateShadowed
+		switch {
+		case installed && err == nil && n.Bits() == 0 && noExit != nil:
+			rs.State, rs.Reason = route.StateFailed, noExit.Error()
+		case installed && err == nil && n.Bits() > 0 && noRoutes != nil:
+			rs.State, rs.Reason = route.StateFailed, noRoutes.Error()
+		case r.State == route.StateServed && noServe != nil:
+			rs.State, rs.Reason = route.StateFailed, noServe.Error()
+		case installed && err == nil && e.rt.failed[n] != nil:
 			rs.State, rs.Reason = route.StateFailed, e.rt.failed[n].Error()
 		}
 		st.Routes = append(st.Routes, rs)
@@ -365,6 +392,9 @@ func (e *Engine) routeStatus(st *daemonpb.StatusResponse) {
 	x := e.rt.plan.Exit
 	st.ExitNode = &daemonpb.ExitNodeStatus{Peer: x.Peer, PeerName: x.PeerName, Auto: x.Auto, Active: x.Active,
 		Connected: x.Connected, KillSwitch: x.KillSwitch, AllowLan: x.AllowLAN, Reason: x.Reason}
+	if x.Active && noExit != nil {
+		st.ExitNode.Active, st.ExitNode.Reason = false, noExit.Error()
+	}
 }
 
 // ErrNoSuchExitNode is returned by SetExitNode for a peer that offers no exit route.

@@ -44,6 +44,7 @@ func (e *Engine) Status() *daemonpb.StatusResponse {
 	e.routeStatus(st)
 	e.dnsStatus(st)
 	e.firewallCounters(st)
+	e.unsupportedStatus(st)
 	return st
 }
 

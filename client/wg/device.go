@@ -20,7 +20,6 @@ import (
 
 // Defaults for DeviceConfig.
 const (
-	DefaultInterfaceName = "petrel0"
 	// DefaultMTU leaves room for WireGuard (32+16 bytes), UDP/IPv6 headers
 	// (48 bytes) and a relay frame's overhead on any 1500-byte underlay, and
 	// is IPv6's minimum link MTU.
@@ -44,7 +43,7 @@ type PacketFilter interface {
 type DeviceConfig struct {
 	// Netstack selects the gVisor userspace stack (no root) instead of a kernel TUN.
 	Netstack bool
-	// InterfaceName is the kernel TUN name (default "petrel0"); unused in netstack mode.
+	// InterfaceName is the kernel TUN name (default DefaultInterfaceName()); unused in netstack mode.
 	InterfaceName string
 	// MTU of the overlay interface (default 1280).
 	MTU int
@@ -99,7 +98,7 @@ func NewDevice(cfg DeviceConfig) (*Device, error) {
 		return nil, errors.New("new device: zero private key")
 	}
 	if cfg.InterfaceName == "" {
-		cfg.InterfaceName = DefaultInterfaceName
+		cfg.InterfaceName = DefaultInterfaceName()
 	}
 	if cfg.MTU == 0 {
 		cfg.MTU = DefaultMTU

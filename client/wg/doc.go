@@ -31,8 +31,16 @@
 //
 // # Who may import it
 //
-// client/engine and client/peer (and tests/benchmarks). It imports only
-// client/netx and internal packages from this module.
+// client/engine and client/peer (and tests/benchmarks); client/daemon for
+// DeleteInterface (crash cleanup) and cmd/petrel for DefaultInterfaceName.
+// It imports only client/netx and internal packages from this module.
+//
+// # Platforms
+//
+// Kernel TUN mode is set up over netlink on Linux (tun_linux.go) and with
+// wireguard-go's TUN plus ifconfig/route (macOS, FreeBSD) or netsh
+// (Windows, Wintun) elsewhere (tun.go, tun_default.go); netstack mode is
+// the same everywhere. docs/platforms.md has what is tested where.
 //
 // # Threading
 //

@@ -12,9 +12,6 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 )
 
-// KernelTUNSupported reports whether kernel TUN mode exists on this platform.
-const KernelTUNSupported = true
-
 // createKernelTUN creates the TUN interface, assigns addr and sets it up.
 func createKernelTUN(name string, mtu int, addr netip.Prefix) (tun.Device, error) {
 	td, err := tun.CreateTUN(name, mtu)
@@ -43,22 +40,19 @@ func createKernelTUN(name string, mtu int, addr netip.Prefix) (tun.Device, error
 	return td, nil
 }
 
-// removeKernelTUN deletes the interface if closing the TUN left it behind
-// (it normally disappears with its file descriptor).
-func removeKernelTUN(cfg DeviceConfig) error {
-	if cfg.Netstack {
-		return nil
-	}
-	link, err := netlink.LinkByName(cfg.InterfaceName)
+// DeleteInterface removes the interface name if closing its TUN (or a
+// crash) left it behind; a missing interface is success.
+func DeleteInterface(name string) error {
+	link, err := netlink.LinkByName(name)
 	if err != nil {
 		var nf netlink.LinkNotFoundError
 		if errors.As(err, &nf) {
 			return nil
 		}
-		return fmt.Errorf("find link %s: %w", cfg.InterfaceName, err)
+		return fmt.Errorf("find link %s: %w", name, err)
 	}
 	if err := netlink.LinkDel(link); err != nil {
-		return fmt.Errorf("delete link %s: %w", cfg.InterfaceName, err)
+		return fmt.Errorf("delete link %s: %w", name, err)
 	}
 	return nil
 }

@@ -75,7 +75,7 @@ func runServer(t *testing.T, dir string, args ...string) *running {
 	t.Helper()
 	var out syncBuffer
 	cmd := newRootCmd(&out, io.Discard)
-	cmd.SetArgs(append([]string{"run", "--data-dir", dir, "--listen", "127.0.0.1:0", "--stun-listen", "127.0.0.1:0", "--log-level", "warn"}, args...))
+	cmd.SetArgs(append([]string{"run", "--data-dir", dir, "--listen", "127.0.0.1:0", "--stun-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--log-level", "warn"}, args...))
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- cmd.ExecuteContext(ctx) }()

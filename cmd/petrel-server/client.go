@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -100,16 +99,13 @@ func (e *apiError) Error() string {
 	return fmt.Sprintf("server answered %d: %s", e.Status, e.Message)
 }
 
-// do sends in as JSON (if not nil) and returns the raw response body of a
-// 2xx answer.
-func (c *adminClient) do(ctx context.Context, method, path string, in any) ([]byte, error) {
+// send sends body (nil for none) as contentType and returns the raw
+// response body of a 2xx answer; any other answer is an *apiError with the
+// server's own message.
+func (c *adminClient) send(ctx context.Context, method, path string, in []byte, contentType string) ([]byte, error) {
 	var body io.Reader
 	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return nil, fmt.Errorf("encode request: %w", err)
-		}
-		body = bytes.NewReader(b)
+		body = bytes.NewReader(in)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, body)
 	if err != nil {
@@ -118,7 +114,7 @@ func (c *adminClient) do(ctx context.Context, method, path string, in any) ([]by
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Accept", "application/json")
 	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -178,70 +174,6 @@ func joinNames(refs []nameJSON) string {
 		names = append(names, r.Name)
 	}
 	return strings.Join(names, ",")
-}
-
-// newListCmd is a `list` subcommand: it GETs path and prints the answer as
-// JSON (--json) or as a table: header, then one row (tab-separated) per
-// item. what names the collection in errors.
-func newListCmd[T any](short, path, what, header string, row func(T) string) *cobra.Command {
-	var f clientFlags
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "list --server URL --token-file FILE [--json]",
-		Short: short,
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			raw, err := c.do(cmd.Context(), "GET", path, nil)
-			if err != nil {
-				return fmt.Errorf("list %s: %w", what, err)
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), raw)
-			}
-			var items []T
-			if err := json.Unmarshal(raw, &items); err != nil {
-				return fmt.Errorf("list %s: decode response: %w", what, err)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, header)
-			for _, it := range items {
-				fmt.Fprintln(tw, escapeCells(row(it)))
-			}
-			return tw.Flush()
-		},
-	}
-	f.register(cmd)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	return cmd
-}
-
-// newObjectCmd is a subcommand that sends one request (method, body) to
-// collection/ARG, the object its single argument names, and then prints
-// "done ARG". what names the action in errors.
-func newObjectCmd(use, short, method, collection string, body any, what, done string) *cobra.Command {
-	var f clientFlags
-	cmd := &cobra.Command{
-		Use:   use,
-		Short: short,
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			if _, err := c.do(cmd.Context(), method, collection+"/"+url.PathEscape(args[0]), body); err != nil {
-				return fmt.Errorf("%s: %w", what, err)
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", done, args[0])
-			return err
-		},
-	}
-	f.register(cmd)
-	return cmd
 }
 
 // escapeCells escapes each tab-separated cell of a table row: names and

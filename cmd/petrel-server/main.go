@@ -1,10 +1,13 @@
 // Command petrel-server is the Petrel control plane: management (gRPC for
 // agents, REST for admins), signal, relay and STUN. `petrel-server run`
 // serves them through package server, by default all in one process on one
-// TCP port plus STUN on UDP; `setup-key` and `peers` are admin clients of
-// the REST API; `admin-token create` adds an admin token offline.
+// TCP port plus STUN on UDP; `groups`, `policies` (with `check` and the
+// declarative `apply`), `routes`, `dns`, `peers` and `setup-keys` are admin
+// clients of the REST API; `admin-token create` adds an admin token offline;
+// `config check` validates a config file for `run --config`.
 //
-// This package is a thin layer: flags are parsed once here into
+// This package is a thin layer: flags (filled also from the config file
+// and PETREL_* variables, config.go) are parsed once here into
 // server.Config (validated by server.New); nothing below reads flags or
 // environment.
 package main
@@ -48,6 +51,10 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newRunCmd(), newSetupKeyCmd(), newPeersCmd(), newAdminTokenCmd())
+	root.AddCommand(newRunCmd(), newSetupKeyCmd(), newPeersCmd(), newAdminTokenCmd(), newConfigCmd())
+	root.AddCommand(newGroupsCmd(), newPoliciesCmd(), newRoutesCmd(), newDNSCmd())
+	root.Version = versionString()
+	root.SetVersionTemplate("petrel-server {{.Version}}\n")
+	enforceUsage(root)
 	return root
 }

@@ -24,12 +24,20 @@ type runFlags struct {
 	relaySecretFile, relayInstanceURL             string
 	signalKeyFile                                 string
 	components                                    string
-	logLevel                                      string
+	logLevel, logFormat                           string
 	maxConnsPerSource                             int
 	tls                                           tlsFlags
+	metricsListen                                 string
+	pprof                                         bool
 }
 
 func newRunCmd() *cobra.Command {
+	cmd, _ := newRunCmdFlags()
+	return cmd
+}
+
+// newRunCmdFlags returns `run` and the values its flags parse into.
+func newRunCmdFlags() (*cobra.Command, *runFlags) {
 	var f runFlags
 	cmd := &cobra.Command{
 		Use:   "run --data-dir DIR --listen HOST:PORT [flags]",
@@ -64,10 +72,14 @@ its admin API token to DATA_DIR/admin-token (mode 0600).`,
 	fl.StringVar(&f.signalKeyFile, "signal-key-file", "", "signal without management: key file (created if absent) instead of the server key in the store")
 	fl.StringVar(&f.components, "components", "management,signal,relay,stun", "components to run")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&f.logFormat, "log-format", "text", "log format on stderr: text (key=value) or json (one object a line)")
 	fl.IntVar(&f.maxConnsPerSource, "max-conns-per-source", server.DefaultMaxConnsPerSource,
 		"TCP connections one source IP may hold open at once (-1 = no cap; raise it when many agents share one NAT address)")
 	f.tls.register(fl)
-	return cmd
+	fl.StringVar(&f.metricsListen, "metrics-listen", server.DefaultMetricsListen, "HOST:PORT serving Prometheus /metrics (off disables; see docs/metrics.md)")
+	fl.BoolVar(&f.pprof, "pprof", false, "also serve Go's profiler at /debug/pprof/ on the --metrics-listen address")
+	withConfig(cmd, &f)
+	return cmd, &f
 }
 
 // server validates the flags into a server (not started) and its logger.
@@ -82,6 +94,9 @@ func (f *runFlags) server(stderr io.Writer) (*server.Server, *slog.Logger, error
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", f.logLevel))
 	}
+	if f.logFormat != "text" && f.logFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", f.logFormat))
+	}
 	if f.maxConnsPerSource == 0 || f.maxConnsPerSource < -1 {
 		errs = append(errs, fmt.Errorf("--max-conns-per-source %d: want a positive number, or -1 for no cap", f.maxConnsPerSource))
 	}
@@ -89,13 +104,18 @@ func (f *runFlags) server(stderr io.Writer) (*server.Server, *slog.Logger, error
 	if err != nil {
 		errs = append(errs, err)
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	var logh slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
+	if f.logFormat == "json" {
+		logh = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})
+	}
+	log := slog.New(logh)
 	srv, err := server.New(server.Config{
 		DataDir: f.dataDir, Listen: f.listen, STUNListen: f.stunListen, Store: f.store,
 		PublicURL: f.publicURL, RelayURLs: f.relayURLs, STUNURLs: f.stunURLs,
 		RelaySecretFile: f.relaySecretFile, RelayInstanceURL: f.relayInstanceURL,
 		SignalKeyFile: f.signalKeyFile, Components: comps, Logger: log,
 		MaxConnsPerSource: f.maxConnsPerSource, TLS: tlsConf,
+		MetricsListen: f.metricsListen, Pprof: f.pprof,
 	})
 	if err != nil {
 		errs = append(errs, err)
@@ -148,6 +168,9 @@ func printBanner(w io.Writer, srv *server.Server) {
 	}
 	if comps.STUN {
 		fmt.Fprintf(w, "  STUN:              %s (udp %s)\n", strings.Join(ep.STUNURLs, " "), srv.STUNAddr())
+	}
+	if a := srv.MetricsAddr(); a != nil {
+		fmt.Fprintf(w, "  metrics:           http://%s/metrics\n", a)
 	}
 	if comps.Management {
 		fmt.Fprintf(w, "  admin token:       %s\n", srv.TokenFile())

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"petrel/management/restapi"
 )
@@ -27,15 +30,47 @@ type setupKeyJSON struct {
 	Ephemeral  bool       `json:"ephemeral"`
 }
 
+// setupKeysDef: `setup-keys`, also reachable as `setup-key` (its first
+// name, kept for scripts). Create is written out below: it prints the key.
+var setupKeysDef = &resourceDef{
+	use: "setup-keys", aliases: []string{"setup-key"}, short: "Manage setup keys (agents register with them)",
+	what: "setup key", plural: "setup keys", path: "/api/setup-keys", nameField: "name",
+	table: tableOf([]string{"ID", "NAME", "PREFIX", "STATE", "USED", "EXPIRES", "GROUPS"}, func(k setupKeyJSON) []string {
+		used := fmt.Sprintf("%d", k.UsedTimes)
+		if k.UsageLimit > 0 {
+			used += fmt.Sprintf("/%d", k.UsageLimit)
+		}
+		exp := "never"
+		if k.ExpiresAt != nil {
+			exp = k.ExpiresAt.Local().Format(time.RFC3339)
+		}
+		return []string{k.ID, k.Name, k.KeyPrefix + "…", k.State, used, exp, joinNames(k.AutoGroups)}
+	}),
+	update: func() *editor {
+		var revoke bool
+		return &editor{
+			register: func(fs *pflag.FlagSet) {
+				fs.BoolVar(&revoke, "revoke", false, "revoke the key (final; the only change a key takes)")
+			},
+			body: func(_ context.Context, _ *adminClient, fs *pflag.FlagSet, _ *object) (map[string]any, error) {
+				m := members{}
+				m.set(fs, "revoke", "revoked", revoke)
+				return m, nil
+			},
+		}
+	},
+}
+
 func newSetupKeyCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "setup-key", Short: "Manage setup keys (agents register with them)"}
-	cmd.AddCommand(newSetupKeyCreateCmd(), newSetupKeyListCmd(), newSetupKeyRevokeCmd())
+	cmd := newResourceCmd(setupKeysDef)
+	cmd.AddCommand(newSetupKeyCreateCmd(), newSetupKeyRevokeCmd())
 	return cmd
 }
 
 // setupKeyCreateFlags are the flags of `setup-key create`.
 type setupKeyCreateFlags struct {
 	clientFlags
+	file      string
 	name      string
 	reusable  bool
 	uses      int
@@ -75,19 +110,34 @@ func (f *setupKeyCreateFlags) request() (map[string]any, error) {
 func newSetupKeyCreateCmd() *cobra.Command {
 	var f setupKeyCreateFlags
 	cmd := &cobra.Command{
-		Use:   "create --server URL --token-file FILE [flags]",
+		Use:   "create [flags] | create -f FILE",
 		Short: "Create a setup key and print it (shown only once)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			body, err := f.request()
-			if err != nil {
-				return usageError{err}
+			var body []byte
+			if f.file != "" {
+				if set := setFlags(cmd.Flags()); len(set) > 0 {
+					return usageError{fmt.Errorf("-f FILE gives the whole setup key; drop %s", strings.Join(set, ", "))}
+				}
+			} else {
+				req, err := f.request()
+				if err != nil {
+					return usageError{err}
+				}
+				if body, err = json.Marshal(req); err != nil {
+					return fmt.Errorf("encode request: %w", err)
+				}
 			}
 			c, err := f.client()
 			if err != nil {
 				return err
 			}
-			raw, err := c.do(cmd.Context(), "POST", "/api/setup-keys", body)
+			if f.file != "" {
+				if body, err = readDocument(f.file, cmd.InOrStdin()); err != nil {
+					return err
+				}
+			}
+			raw, err := c.send(cmd.Context(), "POST", "/api/setup-keys", body, mediaJSON)
 			if err != nil {
 				return fmt.Errorf("create setup key: %w", err)
 			}
@@ -111,26 +161,33 @@ func newSetupKeyCreateCmd() *cobra.Command {
 	fl.StringArrayVar(&f.groups, "group", nil, "group (name or id) new peers join (repeatable)")
 	fl.BoolVar(&f.ephemeral, "ephemeral", false, "peers are removed when offline for a while")
 	fl.BoolVar(&f.json, "json", false, "print the created key as JSON")
+	fl.StringVarP(&f.file, "file", "f", "", "JSON or YAML file of the key (the API's POST body; - for stdin)")
 	return cmd
 }
 
-func newSetupKeyListCmd() *cobra.Command {
-	return newListCmd("List setup keys", "/api/setup-keys", "setup keys",
-		"ID\tNAME\tPREFIX\tSTATE\tUSED\tEXPIRES\tGROUPS",
-		func(k setupKeyJSON) string {
-			used := fmt.Sprintf("%d", k.UsedTimes)
-			if k.UsageLimit > 0 {
-				used += fmt.Sprintf("/%d", k.UsageLimit)
-			}
-			exp := "never"
-			if k.ExpiresAt != nil {
-				exp = k.ExpiresAt.Local().Format(time.RFC3339)
-			}
-			return fmt.Sprintf("%s\t%s\t%s…\t%s\t%s\t%s\t%s", k.ID, k.Name, k.KeyPrefix, k.State, used, exp, joinNames(k.AutoGroups))
-		})
-}
-
 func newSetupKeyRevokeCmd() *cobra.Command {
-	return newObjectCmd("revoke ID --server URL --token-file FILE", "Revoke a setup key (final)",
-		"PUT", "/api/setup-keys", map[string]bool{"revoked": true}, "revoke setup key", "revoked setup key")
+	var f clientFlags
+	cmd := &cobra.Command{
+		Use:   "revoke ID|NAME",
+		Short: "Revoke a setup key (final); same as update --revoke",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			k, err := c.find(cmd.Context(), setupKeysDef, args[0])
+			if err != nil {
+				return fmt.Errorf("revoke setup key: %w", err)
+			}
+			body := []byte(`{"revoked": true}`)
+			if _, err := c.send(cmd.Context(), "PATCH", "/api/setup-keys/"+url.PathEscape(k.id()), body, mediaMergePatch); err != nil {
+				return fmt.Errorf("revoke setup key: %w", err)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "revoked setup key %s\n", escapeCells(args[0]))
+			return err
+		},
+	}
+	f.register(cmd)
+	return cmd
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -12,6 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"petrel/client/daemon"
+	"petrel/client/wg"
+	"petrel/internal/metrics"
 	"petrel/internal/tlstrust"
 )
 
@@ -30,17 +33,41 @@ type daemonFlags struct {
 	noBypass   bool          // debug knob
 	cacheTTL   time.Duration // debug knob
 	noFW       bool          // debug knob
+	metrics    metricsAddr   // --metrics-listen ("" = off)
+	pprof      bool
+}
+
+// metricsAddr is --metrics-listen, checked as it is parsed.
+type metricsAddr string
+
+func (m *metricsAddr) String() string { return string(*m) }
+func (m *metricsAddr) Type() string   { return "HOST:PORT" }
+func (m *metricsAddr) Set(s string) error {
+	a, err := metrics.ParseListen(s)
+	if err != nil {
+		return err
+	}
+	*m = metricsAddr(a)
+	return nil
 }
 
 func (f *daemonFlags) register(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&f.netstack, "netstack", false, "userspace network stack (no root; overlay reachable through a SOCKS5 proxy)")
-	cmd.Flags().StringVar(&f.iface, "interface", "petrel0", "TUN interface name")
+	cmd.Flags().StringVar(&f.iface, "interface", wg.DefaultInterfaceName(), "TUN interface name")
 	cmd.Flags().IntVar(&f.mtu, "mtu", 1280, "tunnel MTU")
 	cmd.Flags().IntVar(&f.wgPort, "wg-port", 0, "WireGuard/ICE UDP port (0 = the previous run's port if free, else random)")
 	cmd.Flags().StringVar(&f.socks5, "socks5", "127.0.0.1:0", "netstack mode: SOCKS5 listen address")
 	cmd.Flags().BoolVar(&f.loopback, "ice-loopback", false, "offer loopback ICE candidates (single-host demos and tests only)")
 	cmd.Flags().BoolVar(&f.forceRelay, "force-relay", false, "never try direct paths (diagnostics)")
 	f.registerCAFile(cmd)
+	cmd.Flags().Var(&f.metrics, "metrics-listen", "serve Prometheus /metrics on HOST:PORT (default off; see docs/metrics.md)")
+	cmd.Flags().BoolVar(&f.pprof, "pprof", false, "also serve Go's profiler at /debug/pprof/ on the --metrics-listen address")
+	cmd.PreRunE = func(*cobra.Command, []string) error {
+		if f.pprof && f.metrics == "" {
+			return &exitError{2, errors.New("--pprof needs --metrics-listen (the profiler is served only there)")}
+		}
+		return nil
+	}
 	cmd.Flags().StringVar(&f.dnsMode, "dns-mode", "auto", "point the host's resolver at the agent: auto, file (resolv.conf), resolved (systemd-resolved), off")
 	cmd.Flags().StringVar(&f.dnsAddr, "dns", "127.0.0.1:0", "netstack mode: resolver listen address (loopback)")
 	// Debug knobs (hidden): behaviour switches for diagnosis and tests.
@@ -94,6 +121,8 @@ func (f *daemonFlags) options(g *globalFlags) daemon.Options {
 		DNSNoBypass:   f.noBypass,
 		DNSCacheTTL:   f.cacheTTL,
 		NoFirewall:    f.noFW,
+		MetricsListen: string(f.metrics),
+		Pprof:         f.pprof,
 		Logger:        newLogger(g),
 	}
 }
@@ -122,6 +151,12 @@ func (f *daemonFlags) args() []string {
 	if f.cacheTTL > 0 {
 		a = append(a, "--debug-dns-cache-ttl", f.cacheTTL.String())
 	}
+	if f.metrics != "" {
+		a = append(a, "--metrics-listen", string(f.metrics))
+	}
+	if f.pprof {
+		a = append(a, "--pprof")
+	}
 	return a
 }
 
@@ -132,8 +167,8 @@ func newDaemonCmd(g *globalFlags) *cobra.Command {
 		Short: "Run the agent daemon (root for TUN mode)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !f.netstack && os.Geteuid() != 0 {
-				return fmt.Errorf("TUN mode needs root; run as root or use --netstack")
+			if !f.netstack && !privileged() {
+				return fmt.Errorf("TUN mode needs %s; run as %s or use --netstack", privilegeHint, privilegeHint)
 			}
 			if err := f.checkCAFile(); err != nil {
 				return err

@@ -88,6 +88,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format of the daemon: "+logFormats)
 	root.AddCommand(newDaemonCmd(g), newUpCmd(g), newDownCmd(g), newStatusCmd(g), newPingCmd(g),
 		newLoginCmd(g), newLogoutCmd(g), newDebugCmd(g), newRoutesCmd(g), newExitNodeCmd(g), newDNSCmd(g))
+	root.AddCommand(newServiceCmd(g))
 	return root
 }
 

@@ -43,6 +43,14 @@ type statusJSON struct {
 	ExitNode  *exitNodeJSON    `json:"exit_node"`
 	DNS       *dnsJSON         `json:"dns"`
 	SOCKS5    string           `json:"socks5,omitempty"` // netstack mode: the proxy's address
+	// Unsupported: features the agent needs that this platform lacks
+	// (docs/platforms.md); [] when none.
+	Unsupported []unsupportedJSON `json:"unsupported"`
+}
+
+type unsupportedJSON struct {
+	Feature string `json:"feature"` // routes, exit-node, routing-peer, dns-host
+	Message string `json:"message"`
 }
 
 type peerStatusJSON struct {
@@ -82,6 +90,10 @@ func toJSON(st *daemonpb.StatusResponse) statusJSON {
 	j.Relay.HomeURL, j.Relay.Connected = st.RelayHomeUrl, st.RelayConnected
 	j.IP, j.FQDN, j.PublicKey, j.LastError, j.SOCKS5 = st.Ip, st.Fqdn, st.PublicKey, st.LastError, st.Socks5Addr
 	j.Routes, j.ExitNode, j.DNS = routesJSON(st.Routes), exitJSON(st.ExitNode), toDNSJSON(st.Dns)
+	j.Unsupported = make([]unsupportedJSON, 0, len(st.Unsupported))
+	for _, u := range st.Unsupported {
+		j.Unsupported = append(j.Unsupported, unsupportedJSON{Feature: u.Feature, Message: u.Message})
+	}
 	j.Peers = make([]peerStatusJSON, 0, len(st.Peers))
 	for _, p := range st.Peers {
 		hs := ""
@@ -117,7 +129,7 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 				if asJSON {
 					var j statusJSON
 					j.State = "down"
-					j.Peers, j.Routes = []peerStatusJSON{}, []routeJSON{}
+					j.Peers, j.Routes, j.Unsupported = []peerStatusJSON{}, []routeJSON{}, []unsupportedJSON{}
 					return writeJSON(cmd.OutOrStdout(), j)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "State:      down (no petrel daemon at %s; start with `petrel up`)\n", g.socketPath())
@@ -189,6 +201,9 @@ func printStatus(w io.Writer, st *daemonpb.StatusResponse) {
 	}
 	if st.ExitNode != nil && (st.ExitNode.Active || st.ExitNode.Peer != "") {
 		fmt.Fprintln(w, describeExit(st.ExitNode))
+	}
+	for _, u := range st.Unsupported {
+		fmt.Fprintf(w, "Unsupported: %s\n", u.Message)
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -40,8 +39,8 @@ func newUpCmd(g *globalFlags) *cobra.Command {
 				}
 				mgmtURL = u
 			}
-			if !f.netstack && os.Geteuid() != 0 {
-				return &exitError{2, errors.New("TUN mode needs root; run as root or use --netstack")}
+			if !f.netstack && !privileged() {
+				return &exitError{2, errors.New("TUN mode needs " + privilegeHint + "; run as " + privilegeHint + " or use --netstack")}
 			}
 			if err := f.checkCAFile(); err != nil {
 				return err
@@ -136,7 +135,7 @@ func spawnDaemon(g *globalFlags, f *daemonFlags) error {
 	args := append([]string{"daemon", "--state-dir", g.stateDir, "--socket", g.socketPath(), "--log-level", g.logLevel, "--log-format", g.logFormat}, f.args()...)
 	c := exec.Command(exe, args...)
 	c.Stdout, c.Stderr = logf, logf
-	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	c.SysProcAttr = detachAttr()
 	if err := c.Start(); err != nil {
 		return fmt.Errorf("start daemon: %w", err)
 	}

@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/curve25519"
@@ -56,6 +57,7 @@ type Server struct {
 	zst *zstdbody.Encoder
 	// replay refuses a sealed Login or Sync seen before (replay.go).
 	replay *replay.Guard
+	obs    atomic.Pointer[Observer] // metrics.go; nil: nobody
 }
 
 // New returns a Server for svc using the server's private key (normally
@@ -77,15 +79,19 @@ func (s *Server) ServerKey(context.Context, *managementpb.ServerKeyRequest) (*ma
 }
 
 // Login opens a sealed LoginRequest and answers with a sealed LoginResponse.
-func (s *Server) Login(ctx context.Context, in *managementpb.EncryptedMessage) (*managementpb.EncryptedMessage, error) {
+func (s *Server) Login(ctx context.Context, in *managementpb.EncryptedMessage) (out *managementpb.EncryptedMessage, err error) {
+	start, op := time.Now(), OpUnknown
+	defer func() { s.observer().Login(op, status.Code(err), time.Since(start)) }()
 	req := &managementpb.LoginRequest{}
 	peer, err := s.open(in, req)
 	if err != nil {
 		return nil, err
 	}
+	op = OpLogin
 	// Strangers without a valid setup key are refused before their nonce
 	// is remembered: only peers and setup-key holders use replay memory.
 	if !s.svc.IsPeerKey(peer) {
+		op = OpRegister
 		if err := s.svc.PrecheckRegistration(ctx, peer, req.GetSetupKey()); err != nil {
 			return nil, s.toStatus("login", peer, err)
 		}
@@ -124,7 +130,11 @@ func (s *Server) Sync(in *managementpb.EncryptedMessage, stream grpc.ServerStrea
 			return err
 		}
 		m.WgPublicKey = s.pub[:]
-		return stream.Send(m)
+		if err := stream.Send(m); err != nil {
+			return err
+		}
+		s.observer().SyncSent(syncKind(r), len(m.GetBody()))
+		return nil
 	}
 	err = s.svc.Sync(stream.Context(), peer, req, send)
 	if err == nil || errors.Is(err, context.Canceled) && stream.Context().Err() != nil {

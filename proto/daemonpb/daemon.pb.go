@@ -612,7 +612,10 @@ type StatusResponse struct {
 	MapAgeSeconds int64 `protobuf:"varint,18,opt,name=map_age_seconds,json=mapAgeSeconds,proto3" json:"map_age_seconds,omitempty"`
 	// The agent started from its on-disk map cache and has not reached
 	// management since.
-	MapFromCache  bool `protobuf:"varint,19,opt,name=map_from_cache,json=mapFromCache,proto3" json:"map_from_cache,omitempty"`
+	MapFromCache bool `protobuf:"varint,19,opt,name=map_from_cache,json=mapFromCache,proto3" json:"map_from_cache,omitempty"`
+	// Features the agent needs now (the map asks for them, or they are on by
+	// default) that this platform does not support; sorted by feature.
+	Unsupported   []*UnsupportedFeature `protobuf:"bytes,20,rep,name=unsupported,proto3" json:"unsupported,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -780,6 +783,66 @@ func (x *StatusResponse) GetMapFromCache() bool {
 	return false
 }
 
+func (x *StatusResponse) GetUnsupported() []*UnsupportedFeature {
+	if x != nil {
+		return x.Unsupported
+	}
+	return nil
+}
+
+// UnsupportedFeature is a feature the agent needs but its platform lacks.
+type UnsupportedFeature struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Feature       string                 `protobuf:"bytes,1,opt,name=feature,proto3" json:"feature,omitempty"` // routes|exit-node|routing-peer|dns-host
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"` // "routes: 2 routes to install; policy routing is not supported on this platform (darwin)"
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnsupportedFeature) Reset() {
+	*x = UnsupportedFeature{}
+	mi := &file_daemon_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnsupportedFeature) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnsupportedFeature) ProtoMessage() {}
+
+func (x *UnsupportedFeature) ProtoReflect() protoreflect.Message {
+	mi := &file_daemon_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnsupportedFeature.ProtoReflect.Descriptor instead.
+func (*UnsupportedFeature) Descriptor() ([]byte, []int) {
+	return file_daemon_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *UnsupportedFeature) GetFeature() string {
+	if x != nil {
+		return x.Feature
+	}
+	return ""
+}
+
+func (x *UnsupportedFeature) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 // DNSInfo is the summary of the agent's resolver in status.
 type DNSInfo struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -794,7 +857,7 @@ type DNSInfo struct {
 
 func (x *DNSInfo) Reset() {
 	*x = DNSInfo{}
-	mi := &file_daemon_proto_msgTypes[12]
+	mi := &file_daemon_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -806,7 +869,7 @@ func (x *DNSInfo) String() string {
 func (*DNSInfo) ProtoMessage() {}
 
 func (x *DNSInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[12]
+	mi := &file_daemon_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -819,7 +882,7 @@ func (x *DNSInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DNSInfo.ProtoReflect.Descriptor instead.
 func (*DNSInfo) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{12}
+	return file_daemon_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DNSInfo) GetListeners() []string {
@@ -865,7 +928,7 @@ type DNSStatusRequest struct {
 
 func (x *DNSStatusRequest) Reset() {
 	*x = DNSStatusRequest{}
-	mi := &file_daemon_proto_msgTypes[13]
+	mi := &file_daemon_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -877,7 +940,7 @@ func (x *DNSStatusRequest) String() string {
 func (*DNSStatusRequest) ProtoMessage() {}
 
 func (x *DNSStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[13]
+	mi := &file_daemon_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -890,7 +953,7 @@ func (x *DNSStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DNSStatusRequest.ProtoReflect.Descriptor instead.
 func (*DNSStatusRequest) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{13}
+	return file_daemon_proto_rawDescGZIP(), []int{14}
 }
 
 type DNSQueryRequest struct {
@@ -903,7 +966,7 @@ type DNSQueryRequest struct {
 
 func (x *DNSQueryRequest) Reset() {
 	*x = DNSQueryRequest{}
-	mi := &file_daemon_proto_msgTypes[14]
+	mi := &file_daemon_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -915,7 +978,7 @@ func (x *DNSQueryRequest) String() string {
 func (*DNSQueryRequest) ProtoMessage() {}
 
 func (x *DNSQueryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[14]
+	mi := &file_daemon_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -928,7 +991,7 @@ func (x *DNSQueryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DNSQueryRequest.ProtoReflect.Descriptor instead.
 func (*DNSQueryRequest) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{14}
+	return file_daemon_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DNSQueryRequest) GetName() string {
@@ -954,7 +1017,7 @@ type JSONReply struct {
 
 func (x *JSONReply) Reset() {
 	*x = JSONReply{}
-	mi := &file_daemon_proto_msgTypes[15]
+	mi := &file_daemon_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -966,7 +1029,7 @@ func (x *JSONReply) String() string {
 func (*JSONReply) ProtoMessage() {}
 
 func (x *JSONReply) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[15]
+	mi := &file_daemon_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -979,7 +1042,7 @@ func (x *JSONReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JSONReply.ProtoReflect.Descriptor instead.
 func (*JSONReply) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{15}
+	return file_daemon_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *JSONReply) GetJson() string {
@@ -1007,7 +1070,7 @@ type RouteStatus struct {
 
 func (x *RouteStatus) Reset() {
 	*x = RouteStatus{}
-	mi := &file_daemon_proto_msgTypes[16]
+	mi := &file_daemon_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1019,7 +1082,7 @@ func (x *RouteStatus) String() string {
 func (*RouteStatus) ProtoMessage() {}
 
 func (x *RouteStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[16]
+	mi := &file_daemon_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1032,7 +1095,7 @@ func (x *RouteStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteStatus.ProtoReflect.Descriptor instead.
 func (*RouteStatus) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{16}
+	return file_daemon_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RouteStatus) GetId() string {
@@ -1114,7 +1177,7 @@ type ExitNodeStatus struct {
 
 func (x *ExitNodeStatus) Reset() {
 	*x = ExitNodeStatus{}
-	mi := &file_daemon_proto_msgTypes[17]
+	mi := &file_daemon_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1126,7 +1189,7 @@ func (x *ExitNodeStatus) String() string {
 func (*ExitNodeStatus) ProtoMessage() {}
 
 func (x *ExitNodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[17]
+	mi := &file_daemon_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1139,7 +1202,7 @@ func (x *ExitNodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitNodeStatus.ProtoReflect.Descriptor instead.
 func (*ExitNodeStatus) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{17}
+	return file_daemon_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ExitNodeStatus) GetPeer() string {
@@ -1211,7 +1274,7 @@ type SetExitNodeRequest struct {
 
 func (x *SetExitNodeRequest) Reset() {
 	*x = SetExitNodeRequest{}
-	mi := &file_daemon_proto_msgTypes[18]
+	mi := &file_daemon_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1223,7 +1286,7 @@ func (x *SetExitNodeRequest) String() string {
 func (*SetExitNodeRequest) ProtoMessage() {}
 
 func (x *SetExitNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[18]
+	mi := &file_daemon_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1236,7 +1299,7 @@ func (x *SetExitNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetExitNodeRequest.ProtoReflect.Descriptor instead.
 func (*SetExitNodeRequest) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{18}
+	return file_daemon_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SetExitNodeRequest) GetPeer() string {
@@ -1297,7 +1360,7 @@ type PeerStatus struct {
 
 func (x *PeerStatus) Reset() {
 	*x = PeerStatus{}
-	mi := &file_daemon_proto_msgTypes[19]
+	mi := &file_daemon_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1309,7 +1372,7 @@ func (x *PeerStatus) String() string {
 func (*PeerStatus) ProtoMessage() {}
 
 func (x *PeerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[19]
+	mi := &file_daemon_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1322,7 +1385,7 @@ func (x *PeerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatus.ProtoReflect.Descriptor instead.
 func (*PeerStatus) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{19}
+	return file_daemon_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PeerStatus) GetName() string {
@@ -1446,7 +1509,7 @@ type FirewallCounters struct {
 
 func (x *FirewallCounters) Reset() {
 	*x = FirewallCounters{}
-	mi := &file_daemon_proto_msgTypes[20]
+	mi := &file_daemon_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1458,7 +1521,7 @@ func (x *FirewallCounters) String() string {
 func (*FirewallCounters) ProtoMessage() {}
 
 func (x *FirewallCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[20]
+	mi := &file_daemon_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1471,7 +1534,7 @@ func (x *FirewallCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FirewallCounters.ProtoReflect.Descriptor instead.
 func (*FirewallCounters) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{20}
+	return file_daemon_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *FirewallCounters) GetInAllowed() uint64 {
@@ -1521,7 +1584,7 @@ type TraceRequest struct {
 
 func (x *TraceRequest) Reset() {
 	*x = TraceRequest{}
-	mi := &file_daemon_proto_msgTypes[21]
+	mi := &file_daemon_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1533,7 +1596,7 @@ func (x *TraceRequest) String() string {
 func (*TraceRequest) ProtoMessage() {}
 
 func (x *TraceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[21]
+	mi := &file_daemon_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1546,7 +1609,7 @@ func (x *TraceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TraceRequest.ProtoReflect.Descriptor instead.
 func (*TraceRequest) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{21}
+	return file_daemon_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TraceRequest) GetSrc() string {
@@ -1590,7 +1653,7 @@ type TraceReply struct {
 
 func (x *TraceReply) Reset() {
 	*x = TraceReply{}
-	mi := &file_daemon_proto_msgTypes[22]
+	mi := &file_daemon_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1602,7 +1665,7 @@ func (x *TraceReply) String() string {
 func (*TraceReply) ProtoMessage() {}
 
 func (x *TraceReply) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[22]
+	mi := &file_daemon_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1615,7 +1678,7 @@ func (x *TraceReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TraceReply.ProtoReflect.Descriptor instead.
 func (*TraceReply) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{22}
+	return file_daemon_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TraceReply) GetAllowed() bool {
@@ -1661,7 +1724,7 @@ type RecentLogsRequest struct {
 
 func (x *RecentLogsRequest) Reset() {
 	*x = RecentLogsRequest{}
-	mi := &file_daemon_proto_msgTypes[23]
+	mi := &file_daemon_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1673,7 +1736,7 @@ func (x *RecentLogsRequest) String() string {
 func (*RecentLogsRequest) ProtoMessage() {}
 
 func (x *RecentLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[23]
+	mi := &file_daemon_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1686,7 +1749,7 @@ func (x *RecentLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecentLogsRequest.ProtoReflect.Descriptor instead.
 func (*RecentLogsRequest) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{23}
+	return file_daemon_proto_rawDescGZIP(), []int{24}
 }
 
 type RecentLogsReply struct {
@@ -1699,7 +1762,7 @@ type RecentLogsReply struct {
 
 func (x *RecentLogsReply) Reset() {
 	*x = RecentLogsReply{}
-	mi := &file_daemon_proto_msgTypes[24]
+	mi := &file_daemon_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1711,7 +1774,7 @@ func (x *RecentLogsReply) String() string {
 func (*RecentLogsReply) ProtoMessage() {}
 
 func (x *RecentLogsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[24]
+	mi := &file_daemon_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1724,7 +1787,7 @@ func (x *RecentLogsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecentLogsReply.ProtoReflect.Descriptor instead.
 func (*RecentLogsReply) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{24}
+	return file_daemon_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RecentLogsReply) GetLines() []string {
@@ -1753,7 +1816,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_daemon_proto_msgTypes[25]
+	mi := &file_daemon_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1765,7 +1828,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[25]
+	mi := &file_daemon_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1778,7 +1841,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{25}
+	return file_daemon_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PingRequest) GetPeer() string {
@@ -1822,7 +1885,7 @@ type PingReply struct {
 
 func (x *PingReply) Reset() {
 	*x = PingReply{}
-	mi := &file_daemon_proto_msgTypes[26]
+	mi := &file_daemon_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1834,7 +1897,7 @@ func (x *PingReply) String() string {
 func (*PingReply) ProtoMessage() {}
 
 func (x *PingReply) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[26]
+	mi := &file_daemon_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1847,7 +1910,7 @@ func (x *PingReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingReply.ProtoReflect.Descriptor instead.
 func (*PingReply) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{26}
+	return file_daemon_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PingReply) GetIp() string {
@@ -1928,7 +1991,7 @@ const file_daemon_proto_rawDesc = "" +
 	"\x0eLogoutResponse\"\x0f\n" +
 	"\rStatusRequest\"\x11\n" +
 	"\x0fShutdownRequest\"\x12\n" +
-	"\x10ShutdownResponse\"\xe5\x05\n" +
+	"\x10ShutdownResponse\"\xad\x06\n" +
 	"\x0eStatusResponse\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12%\n" +
 	"\x0emanagement_url\x18\x02 \x01(\tR\rmanagementUrl\x121\n" +
@@ -1952,7 +2015,11 @@ const file_daemon_proto_rawDesc = "" +
 	"\texit_node\x18\x10 \x01(\v2 .petrel.daemon.v1.ExitNodeStatusR\bexitNode\x12+\n" +
 	"\x03dns\x18\x11 \x01(\v2\x19.petrel.daemon.v1.DNSInfoR\x03dns\x12&\n" +
 	"\x0fmap_age_seconds\x18\x12 \x01(\x03R\rmapAgeSeconds\x12$\n" +
-	"\x0emap_from_cache\x18\x13 \x01(\bR\fmapFromCache\"\x8a\x01\n" +
+	"\x0emap_from_cache\x18\x13 \x01(\bR\fmapFromCache\x12F\n" +
+	"\vunsupported\x18\x14 \x03(\v2$.petrel.daemon.v1.UnsupportedFeatureR\vunsupported\"H\n" +
+	"\x12UnsupportedFeature\x12\x18\n" +
+	"\afeature\x18\x01 \x01(\tR\afeature\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x8a\x01\n" +
 	"\aDNSInfo\x12\x1c\n" +
 	"\tlisteners\x18\x01 \x03(\tR\tlisteners\x12\x1b\n" +
 	"\thost_mode\x18\x02 \x01(\tR\bhostMode\x12\x16\n" +
@@ -2082,7 +2149,7 @@ func file_daemon_proto_rawDescGZIP() []byte {
 	return file_daemon_proto_rawDescData
 }
 
-var file_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_daemon_proto_goTypes = []any{
 	(*UpRequest)(nil),          // 0: petrel.daemon.v1.UpRequest
 	(*UpProgress)(nil),         // 1: petrel.daemon.v1.UpProgress
@@ -2096,57 +2163,59 @@ var file_daemon_proto_goTypes = []any{
 	(*ShutdownRequest)(nil),    // 9: petrel.daemon.v1.ShutdownRequest
 	(*ShutdownResponse)(nil),   // 10: petrel.daemon.v1.ShutdownResponse
 	(*StatusResponse)(nil),     // 11: petrel.daemon.v1.StatusResponse
-	(*DNSInfo)(nil),            // 12: petrel.daemon.v1.DNSInfo
-	(*DNSStatusRequest)(nil),   // 13: petrel.daemon.v1.DNSStatusRequest
-	(*DNSQueryRequest)(nil),    // 14: petrel.daemon.v1.DNSQueryRequest
-	(*JSONReply)(nil),          // 15: petrel.daemon.v1.JSONReply
-	(*RouteStatus)(nil),        // 16: petrel.daemon.v1.RouteStatus
-	(*ExitNodeStatus)(nil),     // 17: petrel.daemon.v1.ExitNodeStatus
-	(*SetExitNodeRequest)(nil), // 18: petrel.daemon.v1.SetExitNodeRequest
-	(*PeerStatus)(nil),         // 19: petrel.daemon.v1.PeerStatus
-	(*FirewallCounters)(nil),   // 20: petrel.daemon.v1.FirewallCounters
-	(*TraceRequest)(nil),       // 21: petrel.daemon.v1.TraceRequest
-	(*TraceReply)(nil),         // 22: petrel.daemon.v1.TraceReply
-	(*RecentLogsRequest)(nil),  // 23: petrel.daemon.v1.RecentLogsRequest
-	(*RecentLogsReply)(nil),    // 24: petrel.daemon.v1.RecentLogsReply
-	(*PingRequest)(nil),        // 25: petrel.daemon.v1.PingRequest
-	(*PingReply)(nil),          // 26: petrel.daemon.v1.PingReply
+	(*UnsupportedFeature)(nil), // 12: petrel.daemon.v1.UnsupportedFeature
+	(*DNSInfo)(nil),            // 13: petrel.daemon.v1.DNSInfo
+	(*DNSStatusRequest)(nil),   // 14: petrel.daemon.v1.DNSStatusRequest
+	(*DNSQueryRequest)(nil),    // 15: petrel.daemon.v1.DNSQueryRequest
+	(*JSONReply)(nil),          // 16: petrel.daemon.v1.JSONReply
+	(*RouteStatus)(nil),        // 17: petrel.daemon.v1.RouteStatus
+	(*ExitNodeStatus)(nil),     // 18: petrel.daemon.v1.ExitNodeStatus
+	(*SetExitNodeRequest)(nil), // 19: petrel.daemon.v1.SetExitNodeRequest
+	(*PeerStatus)(nil),         // 20: petrel.daemon.v1.PeerStatus
+	(*FirewallCounters)(nil),   // 21: petrel.daemon.v1.FirewallCounters
+	(*TraceRequest)(nil),       // 22: petrel.daemon.v1.TraceRequest
+	(*TraceReply)(nil),         // 23: petrel.daemon.v1.TraceReply
+	(*RecentLogsRequest)(nil),  // 24: petrel.daemon.v1.RecentLogsRequest
+	(*RecentLogsReply)(nil),    // 25: petrel.daemon.v1.RecentLogsReply
+	(*PingRequest)(nil),        // 26: petrel.daemon.v1.PingRequest
+	(*PingReply)(nil),          // 27: petrel.daemon.v1.PingReply
 }
 var file_daemon_proto_depIdxs = []int32{
-	19, // 0: petrel.daemon.v1.StatusResponse.peers:type_name -> petrel.daemon.v1.PeerStatus
-	16, // 1: petrel.daemon.v1.StatusResponse.routes:type_name -> petrel.daemon.v1.RouteStatus
-	17, // 2: petrel.daemon.v1.StatusResponse.exit_node:type_name -> petrel.daemon.v1.ExitNodeStatus
-	12, // 3: petrel.daemon.v1.StatusResponse.dns:type_name -> petrel.daemon.v1.DNSInfo
-	20, // 4: petrel.daemon.v1.PeerStatus.firewall:type_name -> petrel.daemon.v1.FirewallCounters
-	0,  // 5: petrel.daemon.v1.Daemon.Up:input_type -> petrel.daemon.v1.UpRequest
-	4,  // 6: petrel.daemon.v1.Daemon.Down:input_type -> petrel.daemon.v1.DownRequest
-	8,  // 7: petrel.daemon.v1.Daemon.Status:input_type -> petrel.daemon.v1.StatusRequest
-	25, // 8: petrel.daemon.v1.Daemon.Ping:input_type -> petrel.daemon.v1.PingRequest
-	2,  // 9: petrel.daemon.v1.Daemon.Login:input_type -> petrel.daemon.v1.LoginRequest
-	6,  // 10: petrel.daemon.v1.Daemon.Logout:input_type -> petrel.daemon.v1.LogoutRequest
-	9,  // 11: petrel.daemon.v1.Daemon.Shutdown:input_type -> petrel.daemon.v1.ShutdownRequest
-	18, // 12: petrel.daemon.v1.Daemon.SetExitNode:input_type -> petrel.daemon.v1.SetExitNodeRequest
-	13, // 13: petrel.daemon.v1.Daemon.DNSStatus:input_type -> petrel.daemon.v1.DNSStatusRequest
-	14, // 14: petrel.daemon.v1.Daemon.DNSQuery:input_type -> petrel.daemon.v1.DNSQueryRequest
-	21, // 15: petrel.daemon.v1.Daemon.Trace:input_type -> petrel.daemon.v1.TraceRequest
-	23, // 16: petrel.daemon.v1.Daemon.RecentLogs:input_type -> petrel.daemon.v1.RecentLogsRequest
-	1,  // 17: petrel.daemon.v1.Daemon.Up:output_type -> petrel.daemon.v1.UpProgress
-	5,  // 18: petrel.daemon.v1.Daemon.Down:output_type -> petrel.daemon.v1.DownResponse
-	11, // 19: petrel.daemon.v1.Daemon.Status:output_type -> petrel.daemon.v1.StatusResponse
-	26, // 20: petrel.daemon.v1.Daemon.Ping:output_type -> petrel.daemon.v1.PingReply
-	3,  // 21: petrel.daemon.v1.Daemon.Login:output_type -> petrel.daemon.v1.LoginResponse
-	7,  // 22: petrel.daemon.v1.Daemon.Logout:output_type -> petrel.daemon.v1.LogoutResponse
-	10, // 23: petrel.daemon.v1.Daemon.Shutdown:output_type -> petrel.daemon.v1.ShutdownResponse
-	17, // 24: petrel.daemon.v1.Daemon.SetExitNode:output_type -> petrel.daemon.v1.ExitNodeStatus
-	15, // 25: petrel.daemon.v1.Daemon.DNSStatus:output_type -> petrel.daemon.v1.JSONReply
-	15, // 26: petrel.daemon.v1.Daemon.DNSQuery:output_type -> petrel.daemon.v1.JSONReply
-	22, // 27: petrel.daemon.v1.Daemon.Trace:output_type -> petrel.daemon.v1.TraceReply
-	24, // 28: petrel.daemon.v1.Daemon.RecentLogs:output_type -> petrel.daemon.v1.RecentLogsReply
-	17, // [17:29] is the sub-list for method output_type
-	5,  // [5:17] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	20, // 0: petrel.daemon.v1.StatusResponse.peers:type_name -> petrel.daemon.v1.PeerStatus
+	17, // 1: petrel.daemon.v1.StatusResponse.routes:type_name -> petrel.daemon.v1.RouteStatus
+	18, // 2: petrel.daemon.v1.StatusResponse.exit_node:type_name -> petrel.daemon.v1.ExitNodeStatus
+	13, // 3: petrel.daemon.v1.StatusResponse.dns:type_name -> petrel.daemon.v1.DNSInfo
+	12, // 4: petrel.daemon.v1.StatusResponse.unsupported:type_name -> petrel.daemon.v1.UnsupportedFeature
+	21, // 5: petrel.daemon.v1.PeerStatus.firewall:type_name -> petrel.daemon.v1.FirewallCounters
+	0,  // 6: petrel.daemon.v1.Daemon.Up:input_type -> petrel.daemon.v1.UpRequest
+	4,  // 7: petrel.daemon.v1.Daemon.Down:input_type -> petrel.daemon.v1.DownRequest
+	8,  // 8: petrel.daemon.v1.Daemon.Status:input_type -> petrel.daemon.v1.StatusRequest
+	26, // 9: petrel.daemon.v1.Daemon.Ping:input_type -> petrel.daemon.v1.PingRequest
+	2,  // 10: petrel.daemon.v1.Daemon.Login:input_type -> petrel.daemon.v1.LoginRequest
+	6,  // 11: petrel.daemon.v1.Daemon.Logout:input_type -> petrel.daemon.v1.LogoutRequest
+	9,  // 12: petrel.daemon.v1.Daemon.Shutdown:input_type -> petrel.daemon.v1.ShutdownRequest
+	19, // 13: petrel.daemon.v1.Daemon.SetExitNode:input_type -> petrel.daemon.v1.SetExitNodeRequest
+	14, // 14: petrel.daemon.v1.Daemon.DNSStatus:input_type -> petrel.daemon.v1.DNSStatusRequest
+	15, // 15: petrel.daemon.v1.Daemon.DNSQuery:input_type -> petrel.daemon.v1.DNSQueryRequest
+	22, // 16: petrel.daemon.v1.Daemon.Trace:input_type -> petrel.daemon.v1.TraceRequest
+	24, // 17: petrel.daemon.v1.Daemon.RecentLogs:input_type -> petrel.daemon.v1.RecentLogsRequest
+	1,  // 18: petrel.daemon.v1.Daemon.Up:output_type -> petrel.daemon.v1.UpProgress
+	5,  // 19: petrel.daemon.v1.Daemon.Down:output_type -> petrel.daemon.v1.DownResponse
+	11, // 20: petrel.daemon.v1.Daemon.Status:output_type -> petrel.daemon.v1.StatusResponse
+	27, // 21: petrel.daemon.v1.Daemon.Ping:output_type -> petrel.daemon.v1.PingReply
+	3,  // 22: petrel.daemon.v1.Daemon.Login:output_type -> petrel.daemon.v1.LoginResponse
+	7,  // 23: petrel.daemon.v1.Daemon.Logout:output_type -> petrel.daemon.v1.LogoutResponse
+	10, // 24: petrel.daemon.v1.Daemon.Shutdown:output_type -> petrel.daemon.v1.ShutdownResponse
+	18, // 25: petrel.daemon.v1.Daemon.SetExitNode:output_type -> petrel.daemon.v1.ExitNodeStatus
+	16, // 26: petrel.daemon.v1.Daemon.DNSStatus:output_type -> petrel.daemon.v1.JSONReply
+	16, // 27: petrel.daemon.v1.Daemon.DNSQuery:output_type -> petrel.daemon.v1.JSONReply
+	23, // 28: petrel.daemon.v1.Daemon.Trace:output_type -> petrel.daemon.v1.TraceReply
+	25, // 29: petrel.daemon.v1.Daemon.RecentLogs:output_type -> petrel.daemon.v1.RecentLogsReply
+	18, // [18:30] is the sub-list for method output_type
+	6,  // [6:18] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_daemon_proto_init() }
@@ -2155,14 +2224,14 @@ func file_daemon_proto_init() {
 		return
 	}
 	file_daemon_proto_msgTypes[0].OneofWrappers = []any{}
-	file_daemon_proto_msgTypes[18].OneofWrappers = []any{}
+	file_daemon_proto_msgTypes[19].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_daemon_proto_rawDesc), len(file_daemon_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

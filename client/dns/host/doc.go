@@ -25,7 +25,9 @@
 //     file and put back on Close. Close restores the bytes and removes the
 //     backup. A backup left by a crashed run is the original (our own file
 //     is never captured as the original).
-//   - "off": nothing is changed (the only mode off Linux).
+//   - "off": nothing is changed. It is the only mode off Linux, where
+//     Start in any other mode fails with a *feature.UnsupportedError
+//     (internal/feature) and changes nothing.
 //
 // Foreign rewrites (file mode): a poll watcher (watch_linux.go explains
 // why polling) rewrites our file when a DHCP client or NetworkManager

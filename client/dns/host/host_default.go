@@ -2,21 +2,19 @@
 
 package host
 
-import (
-	"errors"
-	"fmt"
-)
+import "petrel/internal/feature"
 
 // platform holds no state off Linux: only mode "off" is supported.
 type platform struct{}
 
 func newPlatform() platform { return platform{} }
 
-// startPlatform is called with mu held. "auto" means "off" here.
+// startPlatform is called with mu held. Every mode but "off" needs a host
+// integration this platform lacks: Start fails with a
+// *feature.UnsupportedError and changes nothing.
 func (m *Manager) startPlatform() error {
-	switch m.cfg.Mode {
-	case ModeFile, ModeResolved:
-		return fmt.Errorf("dns host mode %q is only available on Linux: %w", m.cfg.Mode, errors.ErrUnsupported)
+	if m.cfg.Mode != ModeOff {
+		return feature.Unsupported(feature.DNSHost, "dns mode "+m.cfg.Mode, "pointing the host's resolver at the agent")
 	}
 	m.mode = ModeOff
 	if o, err := ReadOriginal(m.cfg.ResolvConf); err == nil {

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -49,6 +50,7 @@ type Store struct {
 	lock      *pgx.Conn // session holding writerLock until Close
 	closeOnce sync.Once
 	stmts     rows.Statements
+	retries   atomic.Uint64 // transactions run again after a serialization failure
 }
 
 var _ store.Store = (*Store)(nil)
@@ -168,6 +170,7 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 		if err == nil || !retryable(err) || attempt >= MaxAttempts {
 			return err
 		}
+		s.retries.Add(1)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("update: %w (after %v)", ctx.Err(), err)
@@ -190,6 +193,10 @@ func (s *Store) updateOnce(ctx context.Context, fn func(store.Tx) error) error {
 	}
 	return nil
 }
+
+// Retries counts the transactions Update ran again after a serialization
+// failure or deadlock (for metrics).
+func (s *Store) Retries() uint64 { return s.retries.Load() }
 
 // retryable reports serialization failures and deadlocks.
 func retryable(err error) bool {

@@ -95,6 +95,9 @@ func TestSerializationRetry(t *testing.T) {
 	if err != nil || calls != 2 {
 		t.Fatalf("update: err=%v calls=%d, want nil after 2 calls", err, calls)
 	}
+	if n := s.Retries(); n != 1 {
+		t.Fatalf("retries counted %d, want 1", n)
+	}
 	list, err := s.LoadAccounts(ctx)
 	if err != nil {
 		t.Fatal(err)
