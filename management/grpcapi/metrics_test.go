@@ -49,6 +49,22 @@ func (r *recorder) take() []observed {
 	return out
 }
 
+// waitFor takes the observations once there are at least n (or fails
+// after a generous deadline: an event that never comes).
+func (r *recorder) waitFor(t *testing.T, n int) []observed {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r.mu.Lock()
+		ready := len(r.got) >= n
+		r.mu.Unlock()
+		if ready || time.Now().After(deadline) {
+			return r.take()
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // The Observer hears every Login with what it was (a registration, a
 // known peer's login, an envelope that did not open) and the status the
 // agent got, and every Sync message with its kind and sealed size.
@@ -90,7 +106,9 @@ func TestObserverHearsLoginsAndSync(t *testing.T) {
 		cancel()
 		return nil
 	})
-	got = rec.take()
+	// The server observes a message after sending it, so the agent may
+	// hold it first: wait for the observation.
+	got = rec.waitFor(t, 1)
 	if len(got) != 1 || got[0].kind != SyncFull || got[0].size <= 0 {
 		t.Fatalf("sync observed: %+v", got)
 	}
