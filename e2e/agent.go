@@ -16,7 +16,7 @@ import (
 // Iface is the TUN interface name agents use.
 const Iface = "petrel0"
 
-// Status is `petrel status --json` (DESIGN.md §1).
+// Status is `petrel status --json` (docs/cli.md).
 type Status struct {
 	State      string `json:"state"`
 	Management struct {

@@ -15,7 +15,7 @@ import (
 	"petrel/lab"
 )
 
-// Helpers for the DNS scenarios (DESIGN.md §5): the agent's resolver as
+// Helpers for the DNS scenarios (docs/dns.md): the agent's resolver as
 // the CLI shows it, the lab host's resolv.conf, and small servers (HTTP,
 // DNS) on lab hosts.
 

@@ -19,7 +19,7 @@ import (
 	"petrel/lab"
 )
 
-// Agent DNS (DESIGN.md §5) with real processes in TUN mode (netstack in
+// Agent DNS (docs/dns.md) with real processes in TUN mode (netstack in
 // TestDNSNetstackSOCKS): ordinary programs resolve peer names, custom
 // zones and the internet through the agent's resolver; resolv.conf is
 // restored byte for byte however the agent ends; match-domain nameserver
@@ -595,7 +595,7 @@ func TestDNSNetstackSOCKS(t *testing.T) {
 // the exit node it sees a's own public address (so the check can fail).
 // With the kill switch on and the exit node frozen no query reaches it.
 // Only the management-domain cache's bypass may use the underlay
-// (DESIGN.md §4: control-plane sockets include the DNS bypass resolver,
+// (docs/architecture.md: control-plane sockets include the DNS bypass resolver,
 // not the forwarding of other programs' queries).
 func TestDNSExitNodeNoLeak(t *testing.T) {
 	ctx := context.Background()

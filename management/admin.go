@@ -19,6 +19,24 @@ type AdminAPI interface {
 	// AuthenticateToken checks an admin bearer token in constant time and
 	// returns the account it belongs to.
 	AuthenticateToken(token string) (accountID string, ok bool)
+	// Authenticate identifies a bearer token: an admin token (owner), a
+	// personal access token or an OpenID access token (its user's role).
+	// Errors: KindUnauthenticated, KindPermission (blocked user),
+	// KindUnavailable (identity provider unreachable).
+	Authenticate(ctx context.Context, token string) (Principal, error)
+	// UpdateUser changes a user's role or blocked state (blocking disables
+	// their peers at once); DeleteUser removes a user, their tokens and
+	// their peers. ctx carries the caller (WithPrincipal) for the
+	// self-protection rules and the audit log.
+	UpdateUser(ctx context.Context, accountID, userID string, up UserUpdate) (*model.User, error)
+	DeleteUser(ctx context.Context, accountID, userID string) error
+	// CreateAccessToken creates a user's personal access token; the plain
+	// token is returned only here. RevokeAccessToken deletes one (it stops
+	// working at once).
+	CreateAccessToken(ctx context.Context, accountID, userID string, in AccessTokenInput) (*model.AccessToken, string, error)
+	RevokeAccessToken(ctx context.Context, accountID, userID, tokenID string) error
+	// ListEvents returns audit events, newest first.
+	ListEvents(ctx context.Context, accountID string, f model.EventFilter) ([]model.Event, error)
 	// Snapshot returns a deep copy of the account for reads.
 	Snapshot(accountID string) (*model.Account, error)
 	// PeerStatus reports whether a peer has a live Sync stream and when it
@@ -35,7 +53,8 @@ type AdminAPI interface {
 	Put(ctx context.Context, accountID string, obj model.Object) (model.Object, error)
 	// Delete removes an object by kind and ID (peers: also their sessions).
 	Delete(ctx context.Context, accountID string, kind model.Kind, id string) error
-	// UpdateSettings replaces the account settings.
+	// UpdateSettings replaces the account settings (DNS domain, login
+	// expiration: at least a minute, or 0 for never).
 	UpdateSettings(ctx context.Context, accountID string, s model.Settings) error
 	// CheckPolicy answers whether src may reach dst over proto/port, and by
 	// which rule. src and dst are peer IDs.

@@ -2,7 +2,6 @@ package management
 
 import (
 	"context"
-	"crypto/subtle"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -20,16 +19,7 @@ func (s *Service) AuthenticateToken(token string) (accountID string, ok bool) {
 	if token == "" {
 		return "", false
 	}
-	h := hashSecret(token)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for id, st := range s.accounts {
-		for _, t := range st.view().acct.AdminTokens {
-			if subtle.ConstantTimeCompare(h, t.TokenHash) == 1 {
-				accountID, ok = id, true
-			}
-		}
-	}
+	accountID, _, ok = s.adminToken(token)
 	return accountID, ok
 }
 
@@ -84,7 +74,8 @@ func (s *Service) CreateSetupKey(ctx context.Context, accountID string, in Setup
 		}
 		next := cloneAccount(cur)
 		next.SetupKeys[k.ID] = k
-		return &mutation{next: next, write: func(tx store.Tx) error { return tx.Put(cur.ID, k) }}, nil
+		return &mutation{next: next, write: func(tx store.Tx) error { return tx.Put(cur.ID, k) },
+			audit: &audit{action: "setup_key.create", kind: model.KindSetupKey, id: k.ID, detail: k.Name}}, nil
 	})
 	if err != nil {
 		return nil, "", err
@@ -105,7 +96,8 @@ func (s *Service) RevokeSetupKey(ctx context.Context, accountID, id string) (*mo
 		next := cloneAccount(cur)
 		next.SetupKeys[id] = &k
 		out = &k
-		return &mutation{next: next, write: func(tx store.Tx) error { return tx.Put(cur.ID, &k) }}, nil
+		return &mutation{next: next, write: func(tx store.Tx) error { return tx.Put(cur.ID, &k) },
+			audit: &audit{action: "setup_key.revoke", kind: model.KindSetupKey, id: k.ID, detail: k.Name}}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -193,7 +185,12 @@ func (s *Service) Put(ctx context.Context, accountID string, obj model.Object) (
 			return nil, Errorf(KindInvalid, "objects of kind %q cannot be saved here", obj.ObjectKind())
 		}
 		stored = put
-		return &mutation{next: next, change: ch, write: func(tx store.Tx) error { return tx.Put(cur.ID, put) }}, nil
+		verb := ".update"
+		if obj.ObjectID() == "" {
+			verb = ".create"
+		}
+		return &mutation{next: next, change: ch, write: func(tx store.Tx) error { return tx.Put(cur.ID, put) },
+			audit: &audit{action: string(put.ObjectKind()) + verb, kind: put.ObjectKind(), id: put.ObjectID()}}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -326,7 +323,8 @@ func (s *Service) Delete(ctx context.Context, accountID string, kind model.Kind,
 		if !found {
 			return nil, Errorf(KindNotFound, "%s %q not found", strings.ReplaceAll(string(kind), "_", " "), id)
 		}
-		return &mutation{next: next, change: ch, write: func(tx store.Tx) error { return tx.Delete(cur.ID, kind, id) }}, nil
+		return &mutation{next: next, change: ch, write: func(tx store.Tx) error { return tx.Delete(cur.ID, kind, id) },
+			audit: &audit{action: string(kind) + ".delete", kind: kind, id: id}}, nil
 	})
 }
 
@@ -416,6 +414,7 @@ func (s *Service) deletePeer(ctx context.Context, accountID, peerID string, only
 				}
 				return tx.Delete(cur.ID, model.KindPeer, peerID)
 			},
+			audit: &audit{action: "peer.delete", kind: model.KindPeer, id: peerID, detail: p.Name},
 			after: func() {
 				if k, err := keys.ParsePublic(pk); err == nil {
 					s.mu.Lock()
@@ -436,6 +435,9 @@ func (s *Service) UpdateSettings(ctx context.Context, accountID string, set mode
 		return Errorf(KindInvalid, "dns_domain %q is not a valid domain", set.DNSDomain)
 	}
 	set.DNSDomain = normDomain(set.DNSDomain)
+	if set.LoginExpiration < 0 || (set.LoginExpiration > 0 && set.LoginExpiration < time.Minute) || set.LoginExpiration > 10*365*24*time.Hour {
+		return Errorf(KindInvalid, "login expiration %s: want 0 (never) or between 1 minute and 10 years", set.LoginExpiration)
+	}
 	return s.mutate(ctx, accountID, "update settings", func(cur *model.Account) (*mutation, error) {
 		if cur.Settings == set {
 			return nil, nil
@@ -450,6 +452,7 @@ func (s *Service) UpdateSettings(ctx context.Context, accountID string, set mode
 		return &mutation{
 			next: next, change: netmap.Change{Settings: true},
 			write: func(tx store.Tx) error { return tx.SaveSettings(cur.ID, set) },
+			audit: &audit{action: "settings.update"},
 		}, nil
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"petrel/internal/keys"
+	"petrel/management/identity"
 	"petrel/management/model"
 	"petrel/management/netmap"
 	"petrel/management/store"
@@ -38,11 +39,21 @@ func (s *Service) Login(ctx context.Context, peerKey keys.Public, req *managemen
 	if err := s.admitLogin(src); err != nil {
 		return nil, err
 	}
+	var who *identity.Identity
+	if raw := req.GetJwt(); raw != "" {
+		var err error
+		if who, err = s.verifyLoginToken(ctx, raw, peerKey); err != nil {
+			return nil, err
+		}
+	}
 	for range 3 {
 		ref, ok, release, wait := s.claimKey(peerKey)
 		if ok {
 			if err := s.admitReauth(src, peerKey); err != nil {
 				return nil, err
+			}
+			if who != nil {
+				return s.userLogin(ctx, ref, peerKey, req, who)
 			}
 			return s.reauthenticate(ctx, ref, peerKey, req)
 		}
@@ -54,11 +65,17 @@ func (s *Service) Login(ctx context.Context, peerKey keys.Public, req *managemen
 				return nil, storeError("login", ctx.Err())
 			}
 		}
-		if err := s.PrecheckRegistration(ctx, peerKey, req.GetSetupKey()); err != nil {
-			release()
-			return nil, err
+		var resp *managementpb.LoginResponse
+		var err error
+		if who != nil {
+			resp, err = s.userLogin(ctx, peerRef{}, peerKey, req, who)
+		} else {
+			if err := s.PrecheckRegistration(ctx, peerKey, req.GetSetupKey()); err != nil {
+				release()
+				return nil, err
+			}
+			resp, err = s.register(ctx, peerKey, req)
 		}
-		resp, err := s.register(ctx, peerKey, req)
 		release()
 		if errors.Is(err, errRegisteredMeanwhile) {
 			continue
@@ -99,6 +116,9 @@ func (s *Service) reauthenticate(ctx context.Context, ref peerRef, peerKey keys.
 		old := cur.Peers[ref.peerID]
 		if old == nil {
 			return nil, Errorf(KindUnauthenticated, "peer was removed; log in again with a setup key")
+		}
+		if err := loginAllowed(cur, old, now); err != nil {
+			return nil, err
 		}
 		p := *old
 		if m := req.GetMeta(); m != nil {
@@ -155,6 +175,9 @@ func checkSetupKey(k *model.SetupKey, now time.Time) error {
 func (s *Service) register(ctx context.Context, peerKey keys.Public, req *managementpb.LoginRequest) (*managementpb.LoginResponse, error) {
 	secret := strings.TrimSpace(req.GetSetupKey())
 	if secret == "" {
+		if s.cfg.Identity != nil {
+			return nil, Errorf(KindUnauthenticated, "peer is not registered: sign in (petrel up without a setup key) or give a setup key")
+		}
 		return nil, Errorf(KindUnauthenticated, "peer is not registered: a setup key is required")
 	}
 	hash := hashSecret(secret)
@@ -181,26 +204,11 @@ func (s *Service) register(ctx context.Context, peerKey keys.Public, req *manage
 		if err := checkSetupKey(key, now); err != nil {
 			return nil, err
 		}
-		ip, err := allocateIP(cur)
+		p, err := newPeer(cur, peerKey, req, now)
 		if err != nil {
 			return nil, err
 		}
-		hostname := req.GetHostname()
-		if hostname == "" {
-			hostname = req.GetMeta().GetHostname()
-		}
-		p := &model.Peer{
-			ID:         newID(),
-			Name:       displayName(hostname),
-			DNSLabel:   allocateLabel(cur, append(append([]string(nil), req.GetDnsLabels()...), hostname)),
-			PublicKey:  peerKey.String(),
-			IP:         ip,
-			Meta:       metaFrom(req.GetMeta(), hostname),
-			SetupKeyID: key.ID,
-			Ephemeral:  key.Ephemeral,
-			CreatedAt:  now,
-			LastSeen:   now,
-		}
+		p.SetupKeyID, p.Ephemeral = key.ID, key.Ephemeral
 		next := cloneAccount(cur)
 		next.Peers[p.ID] = p
 		// The All group's membership is implicit (not stored): a
@@ -241,6 +249,7 @@ func (s *Service) register(ctx context.Context, peerKey keys.Public, req *manage
 				next.SetupKeys[usedKey.ID] = &usedKey
 				return nil
 			},
+			audit: &audit{action: "peer.register", kind: model.KindPeer, id: p.ID, detail: p.Name, actor: "setup_key:" + key.ID},
 			after: func() {
 				s.mu.Lock()
 				s.byKey[peerKey] = peerRef{cur.ID, p.ID}

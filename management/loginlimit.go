@@ -148,3 +148,13 @@ func (s *Service) setupKeyFailed(src netip.Addr, peerKey keys.Public, err error)
 	}
 	s.log.Info("registration refused", "source", src, "peer", peerKey.Short(), "reason", err)
 }
+
+// signInFailed counts a refused sign-in token against its source, like a
+// wrong setup key: a source that keeps sending bad tokens is refused
+// before its requests reach replay memory (PrecheckSignIn).
+func (s *Service) signInFailed(src netip.Addr, peerKey keys.Public, err error) {
+	if src.IsValid() {
+		s.limits.fails.Allow(limitKey(src))
+	}
+	s.log.Info("sign-in refused", "source", src, "peer", peerKey.Short(), "reason", err)
+}

@@ -2,8 +2,11 @@ package management
 
 import (
 	"context"
+	"errors"
 	"maps"
+	"time"
 
+	"petrel/internal/backoff"
 	"petrel/management/model"
 	"petrel/management/netmap"
 	"petrel/management/store"
@@ -18,12 +21,20 @@ type mutation struct {
 	write  func(tx store.Tx) error
 	// after runs under the account lock once the new view is in place.
 	after func()
+	// audit, when set, is recorded in the audit log in the same
+	// transaction as write.
+	audit *audit
 }
 
 // mutate runs one mutation of an account: under the account mutex it calls
 // fn with the current account, commits m.write to the store, swaps in the
 // new account and snapshot and hands the deltas to the Sync streams. If fn
 // or the store fails nothing changes.
+//
+// In HA mode a commit refused with store.ErrStale (another instance
+// changed the account first) reloads the account and runs fn again on the
+// fresh state, up to staleRetries times: fn is a function of the current
+// account, and only the committed attempt's after runs.
 func (s *Service) mutate(ctx context.Context, accountID, op string, fn func(cur *model.Account) (*mutation, error)) error {
 	if err := s.running(); err != nil {
 		return err
@@ -34,6 +45,28 @@ func (s *Service) mutate(ctx context.Context, accountID, op string, fn func(cur 
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		err := s.mutateLocked(ctx, st, op, fn)
+		if err == nil || s.follow == nil || attempt >= staleRetries || !errors.Is(err, store.ErrStale) {
+			return err
+		}
+		// Instances writing one account back to back can keep overtaking
+		// each other; a short random pause breaks the lockstep.
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff.Jitter(time.Duration(attempt+1) * 5 * time.Millisecond)):
+		}
+		if _, rerr := s.reloadLocked(ctx, st); rerr != nil {
+			return err
+		}
+		s.log.Debug("retrying a change after another instance's", "account", accountID, "op", op, "attempt", attempt+2)
+	}
+}
+
+// mutateLocked is one attempt of mutate; st.mu is held.
+func (s *Service) mutateLocked(ctx context.Context, st *account, op string, fn func(cur *model.Account) (*mutation, error)) error {
+	accountID := st.id
 	v := st.view()
 	m, err := fn(v.acct)
 	if err != nil {
@@ -59,13 +92,19 @@ func (s *Service) mutate(ctx context.Context, accountID, op string, fn func(cur 
 		if err := tx.BumpVersion(accountID, base); err != nil {
 			return err
 		}
-		return m.write(tx)
+		if err := m.write(tx); err != nil {
+			return err
+		}
+		if m.audit == nil {
+			return nil
+		}
+		return tx.AppendEvent(accountID, m.audit.event(ctx, func() model.Event { return model.Event{At: s.now().UTC()} }))
 	}
 	if err := s.cfg.Store.Update(ctx, write); err != nil {
 		return storeError(op, err)
 	}
 	m.next.Version = base + 1 // m.next is a fresh clone, not yet published
-	st.cur.Store(&view{acct: m.next, snap: snap, rev: v.rev + 1})
+	st.cur.Store(&view{acct: m.next, snap: snap})
 	if m.after != nil {
 		m.after()
 	}
@@ -85,6 +124,8 @@ func cloneAccount(a *model.Account) *model.Account {
 	c.NameserverGroups = maps.Clone(a.NameserverGroups)
 	c.DNSZones = maps.Clone(a.DNSZones)
 	c.AdminTokens = maps.Clone(a.AdminTokens)
+	c.Users = maps.Clone(a.Users)
+	c.AccessTokens = maps.Clone(a.AccessTokens)
 	fillMaps(&c)
 	return &c
 }
@@ -132,6 +173,16 @@ func deepCopy(a *model.Account) *model.Account {
 		cp := *t
 		cp.TokenHash = append([]byte(nil), t.TokenHash...)
 		c.AdminTokens[id] = &cp
+	}
+	for id, u := range c.Users {
+		cp := *u
+		cp.Groups = append([]string(nil), u.Groups...)
+		c.Users[id] = &cp
+	}
+	for id, t := range c.AccessTokens {
+		cp := *t
+		cp.TokenHash = append([]byte(nil), t.TokenHash...)
+		c.AccessTokens[id] = &cp
 	}
 	return c
 }

@@ -90,6 +90,12 @@ type Config struct {
 	JanitorInterval time.Duration
 	// LoginLimits bound logins per source and per peer (loginlimit.go).
 	LoginLimits LoginLimits
+	// Identity turns on sign-in through an OpenID provider; nil keeps
+	// setup keys (and admin tokens) the only credentials.
+	Identity *IdentityConfig
+	// HA runs this service as one of several on a shared PostgreSQL store
+	// (follow.go); nil: the only one (the store's single-writer lock).
+	HA *HAConfig
 }
 
 type lifecycle int32
@@ -100,11 +106,13 @@ const (
 	stateStopped
 )
 
-// view is one immutable version of an account and its network-map snapshot.
+// view is one immutable version of an account and its network-map
+// snapshot. acct.Version is the stored version it reflects (advanced by
+// every committed mutation, by any instance); Sync uses it as the serial
+// of a full map.
 type view struct {
 	acct *model.Account
 	snap *netmap.Snapshot
-	rev  uint64 // increases with every committed mutation
 }
 
 // account is the in-memory state of one account.
@@ -136,12 +144,15 @@ type Service struct {
 	byKey       map[keys.Public]peerRef
 	registering map[keys.Public]chan struct{} // keys with a registration in flight
 
-	hub *hub
+	hub    *hub
+	follow *follower // nil without Config.HA
 
 	stopOnce sync.Once
 	stopCh   chan struct{}
 	wg       sync.WaitGroup
 	limits   loginLimiters // per-source and per-peer login limits (loginlimit.go)
+	// signInTokens binds accepted sign-in tokens to one machine (signins.go).
+	signInTokens signIns
 }
 
 var _ AdminAPI = (*Service)(nil)
@@ -186,6 +197,12 @@ func New(cfg Config) (*Service, error) {
 		limits:      newLoginLimiters(cfg.LoginLimits, cfg.Now),
 	}
 	s.hub = newHub()
+	if cfg.HA != nil {
+		if cfg.HA.Feed == nil {
+			return nil, errors.New("new management service: HA without a store feed")
+		}
+		s.follow = newFollower(*cfg.HA)
+	}
 	return s, nil
 }
 
@@ -203,6 +220,9 @@ func (s *Service) Start(ctx context.Context) error {
 	s.started = s.now()
 	s.wg.Add(1)
 	go s.janitor()
+	if s.follow != nil {
+		s.startFollowing()
+	}
 	return nil
 }
 
@@ -238,20 +258,7 @@ func (s *Service) load(ctx context.Context) error {
 	defer s.mu.Unlock()
 	repaired := 0
 	for _, a := range accts {
-		fillMaps(a)
-		for _, p := range a.Peers {
-			if repairPeer(p) {
-				repaired++
-			}
-		}
-		st := &account{id: a.ID}
-		st.cur.Store(&view{acct: a, snap: netmap.Build(a), rev: 1})
-		s.accounts[a.ID] = st
-		for _, p := range a.Peers {
-			if pk, err := keys.ParsePublic(p.PublicKey); err == nil {
-				s.byKey[pk] = peerRef{a.ID, p.ID}
-			}
-		}
+		repaired += s.addAccountLocked(a)
 	}
 	if repaired > 0 {
 		// Rewritten in the store with the peer's next change.
@@ -259,6 +266,26 @@ func (s *Service) load(ctx context.Context) error {
 	}
 	s.log.Info("loaded accounts", "accounts", len(accts))
 	return nil
+}
+
+// addAccountLocked adds a loaded account and indexes its peers' keys; it
+// returns how many peers it repaired. s.mu is held.
+func (s *Service) addAccountLocked(a *model.Account) (repaired int) {
+	fillMaps(a)
+	for _, p := range a.Peers {
+		if repairPeer(p) {
+			repaired++
+		}
+	}
+	st := &account{id: a.ID}
+	st.cur.Store(&view{acct: a, snap: netmap.Build(a)})
+	s.accounts[a.ID] = st
+	for _, p := range a.Peers {
+		if pk, err := keys.ParsePublic(p.PublicKey); err == nil {
+			s.byKey[pk] = peerRef{a.ID, p.ID}
+		}
+	}
+	return repaired
 }
 
 // ServerKey returns the management server's private key (valid after Start).
@@ -324,7 +351,7 @@ func (s *Service) newAccountLocked(ctx context.Context) (*model.Account, string,
 		return nil, "", storeError("create account", err)
 	}
 	st := &account{id: a.ID}
-	st.cur.Store(&view{acct: a, snap: netmap.Build(a), rev: 1})
+	st.cur.Store(&view{acct: a, snap: netmap.Build(a)})
 	s.accounts[a.ID] = st
 	return a, token, nil
 }
@@ -436,6 +463,12 @@ func fillMaps(a *model.Account) {
 	}
 	if a.Groups == nil {
 		a.Groups = map[string]*model.Group{}
+	}
+	if a.Users == nil {
+		a.Users = map[string]*model.User{}
+	}
+	if a.AccessTokens == nil {
+		a.AccessTokens = map[string]*model.AccessToken{}
 	}
 	if a.SetupKeys == nil {
 		a.SetupKeys = map[string]*model.SetupKey{}

@@ -23,6 +23,7 @@ type hub struct {
 	sessions map[string]*session // by peer ID
 	lastSeen map[string]time.Time
 	ctr      syncCounters // metrics.go
+	watch    peerWatchers // WatchPeers subscribers (watch.go)
 }
 
 func newHub() *hub {
@@ -41,6 +42,8 @@ type session struct {
 	once   sync.Once
 	cause  error // set before done is closed
 	ctr    *syncCounters
+
+	accountID string // names the account in WatchPeers events
 
 	mu      sync.Mutex
 	pending []*managementpb.NetworkMapDelta // guarded by mu
@@ -130,6 +133,7 @@ func (h *hub) register(sess *session, now time.Time) *session {
 	old := h.sessions[sess.peerID]
 	h.sessions[sess.peerID] = sess
 	h.lastSeen[sess.peerID] = now
+	h.watch.publish(PeerEvent{AccountID: sess.accountID, PeerID: sess.peerID, Connected: true, At: now})
 	return old
 }
 
@@ -139,6 +143,7 @@ func (h *hub) unregister(sess *session, now time.Time) {
 	defer h.mu.Unlock()
 	if h.sessions[sess.peerID] == sess {
 		delete(h.sessions, sess.peerID)
+		h.watch.publish(PeerEvent{AccountID: sess.accountID, PeerID: sess.peerID, At: now})
 	}
 	if now.After(h.lastSeen[sess.peerID]) {
 		h.lastSeen[sess.peerID] = now
@@ -165,6 +170,9 @@ func (h *hub) forget(peerID string, cause error) {
 	sess := h.sessions[peerID]
 	delete(h.sessions, peerID)
 	delete(h.lastSeen, peerID)
+	if sess != nil {
+		h.watch.publish(PeerEvent{AccountID: sess.accountID, PeerID: peerID, Removed: true, At: time.Now().UTC()})
+	}
 	h.mu.Unlock()
 	if sess != nil {
 		sess.close(cause)
@@ -204,8 +212,9 @@ func (h *hub) closeAll(cause error) {
 	}
 }
 
-// Sync streams the peer's network map: first the full map with serial n and
-// the server config, then deltas with serials n+1, n+2, … and server config
+// Sync streams the peer's network map: first the full map with serial n —
+// the stored account version the map reflects — and the server config,
+// then deltas with serials n+1, n+2, … and server config
 // updates (fresh relay tokens at 2/3 of their lifetime; such a message has
 // the next serial and may carry no delta). It blocks until ctx ends, the
 // stream is cut (too slow, replaced by a newer Sync of the same peer, peer
@@ -227,12 +236,21 @@ func (s *Service) Sync(ctx context.Context, peerKey keys.Public, req *management
 	if err != nil {
 		return err
 	}
-	sess := &session{peerID: ref.peerID, wake: make(chan struct{}, 1), done: make(chan struct{}), ctr: &s.hub.ctr}
+	s.syncCatchUp(ctx, ref.accountID) // HA: no older map than another instance sent
+	sess := &session{peerID: ref.peerID, accountID: ref.accountID, wake: make(chan struct{}, 1), done: make(chan struct{}), ctr: &s.hub.ctr}
 	st.mu.Lock()
 	v := st.view()
-	if v.acct.Peers[ref.peerID] == nil {
+	p := v.acct.Peers[ref.peerID]
+	if p == nil {
 		st.mu.Unlock()
 		return Errorf(KindPermission, "peer was removed; log in again with a setup key")
+	}
+	if err := loginAllowed(v.acct, p, s.now()); err != nil || p.Disabled {
+		st.mu.Unlock()
+		if err == nil {
+			err = Errorf(KindPermission, "peer is disabled; sign in again")
+		}
+		return err
 	}
 	full, err := v.snap.Map(ref.peerID)
 	if err != nil {
@@ -249,9 +267,10 @@ func (s *Service) Sync(ctx context.Context, peerKey keys.Public, req *management
 		sess.close(Errorf(KindUnavailable, "management service stopping"))
 	}
 	defer func() { s.hub.unregister(sess, s.now().UTC()) }()
-	s.log.Debug("sync stream opened", "account", ref.accountID, "peer", ref.peerID, "serial", v.rev)
-
-	serial := v.rev
+	// The full map's serial is the stored account version it reflects
+	// (the same on every instance); later messages count on from it.
+	serial := uint64(v.acct.Version)
+	s.log.Debug("sync stream opened", "account", ref.accountID, "peer", ref.peerID, "serial", serial)
 	if err := send(&managementpb.SyncResponse{Serial: serial, Full: full, ServerConfig: s.serverConfig(peerKey)}); err != nil {
 		return err
 	}
@@ -403,7 +422,8 @@ func (s *Service) PeerStatus(accountID, peerID string) (connected bool, lastSeen
 	return connected, lastSeen
 }
 
-// janitor removes ephemeral peers that stayed disconnected too long.
+// janitor removes ephemeral peers that stayed disconnected too long and
+// disables user peers whose login expired.
 func (s *Service) janitor() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.cfg.JanitorInterval)
@@ -414,6 +434,7 @@ func (s *Service) janitor() {
 			return
 		case <-t.C:
 			s.collectEphemeral()
+			s.expireLogins()
 		}
 	}
 }

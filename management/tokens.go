@@ -30,7 +30,8 @@ func (s *Service) CreateAdminToken(ctx context.Context, accountID, name string) 
 		next := cloneAccount(cur)
 		next.AdminTokens[tok.ID] = tok
 		// Admin tokens are not part of any network map: no netmap change.
-		return &mutation{next: next, write: func(tx store.Tx) error { return tx.Put(cur.ID, tok) }}, nil
+		return &mutation{next: next, write: func(tx store.Tx) error { return tx.Put(cur.ID, tok) },
+			audit: &audit{action: "admin_token.create", kind: model.KindAdminToken, id: tok.ID, detail: tok.Name}}, nil
 	})
 	if err != nil {
 		return "", err

@@ -31,11 +31,13 @@ const maintainer = "Petrel maintainers <maintainers@petrel.invalid>"
 
 // Agent is the petrel package: the agent binary, its unit (enabled on
 // first install by postinst) and its state directory, private to root.
+// postinst also creates the operator group petrel (members may run petrel
+// status without sudo).
 func Agent(in Inputs) *nfpm.Info {
 	return in.info("petrel", "Petrel mesh VPN agent",
 		"The petrel agent joins this machine to a Petrel network: WireGuard tunnels\n"+
 			"to its peers, found and authorised through a petrel-server.",
-		nil,
+		[]string{"adduser"},
 		files.Contents{
 			in.file("petrel", "/usr/bin/petrel", 0o755),
 			in.src("systemd/petrel.service", "/lib/systemd/system/petrel.service", 0o644),

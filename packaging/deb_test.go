@@ -168,8 +168,10 @@ func checkControl(t *testing.T, pkg, deb string) {
 			t.Errorf("%s control lacks %q:\n%s", pkg, f, control)
 		}
 	}
-	if pkg == "petrel-server" && !strings.Contains(string(control), "\nDepends: adduser\n") {
-		t.Errorf("petrel-server does not depend on adduser:\n%s", control)
+	// Both postinsts call adduser/addgroup (the server's user, the agent's
+	// operator group).
+	if !strings.Contains(string(control), "\nDepends: adduser\n") {
+		t.Errorf("%s does not depend on adduser:\n%s", pkg, control)
 	}
 	var gotConf []string
 	if b, err := os.ReadFile(filepath.Join(ctrl, "conffiles")); err == nil {

@@ -260,6 +260,10 @@ func checkUser(t *testing.T, r *troot) {
 		t.Errorf("petrel-server uid %d (%v) is not a system uid", uid, err)
 	}
 	r.run("getent", "group", "petrel-server")
+	// The agent's operator group (members run petrel status without sudo).
+	if gid, err := strconv.Atoi(strings.Split(strings.TrimSpace(r.run("getent", "group", "petrel")), ":")[2]); err != nil || gid >= 1000 {
+		t.Errorf("group petrel: gid %d (%v) is not a system gid", gid, err)
+	}
 	over := r.run("dpkg-statoverride", "--list")
 	for _, want := range []string{"petrel-server petrel-server 750 /var/lib/petrel-server", "root petrel-server 640 /etc/petrel/server.yaml"} {
 		if !strings.Contains(over, want) {

@@ -20,15 +20,19 @@ out=$(cd "$1" && pwd)
 shift
 cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || set -- ./cmd/petrel ./cmd/petrel-server
-# The commit (with -dirty for local changes) is stamped as main.commit for
-# `--version` (ignored by binaries without it). An -ldflags in GOFLAGS
-# (scripts/package.sh passes the version so) is merged in, since an
-# -ldflags on the command line would replace it.
+# The commit (with -dirty for local changes) and its day are stamped as
+# main.commit and main.date for `--version` (ignored by binaries without
+# them; a build without them falls back to what `go build` records from the
+# checkout, which GOFLAGS=-buildvcs=false turns off). The commit's day, not
+# today, keeps two builds of one commit identical. An -ldflags in GOFLAGS
+# (scripts/package.sh and release.sh pass the version so) is merged in,
+# since an -ldflags on the command line would replace it.
 commit=$(git rev-parse --short=12 HEAD 2>/dev/null || true)
 if [ -n "$commit" ] && [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
 	commit=$commit-dirty
 fi
-ldflags="-X main.commit=$commit"
+day=$(git log -1 --format=%cs 2>/dev/null || true)
+ldflags="-X main.commit=$commit -X main.date=$day"
 goflags=()
 for f in ${GOFLAGS:-}; do
 	case $f in

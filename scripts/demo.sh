@@ -15,8 +15,32 @@ BIN="$DEMO/bin"
 PIDS=()
 AGENTS=(alpha bravo charlie)
 
-say()  { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# Bold headings and the live screen only on a terminal, never with NO_COLOR
+# or TERM=dumb (no escape sequences in a log or a pipe).
+tty=0
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ] && [ "${TERM:-dumb}" != dumb ]; then tty=1; fi
+say() {
+  if [ "$tty" = 1 ]; then printf '\n\033[1m== %s\033[0m\n' "$*"; else printf '\n== %s\n' "$*"; fi
+}
 info() { printf '   %s\n' "$*"; }
+
+# build_progress reads `go build -v` output: it reports module downloads
+# and every 25th compiled package, and passes errors through.
+build_progress() {
+  local n=0 line
+  while IFS= read -r line; do
+    case $line in
+    "") ;;
+    "go: downloading "*) info "downloading ${line#go: downloading }" ;;
+    *" "* | "#"*) printf '%s\n' "$line" ;; # compiler and build errors
+    *)
+      n=$((n + 1))
+      if [ $((n % 25)) = 0 ]; then info "compiled $n packages ($line), ${SECONDS}s"; fi
+      ;;
+    esac
+  done
+  if [ "$n" = 0 ]; then info "up to date (everything was in the build cache)"; else info "compiled $n packages in ${SECONDS}s"; fi
+}
 
 cleanup() {
   set +e
@@ -31,8 +55,10 @@ trap cleanup EXIT INT TERM
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo $((20000 + RANDOM % 20000)); }
 
 say "1/7 building petrel-server and petrel"
+info "the first build downloads Go modules and compiles ~600 packages: it can take a few minutes"
 rm -rf "$DEMO"; mkdir -p "$BIN"
-bash scripts/build.sh "$BIN"
+SECONDS=0
+GOFLAGS="${GOFLAGS:-} -v" bash scripts/build.sh "$BIN" 2>&1 | build_progress
 info "binaries in $BIN"
 
 say "2/7 starting the control plane (management, signal, relay, STUN) on loopback"
@@ -69,7 +95,7 @@ for i in $(seq 120); do
     n=$(st "$a" --json 2>/dev/null | grep -c '"status": "connected"' || true)
     connected=$((connected + n))
   done
-  if [ -t 1 ]; then printf '\033[2J\033[H'; fi
+  if [ "$tty" = 1 ]; then printf '\033[2J\033[H'; fi
   echo "t=$((i/2))s  connected peer links: $connected/6"
   st alpha 2>/dev/null || true
   if [ "$connected" -ge 6 ]; then ok=1; break; fi
@@ -83,7 +109,8 @@ for a in "${AGENTS[@]}"; do
   for b in "${AGENTS[@]}"; do
     [ "$a" = "$b" ] && continue
     printf '   %-8s -> ' "$a"
-    "$BIN/petrel" ping --state-dir "$DEMO/$a" -c 1 "$b.petrel.internal"
+    reply=$("$BIN/petrel" ping --state-dir "$DEMO/$a" -c 1 "$b.petrel.internal")
+    printf '%s\n' "${reply%%$'\n'*}" # the reply line, not the summary
   done
 done
 

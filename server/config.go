@@ -118,6 +118,10 @@ type Config struct {
 	Listen     string // host:port of the one TCP listener (gRPC, REST, relay)
 	STUNListen string // host:port (UDP); "" = ":3478"
 	Store      string // storeopen spec: "" or "sqlite", "sqlite:///path.db", "postgres://DSN"
+	// HA runs this process as one of several petrel-servers on one
+	// PostgreSQL store (--ha; docs/adr-005-ha-control-plane.md): no
+	// single-writer lock, and management follows the others' commits.
+	HA bool
 	// PublicURL is the URL agents use for management and signal; "" derives
 	// http://<listen host, or the hostname if unspecified>:<bound port>,
 	// https:// with TLS, and with ACME the first ACME domain as the host.
@@ -163,6 +167,8 @@ type Config struct {
 	MetricsListen string
 	// Pprof serves Go's profiler on the metrics listener (never on Listen).
 	Pprof bool
+	// OIDC turns on sign-in through an OpenID provider (oidc.go).
+	OIDC OIDC
 
 	limits limits // zero fields: defaultLimits (tests shorten them)
 }
@@ -210,11 +216,17 @@ func (c Config) validate() (Config, error) {
 			errs = append(errs, fmt.Errorf("--store: %w", err))
 		}
 	}
+	if c.HA {
+		if kind, _, err := storeopen.Parse(c.Store, "."); err == nil && kind != "postgres" {
+			errs = append(errs, errors.New("--ha: several instances share one PostgreSQL store; set --store postgres://…"))
+		}
+	}
 	if c.SignalKeyFile != "" && (c.Components.Management || !c.Components.Signal) {
 		errs = append(errs, errors.New("--signal-key-file: only for signal running without management (management's key is in the store)"))
 	}
 	errs = append(errs, c.TLS.validate(c.DataDir)...)
 	errs = append(errs, c.validateMetrics()...)
+	errs = append(errs, c.OIDC.validate()...)
 	c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)

@@ -2,8 +2,8 @@
 // for agents, REST for admins), signal, relay and STUN, on one TCP listener
 // plus STUN on UDP. Connections are split by sniffing the HTTP/2 client
 // preface: HTTP/2 with prior knowledge (gRPC) goes to grpc-go's native
-// server, HTTP/1.1 to net/http (REST under /api, the relay WebSocket at
-// /relay, /healthz); see docs/adr-001-one-port-listener.md. With
+// server, HTTP/1.1 to net/http (REST under /api, the dashboard under /ui, the
+// relay WebSocket at /relay, /healthz); see docs/adr-001-one-port-listener.md. With
 // Config.TLS the port serves TLS, terminated before the split, with
 // certificates from files or ACME (tls.go, docs/https.md).
 //
@@ -41,6 +41,7 @@ import (
 	"petrel/management/restapi"
 	"petrel/management/store"
 	"petrel/management/store/storeopen"
+	"petrel/management/ui"
 	"petrel/relay"
 	"petrel/relay/auth"
 	"petrel/server/internal/split"
@@ -71,6 +72,7 @@ type Server struct {
 	grpc       *grpc.Server
 	http       *http.Server
 	store      store.Store
+	feed       store.Feed // with --ha: the shared store's commit feed
 	mgmt       *management.Service
 	sig        *signal.Server
 	relay      *relay.Server
@@ -174,7 +176,13 @@ func (s *Server) start(ctx context.Context) (err error) {
 	})
 	s.grpc = newGRPCServer(cfg.limits)
 	if cfg.opensStore() {
-		if s.store, err = storeopen.Open(ctx, cfg.Store, cfg.DataDir, cfg.Logger); err != nil {
+		if cfg.HA {
+			pg, err := storeopen.OpenShared(ctx, cfg.Store, cfg.Logger)
+			if err != nil {
+				return err
+			}
+			s.store, s.feed = pg, pg
+		} else if s.store, err = storeopen.Open(ctx, cfg.Store, cfg.DataDir, cfg.Logger); err != nil {
 			return err
 		}
 	}
@@ -288,6 +296,10 @@ func (s *Server) startManagement(ctx context.Context, mux *http.ServeMux, secret
 		Server: management.ServerInfo{PublicURL: s.ep.PublicURL, STUNURLs: s.ep.STUNURLs, RelayURLs: s.ep.RelayURLs,
 			RelayTokenTTL: s.cfg.RelayTokenTTL},
 		LoginLimits: s.cfg.LoginLimits,
+		Identity:    s.cfg.OIDC.identityConfig(),
+	}
+	if s.feed != nil {
+		mcfg.HA = &management.HAConfig{Feed: s.feed}
 	}
 	if secret != nil {
 		mcfg.MintRelayToken = func(peer keys.Public, exp time.Time) string { return auth.Mint(secret, peer, exp) }
@@ -308,6 +320,7 @@ func (s *Server) startManagement(ctx context.Context, mux *http.ServeMux, secret
 	api.SetObserver(s.events)
 	api.Register(s.grpc)
 	mux.Handle("/api/", restapi.New(svc, s.cfg.Logger))
+	mux.Handle("/ui/", ui.New(svc, ui.Options{Logger: s.cfg.Logger, TLS: s.cfg.TLS.Enabled()}))
 	return nil
 }
 

@@ -2,11 +2,13 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"petrel/internal/rpcerr"
 	"petrel/proto/daemonpb"
 )
 
@@ -24,8 +26,15 @@ func (a *api) Up(req *daemonpb.UpRequest, stream daemonpb.Daemon_UpServer) error
 	ctx, cancel := context.WithTimeout(stream.Context(), timeout)
 	defer cancel()
 	send := func(p *daemonpb.UpProgress) { _ = stream.Send(p) }
-	if err := a.d.up(ctx, req, send); err != nil {
-		return status.Error(codes.FailedPrecondition, err.Error())
+	already, err := a.d.up(ctx, req, send)
+	if err != nil {
+		return status.Error(codes.FailedPrecondition, rpcerr.Text(err))
+	}
+	if eng := a.d.engine(); already && eng != nil {
+		p := progressOf(eng.Status())
+		p.Stage, p.Message = "done", "petrel is already up"
+		send(p)
+		return nil
 	}
 	// Stream progress until connected (and, if asked, all peers connected).
 	tick := time.NewTicker(200 * time.Millisecond)
@@ -96,10 +105,14 @@ func (a *api) Down(ctx context.Context, _ *daemonpb.DownRequest) (*daemonpb.Down
 }
 
 func (a *api) Logout(ctx context.Context, _ *daemonpb.LogoutRequest) (*daemonpb.LogoutResponse, error) {
-	if err := a.d.logout(); err != nil {
+	resp, err := a.d.logout(ctx)
+	if errors.Is(err, ErrNotLoggedIn) {
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	}
+	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}
-	return &daemonpb.LogoutResponse{}, nil
+	return resp, nil
 }
 
 func (a *api) Status(ctx context.Context, _ *daemonpb.StatusRequest) (*daemonpb.StatusResponse, error) {
@@ -111,7 +124,7 @@ func (a *api) Status(ctx context.Context, _ *daemonpb.StatusRequest) (*daemonpb.
 			st.State = "needs-login"
 		}
 		a.d.mu.Lock()
-		st.LastError = a.d.lastErr
+		st.LastError = rpcerr.Clean(a.d.lastErr) // no raw gRPC text from management or signal
 		a.d.mu.Unlock()
 		return st, nil
 	}
@@ -177,7 +190,7 @@ func (a *api) Login(ctx context.Context, req *daemonpb.LoginRequest) (*daemonpb.
 	defer cancel()
 	resp, err := a.d.login(ctx, req)
 	if err != nil {
-		return nil, status.Error(codes.FailedPrecondition, err.Error())
+		return nil, status.Error(codes.FailedPrecondition, rpcerr.Text(err))
 	}
 	return resp, nil
 }

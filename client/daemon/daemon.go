@@ -1,7 +1,9 @@
 // Package daemon is the long-running side of the petrel agent: it owns the
 // state directory (key, profile, cleanup journal), runs the engine, and
-// serves the local API (gRPC over a unix socket, mode 0600) that the CLI
-// uses.
+// serves the local API (gRPC over a unix socket) that the CLI uses. The
+// socket is 0600, or, for a root daemon, 0660 to an operator group whose
+// members may call only the read-only calls (socket.go checks each
+// caller's uid).
 //
 // Imported by cmd/petrel only. A Daemon's methods are safe for concurrent
 // use; the engine is started and stopped under the daemon's mutex.
@@ -30,8 +32,11 @@ import (
 
 // Options configure a daemon (read once from flags in cmd/petrel).
 type Options struct {
-	StateDir      string
-	Socket        string // default StateDir/petrel.sock
+	StateDir string
+	Socket   string // default StateDir/petrel.sock
+	// OperatorGroup may call the read-only part of the local API when the
+	// daemon runs as root ("" = nobody but root; socket.go).
+	OperatorGroup string
 	Netstack      bool
 	InterfaceName string
 	MTU           int
@@ -72,6 +77,10 @@ type Daemon struct {
 	stopped         bool
 	done            chan struct{}
 	logs            *logring.Ring // recent log lines (petrel debug bundle)
+
+	// upProgress reports login retries to the `petrel up` waiting on them
+	// (nil when nobody waits); engines call it from their own goroutines.
+	upProgress atomic.Pointer[func(*daemonpb.UpProgress)]
 
 	// Metrics (metrics.go): live is eng, readable without mu.
 	live      atomic.Pointer[engine.Engine]
@@ -116,7 +125,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if n, err := d.journal.Replay(HostUndoers()); n > 0 || err != nil {
 		d.log.Info("cleaned up after previous run", "undone", n, "err", err)
 	}
-	ln, err := listenUnix(d.opts.Socket)
+	ln, err := d.listenUnix(d.opts.Socket)
 	if err != nil {
 		return err
 	}
@@ -125,7 +134,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		os.Remove(d.opts.Socket)
 		return err
 	}
-	srv := grpc.NewServer()
+	srv := grpc.NewServer(serverOptions()...)
 	daemonpb.RegisterDaemonServer(srv, &api{d: d})
 	d.mu.Lock()
 	d.server, d.listener = srv, ln
@@ -159,7 +168,7 @@ func (d *Daemon) reconnect(ctx context.Context) {
 	bo := backoff.Backoff{Min: time.Second, Max: 30 * time.Second}
 	for {
 		cctx, cancel := context.WithTimeout(ctx, reconnectAttempt)
-		err := d.up(cctx, &daemonpb.UpRequest{}, nil)
+		_, err := d.up(cctx, &daemonpb.UpRequest{}, nil)
 		cancel()
 		switch {
 		case err == nil || ctx.Err() != nil:
@@ -212,140 +221,6 @@ func (d *Daemon) Stop() {
 // Done is closed when Stop has finished.
 func (d *Daemon) Done() <-chan struct{} { return d.done }
 
-func listenUnix(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("create socket dir: %w", err)
-	}
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("another petrel daemon is already listening on %s", path)
-	}
-	os.Remove(path)
-	old := umask(0o177)
-	ln, err := net.Listen("unix", path)
-	umask(old)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("chmod socket: %w", err)
-	}
-	return ln, nil
-}
-
-// up logs in and starts the engine (or reports the running one).
-func (d *Daemon) up(ctx context.Context, req *daemonpb.UpRequest, progress func(*daemonpb.UpProgress)) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.stopped {
-		return errors.New("daemon is stopping")
-	}
-	prof, err := d.state.LoadProfile()
-	if err != nil {
-		return err
-	}
-	if req.ManagementUrl != "" {
-		u, err := ValidateManagementURL(req.ManagementUrl)
-		if err != nil {
-			return err
-		}
-		if u != prof.ManagementURL {
-			prof.Registered = false
-		}
-		prof.ManagementURL = u
-	}
-	if req.Hostname != "" {
-		prof.Hostname = req.Hostname
-	}
-	if prof.ManagementURL == "" {
-		return errors.New("no management URL: run petrel up --management-url URL --setup-key KEY")
-	}
-	if d.eng != nil && d.eng.NeedsLogin() {
-		d.stopEngineLocked()
-		prof.Registered = false
-	}
-	if req.ExitNodeAllowLan != nil {
-		prof.Exit.BlockLAN = !*req.ExitNodeAllowLan
-	}
-	if req.ExitNodeKillSwitch != nil {
-		prof.Exit.KillSwitch = *req.ExitNodeKillSwitch
-	}
-	if d.eng != nil {
-		if req.SetupKey == "" && req.ManagementUrl == "" || prof.ManagementURL == d.eng.ManagementURL() {
-			if req.ExitNodeAllowLan == nil && req.ExitNodeKillSwitch == nil {
-				return nil // already up
-			}
-			if _, err := d.eng.SetExitNode(&daemonpb.SetExitNodeRequest{
-				AllowLan: req.ExitNodeAllowLan, KillSwitch: req.ExitNodeKillSwitch}); err != nil {
-				return err
-			}
-			return d.state.SaveProfile(prof)
-		}
-		d.stopEngineLocked()
-	}
-	if !prof.Registered && req.SetupKey == "" {
-		return errors.New("this machine is not registered: a setup key is needed (--setup-key)")
-	}
-	key, err := d.state.Key()
-	if err != nil {
-		return err
-	}
-	hostname := prof.Hostname
-	if hostname == "" {
-		hostname, _ = os.Hostname()
-	}
-	roots, err := d.rootCAs()
-	if err != nil {
-		return err
-	}
-	cfg := engine.Config{
-		ManagementURL: prof.ManagementURL,
-		SetupKey:      req.SetupKey,
-		Hostname:      hostname,
-		Key:           key,
-		Netstack:      d.opts.Netstack,
-		InterfaceName: d.opts.InterfaceName,
-		MTU:           d.opts.MTU,
-		WGPort:        d.opts.WGPort,
-		SOCKS5Addr:    d.opts.SOCKS5Addr,
-		ICELoopback:   d.opts.ICELoopback,
-		ForceRelay:    d.opts.ForceRelay,
-		Journal:       recorder{d.journal},
-		Exit:          prof.Exit.Prefs(),
-		StateDir:      d.opts.StateDir,
-		DNSMode:       d.opts.DNSMode,
-		DNSAddr:       d.opts.DNSAddr,
-		DNSNoBypass:   d.opts.DNSNoBypass,
-		DNSCacheTTL:   d.opts.DNSCacheTTL,
-		NoFirewall:    d.opts.NoFirewall,
-		RootCAs:       roots,
-		Logger:        d.opts.Logger,
-	}
-	if d.opts.Tune != nil {
-		d.opts.Tune(&cfg)
-	}
-	if progress != nil {
-		progress(&daemonpb.UpProgress{Stage: "management", Message: "logging in to " + prof.ManagementURL})
-	}
-	eng, err := engine.New(cfg)
-	if err != nil {
-		return err
-	}
-	if err := eng.Start(ctx); err != nil {
-		d.lastErr = err.Error()
-		return err
-	}
-	d.eng = eng
-	d.live.Store(eng)
-	d.lastErr = ""
-	prof.Registered = true
-	if err := d.state.SaveProfile(prof); err != nil {
-		d.log.Warn("save profile", "err", err)
-	}
-	return nil
-}
-
 func (d *Daemon) down() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -370,22 +245,4 @@ func (d *Daemon) engine() *engine.Engine {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.eng
-}
-
-// logout stops the engine and forgets the registration (the key stays).
-func (d *Daemon) logout() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.stopEngineLocked()
-	// The map cache belongs to the registration: a later login must not
-	// start from it.
-	if err := os.Remove(filepath.Join(d.opts.StateDir, engine.CacheFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		d.log.Warn("remove map cache", "err", err)
-	}
-	prof, err := d.state.LoadProfile()
-	if err != nil {
-		return err
-	}
-	prof.Registered = false
-	return d.state.SaveProfile(prof)
 }

@@ -29,8 +29,8 @@ func (d *Daemon) login(ctx context.Context, req *daemonpb.LoginRequest) (*daemon
 	if u != prof.ManagementURL {
 		prof.Registered = false
 	}
-	if !prof.Registered && req.SetupKey == "" {
-		return nil, errors.New("this machine is not registered: a setup key is needed (--setup-key)")
+	if !prof.Registered && req.SetupKey == "" && req.IdToken == "" {
+		return nil, errors.New("this machine is not registered: a setup key is needed (--setup-key), or a sign-in where the server has an identity provider")
 	}
 	key, err := d.state.Key()
 	if err != nil {
@@ -47,12 +47,16 @@ func (d *Daemon) login(ctx context.Context, req *daemonpb.LoginRequest) (*daemon
 	if err != nil {
 		return nil, err
 	}
-	resp, err := engine.Register(ctx, engine.Config{ManagementURL: u, SetupKey: req.SetupKey, Hostname: hostname,
+	resp, err := engine.Register(ctx, engine.Config{ManagementURL: u, SetupKey: req.SetupKey, IDToken: req.IdToken, Hostname: hostname,
 		Key: key, Netstack: d.opts.Netstack, RootCAs: roots, Logger: d.opts.Logger})
 	if err != nil {
 		return nil, err
 	}
-	if d.eng != nil && d.eng.ManagementURL() != u {
+	restart := false
+	if d.eng != nil && (d.eng.ManagementURL() != u || d.eng.NeedsLogin()) {
+		// Another server, or a sign-in that renews a refused login: the
+		// running engine cannot continue as it is.
+		restart = d.eng.ManagementURL() == u
 		d.stopEngineLocked()
 	}
 	prof.ManagementURL, prof.Registered = u, true
@@ -61,6 +65,11 @@ func (d *Daemon) login(ctx context.Context, req *daemonpb.LoginRequest) (*daemon
 	}
 	if err := d.state.SaveProfile(prof); err != nil {
 		return nil, err
+	}
+	if restart { // the server knows the key again: reconnect by it
+		if err := d.startEngineLocked(ctx, prof, credential{}); err != nil {
+			return nil, err
+		}
 	}
 	pc := resp.GetPeerConfig()
 	return &daemonpb.LoginResponse{Ip: pc.GetAddress(), Fqdn: pc.GetFqdn()}, nil

@@ -30,6 +30,9 @@ type Profile struct {
 	Hostname      string      `json:"hostname,omitempty"`
 	Registered    bool        `json:"registered"` // a Login with a setup key succeeded once
 	Exit          ExitProfile `json:"exit_node,omitzero"`
+	// AcceptDNS false: the host's resolver is not pointed at the agent
+	// (`petrel set --accept-dns=false`); nil = the daemon's --dns-mode.
+	AcceptDNS *bool `json:"accept_dns,omitempty"`
 }
 
 // ExitProfile is the saved exit-node choice (`petrel exit-node`, `up

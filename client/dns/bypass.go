@@ -9,7 +9,7 @@ import (
 
 // bypass sends the management-domain cache's lookups straight to the
 // host's original nameservers over control-plane (marked) sockets, so they
-// never follow overlay routes (DESIGN §5 point 3).
+// never follow overlay routes (docs/dns.md, "The control-plane lifeline").
 type bypass struct {
 	servers []netip.AddrPort
 	x       *exchanger

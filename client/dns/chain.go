@@ -7,7 +7,7 @@ import (
 	mdns "github.com/miekg/dns"
 )
 
-// Handler priorities (DESIGN §5). Higher runs first.
+// Handler priorities (docs/dns.md, "Handler chain"). Higher runs first.
 const (
 	PrioMgmtCache  = 150
 	PrioRoute      = 100 // route interceptors, not built yet (see memoizable in answers.go)

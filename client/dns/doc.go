@@ -1,4 +1,4 @@
-// Package dns is the agent's DNS resolver (DESIGN §5): a miekg/dns server on
+// Package dns is the agent's DNS resolver (docs/dns.md): a miekg/dns server on
 // the overlay address (TUN mode) or a loopback address (netstack mode) that
 // answers through a chain of handlers by priority:
 //

@@ -69,7 +69,7 @@ type flight struct {
 // the path it took.
 type cacheLookup func(ctx context.Context, q *mdns.Msg) (*mdns.Msg, string, error)
 
-// mgmtCache is the management-domain cache (DESIGN §5 points 1–5). It lives
+// mgmtCache is the management-domain cache (docs/dns.md, "The control-plane lifeline"). It lives
 // as long as the Resolver; Apply does not replace it.
 type mgmtCache struct {
 	clock  func() time.Time

@@ -270,8 +270,9 @@ func (r *Resolver) Apply(s Settings) {
 	r.cache.setDomains(s.ServerDomains, host, setHost)
 }
 
-// ApplyServerDomains applies a partial server-domain update (DESIGN §5
-// point 5); see ServerDomains for which categories an update carries.
+// ApplyServerDomains applies a partial server-domain update (docs/dns.md,
+// "The control-plane lifeline"); see ServerDomains for which categories an
+// update carries.
 func (r *Resolver) ApplyServerDomains(d ServerDomains) {
 	r.cache.setDomains(d, "", false)
 }

@@ -61,8 +61,8 @@ func (e *Engine) cachePath() string {
 // then needs management as if it had none, and keeps its key).
 func (e *Engine) loadCache() *mapcache.Snapshot {
 	path := e.cachePath()
-	if path == "" || e.cfg.SetupKey != "" {
-		return nil // a registration starts from nothing
+	if path == "" || e.cfg.SetupKey != "" || e.cfg.IDToken != "" {
+		return nil // a registration or sign-in starts from nothing
 	}
 	s, err := mapcache.Load(path, e.cfg.Key, e.cfg.ManagementURL)
 	switch {
@@ -195,7 +195,7 @@ func (e *Engine) noteEndpoints() {
 	}
 	for k, s := range stats {
 		if _, ok := inMap[k]; !ok || s.Endpoint == "" || strings.HasPrefix(s.Endpoint, wg.RelayPrefix) ||
-			s.LastHandshake.IsZero() || time.Since(s.LastHandshake) > handshakeFresh {
+			s.LastHandshake.IsZero() || time.Since(s.LastHandshake) > wgRejectAfterTime {
 			continue
 		}
 		next[k.String()] = mapcache.Endpoint{Addr: s.Endpoint, Seen: s.LastHandshake.UTC().Truncate(time.Second)}

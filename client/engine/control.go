@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"net"
+	"time"
 
 	"github.com/pion/stun/v4"
 
@@ -51,7 +52,7 @@ func (e *Engine) applyServerConfig(sc *managementpb.ServerConfig) {
 			if de.Code == signalpb.ErrorCode_NOT_CONNECTED {
 				e.mu.Lock()
 				if r := e.peers[de.To]; r != nil {
-					r.offline.Store(true)
+					r.live.reportOffline(time.Now())
 				}
 				e.mu.Unlock()
 			}
@@ -130,7 +131,7 @@ func (e *Engine) onSignal(from keys.Public, msg *signalpb.PeerMessage) {
 		e.log.Debug("signal from unknown peer", "peer", from.Short())
 		return
 	}
-	r.offline.Store(false)
+	r.live.clearReport()
 	r.conn.OnSignal(msg)
 }
 

@@ -6,8 +6,9 @@
 // Imported by client/daemon. Engine methods are safe for concurrent use.
 // Goroutines: the Sync loop (applies maps in serial order), the signal
 // client's handler goroutine (dispatches to peer.Conn), the relay client's
-// read goroutines (feed the Bind), and the latency prober (probe.go: one
-// loop plus at most probeParallel pings in flight), which Stop waits for.
+// read goroutines (feed the Bind), and the latency and liveness prober
+// (probe.go, liveness.go: one loop plus at most probeParallel pings in
+// flight), which Stop waits for.
 package engine
 
 import (
@@ -48,7 +49,16 @@ type Recorder interface {
 type Config struct {
 	ManagementURL string
 	SetupKey      string // used only when the key is not registered yet
-	Hostname      string
+	// IDToken is an OpenID ID token from a user's sign-in (the device
+	// flow); it is sent with the first login only (the server accepts each
+	// token once) and never stored.
+	IDToken  string
+	Hostname string
+	// OnLoginRetry, if set, is told about each failed attempt to reach
+	// management while logging in (attempt counts from 1; why is the
+	// error; next the wait before the next attempt) so a waiting user sees
+	// progress. It runs on the logging-in goroutine and must not block.
+	OnLoginRetry  func(attempt int, why string, next time.Duration)
 	Key           keys.Private
 	Netstack      bool
 	InterfaceName string
@@ -118,7 +128,9 @@ type Engine struct {
 
 	mgmtUp     atomic.Bool
 	needsLogin atomic.Bool
-	relayToken atomic.Pointer[string]
+	// idTokenSent: cfg.IDToken went out with a login that succeeded.
+	idTokenSent atomic.Bool
+	relayToken  atomic.Pointer[string]
 
 	mu       sync.Mutex
 	nm       *managementpb.NetworkMap
@@ -142,10 +154,10 @@ type Engine struct {
 }
 
 type remote struct {
-	info    *managementpb.RemotePeer // guarded by Engine.mu
-	conn    *peer.Conn
-	offline atomic.Bool
-	cached  atomic.Bool // WireGuard was given the endpoint from the map cache
+	info   *managementpb.RemotePeer // guarded by Engine.mu
+	conn   *peer.Conn
+	live   liveState   // offline verdict (liveness.go)
+	cached atomic.Bool // WireGuard was given the endpoint from the map cache
 
 	// devMu serialises this peer's WireGuard configuration (lock order:
 	// devMu, then Engine.mu). configured: the device has the peer (created
@@ -170,6 +182,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.Key.IsZero() {
 		return nil, errors.New("engine: no private key")
+	}
+	if cfg.WGPort < 0 || cfg.WGPort > 65535 {
+		return nil, fmt.Errorf("engine: WireGuard port %d is not in 0..65535", cfg.WGPort)
 	}
 	if cfg.MTU == 0 {
 		cfg.MTU = 1280

@@ -16,11 +16,6 @@ import (
 	"petrel/proto/signalpb"
 )
 
-// handshakeFresh is how recent a WireGuard handshake must be for a peer to
-// count as connected (WireGuard rekeys every 2 minutes while traffic flows,
-// and keepalives keep traffic flowing).
-const handshakeFresh = 3 * time.Minute
-
 // PathCached is the path status shows for a peer reached over the endpoint
 // the map cache remembered, before ICE found a path (no signal yet).
 const PathCached peer.Path = "cached"
@@ -91,6 +86,7 @@ func (e *Engine) coreStatus() *daemonpb.StatusResponse {
 		entries = append(entries, entry{k, r, r.info})
 	}
 	e.mu.Unlock()
+	now := time.Now()
 	for _, en := range entries {
 		k, r, info := en.k, en.r, en.info
 		ps := &daemonpb.PeerStatus{Name: info.Name, Fqdn: info.Fqdn, PublicKey: info.PublicKey}
@@ -113,15 +109,20 @@ func (e *Engine) coreStatus() *daemonpb.StatusResponse {
 				ps.LastHandshakeUnix = s.handshake.Unix()
 			}
 		}
-		connected := peerConnected(s, ok, cs)
-		ps.LatencyMs = latencyMs(cs, r, connected)
+		// Offline first: a session WireGuard still holds says nothing
+		// once the peer stopped answering or left signal (liveness.go).
+		why := r.live.verdict(now, s.handshake)
 		switch {
-		case connected:
+		case why != "":
+			ps.Status, ps.OfflineReason = "offline", why
+		case peerConnected(s, ok, cs, now):
 			ps.Status = "connected"
-		case r.offline.Load():
-			ps.Status = "offline"
 		default:
 			ps.Status = "connecting"
+		}
+		if rtt, age, ok := latencyOf(r, cs.Path, now); ok && why == "" {
+			ps.LatencyMs = float64(rtt) / float64(time.Millisecond)
+			ps.LatencyAgeS = int64(age / time.Second)
 		}
 		st.Peers = append(st.Peers, ps)
 	}
@@ -137,10 +138,11 @@ func (e *Engine) coreStatus() *daemonpb.StatusResponse {
 	return st
 }
 
-// peerConnected reports whether a peer counts as connected: a path and a
-// fresh WireGuard handshake (ok: the device has the peer).
-func peerConnected(s wgStats, ok bool, cs peer.Status) bool {
-	return ok && !s.handshake.IsZero() && time.Since(s.handshake) < handshakeFresh && cs.Path != peer.PathNone
+// peerConnected reports whether a peer the liveness rules do not hold
+// offline counts as connected: a path and a WireGuard session whose keys
+// are still in use (ok: the device has the peer).
+func peerConnected(s wgStats, ok bool, cs peer.Status, now time.Time) bool {
+	return ok && !s.handshake.IsZero() && now.Sub(s.handshake) < wgRejectAfterTime && cs.Path != peer.PathNone
 }
 
 type wgStats struct {

@@ -20,7 +20,12 @@ import (
 var AgentVersion = "dev"
 
 func (e *Engine) loginRequest() *managementpb.LoginRequest {
+	var jwt string
+	if !e.idTokenSent.Load() {
+		jwt = e.cfg.IDToken
+	}
 	return &managementpb.LoginRequest{
+		Jwt:      jwt,
 		SetupKey: e.cfg.SetupKey,
 		Hostname: e.cfg.Hostname,
 		Meta: &managementpb.PeerMeta{Hostname: e.cfg.Hostname, Os: runtime.GOOS,
@@ -38,9 +43,11 @@ var ErrLoginRefused = errors.New("management refused login")
 func (e *Engine) login(ctx context.Context) (*managementpb.LoginResponse, error) {
 	bo := backoff.Backoff{Min: 500 * time.Millisecond, Max: 5 * time.Second}
 	var lastErr error
+	attempt := 0
 	for {
 		resp, err := e.mgmt.Login(ctx, e.cfg.Key, e.loginRequest())
 		if err == nil {
+			e.idTokenSent.Store(true) // re-logins authenticate by key
 			e.mgmtUp.Store(true)
 			return resp, nil
 		}
@@ -53,11 +60,16 @@ func (e *Engine) login(ctx context.Context) (*managementpb.LoginResponse, error)
 			return nil, cerr // retrying cannot help either, and the reason must show
 		}
 		lastErr = err
-		e.log.Debug("login failed, retrying", "err", err)
+		attempt++
+		wait := bo.Next()
+		e.log.Debug("login failed, retrying", "err", err, "attempt", attempt, "in", wait)
+		if h := e.cfg.OnLoginRetry; h != nil {
+			h(attempt, describe(err), wait)
+		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("management server %s unreachable: %s", e.cfg.ManagementURL, describe(lastErr))
-		case <-time.After(bo.Next()):
+			return nil, fmt.Errorf("management server %s unreachable after %d attempts: %s", e.cfg.ManagementURL, attempt, describe(lastErr))
+		case <-time.After(wait):
 		}
 	}
 }

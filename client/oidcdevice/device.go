@@ -6,8 +6,12 @@
 // token, which the agent sends to the management server as
 // LoginRequest.jwt (the server verifies it; this package does not).
 //
-// The wire calls are github.com/zitadel/oidc/v3/pkg/client's; the polling
-// loop is here so its clock and sleep can be injected.
+// It is written on net/http and encoding/json only, so the agent binary
+// carries no OpenID library: device.go has the API (Start, Instructions,
+// Login), poll.go the polling loop with its injected clock and sleep,
+// wire.go the HTTP requests and the checks on what comes back (bounded
+// reads, https for every non-loopback URL, escaped provider strings in
+// errors). Tokens are never logged and never put in an error.
 //
 // The agent imports it. Start and Wait run on the caller's goroutine; an
 // *Authorization is used by one goroutine at a time.
@@ -19,11 +23,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 	"time"
-
-	"github.com/zitadel/oidc/v3/pkg/client"
-	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"petrel/internal/printable"
 )
@@ -36,21 +39,34 @@ var (
 )
 
 const (
-	defaultInterval = 5 * time.Second // RFC 8628 section 3.2
-	slowDownStep    = 5 * time.Second // RFC 8628 section 3.5
-	maxBackoff      = time.Minute
-	maxFailures     = 5 // consecutive polls without an OAuth answer
+	defaultInterval       = 5 * time.Second // RFC 8628 section 3.2
+	slowDownStep          = 5 * time.Second // RFC 8628 section 3.5
+	maxBackoff            = time.Minute
+	maxFailures           = 5 // consecutive polls without an OAuth answer
+	defaultRequestTimeout = 30 * time.Second
+
+	grantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
+	discoveryPath   = "/.well-known/openid-configuration"
+
+	// Bounds on what the provider tells the user to open and type; a QR
+	// code of the longest URI still fits a terminal.
+	maxUserCode = 128
+	maxURI      = 2048
 )
 
 // Config names the provider and the agent's client there.
 type Config struct {
-	Issuer   string // discovered at Issuer/.well-known/openid-configuration
+	// Issuer is discovered at Issuer/.well-known/openid-configuration and
+	// must be https, or http on a loopback address (tests).
+	Issuer   string
 	ClientID string // a public client with the device grant
 	// Scopes requested; "openid" is always added. Default: openid
 	// profile email. Add the provider's groups scope when the server
 	// syncs groups.
 	Scopes     []string
 	HTTPClient *http.Client // default http.DefaultClient
+	// RequestTimeout bounds each HTTP request; default 30 s.
+	RequestTimeout time.Duration
 	// Now and Sleep default to the wall clock; tests inject their own.
 	Now   func() time.Time
 	Sleep func(ctx context.Context, d time.Duration) error
@@ -72,24 +88,18 @@ type Authorization struct {
 	Expires                 time.Time // zero if the provider gave no lifetime
 	Interval                time.Duration
 
-	cfg        Config
-	deviceCode string
-	endpoints  endpoints
+	cfg           Config
+	wire          *wire
+	deviceCode    string
+	tokenEndpoint string
 }
-
-// endpoints implements the zitadel client's caller interfaces.
-type endpoints struct {
-	device, token string
-	hc            *http.Client
-}
-
-func (e endpoints) GetDeviceAuthorizationEndpoint() string { return e.device }
-func (e endpoints) TokenEndpoint() string                  { return e.token }
-func (e endpoints) HttpClient() *http.Client               { return e.hc }
 
 func (c *Config) setDefaults() {
 	if c.HTTPClient == nil {
 		c.HTTPClient = http.DefaultClient
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = defaultRequestTimeout
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -98,10 +108,10 @@ func (c *Config) setDefaults() {
 		c.Sleep = sleep
 	}
 	if len(c.Scopes) == 0 {
-		c.Scopes = []string{oidc.ScopeProfile, oidc.ScopeEmail}
+		c.Scopes = []string{"profile", "email"}
 	}
-	if !slices.Contains(c.Scopes, oidc.ScopeOpenID) {
-		c.Scopes = append([]string{oidc.ScopeOpenID}, c.Scopes...)
+	if !slices.Contains(c.Scopes, "openid") {
+		c.Scopes = append([]string{"openid"}, c.Scopes...)
 	}
 }
 
@@ -116,46 +126,119 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// discovery is the part of the provider's metadata the flow needs.
+type discovery struct {
+	Issuer                      string `json:"issuer"`
+	DeviceAuthorizationEndpoint string `json:"device_authorization_endpoint"`
+	TokenEndpoint               string `json:"token_endpoint"`
+}
+
+// deviceAnswer is the device authorization response (RFC 8628 section
+// 3.2). VerificationURL is an earlier draft's name some providers still
+// send.
+type deviceAnswer struct {
+	DeviceCode              string  `json:"device_code"`
+	UserCode                string  `json:"user_code"`
+	VerificationURI         string  `json:"verification_uri"`
+	VerificationURL         string  `json:"verification_url"`
+	VerificationURIComplete string  `json:"verification_uri_complete"`
+	ExpiresIn               seconds `json:"expires_in"`
+	Interval                seconds `json:"interval"`
+}
+
 // Start discovers the provider and asks it for a device code.
 func Start(ctx context.Context, cfg Config) (*Authorization, error) {
 	if cfg.Issuer == "" || cfg.ClientID == "" {
 		return nil, errors.New("device login: issuer and client ID are required")
 	}
+	if err := checkURL("issuer", cfg.Issuer); err != nil {
+		return nil, fmt.Errorf("device login: %w", err)
+	}
 	cfg.Scopes = slices.Clone(cfg.Scopes)
 	cfg.setDefaults()
-	disc, err := client.Discover(ctx, cfg.Issuer, cfg.HTTPClient)
+	w := newWire(cfg.HTTPClient, cfg.RequestTimeout)
+	disc, err := discover(ctx, w, cfg.Issuer)
 	if err != nil {
-		return nil, fmt.Errorf("discover %s: %w", cfg.Issuer, err)
+		return nil, fmt.Errorf("discover %s: %w", clean(cfg.Issuer), err)
 	}
-	if disc.DeviceAuthorizationEndpoint == "" || disc.TokenEndpoint == "" {
-		return nil, fmt.Errorf("discover %s: the provider offers no device authorization endpoint", cfg.Issuer)
+
+	ep := disc.DeviceAuthorizationEndpoint
+	status, body, err := w.send(ctx, ep, url.Values{"client_id": {cfg.ClientID}, "scope": {strings.Join(cfg.Scopes, " ")}})
+	var ans deviceAnswer
+	if err == nil {
+		err = decode(status, body, &ans)
 	}
-	ep := endpoints{device: disc.DeviceAuthorizationEndpoint, token: disc.TokenEndpoint, hc: cfg.HTTPClient}
-	resp, err := client.CallDeviceAuthorizationEndpoint(ctx, &oidc.ClientCredentialsRequest{
-		Scope: cfg.Scopes, ClientID: cfg.ClientID,
-	}, ep, nil)
+	if err == nil {
+		err = ans.check()
+	}
 	if err != nil {
-		return nil, fmt.Errorf("start device authorization: %w", err)
-	}
-	if resp.DeviceCode == "" || resp.UserCode == "" || resp.VerificationURI == "" {
-		return nil, errors.New("start device authorization: the answer lacks the device code, user code or verification URI")
+		return nil, fmt.Errorf("start device authorization at %s: %w", clean(ep), err)
 	}
 	a := &Authorization{
-		UserCode:                resp.UserCode,
-		VerificationURI:         resp.VerificationURI,
-		VerificationURIComplete: resp.VerificationURIComplete,
-		Interval:                time.Duration(resp.Interval) * time.Second,
+		UserCode:                ans.UserCode,
+		VerificationURI:         ans.VerificationURI,
+		VerificationURIComplete: ans.VerificationURIComplete,
+		Interval:                ans.Interval.duration(),
 		cfg:                     cfg,
-		deviceCode:              resp.DeviceCode,
-		endpoints:               ep,
+		wire:                    w,
+		deviceCode:              ans.DeviceCode,
+		tokenEndpoint:           disc.TokenEndpoint,
 	}
 	if a.Interval <= 0 {
 		a.Interval = defaultInterval
 	}
-	if resp.ExpiresIn > 0 {
-		a.Expires = cfg.Now().Add(time.Duration(resp.ExpiresIn) * time.Second)
+	if ans.ExpiresIn > 0 {
+		a.Expires = cfg.Now().Add(ans.ExpiresIn.duration())
 	}
 	return a, nil
+}
+
+// discover fetches the provider's metadata and checks it names the issuer
+// asked for and secure endpoints for the device flow.
+func discover(ctx context.Context, w *wire, issuer string) (*discovery, error) {
+	u := strings.TrimSuffix(issuer, "/") + discoveryPath
+	status, body, err := w.send(ctx, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", clean(u), err)
+	}
+	var d discovery
+	if err := decode(status, body, &d); err != nil {
+		return nil, fmt.Errorf("GET %s: %w", clean(u), err)
+	}
+	if d.Issuer != issuer {
+		return nil, fmt.Errorf("the provider calls itself %q, not the configured issuer", clean(d.Issuer))
+	}
+	if d.DeviceAuthorizationEndpoint == "" || d.TokenEndpoint == "" {
+		return nil, errors.New("the provider offers no device authorization or token endpoint")
+	}
+	if err := checkURL("device authorization endpoint", d.DeviceAuthorizationEndpoint); err != nil {
+		return nil, err
+	}
+	if err := checkURL("token endpoint", d.TokenEndpoint); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// check validates a device authorization response and fills
+// VerificationURI from the older name.
+func (d *deviceAnswer) check() error {
+	if d.VerificationURI == "" {
+		d.VerificationURI = d.VerificationURL
+	}
+	if d.DeviceCode == "" || d.UserCode == "" || d.VerificationURI == "" {
+		return errors.New("the answer lacks the device code, user code or verification URI")
+	}
+	if len(d.UserCode) > maxUserCode || len(d.VerificationURI) > maxURI || len(d.VerificationURIComplete) > maxURI {
+		return errors.New("the user code or verification URI is too long")
+	}
+	if err := checkURL("verification URI", d.VerificationURI); err != nil {
+		return err
+	}
+	if d.VerificationURIComplete != "" {
+		return checkURL("verification URI", d.VerificationURIComplete)
+	}
+	return nil
 }
 
 // Instructions is the text to show the user; provider-supplied strings
@@ -167,69 +250,6 @@ func (a *Authorization) Instructions() string {
 		s += fmt.Sprintf("(or open %s)\n", printable.Escape(a.VerificationURIComplete))
 	}
 	return s
-}
-
-// Wait polls the token endpoint (RFC 8628 section 3.4) every Interval:
-// "authorization_pending" polls again, "slow_down" adds 5 s to the
-// interval for good, "access_denied" is ErrDenied, "expired_token" (or
-// the code's lifetime passing) is ErrExpired. A poll that gets no OAuth
-// answer (network or server trouble) doubles the interval, up to a minute;
-// five in a row end the wait with the last error.
-func (a *Authorization) Wait(ctx context.Context) (*Tokens, error) {
-	req := &client.DeviceAccessTokenRequest{
-		ClientCredentialsRequest: &oidc.ClientCredentialsRequest{ClientID: a.cfg.ClientID},
-		DeviceAccessTokenRequest: oidc.DeviceAccessTokenRequest{GrantType: oidc.GrantTypeDeviceCode, DeviceCode: a.deviceCode},
-	}
-	interval, failures := a.Interval, 0
-	for {
-		if err := a.cfg.Sleep(ctx, interval); err != nil {
-			return nil, err
-		}
-		if !a.Expires.IsZero() && a.cfg.Now().After(a.Expires) {
-			return nil, ErrExpired
-		}
-		resp, err := client.CallDeviceAccessTokenEndpointWithAuthFn(ctx, req, a.endpoints, nil)
-		if err == nil {
-			if resp.IDToken == "" {
-				return nil, ErrNoIDToken
-			}
-			t := &Tokens{IDToken: resp.IDToken, AccessToken: resp.AccessToken}
-			if resp.ExpiresIn > 0 {
-				t.Expiry = a.cfg.Now().Add(time.Duration(resp.ExpiresIn) * time.Second)
-			}
-			return t, nil
-		}
-		var oe *oidc.Error
-		if !errors.As(err, &oe) {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			if failures++; failures >= maxFailures {
-				return nil, fmt.Errorf("poll token endpoint: %w", err)
-			}
-			interval = min(2*interval, max(maxBackoff, interval))
-			continue
-		}
-		failures = 0
-		switch oe.ErrorType {
-		case oidc.AuthorizationPending:
-		case oidc.SlowDown:
-			interval += slowDownStep
-		case oidc.AccessDenied:
-			return nil, describe(ErrDenied, oe)
-		case oidc.ExpiredToken:
-			return nil, describe(ErrExpired, oe)
-		default:
-			return nil, describe(fmt.Errorf("token endpoint answered %q", oe.ErrorType), oe)
-		}
-	}
-}
-
-func describe(err error, oe *oidc.Error) error {
-	if oe.Description == "" {
-		return err
-	}
-	return fmt.Errorf("%w (%s)", err, printable.Escape(oe.Description))
 }
 
 // Login starts a device authorization, writes the instructions to w and

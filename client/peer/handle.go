@@ -22,6 +22,9 @@ func (c *Conn) OnSignal(msg *signalpb.PeerMessage) {
 	case *signalpb.PeerMessage_Candidate:
 		c.onCandidate(m.Candidate.SessionId, m.Candidate.Candidate)
 	case *signalpb.PeerMessage_Close:
+		if m.Close.SessionId == 0 {
+			return // names no session: the remote's presence query (engine liveness)
+		}
 		c.mu.Lock()
 		if c.remoteSess == m.Close.SessionId {
 			c.remoteSess = 0

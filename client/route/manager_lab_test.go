@@ -340,3 +340,16 @@ func TestLabFamilyRulesFollowRoutes(t *testing.T) {
 	}
 	l.requireSnapshot(before, "Close")
 }
+
+// abandon simulates a crash (tests only): it stops the drift goroutine and
+// drops the handles without undoing anything.
+func (m *Manager) abandon() {
+	m.mu.Lock()
+	wait := m.closeLocked()
+	if m.plat != nil {
+		m.plat.nl.close()
+		m.plat = nil
+	}
+	m.mu.Unlock()
+	wait()
+}

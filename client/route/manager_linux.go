@@ -419,16 +419,3 @@ func (m *Manager) teardownLocked() error {
 	m.plat = nil
 	return errors.Join(errs...)
 }
-
-// abandon simulates a crash (tests only): it stops the drift goroutine and
-// drops the handles without undoing anything.
-func (m *Manager) abandon() {
-	m.mu.Lock()
-	wait := m.closeLocked()
-	if m.plat != nil {
-		m.plat.nl.close()
-		m.plat = nil
-	}
-	m.mu.Unlock()
-	wait()
-}

@@ -114,7 +114,9 @@ TimeoutStopSec=30s
 #   CAP_NET_BIND_SERVICE the DNS resolver on port 53
 #   CAP_DAC_OVERRIDE     writing resolv.conf or reading a --ca-file that root
 #                        does not own
-CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE CAP_DAC_OVERRIDE
+#   CAP_CHOWN            giving /run/petrel and its socket to the operator
+#                        group (petrel status without sudo)
+CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE CAP_DAC_OVERRIDE CAP_CHOWN
 NoNewPrivileges=yes
 # /usr and /boot read-only. Not "full" or "strict": the agent writes
 # /etc/resolv.conf (DNS mode "file") and /proc/sys/net.

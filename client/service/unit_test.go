@@ -52,7 +52,7 @@ func TestRenderStateDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"\nStateDirectory=petrel\n", "\nStateDirectoryMode=0700\n", "\nWantedBy=multi-user.target\n",
-		"\nRestart=on-failure\n", "\nCapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE CAP_DAC_OVERRIDE\n"} {
+		"\nRestart=on-failure\n", "\nCapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE CAP_DAC_OVERRIDE CAP_CHOWN\n"} {
 		if !strings.Contains(unit, want) {
 			t.Errorf("default unit lacks %q", strings.TrimSpace(want))
 		}

@@ -133,7 +133,14 @@ func (c *adminClient) send(ctx context.Context, method, path string, in []byte, 
 		return nil, fmt.Errorf("read response: %w", err)
 	}
 	if resp.StatusCode == http.StatusUnauthorized {
-		return nil, fmt.Errorf("admin token rejected by %s (check --token-file %s)", c.base, c.tokenFile)
+		var eb struct {
+			Error string `json:"error"`
+		}
+		why := "token rejected"
+		if json.Unmarshal(out, &eb) == nil && eb.Error != "" {
+			why = eb.Error
+		}
+		return nil, fmt.Errorf("%s by %s (check the admin or access token in --token-file %s)", why, c.base, c.tokenFile)
 	}
 	if resp.StatusCode/100 != 2 {
 		e := &apiError{Status: resp.StatusCode}

@@ -2,9 +2,10 @@
 // agents, REST for admins), signal, relay and STUN. `petrel-server run`
 // serves them through package server, by default all in one process on one
 // TCP port plus STUN on UDP; `groups`, `policies` (with `check` and the
-// declarative `apply`), `routes`, `dns`, `peers` and `setup-keys` are admin
-// clients of the REST API; `admin-token create` adds an admin token offline;
-// `config check` validates a config file for `run --config`.
+// declarative `apply`), `routes`, `dns`, `peers`, `setup-keys`, `users`,
+// `tokens`, `events` and `settings` are admin clients of the REST API;
+// `admin-token create` adds an admin token offline; `config check`
+// validates a config file for `run --config`.
 //
 // This package is a thin layer: flags (filled also from the config file
 // and PETREL_* variables, config.go) are parsed once here into
@@ -13,7 +14,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -28,19 +28,6 @@ func main() {
 	}
 }
 
-// usageError marks bad flags or arguments (exit status 2).
-type usageError struct{ error }
-
-func (e usageError) Unwrap() error { return e.error }
-
-func exitCode(err error) int {
-	var ue usageError
-	if errors.As(err, &ue) {
-		return 2
-	}
-	return 1
-}
-
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "petrel-server",
@@ -50,9 +37,9 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newRunCmd(), newSetupKeyCmd(), newPeersCmd(), newAdminTokenCmd(), newConfigCmd())
 	root.AddCommand(newGroupsCmd(), newPoliciesCmd(), newRoutesCmd(), newDNSCmd())
+	root.AddCommand(newUsersCmd(), newTokensCmd(), newEventsCmd(), newSettingsCmd())
 	root.Version = versionString()
 	root.SetVersionTemplate("petrel-server {{.Version}}\n")
 	enforceUsage(root)

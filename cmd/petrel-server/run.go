@@ -29,6 +29,8 @@ type runFlags struct {
 	tls                                           tlsFlags
 	metricsListen                                 string
 	pprof                                         bool
+	ha                                            bool
+	oidc                                          oidcFlags
 }
 
 func newRunCmd() *cobra.Command {
@@ -64,6 +66,7 @@ its admin API token to DATA_DIR/admin-token (mode 0600).`,
 	fl.StringVar(&f.listen, "listen", ":8080", "TCP address for gRPC, REST and relay")
 	fl.StringVar(&f.stunListen, "stun-listen", ":3478", "UDP address for STUN")
 	fl.StringVar(&f.store, "store", "sqlite", "store: sqlite (DATA_DIR/petrel.db), sqlite:///path.db or postgres://DSN")
+	fl.BoolVar(&f.ha, "ha", false, "run as one of several petrel-servers on one postgres:// --store (see docs/deployment.md)")
 	fl.StringVar(&f.publicURL, "public-url", "", "URL agents use for management and signal (default http://<listen host or hostname>:<port>; https:// with TLS, the first --acme-domain as host with ACME)")
 	fl.StringArrayVar(&f.relayURLs, "relay-url", nil, "relay URL advertised to agents, rel:// or rels:// (repeatable; default this relay's instance URL)")
 	fl.StringArrayVar(&f.stunURLs, "stun-url", nil, "STUN URL advertised to agents (repeatable; default stun:<public host>:<stun port>)")
@@ -78,6 +81,7 @@ its admin API token to DATA_DIR/admin-token (mode 0600).`,
 	f.tls.register(fl)
 	fl.StringVar(&f.metricsListen, "metrics-listen", server.DefaultMetricsListen, "HOST:PORT serving Prometheus /metrics (off disables; see docs/metrics.md)")
 	fl.BoolVar(&f.pprof, "pprof", false, "also serve Go's profiler at /debug/pprof/ on the --metrics-listen address")
+	f.oidc.register(fl)
 	withConfig(cmd, &f)
 	return cmd, &f
 }
@@ -104,6 +108,10 @@ func (f *runFlags) server(stderr io.Writer) (*server.Server, *slog.Logger, error
 	if err != nil {
 		errs = append(errs, err)
 	}
+	oidc, err := f.oidc.config()
+	if err != nil {
+		errs = append(errs, err)
+	}
 	var logh slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
 	if f.logFormat == "json" {
 		logh = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})
@@ -115,7 +123,7 @@ func (f *runFlags) server(stderr io.Writer) (*server.Server, *slog.Logger, error
 		RelaySecretFile: f.relaySecretFile, RelayInstanceURL: f.relayInstanceURL,
 		SignalKeyFile: f.signalKeyFile, Components: comps, Logger: log,
 		MaxConnsPerSource: f.maxConnsPerSource, TLS: tlsConf,
-		MetricsListen: f.metricsListen, Pprof: f.pprof,
+		MetricsListen: f.metricsListen, Pprof: f.pprof, OIDC: oidc, HA: f.ha,
 	})
 	if err != nil {
 		errs = append(errs, err)
@@ -174,5 +182,8 @@ func printBanner(w io.Writer, srv *server.Server) {
 	}
 	if comps.Management {
 		fmt.Fprintf(w, "  admin token:       %s\n", srv.TokenFile())
+	}
+	if iss := srv.OIDCIssuer(); iss != "" && comps.Management {
+		fmt.Fprintf(w, "  sign-in (OpenID):  %s\n", iss)
 	}
 }

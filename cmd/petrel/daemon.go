@@ -35,6 +35,7 @@ type daemonFlags struct {
 	noFW       bool          // debug knob
 	metrics    metricsAddr   // --metrics-listen ("" = off)
 	pprof      bool
+	opGroup    string // --operator-group
 }
 
 // metricsAddr is --metrics-listen, checked as it is parsed.
@@ -59,6 +60,8 @@ func (f *daemonFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.socks5, "socks5", "127.0.0.1:0", "netstack mode: SOCKS5 listen address")
 	cmd.Flags().BoolVar(&f.loopback, "ice-loopback", false, "offer loopback ICE candidates (single-host demos and tests only)")
 	cmd.Flags().BoolVar(&f.forceRelay, "force-relay", false, "never try direct paths (diagnostics)")
+	cmd.Flags().StringVar(&f.opGroup, "operator-group", daemon.DefaultOperatorGroup,
+		"root daemon: members of this group may run petrel status without sudo (\"\" = root only)")
 	f.registerCAFile(cmd)
 	cmd.Flags().Var(&f.metrics, "metrics-listen", "serve Prometheus /metrics on HOST:PORT (default off; see docs/metrics.md)")
 	cmd.Flags().BoolVar(&f.pprof, "pprof", false, "also serve Go's profiler at /debug/pprof/ on the --metrics-listen address")
@@ -66,7 +69,7 @@ func (f *daemonFlags) register(cmd *cobra.Command) {
 		if f.pprof && f.metrics == "" {
 			return &exitError{2, errors.New("--pprof needs --metrics-listen (the profiler is served only there)")}
 		}
-		return nil
+		return f.validate() // validate.go: ports, MTU, names, paths, before anything starts
 	}
 	cmd.Flags().StringVar(&f.dnsMode, "dns-mode", "auto", "point the host's resolver at the agent: auto, file (resolv.conf), resolved (systemd-resolved), off")
 	cmd.Flags().StringVar(&f.dnsAddr, "dns", "127.0.0.1:0", "netstack mode: resolver listen address (loopback)")
@@ -107,7 +110,8 @@ func (f *daemonFlags) checkCAFile() error {
 func (f *daemonFlags) options(g *globalFlags) daemon.Options {
 	return daemon.Options{
 		StateDir:      g.stateDir,
-		Socket:        g.socketPath(),
+		Socket:        f.daemonSocket(g),
+		OperatorGroup: f.opGroup,
 		Netstack:      f.netstack,
 		InterfaceName: f.iface,
 		MTU:           f.mtu,
@@ -128,7 +132,8 @@ func (f *daemonFlags) options(g *globalFlags) daemon.Options {
 }
 
 func (f *daemonFlags) args() []string {
-	a := []string{"--interface", f.iface, "--mtu", fmt.Sprint(f.mtu), "--wg-port", fmt.Sprint(f.wgPort), "--socks5", f.socks5}
+	a := []string{"--interface", f.iface, "--mtu", fmt.Sprint(f.mtu), "--wg-port", fmt.Sprint(f.wgPort), "--socks5", f.socks5,
+		"--operator-group", f.opGroup}
 	if f.netstack {
 		a = append(a, "--netstack")
 	}
@@ -165,7 +170,12 @@ func newDaemonCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run the agent daemon (root for TUN mode)",
-		Args:  cobra.NoArgs,
+		Long: "Run the agent daemon in the foreground. As root in TUN mode with the system state\n" +
+			"dir (" + daemon.SystemStateDir + ") it serves its local API at " + daemon.SystemSocket + ",\n" +
+			"which members of --operator-group may use for read-only commands (status,\n" +
+			"dns status, debug trace); every other command needs root. Otherwise the socket is\n" +
+			"STATE_DIR/petrel.sock, private to the daemon's user.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !f.netstack && !privileged() {
 				return fmt.Errorf("TUN mode needs %s; run as %s or use --netstack", privilegeHint, privilegeHint)

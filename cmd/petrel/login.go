@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"petrel/client/daemon"
 	"petrel/proto/daemonpb"
 )
 
@@ -16,18 +15,25 @@ func newLoginCmd(g *globalFlags) *cobra.Command {
 	var (
 		mgmtURL, hostname string
 		setupKey          setupKeyFlags
+		signIn            bool
 		timeout           time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "login",
 		Short: "Register this machine with a management server (without connecting)",
 		Long: "Register this machine with a setup key (or re-authenticate its key) and remember the\n" +
-			"management server; `petrel up` then connects without a setup key.",
+			"management server; `petrel up` then connects without a setup key. On a server with an\n" +
+			"identity provider, a machine that is not registered (or whose login expired) signs\n" +
+			"you in instead: approve the shown link and code in a browser. --sign-in renews a\n" +
+			"login before it expires.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			u, err := daemon.ValidateManagementURL(mgmtURL)
-			if err != nil {
-				return &exitError{2, err}
+			if mgmtURL == "" {
+				return usageErr(errors.New("--management-url is required"))
+			}
+			u, err := validateURL("--management-url", mgmtURL)
+			if err = joinUsage(err, validateHostname("--hostname", hostname), validatePositive("--timeout", timeout)); err != nil {
+				return err
 			}
 			if err := f.checkCAFile(); err != nil {
 				return err
@@ -36,15 +42,15 @@ func newLoginCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sock := g.socketPath()
-			started := false
-			if _, closeFn, err := dialDaemon(sock); err == nil {
-				closeFn()
-			} else {
-				if err := spawnDaemon(g, f); err != nil {
+			var idToken string
+			if key == "" {
+				if idToken, err = signInToken(cmd, g, f, u, signIn); err != nil {
 					return err
 				}
-				started = true
+			}
+			sock, started, err := ensureDaemon(g, f)
+			if err != nil {
+				return err
 			}
 			defer func() {
 				if started {
@@ -59,7 +65,7 @@ func newLoginCmd(g *globalFlags) *cobra.Command {
 			ctx, cancel := withTimeout(timeout + 5*time.Second)
 			defer cancel()
 			resp, err := cl.Login(ctx, &daemonpb.LoginRequest{ManagementUrl: u, SetupKey: key, Hostname: hostname,
-				TimeoutMs: timeout.Milliseconds()})
+				TimeoutMs: timeout.Milliseconds(), IdToken: idToken})
 			if err != nil {
 				return rpcErr(err)
 			}
@@ -74,6 +80,7 @@ func newLoginCmd(g *globalFlags) *cobra.Command {
 	setupKey.register(cmd)
 	f.registerCAFile(cmd)
 	cmd.Flags().StringVar(&hostname, "hostname", "", "name of this peer (default: the host name)")
+	cmd.Flags().BoolVar(&signIn, "sign-in", false, "sign in through the server's identity provider even if this machine is registered")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to keep trying an unreachable server")
 	f.netstack = true // registration needs no TUN device
 	return cmd

@@ -9,10 +9,20 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+
+	"petrel/internal/cmdline"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version, commit and date are set at build time with -ldflags "-X
+// main.version=... -X main.commit=... -X main.date=..." (scripts/build.sh
+// stamps the commit and date, scripts/package.sh and release.sh the
+// version). Unstamped, what the Go toolchain records from the git
+// checkout is used (cmdline.Build).
+var (
+	version = "dev"
+	commit  = ""
+	date    = ""
+)
 
 // globalFlags are shared by every subcommand.
 type globalFlags struct {
@@ -26,7 +36,7 @@ func (g *globalFlags) socketPath() string {
 	if g.socket != "" {
 		return g.socket
 	}
-	return filepath.Join(g.stateDir, "petrel.sock")
+	return discoverSocket(g.stateDir) // socket.go
 }
 
 // absolute makes the state dir and socket paths absolute: the daemon runs
@@ -67,6 +77,14 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.err.Error() }
 
+func (e *exitError) Unwrap() error { return e.err }
+
+// ExitCode is the process exit status (see cmdline.ExitCode).
+func (e *exitError) ExitCode() int { return e.code }
+
+// usageErr marks err as a misuse of the command line (exit status 2).
+func usageErr(err error) error { return &exitError{cmdline.ExitUsage, err} }
+
 func newRoot() *cobra.Command {
 	g := &globalFlags{}
 	root := &cobra.Command{
@@ -74,8 +92,9 @@ func newRoot() *cobra.Command {
 		Short:         "Petrel mesh VPN agent",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       version,
+		Version:       cmdline.Build{Version: version, Commit: commit, Date: date}.String(),
 	}
+	root.SetVersionTemplate("petrel {{.Version}}\n")
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
 		if err := g.checkLogFlags(); err != nil {
 			return err
@@ -83,24 +102,28 @@ func newRoot() *cobra.Command {
 		return g.absolute()
 	}
 	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", defaultStateDir(), "agent state directory (key, profile, socket)")
-	root.PersistentFlags().StringVar(&g.socket, "socket", "", "daemon socket path (default STATE_DIR/petrel.sock)")
+	root.PersistentFlags().StringVar(&g.socket, "socket", "", "daemon socket path (default: /run/petrel/petrel.sock when it exists and the state dir is the default, else STATE_DIR/petrel.sock)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format of the daemon: "+logFormats)
 	root.AddCommand(newDaemonCmd(g), newUpCmd(g), newDownCmd(g), newStatusCmd(g), newPingCmd(g),
 		newLoginCmd(g), newLogoutCmd(g), newDebugCmd(g), newRoutesCmd(g), newExitNodeCmd(g), newDNSCmd(g))
-	root.AddCommand(newServiceCmd(g))
+	root.AddCommand(newServiceCmd(g), newSetCmd(g))
+	root.AddCommand(newNetcheckCmd(g))
+	cmdline.EnforceUsage(root, usageErr)
 	return root
 }
 
 func main() {
-	err := newRoot().Execute()
+	root := newRoot()
+	err := root.Execute()
 	if err == nil {
 		return
 	}
-	fmt.Fprintln(os.Stderr, "petrel:", err)
-	var ee *exitError
-	if errors.As(err, &ee) {
-		os.Exit(ee.code)
+	if !errors.Is(err, errQuiet) {
+		fmt.Fprintln(os.Stderr, "petrel:", err)
 	}
-	os.Exit(1)
+	if raw := rawError(err); raw != nil && root.PersistentFlags().Lookup("log-level").Value.String() == "debug" {
+		fmt.Fprintln(os.Stderr, "petrel: (debug) raw error:", raw)
+	}
+	os.Exit(cmdline.ExitCode(err))
 }

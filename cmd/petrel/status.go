@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -15,7 +16,7 @@ import (
 )
 
 // statusJSON is the stable JSON contract of `petrel status --json`
-// (DESIGN.md §1). Extend it; never rename or remove fields.
+// (docs/cli.md, JSON outputs). Extend it; never rename or remove fields.
 type statusJSON struct {
 	State      string `json:"state"`
 	Management struct {
@@ -65,9 +66,15 @@ type peerStatusJSON struct {
 	LocalCandidate  string  `json:"local_candidate"`
 	RemoteCandidate string  `json:"remote_candidate"`
 	LatencyMs       float64 `json:"latency_ms"`
-	LastHandshake   string  `json:"last_handshake"` // RFC 3339, "" = never
-	RxBytes         uint64  `json:"rx_bytes"`
-	TxBytes         uint64  `json:"tx_bytes"`
+	// LatencyAgeS: seconds since latency_ms was measured (through the
+	// tunnel, on the current path); latency_ms is 0 when none is recent.
+	LatencyAgeS int64 `json:"latency_age_s"`
+	// OfflineReason: why status is "offline" (not-on-signal, no-reply,
+	// silent, handshake-expired; docs/diagnostics.md).
+	OfflineReason string `json:"offline_reason,omitempty"`
+	LastHandshake string `json:"last_handshake"` // RFC 3339, "" = never
+	RxBytes       uint64 `json:"rx_bytes"`
+	TxBytes       uint64 `json:"tx_bytes"`
 	// Firewall: packets the access policy let through or dropped, and
 	// packets dropped because their inner source was not the peer's.
 	Firewall *firewallJSON `json:"firewall,omitempty"`
@@ -103,6 +110,7 @@ func toJSON(st *daemonpb.StatusResponse) statusJSON {
 		j.Peers = append(j.Peers, peerStatusJSON{Name: p.Name, FQDN: p.Fqdn, IP: p.Ip, PublicKey: p.PublicKey,
 			Status: p.Status, Path: p.Path, RelayURL: p.RelayUrl, RelayReason: p.RelayReason,
 			LocalCandidate: p.LocalCandidate, RemoteCandidate: p.RemoteCandidate, LatencyMs: p.LatencyMs,
+			LatencyAgeS: p.LatencyAgeS, OfflineReason: p.OfflineReason,
 			LastHandshake: hs, RxBytes: p.RxBytes, TxBytes: p.TxBytes, Firewall: toFirewallJSON(p.Firewall)})
 	}
 	return j
@@ -121,19 +129,29 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the connection state and peers",
-		Args:  cobra.NoArgs,
+		Long: "Show the connection state and peers (--json: the stable contract of docs/cli.md).\n\n" +
+			"Exit status: 0 when the agent is up (connected, or connecting in the background),\n" +
+			"1 when it is down, needs a login, no daemon runs, or the daemon cannot be asked\n" +
+			"(the state is still printed), 2 for a usage error.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, closeFn, err := dialDaemon(g.socketPath())
+			if errors.Is(err, errSocketPermission) {
+				return err
+			}
 			if err != nil {
 				// No daemon is a state, not an error: say so and how to start.
 				if asJSON {
 					var j statusJSON
 					j.State = "down"
 					j.Peers, j.Routes, j.Unsupported = []peerStatusJSON{}, []routeJSON{}, []unsupportedJSON{}
-					return writeJSON(cmd.OutOrStdout(), j)
+					if err := writeJSON(cmd.OutOrStdout(), j); err != nil {
+						return err
+					}
+					return errStatusDown
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "State:      down (no petrel daemon at %s; start with `petrel up`)\n", g.socketPath())
-				return nil
+				return errStatusDown
 			}
 			defer closeFn()
 			ctx, cancel := withTimeout(10 * time.Second)
@@ -143,15 +161,28 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 				return rpcErr(err)
 			}
 			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), toJSON(st))
+				if err := writeJSON(cmd.OutOrStdout(), toJSON(st)); err != nil {
+					return err
+				}
+			} else {
+				printStatus(cmd.OutOrStdout(), st)
 			}
-			printStatus(cmd.OutOrStdout(), st)
+			if st.State == "down" || st.State == "needs-login" {
+				return errStatusDown
+			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (stable contract)")
 	return cmd
 }
+
+// errQuiet ends a command with its exit status and no message (what it
+// had to say is printed already).
+var errQuiet = errors.New("")
+
+// errStatusDown is status's exit 1 for an agent that is not up.
+var errStatusDown = &exitError{1, errQuiet}
 
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
@@ -215,16 +246,29 @@ func printStatus(w io.Writer, st *daemonpb.StatusResponse) {
 		}
 		lat := "-"
 		if p.LatencyMs > 0 {
-			lat = fmt.Sprintf("%.1f ms", p.LatencyMs)
+			lat = fmt.Sprintf("%s (%ds ago)", fmtLatency(p.LatencyMs), p.LatencyAgeS)
+		}
+		status := p.Status
+		if p.OfflineReason != "" {
+			status += " (" + p.OfflineReason + ")"
 		}
 		hs := "never"
 		if p.LastHandshakeUnix > 0 {
 			hs = time.Since(time.Unix(p.LastHandshakeUnix, 0)).Round(time.Second).String() + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s/%s\n", printable.Escape(p.Fqdn), p.Ip, p.Status, path, lat, hs,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s/%s\n", printable.Escape(p.Fqdn), p.Ip, status, path, lat, hs,
 			humanBytes(p.RxBytes), humanBytes(p.TxBytes))
 	}
 	tw.Flush()
+}
+
+// fmtLatency prints a round trip in ms with two significant digits below
+// 10 ms (loopback and LAN round trips are fractions of a millisecond).
+func fmtLatency(ms float64) string {
+	if ms < 10 {
+		return fmt.Sprintf("%.2gms", ms)
+	}
+	return fmt.Sprintf("%.0fms", ms)
 }
 
 func humanBytes(n uint64) string {

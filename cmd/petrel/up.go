@@ -22,23 +22,32 @@ func newUpCmd(g *globalFlags) *cobra.Command {
 		setupKey               setupKeyFlags
 		foreground, waitPeers  bool
 		exitAllowLAN, exitKill bool
+		forceReauth, signIn    bool
+		asJSON                 bool
 		timeout                time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Connect this machine to the Petrel network",
-		Long: "Connect this machine: registers with a setup key the first time, then connects\n" +
+		Long: "Connect this machine: registers with a setup key the first time (or, on a server\n" +
+			"with an identity provider, signs you in: it shows a link and a code to approve in\n" +
+			"a browser, and a QR code on a terminal), then connects\n" +
 			"to management, signal, relay and the peers. Starts a background daemon unless\n" +
-			"one is running or --foreground is given.",
+			"one is running or --foreground is given.\n\n" +
+			"Already up with the same settings: nothing changes (exit 0). Asked for settings the\n" +
+			"running agent does not have (--hostname, --netstack, --wg-port, ...): nothing\n" +
+			"changes; it says what differs and how to apply it (petrel set, or petrel down and\n" +
+			"up again), exit 1. A --management-url other than the registered one needs\n" +
+			"--force-reauth and a setup key; the running connection stays up until the login\n" +
+			"to the new server succeeded.\n\n" +
+			"Exit status: 0 up (or already up), 1 failed or refused, 2 usage error.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if mgmtURL != "" {
-				u, err := daemon.ValidateManagementURL(mgmtURL)
-				if err != nil {
-					return &exitError{2, err}
-				}
-				mgmtURL = u
+			u, err := validateURL("--management-url", mgmtURL)
+			if err = joinUsage(err, validateHostname("--hostname", hostname), validatePositive("--timeout", timeout)); err != nil {
+				return err
 			}
+			mgmtURL = u
 			if !f.netstack && !privileged() {
 				return &exitError{2, errors.New("TUN mode needs " + privilegeHint + "; run as " + privilegeHint + " or use --netstack")}
 			}
@@ -49,15 +58,22 @@ func newUpCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			var idToken string
+			if key == "" {
+				if idToken, err = signInToken(cmd, g, f, mgmtURL, signIn); err != nil {
+					return err
+				}
+			}
 			req := &daemonpb.UpRequest{ManagementUrl: mgmtURL, SetupKey: key, Hostname: hostname,
-				WaitPeers: waitPeers, TimeoutMs: timeout.Milliseconds()}
+				WaitPeers: waitPeers, TimeoutMs: timeout.Milliseconds(), ForceReauth: forceReauth,
+				Flags: f.upFlags(cmd), IdToken: idToken}
 			if cmd.Flags().Changed("exit-node-allow-lan") {
 				req.ExitNodeAllowLan = &exitAllowLAN
 			}
 			if cmd.Flags().Changed("exit-node-kill-switch") {
 				req.ExitNodeKillSwitch = &exitKill
 			}
-			out := cmd.OutOrStdout()
+			out := upPrinter{w: cmd.OutOrStdout(), json: asJSON}
 			if foreground {
 				return upForeground(g, f, req, out)
 			}
@@ -70,6 +86,11 @@ func newUpCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().BoolVar(&foreground, "foreground", false, "run the daemon in this process until SIGINT/SIGTERM")
 	cmd.Flags().BoolVar(&waitPeers, "wait-peers", false, "wait until every peer is connected")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the connection")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the progress as JSON, one object per line (docs/cli.md)")
+	cmd.Flags().BoolVar(&signIn, "sign-in", false,
+		"sign in through the server's identity provider even if this machine is registered (renews its login)")
+	cmd.Flags().BoolVar(&forceReauth, "force-reauth", false,
+		"register with a --management-url other than the one this machine is registered with")
 	cmd.Flags().BoolVar(&exitAllowLAN, "exit-node-allow-lan", true,
 		"with an exit node in use, keep local subnets reachable outside the tunnel (saved)")
 	cmd.Flags().BoolVar(&exitKill, "exit-node-kill-switch", false,
@@ -79,35 +100,26 @@ func newUpCmd(g *globalFlags) *cobra.Command {
 }
 
 // upForeground runs a daemon in this process, brings it up and waits for a signal.
-func upForeground(g *globalFlags, f *daemonFlags, req *daemonpb.UpRequest, out io.Writer) error {
+func upForeground(g *globalFlags, f *daemonFlags, req *daemonpb.UpRequest, out upPrinter) error {
 	d := daemon.New(f.options(g))
 	if err := d.Start(context.Background()); err != nil {
 		return err
 	}
-	if err := runUp(g.socketPath(), req, out); err != nil {
+	if err := runUp(d.Socket(), req, out); err != nil {
 		d.Stop()
 		return err
 	}
-	fmt.Fprintln(out, "petrel is up; press Ctrl-C to disconnect")
+	out.note("petrel is up; press Ctrl-C to disconnect")
 	waitSignal(d)
-	fmt.Fprintln(out, "petrel is down")
+	out.note("petrel is down")
 	return nil
 }
 
 // upBackground uses the running daemon or starts one detached.
-func upBackground(g *globalFlags, f *daemonFlags, req *daemonpb.UpRequest, out io.Writer) error {
-	sock := g.socketPath()
-	started := false
-	if _, closeFn, err := dialDaemon(sock); err == nil {
-		closeFn()
-		if f.caFile != "" {
-			fmt.Fprintln(out, "note: a daemon is already running and keeps the --ca-file it started with (`petrel down` stops it)")
-		}
-	} else {
-		if err := spawnDaemon(g, f); err != nil {
-			return err
-		}
-		started = true
+func upBackground(g *globalFlags, f *daemonFlags, req *daemonpb.UpRequest, out upPrinter) error {
+	sock, started, err := ensureDaemon(g, f)
+	if err != nil {
+		return err
 	}
 	if err := runUp(sock, req, out); err != nil {
 		if started {
@@ -118,7 +130,57 @@ func upBackground(g *globalFlags, f *daemonFlags, req *daemonpb.UpRequest, out i
 	return nil
 }
 
-func spawnDaemon(g *globalFlags, f *daemonFlags) error {
+// ensureDaemon returns the socket of the running daemon, or starts one
+// (started) and returns its socket.
+func ensureDaemon(g *globalFlags, f *daemonFlags) (sock string, started bool, err error) {
+	sock = g.socketPath()
+	_, closeFn, err := dialDaemon(sock)
+	if err == nil {
+		closeFn()
+		return sock, false, nil
+	}
+	if !errors.Is(err, errNoDaemon) {
+		return "", false, err
+	}
+	sock = f.daemonSocket(g)
+	if err := spawnDaemon(g, f, sock); err != nil {
+		return "", false, err
+	}
+	return sock, true, nil
+}
+
+// upFlags are the daemon flags given explicitly, for a running daemon to
+// compare with its own.
+func (f *daemonFlags) upFlags(cmd *cobra.Command) *daemonpb.UpFlags {
+	fl := cmd.Flags()
+	u := &daemonpb.UpFlags{}
+	if fl.Changed("netstack") {
+		u.Netstack = &f.netstack
+	}
+	if fl.Changed("interface") {
+		u.InterfaceName = &f.iface
+	}
+	if fl.Changed("mtu") {
+		m := int32(f.mtu)
+		u.Mtu = &m
+	}
+	if fl.Changed("wg-port") {
+		p := int32(f.wgPort)
+		u.WgPort = &p
+	}
+	if fl.Changed("force-relay") {
+		u.ForceRelay = &f.forceRelay
+	}
+	if fl.Changed("dns-mode") {
+		u.DnsMode = &f.dnsMode
+	}
+	if fl.Changed("ca-file") {
+		u.CaFile = &f.caFile
+	}
+	return u
+}
+
+func spawnDaemon(g *globalFlags, f *daemonFlags, sock string) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find own executable: %w", err)
@@ -132,7 +194,7 @@ func spawnDaemon(g *globalFlags, f *daemonFlags) error {
 		return fmt.Errorf("open daemon log: %w", err)
 	}
 	defer logf.Close()
-	args := append([]string{"daemon", "--state-dir", g.stateDir, "--socket", g.socketPath(), "--log-level", g.logLevel, "--log-format", g.logFormat}, f.args()...)
+	args := append([]string{"daemon", "--state-dir", g.stateDir, "--socket", sock, "--log-level", g.logLevel, "--log-format", g.logFormat}, f.args()...)
 	c := exec.Command(exe, args...)
 	c.Stdout, c.Stderr = logf, logf
 	c.SysProcAttr = detachAttr()
@@ -142,7 +204,7 @@ func spawnDaemon(g *globalFlags, f *daemonFlags) error {
 	go c.Wait()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if _, closeFn, err := dialDaemon(g.socketPath()); err == nil {
+		if _, closeFn, err := dialDaemon(sock); err == nil {
 			closeFn()
 			return nil
 		}
@@ -171,7 +233,7 @@ func shutdownDaemon(sock string) {
 }
 
 // runUp calls Up and prints progress lines.
-func runUp(sock string, req *daemonpb.UpRequest, out io.Writer) error {
+func runUp(sock string, req *daemonpb.UpRequest, out upPrinter) error {
 	cl, closeFn, err := dialDaemon(sock)
 	if err != nil {
 		return err
@@ -193,7 +255,7 @@ func runUp(sock string, req *daemonpb.UpRequest, out io.Writer) error {
 			return rpcErr(err)
 		}
 		last = p
-		fmt.Fprintln(out, progressLine(p))
+		out.progress(p)
 	}
 	if last == nil {
 		return errors.New("daemon ended the up call without progress")

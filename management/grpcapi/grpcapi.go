@@ -75,7 +75,8 @@ func (s *Server) Register(r grpc.ServiceRegistrar) { managementpb.RegisterManage
 
 // ServerKey returns the server's public key.
 func (s *Server) ServerKey(context.Context, *managementpb.ServerKeyRequest) (*managementpb.ServerKeyResponse, error) {
-	return &managementpb.ServerKeyResponse{Key: s.pub[:], Version: ProtocolVersion, TimeUnixMs: time.Now().UnixMilli()}, nil
+	return &managementpb.ServerKeyResponse{Key: s.pub[:], Version: ProtocolVersion, TimeUnixMs: time.Now().UnixMilli(),
+		SignIn: s.svc.SignIn()}, nil
 }
 
 // Login opens a sealed LoginRequest and answers with a sealed LoginResponse.
@@ -88,12 +89,18 @@ func (s *Server) Login(ctx context.Context, in *managementpb.EncryptedMessage) (
 		return nil, err
 	}
 	op = OpLogin
-	// Strangers without a valid setup key are refused before their nonce
-	// is remembered: only peers and setup-key holders use replay memory.
+	// Strangers without a valid setup key (or something shaped like a
+	// sign-in token, on a server with a provider) are refused before their
+	// nonce is remembered: only peers, setup-key holders and people
+	// signing in use replay memory.
 	if !s.svc.IsPeerKey(peer) {
 		op = OpRegister
-		if err := s.svc.PrecheckRegistration(ctx, peer, req.GetSetupKey()); err != nil {
-			return nil, s.toStatus("login", peer, err)
+		check := s.svc.PrecheckRegistration(ctx, peer, req.GetSetupKey())
+		if req.GetJwt() != "" {
+			check = s.svc.PrecheckSignIn(ctx, req.GetJwt())
+		}
+		if check != nil {
+			return nil, s.toStatus("login", peer, check)
 		}
 	}
 	if err := s.fresh(ctx, "login", peer, req.GetSentUnixMs(), req.GetNonce()); err != nil {

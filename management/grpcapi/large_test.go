@@ -35,6 +35,17 @@ func (m *memStore) ServerKey(context.Context) (keys.Private, error)         { re
 func (m *memStore) Update(_ context.Context, fn func(store.Tx) error) error { return fn(nopTx{}) }
 func (m *memStore) SchemaVersion(context.Context) (int, error)              { return 1, nil }
 func (m *memStore) Close() error                                            { return nil }
+func (m *memStore) LoadAccount(_ context.Context, id string) (*model.Account, error) {
+	for _, a := range m.accts {
+		if a.ID == id {
+			return a, nil
+		}
+	}
+	return nil, store.ErrNotFound
+}
+func (m *memStore) ListEvents(context.Context, string, model.EventFilter) ([]model.Event, error) {
+	return nil, nil
+}
 
 type nopTx struct{}
 
@@ -43,6 +54,7 @@ func (nopTx) SaveSettings(string, model.Settings) error { return nil }
 func (nopTx) Put(string, model.Object) error            { return nil }
 func (nopTx) Delete(string, model.Kind, string) error   { return nil }
 func (nopTx) BumpVersion(string, int64) error           { return nil }
+func (nopTx) AppendEvent(string, model.Event) error     { return nil }
 func (nopTx) UseSetupKey([]byte, time.Time) (string, *model.SetupKey, error) {
 	return "", nil, errors.New("memStore: no setup keys")
 }

@@ -25,6 +25,8 @@ const (
 	KindNameserverGroup Kind = "nameserver_group"
 	KindDNSZone         Kind = "dns_zone"
 	KindAdminToken      Kind = "admin_token"
+	KindUser            Kind = "user"
+	KindAccessToken     Kind = "access_token"
 )
 
 // Object is any account-owned object the store can persist.
@@ -59,6 +61,8 @@ type Account struct {
 	NameserverGroups map[string]*NameserverGroup
 	DNSZones         map[string]*DNSZone
 	AdminTokens      map[string]*AdminToken
+	Users            map[string]*User
+	AccessTokens     map[string]*AccessToken
 }
 
 // NewAccount returns an empty account with initialised maps.
@@ -74,12 +78,18 @@ func NewAccount(id string, network netip.Prefix, now time.Time) *Account {
 		NameserverGroups: map[string]*NameserverGroup{},
 		DNSZones:         map[string]*DNSZone{},
 		AdminTokens:      map[string]*AdminToken{},
+		Users:            map[string]*User{},
+		AccessTokens:     map[string]*AccessToken{},
 	}
 }
 
 // Settings are account-wide settings.
 type Settings struct {
 	DNSDomain string `json:"dns_domain"`
+	// LoginExpiration, when positive, is how long a peer registered by a
+	// user (Peer.UserID set) stays logged in after its last user login;
+	// after that it needs a new login (setup-key peers never expire).
+	LoginExpiration time.Duration `json:"login_expiration"`
 }
 
 // PeerMeta is what an agent reports about its host.
@@ -100,9 +110,15 @@ type Peer struct {
 	IP         netip.Addr
 	Meta       PeerMeta
 	SetupKeyID string // key it registered with
+	UserID     string // user who registered it by signing in; "" for setup-key peers
 	Ephemeral  bool
 	CreatedAt  time.Time
 	LastSeen   time.Time
+	LastLogin  time.Time // last sign-in of its user from this peer (user peers only)
+	// Disabled is set while the peer's user is blocked or its login has
+	// expired: it is left out of every network map until its user signs
+	// in again (or is unblocked).
+	Disabled bool
 }
 
 func (p *Peer) ObjectKind() Kind { return KindPeer }
@@ -114,6 +130,10 @@ type Group struct {
 	ID      string
 	Name    string
 	PeerIDs []string
+	// IdPManaged: created from an identity provider's groups claim. Its
+	// members are the peers of the users the provider puts in the group,
+	// recomputed on each of their logins.
+	IdPManaged bool
 }
 
 func (g *Group) ObjectKind() Kind { return KindGroup }
@@ -257,3 +277,78 @@ type AdminToken struct {
 
 func (t *AdminToken) ObjectKind() Kind { return KindAdminToken }
 func (t *AdminToken) ObjectID() string { return t.ID }
+
+// Role of a user.
+type Role string
+
+// Roles. Owners and admins manage everything in the account; users see and
+// manage only their own peers and access tokens.
+const (
+	RoleOwner Role = "owner"
+	RoleAdmin Role = "admin"
+	RoleUser  Role = "user"
+)
+
+// IsAdmin reports whether the role manages the whole account.
+func (r Role) IsAdmin() bool { return r == RoleOwner || r == RoleAdmin }
+
+// User is a person who signs in through the identity provider.
+type User struct {
+	ID      string
+	Email   string
+	Name    string
+	Role    Role
+	Issuer  string // identity provider issuer URL
+	Subject string // the provider's stable user ID ("sub")
+	// Groups are the IDs of the IdP-managed groups the provider put the
+	// user in at the last login.
+	Groups    []string
+	Blocked   bool
+	CreatedAt time.Time
+	LastLogin time.Time
+}
+
+func (u *User) ObjectKind() Kind { return KindUser }
+func (u *User) ObjectID() string { return u.ID }
+
+// IdentityKey is the user's unique key in the account: issuer and subject.
+func (u *User) IdentityKey() string { return u.Issuer + " " + u.Subject }
+
+// AccessToken is a user's personal access token for the REST API. Only a
+// hash is stored; the token acts with its user's role.
+type AccessToken struct {
+	ID        string
+	Name      string
+	UserID    string
+	TokenHash []byte // SHA-256
+	Prefix    string // first characters, for display
+	CreatedAt time.Time
+	ExpiresAt time.Time // zero = never
+}
+
+func (t *AccessToken) ObjectKind() Kind { return KindAccessToken }
+func (t *AccessToken) ObjectID() string { return t.ID }
+
+// Event is one audit-log entry: who changed what, and when.
+type Event struct {
+	Seq        int64 // assigned by the store, increasing per store
+	At         time.Time
+	Actor      string // "user:ID", "token:ID" (admin token), "peer:ID", "system"
+	ActorEmail string // the user's email when the actor is a user
+	Action     string // e.g. "group.create", "peer.delete", "user.login"
+	TargetKind Kind
+	TargetID   string
+	Detail     string // short human text, e.g. the object's name
+}
+
+// EventFilter selects audit events; zero fields match everything.
+type EventFilter struct {
+	Before     int64 // only Seq < Before (paging backwards); 0 = from the newest
+	Actor      string
+	Action     string // exact, or a prefix ending in "." ("peer.")
+	TargetKind Kind
+	TargetID   string
+	Since      time.Time
+	Until      time.Time
+	Limit      int // at most this many, newest first
+}

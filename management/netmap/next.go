@@ -65,7 +65,7 @@ func (s *Snapshot) Next(a *model.Account, ch Change) *Snapshot {
 	for id := range touched {
 		old := s.peers[id]
 		p := a.Peers[id]
-		if p == nil {
+		if p == nil || p.Disabled { // disabled peers are in no map
 			if old != nil {
 				for _, g := range old.groups {
 					affectedGroups[g] = true
@@ -76,10 +76,19 @@ func (s *Snapshot) Next(a *model.Account, ch Change) *Snapshot {
 			continue
 		}
 		var groups []string
-		if old != nil {
+		switch {
+		case old != nil:
 			groups = slices.DeleteFunc(slices.Clone(old.groups), func(g string) bool {
 				return g == s.allID || changedGroups[g] != nil
 			})
+		case s.acct.Peers[id] != nil:
+			// Enabled again (it was in the account but in no map): its
+			// memberships are in groups this change may not touch.
+			for gid, g := range a.Groups {
+				if gid != s.allID && changedGroups[gid] == nil && slices.Contains(g.PeerIDs, id) {
+					groups = append(groups, gid)
+				}
+			}
 		}
 		for gid, now := range changedGroups {
 			if now[id] {

@@ -205,7 +205,9 @@ func (g *gen) step(ch *Change) {
 	case op < 8: // peer changes
 		id := pick(g.r, peers)
 		p := *g.a.Peers[id]
-		switch g.r.IntN(5) {
+		switch g.r.IntN(6) {
+		case 5:
+			p.Disabled = !p.Disabled // a blocked user or an expired login
 		case 0:
 			p.Name += "x"
 		case 1:
@@ -366,12 +368,14 @@ func checkSourceSets(t *testing.T, where string, a *model.Account, maps map[stri
 		switch {
 		case g == nil:
 		case g.Name == model.AllGroupName:
-			for id := range a.Peers {
-				ids = append(ids, id)
+			for id, p := range a.Peers {
+				if !p.Disabled { // disabled peers are in no map
+					ids = append(ids, id)
+				}
 			}
 		default:
 			for _, id := range g.PeerIDs {
-				if a.Peers[id] != nil {
+				if p := a.Peers[id]; p != nil && !p.Disabled {
 					ids = append(ids, id)
 				}
 			}

@@ -99,7 +99,9 @@ func Build(a *model.Account) *Snapshot {
 		}
 	}
 	for id, p := range a.Peers {
-		s.peers[id] = s.newEntry(p, memberOf[id])
+		if !p.Disabled { // disabled peers are in no map
+			s.peers[id] = s.newEntry(p, memberOf[id])
+		}
 	}
 	s.sorted = make([]*peerEntry, 0, len(s.peers))
 	for _, e := range s.peers {

@@ -34,6 +34,21 @@ type resource[T model.Object, V any] struct {
 	viewer func(s *server, r resolver) func(T) V
 	// name and id are the keys lists are sorted by.
 	name, id func(V) string
+	// owner, when set, makes the resource one that users (role user) may
+	// reach through scopeSelf routes: it returns the ID of the user who
+	// owns obj ("" for none). Their lists hold only their own objects,
+	// and another's object is a 403. ownedBy returns a copy of the account
+	// whose collection holds only the user's objects, so that their
+	// references resolve among their own objects first.
+	owner   func(obj T) string
+	ownedBy func(a *model.Account, userID string) *model.Account
+	// others is the 403 message for someone else's object.
+	others string
+}
+
+// restricted reports whether the caller sees only their own objects.
+func (res *resource[T, V]) restricted(c *call) bool {
+	return res.owner != nil && !c.p.IsAdmin()
 }
 
 // byRef is a find that resolves the {id} path value as a reference (ID or
@@ -59,15 +74,30 @@ func (res *resource[T, V]) lookup(s *server, c *call) (resolver, T, error) {
 		return r, zero, err
 	}
 	id := c.r.PathValue("id")
-	if res.find != nil {
-		obj, err := res.find(r, id)
+	if !res.restricted(c) {
+		obj, err := res.find1(r, id)
 		return r, obj, err
+	}
+	obj, err := res.find1(resolver{a: res.ownedBy(r.a, c.p.UserID)}, id)
+	if err == nil {
+		return r, obj, nil
+	}
+	if other, oerr := res.find1(r, id); oerr == nil && res.owner(other) != c.p.UserID {
+		return r, obj, &apiError{status: http.StatusForbidden, code: codePermission, msg: res.others}
+	}
+	return r, obj, err
+}
+
+// find1 resolves the {id} path value id in r's account.
+func (res *resource[T, V]) find1(r resolver, id string) (T, error) {
+	if res.find != nil {
+		return res.find(r, id)
 	}
 	obj, ok := res.all(r.a)[id]
 	if !ok {
-		return r, obj, notFoundf("%s %q not found", res.what, id)
+		return obj, notFoundf("%s %q not found", res.what, id)
 	}
-	return r, obj, nil
+	return obj, nil
 }
 
 func (res *resource[T, V]) list(s *server, c *call) (int, any, error) {
@@ -79,6 +109,9 @@ func (res *resource[T, V]) list(s *server, c *call) (int, any, error) {
 	out := make([]V, 0, len(items))
 	view := res.viewer(s, r)
 	for _, obj := range items {
+		if res.restricted(c) && res.owner(obj) != c.p.UserID {
+			continue
+		}
 		out = append(out, view(obj))
 	}
 	sortByName(out, res.name, res.id)

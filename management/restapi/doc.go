@@ -1,7 +1,13 @@
 // Package restapi is the admin REST API of the management service, served
 // under /api with `Authorization: Bearer TOKEN`.
 //
-// It is a thin adapter: it authenticates the caller, decodes and checks JSON
+// It is a thin adapter: it authenticates the caller (an admin token, a
+// personal access token or an OpenID access token, through
+// AdminAPI.Authenticate, which returns a management.Principal), checks
+// the route's scope against the caller's role (routes.go: users reach only
+// the scopeSelf routes, and there only their own peers, user and access
+// tokens), puts the principal into the request context so the service
+// audits mutations with the right actor, decodes and checks JSON
 // requests (media type, unknown fields, null, size limit, syntax, durations,
 // enums), resolves peer and group references given by ID or by name against
 // a Snapshot of the caller's account, and calls management.AdminAPI, which

@@ -176,6 +176,52 @@ func FuzzDecodeSettings(f *testing.F) {
 	})
 }
 
+func FuzzDecodeDNSSettings(f *testing.F) {
+	f.Add([]byte(`{"dns_domain":"mesh.example"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cur := model.Settings{DNSDomain: "petrel.internal", LoginExpiration: time.Hour}
+		s, err := decodeDNSSettings(cur, b)
+		check4xx(t, err)
+		if err == nil && (s.DNSDomain == "" || s.LoginExpiration != time.Hour) {
+			t.Fatalf("accepted %+v", s)
+		}
+	})
+}
+
+func FuzzDecodeTokenRequest(f *testing.F) {
+	f.Add([]byte(`{"name":"ci","expires_in":3600}`))
+	f.Add([]byte(`{"name":"ci","expires_in":"30d"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		in, err := decodeTokenRequest(b)
+		check4xx(t, err)
+		if err == nil && (in.Name == "" || in.ExpiresIn < 0 || in.ExpiresIn > maxExpiresIn) {
+			t.Fatalf("accepted %+v", in)
+		}
+	})
+}
+
+func FuzzDecodeUserUpdate(f *testing.F) {
+	f.Add([]byte(`{"role":"admin","blocked":true}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		up, err := decodeUserUpdate(b)
+		check4xx(t, err)
+		if err == nil && (up.Role == nil && up.Blocked == nil || up.Role != nil && roleRank(*up.Role) == 0) {
+			t.Fatalf("accepted %+v", up)
+		}
+	})
+}
+
+func FuzzEventQuery(f *testing.F) {
+	f.Add("limit=10&before=5&actor=user:x&action=peer.&target_kind=peer&since=2026-01-01T00:00:00Z")
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := decodeEventQuery(raw)
+		check4xx(t, err)
+		if err == nil && (q.Limit < 1 || q.Limit > maxEventLimit || q.Before < 0) {
+			t.Fatalf("accepted %+v", q)
+		}
+	})
+}
+
 func FuzzCheckQuery(f *testing.F) {
 	f.Add("src=alpha&dst=100.64.0.2&proto=tcp&port=443")
 	r := fuzzResolver()
@@ -251,4 +297,17 @@ func FuzzMergePatch(f *testing.F) {
 			t.Fatalf("merged %q does not encode: %v", b, err)
 		}
 	})
+}
+
+// roleRank orders roles; 0 is no role.
+func roleRank(r model.Role) int {
+	switch r {
+	case model.RoleOwner:
+		return 3
+	case model.RoleAdmin:
+		return 2
+	case model.RoleUser:
+		return 1
+	}
+	return 0
 }

@@ -25,7 +25,9 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // env is a real management.Service on a real SQLite store behind the REST
-// handler on a loopback httptest server.
+// handler on a loopback httptest server. The service signs users in
+// through idp, a fake identity provider (users_test.go), and runs on
+// clock, which tests may move forward.
 type env struct {
 	t     *testing.T
 	store *sqlite.Store
@@ -33,6 +35,8 @@ type env struct {
 	srv   *httptest.Server
 	token string
 	acct  string
+	idp   *fakeIdP
+	clock *testClock
 }
 
 func newEnv(t *testing.T) *env {
@@ -43,7 +47,9 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
-	svc, err := management.New(management.Config{Store: st, Logger: log})
+	idp, clock := newFakeIdP(), &testClock{}
+	svc, err := management.New(management.Config{Store: st, Logger: log, Now: clock.Now,
+		Identity: &management.IdentityConfig{Verifier: idp, Issuer: fakeIssuer, ClientID: "petrel"}})
 	if err != nil {
 		t.Fatalf("new service: %v", err)
 	}
@@ -60,13 +66,14 @@ func newEnv(t *testing.T) *env {
 	}
 	h := New(svc, log)
 	h.(*server).authFails = nil // the tests send many wrong tokens; authlimit_test.go checks the limit
+	h.(*server).now = clock.Now
 	srv := httptest.NewServer(newContract(t, h))
 	t.Cleanup(func() {
 		srv.Close()
 		svc.Stop()
 		_ = st.Close()
 	})
-	return &env{t: t, store: st, svc: svc, srv: srv, token: token, acct: acct}
+	return &env{t: t, store: st, svc: svc, srv: srv, token: token, acct: acct, idp: idp, clock: clock}
 }
 
 // do sends a request; body is sent raw if it is a string, else as JSON.

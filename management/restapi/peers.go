@@ -69,24 +69,44 @@ var peerResource = &resource[*model.Peer, peerView]{
 	find: byRef(resolver.peer),
 	viewer: func(s *server, r resolver) func(*model.Peer) peerView {
 		groups := r.peerGroups()
+		now := s.now()
 		return func(p *model.Peer) peerView {
 			connected, lastSeen := s.api.PeerStatus(r.a.ID, p.ID)
-			return r.peerView(p, groups[p.ID], connected, lastSeen)
+			return r.peerView(p, groups[p.ID], connected, lastSeen, now)
 		}
 	},
 	name: func(v peerView) string { return v.Name },
 	id:   func(v peerView) string { return v.ID },
+	// Users reach their own peers (those they registered by signing in);
+	// setup-key peers belong to no user.
+	owner:   func(p *model.Peer) string { return p.UserID },
+	ownedBy: userPeers,
+	others:  "peer belongs to another user; you can see and change only the peers you registered by signing in",
+}
+
+// userPeers returns a shallow copy of a whose Peers are only userID's.
+func userPeers(a *model.Account, userID string) *model.Account {
+	cp := *a
+	cp.Peers = make(map[string]*model.Peer)
+	for id, p := range a.Peers {
+		if p.UserID == userID {
+			cp.Peers[id] = p
+		}
+	}
+	return &cp
 }
 
 // peerUpdater serves PUT and PATCH /api/peers/{id}.
 var peerUpdater = updater{current: peerResource.current, apply: (*server).applyPeerUpdate}
 
 // peerReadOnly: everything but name and dns_label. The fqdn follows the
-// dns_label; connected, last_seen and meta are reported by the agent.
+// dns_label; connected, last_seen and meta are reported by the agent;
+// user, last_login, login_expired and disabled change as the peer's user
+// signs in, expires or is blocked.
 var peerReadOnly = readOnly{
-	fixed:   []string{"id", "ip", "public_key", "groups", "created_at", "ephemeral"},
+	fixed:   []string{"id", "ip", "public_key", "groups", "created_at", "ephemeral", "user_id"},
 	derived: []string{"fqdn"},
-	live:    []string{"connected", "last_seen", "meta"},
+	live:    []string{"connected", "last_seen", "meta", "user", "last_login", "login_expired", "disabled"},
 }
 
 func (s *server) applyPeerUpdate(c *call, body []byte) (int, any, error) {

@@ -2,6 +2,8 @@ package restapi
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -43,8 +45,10 @@ type server struct {
 
 // call is one authenticated request.
 type call struct {
-	w       http.ResponseWriter
+	w http.ResponseWriter
+	// r carries the caller's principal in its context (WithPrincipal).
 	r       *http.Request
+	p       management.Principal
 	account string
 	snap    *model.Account
 }
@@ -59,11 +63,15 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
-// authenticate returns the caller's account ID, or writes a 401.
-func (s *server) authenticate(w http.ResponseWriter, r *http.Request) (string, bool) {
+// authenticate identifies the caller (management.Service.Authenticate: an
+// admin token, a personal access token or an OpenID access token), or
+// writes the error: 401 for a missing or rejected token, 403 for a blocked
+// user, 503 when the identity provider cannot be reached. Only rejected
+// tokens count towards the per-source failure limit.
+func (s *server) authenticate(w http.ResponseWriter, r *http.Request) (management.Principal, bool) {
 	src := source(r)
 	if s.tooManyFailures(w, r, src) {
-		return "", false
+		return management.Principal{}, false
 	}
 	h := r.Header.Get("Authorization")
 	scheme, token, found := strings.Cut(h, " ")
@@ -71,17 +79,48 @@ func (s *server) authenticate(w http.ResponseWriter, r *http.Request) (string, b
 	if h == "" || !found || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="petrel"`)
 		s.writeError(w, r, &apiError{status: http.StatusUnauthorized, code: codeUnauthenticated,
-			msg: "missing admin token: send the header Authorization: Bearer TOKEN"})
-		return "", false
+			msg: "missing admin token: send the header Authorization: Bearer TOKEN (an admin token, a personal access token or an OpenID access token)"})
+		return management.Principal{}, false
 	}
-	acct, ok := s.api.AuthenticateToken(token)
-	if !ok {
+	p, err := s.api.Authenticate(r.Context(), token)
+	if err == nil {
+		return p, true
+	}
+	var me *management.Error
+	if errors.As(err, &me) && me.Kind == management.KindUnauthenticated {
 		s.authFailed(r, src, "token rejected")
+		msg := me.Error()
+		if me.Msg == "token rejected" || me.Msg == "no token" {
+			msg = "admin token rejected"
+		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="petrel", error="invalid_token"`)
-		s.writeError(w, r, &apiError{status: http.StatusUnauthorized, code: codeUnauthenticated, msg: "admin token rejected"})
-		return "", false
+		s.writeError(w, r, &apiError{status: http.StatusUnauthorized, code: codeUnauthenticated, msg: msg})
+		return management.Principal{}, false
 	}
-	return acct, true
+	// KindPermission (a blocked user) is a 403, KindUnavailable (the
+	// identity provider is down) a 503: toAPIError maps both.
+	s.writeError(w, r, err)
+	return management.Principal{}, false
+}
+
+// authorize checks the route's scope against the caller's role: admin
+// routes need an owner or admin; self routes are open to every role (their
+// handlers keep users to their own objects).
+func authorize(rt route, p management.Principal) error {
+	if rt.scope == scopeSelf || p.IsAdmin() {
+		return nil
+	}
+	return needAdmin(p)
+}
+
+// needAdmin is the 403 for a user calling what only admins may.
+func needAdmin(p management.Principal) error {
+	who := p.Email
+	if who == "" {
+		who = p.UserID
+	}
+	return &apiError{status: http.StatusForbidden, code: codePermission,
+		msg: fmt.Sprintf("this needs the admin role; you are signed in as %s (%s)", who, p.Role)}
 }
 
 func (s *server) endpoint(rt route) http.Handler {
@@ -98,12 +137,19 @@ func (s *server) endpoint(rt route) http.Handler {
 			s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", status, "took", s.now().Sub(start))
 		}()
 		if !rt.public {
-			acct, ok := s.authenticate(w, r)
+			p, ok := s.authenticate(w, r)
 			if !ok {
 				status = http.StatusUnauthorized
 				return
 			}
-			c.account = acct
+			if err := authorize(rt, p); err != nil {
+				status = s.writeError(w, r, err)
+				return
+			}
+			// Every service call gets the principal through the request's
+			// context: mutations are audited with it as the actor.
+			c.p, c.account = p, p.AccountID
+			c.r = r.WithContext(management.WithPrincipal(r.Context(), p))
 		}
 		st, body, err := rt.handle(s, c)
 		if err != nil {

@@ -8,9 +8,25 @@ type route struct {
 	path   string // ServeMux path with {wildcards}
 	handle handleFunc
 	public bool // served without a token
+	// scope is who may call the route (after authentication).
+	scope scope
 }
 
 func (r route) pattern() string { return r.method + " " + r.path }
+
+// scope says which roles may call a route. The table is the one place
+// that says what a user (role user) may do: only the scopeSelf routes,
+// whose handlers keep them to their own peers, their own user and their
+// own access tokens. Everything else answers them 403.
+type scope int
+
+const (
+	// scopeAdmin: owners and admins only (the default).
+	scopeAdmin scope = iota
+	// scopeSelf: every role; a user sees and changes only their own
+	// objects (another user's is a 403).
+	scopeSelf
+)
 
 var routes = []route{
 	{method: "GET", path: "/api/openapi.yaml", handle: (*server).getSpec, public: true},
@@ -18,11 +34,26 @@ var routes = []route{
 	{method: "GET", path: "/api/accounts", handle: (*server).listAccounts},
 	{method: "GET", path: "/api/accounts/{id}", handle: (*server).getAccount},
 
-	{method: "GET", path: "/api/peers", handle: peerResource.list},
-	{method: "GET", path: "/api/peers/{id}", handle: peerResource.get},
-	{method: "PUT", path: "/api/peers/{id}", handle: peerUpdater.put},
-	{method: "PATCH", path: "/api/peers/{id}", handle: peerUpdater.patch},
-	{method: "DELETE", path: "/api/peers/{id}", handle: peerResource.delete},
+	{method: "GET", path: "/api/peers", handle: peerResource.list, scope: scopeSelf},
+	{method: "GET", path: "/api/peers/{id}", handle: peerResource.get, scope: scopeSelf},
+	{method: "PUT", path: "/api/peers/{id}", handle: peerUpdater.put, scope: scopeSelf},
+	{method: "PATCH", path: "/api/peers/{id}", handle: peerUpdater.patch, scope: scopeSelf},
+	{method: "DELETE", path: "/api/peers/{id}", handle: peerResource.delete, scope: scopeSelf},
+
+	{method: "GET", path: "/api/users", handle: (*server).listUsers},
+	{method: "GET", path: "/api/users/{id}", handle: (*server).getUser, scope: scopeSelf},
+	{method: "PUT", path: "/api/users/{id}", handle: userUpdater.put},
+	{method: "PATCH", path: "/api/users/{id}", handle: userUpdater.patch},
+	{method: "DELETE", path: "/api/users/{id}", handle: (*server).deleteUser},
+	{method: "GET", path: "/api/users/{id}/tokens", handle: (*server).listTokens, scope: scopeSelf},
+	{method: "POST", path: "/api/users/{id}/tokens", handle: (*server).createToken, scope: scopeSelf},
+	{method: "DELETE", path: "/api/users/{id}/tokens/{tokenId}", handle: (*server).revokeToken, scope: scopeSelf},
+
+	{method: "GET", path: "/api/events", handle: (*server).listEvents},
+
+	{method: "GET", path: "/api/settings", handle: (*server).getSettings},
+	{method: "PUT", path: "/api/settings", handle: settingsUpdater.put},
+	{method: "PATCH", path: "/api/settings", handle: settingsUpdater.patch},
 
 	{method: "GET", path: "/api/groups", handle: groupResource.list},
 	{method: "POST", path: "/api/groups", handle: groupResource.create},

@@ -106,7 +106,8 @@ func TestSpecMatchesRouter(t *testing.T) {
 
 // TestSpecDocumentsStatuses: every operation documents the statuses its
 // kind of handler can return (the contract test checks those the suite
-// actually provokes): 401, 429 and 5XX behind the token; 404 with an {id};
+// actually provokes): 401, 403, 429 and 5XX behind the token (403: a role
+// that may not call it, or a blocked user); 404 with an {id};
 // 400, 409, 413 and 415 with a body; 409 on DELETE; 200/201/204 on success.
 func TestSpecDocumentsStatuses(t *testing.T) {
 	doc := loadSpec(t)
@@ -120,7 +121,7 @@ func TestSpecDocumentsStatuses(t *testing.T) {
 			switch {
 			case public[method+" "+path]:
 			default:
-				want = append(want, "401", "429", "5XX")
+				want = append(want, "401", "403", "429", "5XX")
 			}
 			if strings.Contains(path, "{") {
 				want = append(want, "404")

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"petrel/management"
 	"petrel/management/model"
 )
 
@@ -29,6 +30,16 @@ type peerView struct {
 	CreatedAt *time.Time     `json:"created_at"`
 	Ephemeral bool           `json:"ephemeral"`
 	Meta      model.PeerMeta `json:"meta"`
+	// UserID and User (the email) name the user who registered the peer
+	// by signing in; both "" for a setup-key peer.
+	UserID    string     `json:"user_id"`
+	User      string     `json:"user"`
+	LastLogin *time.Time `json:"last_login"`
+	// LoginExpired: the account's login expiration has passed since the
+	// user last signed in from this peer. Disabled: left out of every
+	// network map (login expired, or the user is blocked).
+	LoginExpired bool `json:"login_expired"`
+	Disabled     bool `json:"disabled"`
 }
 
 type groupView struct {
@@ -109,10 +120,10 @@ type zoneView struct {
 }
 
 type accountView struct {
-	ID        string         `json:"id"`
-	Network   string         `json:"network"`
-	CreatedAt *time.Time     `json:"created_at"`
-	Settings  model.Settings `json:"settings"`
+	ID        string       `json:"id"`
+	Network   string       `json:"network"`
+	CreatedAt *time.Time   `json:"created_at"`
+	Settings  settingsView `json:"settings"`
 }
 
 type checkView struct {
@@ -175,7 +186,7 @@ func (r resolver) peerGroups() map[string][]refView {
 	return idx
 }
 
-func (r resolver) peerView(p *model.Peer, groups []refView, connected bool, lastSeen time.Time) peerView {
+func (r resolver) peerView(p *model.Peer, groups []refView, connected bool, lastSeen, now time.Time) peerView {
 	if groups == nil {
 		groups = []refView{}
 	}
@@ -189,8 +200,17 @@ func (r resolver) peerView(p *model.Peer, groups []refView, connected bool, last
 	return peerView{
 		ID: p.ID, Name: p.Name, DNSLabel: p.DNSLabel, IP: ip, FQDN: r.fqdn(p), PublicKey: p.PublicKey,
 		Groups: groups, Connected: connected, LastSeen: optTime(lastSeen), CreatedAt: optTime(p.CreatedAt),
-		Ephemeral: p.Ephemeral, Meta: p.Meta,
+		Ephemeral: p.Ephemeral, Meta: p.Meta, UserID: p.UserID, User: r.userEmail(p.UserID),
+		LastLogin: optTime(p.LastLogin), LoginExpired: management.LoginExpired(r.a.Settings, p, now), Disabled: p.Disabled,
 	}
+}
+
+// userEmail returns the email of the account's user id ("" for none).
+func (r resolver) userEmail(id string) string {
+	if u := r.a.Users[id]; u != nil {
+		return u.Email
+	}
+	return ""
 }
 
 func (r resolver) groupView(g *model.Group) groupView {
@@ -279,11 +299,7 @@ func zoneViewOf(z *model.DNSZone) zoneView {
 }
 
 func accountViewOf(a *model.Account) accountView {
-	s := a.Settings
-	if s.DNSDomain == "" {
-		s.DNSDomain = model.DefaultDNSDomain
-	}
-	return accountView{ID: a.ID, Network: prefixString(a.Network), CreatedAt: optTime(a.CreatedAt), Settings: s}
+	return accountView{ID: a.ID, Network: prefixString(a.Network), CreatedAt: optTime(a.CreatedAt), Settings: settingsViewOf(a.Settings)}
 }
 
 func prefixString(p netip.Prefix) string {

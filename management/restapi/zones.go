@@ -1,7 +1,6 @@
 package restapi
 
 import (
-	"net/http"
 	"strings"
 
 	"petrel/management/model"
@@ -40,29 +39,6 @@ func decodeZone(body []byte) (*model.DNSZone, error) {
 	return z, nil
 }
 
-// settingsRequest is the body of PUT /api/dns/settings.
-type settingsRequest struct {
-	DNSDomain *string `json:"dns_domain"`
-}
-
-// decodeSettings decodes a PUT /api/dns/settings body into new settings
-// based on cur.
-func decodeSettings(cur model.Settings, body []byte) (model.Settings, error) {
-	var req settingsRequest
-	if err := decodeJSON(body, &req); err != nil {
-		return cur, err
-	}
-	if req.DNSDomain == nil {
-		return cur, invalidf("dns_domain is required")
-	}
-	d := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(*req.DNSDomain), "."))
-	if d == "" {
-		return cur, invalidf("dns_domain must not be empty")
-	}
-	cur.DNSDomain = d
-	return cur, nil
-}
-
 // zoneResource serves /api/dns/zones. Zones reference nothing, so create
 // reads no snapshot.
 var zoneResource = &resource[*model.DNSZone, zoneView]{
@@ -75,39 +51,4 @@ var zoneResource = &resource[*model.DNSZone, zoneView]{
 	viewer:   func(*server, resolver) func(*model.DNSZone) zoneView { return zoneViewOf },
 	name:     func(v zoneView) string { return v.Domain },
 	id:       func(v zoneView) string { return v.ID },
-}
-
-func (s *server) getDNSSettings(c *call) (int, any, error) {
-	a, err := s.snapshot(c)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, accountViewOf(a).Settings, nil
-}
-
-// dnsSettingsUpdater serves PUT and PATCH /api/dns/settings.
-var dnsSettingsUpdater = updater{
-	current: func(s *server, c *call) (any, error) {
-		a, err := s.snapshot(c)
-		if err != nil {
-			return nil, err
-		}
-		return accountViewOf(a).Settings, nil
-	},
-	apply: (*server).applyDNSSettings,
-}
-
-func (s *server) applyDNSSettings(c *call, body []byte) (int, any, error) {
-	a, err := s.snapshot(c)
-	if err != nil {
-		return 0, nil, err
-	}
-	set, err := decodeSettings(a.Settings, body)
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := s.api.UpdateSettings(c.r.Context(), c.account, set); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, set, nil
 }

@@ -39,6 +39,9 @@ var (
 type Store interface {
 	// LoadAccounts returns every account with all its objects.
 	LoadAccounts(ctx context.Context) ([]*model.Account, error)
+	// LoadAccount returns one account with all its objects, as stored now
+	// (one consistent snapshot); a missing account is ErrNotFound.
+	LoadAccount(ctx context.Context, id string) (*model.Account, error)
 	// ServerKey returns the management server's persisted private key,
 	// generating and storing one on first call (exactly once, even under
 	// concurrent first calls from several processes).
@@ -46,6 +49,9 @@ type Store interface {
 	// Update runs fn in one serialisable write transaction; if fn returns an
 	// error nothing it did is kept.
 	Update(ctx context.Context, fn func(Tx) error) error
+	// ListEvents returns the account's audit events matching f, newest
+	// first (at most f.Limit; all when 0).
+	ListEvents(ctx context.Context, accountID string, f model.EventFilter) ([]model.Event, error)
 	// SchemaVersion reports the migration version the database is at.
 	SchemaVersion(ctx context.Context) (int, error)
 	// Close releases the database (and its single-writer lock).
@@ -75,4 +81,32 @@ type Tx interface {
 	// it. A different stored version is ErrStale (and fn should return it so
 	// nothing is written); a missing account is ErrNotFound.
 	BumpVersion(accountID string, expected int64) error
+	// AppendEvent adds an audit event to the account's log in this
+	// transaction (so it is kept exactly when the change it records is).
+	// The store assigns Seq; e.Seq is ignored.
+	AppendEvent(accountID string, e model.Event) error
+}
+
+// Change says that an account's stored version reached Version (a commit
+// of some instance, possibly this one, or the account's creation at 0).
+type Change struct {
+	AccountID string
+	Version   int64
+}
+
+// Feed is implemented by a store shared by several petrel-servers
+// (PostgreSQL opened with postgres.OpenShared, --ha): it tells an instance
+// about the commits of the others. Notifications are a wake-up, not a log:
+// they may be lost (while the listener reconnects) or arrive late, so the
+// caller compares stored versions with its own (Versions) when told to
+// resync and periodically.
+type Feed interface {
+	// Follow listens for commits until ctx ends and returns ctx's error.
+	// It calls changed for each notification, and resync each time the
+	// listener is (re)established — after LISTEN, so a commit is either
+	// notified or visible to a version comparison made from resync. Both
+	// callbacks run on Follow's goroutine and must not block for long.
+	Follow(ctx context.Context, changed func(Change), resync func()) error
+	// Versions returns every account's stored version (one query).
+	Versions(ctx context.Context) (map[string]int64, error)
 }

@@ -33,8 +33,19 @@ type UpRequest struct {
 	TimeoutMs          int64                  `protobuf:"varint,5,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
 	ExitNodeAllowLan   *bool                  `protobuf:"varint,6,opt,name=exit_node_allow_lan,json=exitNodeAllowLan,proto3,oneof" json:"exit_node_allow_lan,omitempty"`       // unset: keep the saved setting
 	ExitNodeKillSwitch *bool                  `protobuf:"varint,7,opt,name=exit_node_kill_switch,json=exitNodeKillSwitch,proto3,oneof" json:"exit_node_kill_switch,omitempty"` // unset: keep the saved setting
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// force_reauth: register with a management server other than the saved
+	// one (without it such an up is refused). The running tunnel stays up
+	// until the login to the new server succeeded.
+	ForceReauth bool `protobuf:"varint,8,opt,name=force_reauth,json=forceReauth,proto3" json:"force_reauth,omitempty"`
+	// flags: the daemon flags given explicitly to `petrel up`. A running
+	// daemon whose own settings differ refuses the call and says how to
+	// apply them (they need a restart of the daemon).
+	Flags *UpFlags `protobuf:"bytes,9,opt,name=flags,proto3" json:"flags,omitempty"`
+	// id_token: an OpenID ID token from the user's sign-in (the CLI ran the
+	// device flow); sent once to management as LoginRequest.jwt, never stored.
+	IdToken       string `protobuf:"bytes,10,opt,name=id_token,json=idToken,proto3" json:"id_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpRequest) Reset() {
@@ -116,6 +127,227 @@ func (x *UpRequest) GetExitNodeKillSwitch() bool {
 	return false
 }
 
+func (x *UpRequest) GetForceReauth() bool {
+	if x != nil {
+		return x.ForceReauth
+	}
+	return false
+}
+
+func (x *UpRequest) GetFlags() *UpFlags {
+	if x != nil {
+		return x.Flags
+	}
+	return nil
+}
+
+func (x *UpRequest) GetIdToken() string {
+	if x != nil {
+		return x.IdToken
+	}
+	return ""
+}
+
+// UpFlags are daemon settings as `petrel up` was asked for them; unset =
+// not given.
+type UpFlags struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Netstack      *bool                  `protobuf:"varint,1,opt,name=netstack,proto3,oneof" json:"netstack,omitempty"`
+	InterfaceName *string                `protobuf:"bytes,2,opt,name=interface_name,json=interfaceName,proto3,oneof" json:"interface_name,omitempty"`
+	Mtu           *int32                 `protobuf:"varint,3,opt,name=mtu,proto3,oneof" json:"mtu,omitempty"`
+	WgPort        *int32                 `protobuf:"varint,4,opt,name=wg_port,json=wgPort,proto3,oneof" json:"wg_port,omitempty"`
+	ForceRelay    *bool                  `protobuf:"varint,5,opt,name=force_relay,json=forceRelay,proto3,oneof" json:"force_relay,omitempty"`
+	DnsMode       *string                `protobuf:"bytes,6,opt,name=dns_mode,json=dnsMode,proto3,oneof" json:"dns_mode,omitempty"`
+	CaFile        *string                `protobuf:"bytes,7,opt,name=ca_file,json=caFile,proto3,oneof" json:"ca_file,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpFlags) Reset() {
+	*x = UpFlags{}
+	mi := &file_daemon_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpFlags) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpFlags) ProtoMessage() {}
+
+func (x *UpFlags) ProtoReflect() protoreflect.Message {
+	mi := &file_daemon_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpFlags.ProtoReflect.Descriptor instead.
+func (*UpFlags) Descriptor() ([]byte, []int) {
+	return file_daemon_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *UpFlags) GetNetstack() bool {
+	if x != nil && x.Netstack != nil {
+		return *x.Netstack
+	}
+	return false
+}
+
+func (x *UpFlags) GetInterfaceName() string {
+	if x != nil && x.InterfaceName != nil {
+		return *x.InterfaceName
+	}
+	return ""
+}
+
+func (x *UpFlags) GetMtu() int32 {
+	if x != nil && x.Mtu != nil {
+		return *x.Mtu
+	}
+	return 0
+}
+
+func (x *UpFlags) GetWgPort() int32 {
+	if x != nil && x.WgPort != nil {
+		return *x.WgPort
+	}
+	return 0
+}
+
+func (x *UpFlags) GetForceRelay() bool {
+	if x != nil && x.ForceRelay != nil {
+		return *x.ForceRelay
+	}
+	return false
+}
+
+func (x *UpFlags) GetDnsMode() string {
+	if x != nil && x.DnsMode != nil {
+		return *x.DnsMode
+	}
+	return ""
+}
+
+func (x *UpFlags) GetCaFile() string {
+	if x != nil && x.CaFile != nil {
+		return *x.CaFile
+	}
+	return ""
+}
+
+// SetRequest changes settings of a running agent (`petrel set`); unset
+// fields keep their value. Every change is saved in the profile.
+type SetRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Hostname      *string                `protobuf:"bytes,1,opt,name=hostname,proto3,oneof" json:"hostname,omitempty"`                     // sent to management at once (a re-login with the new meta)
+	ExitNode      *string                `protobuf:"bytes,2,opt,name=exit_node,json=exitNode,proto3,oneof" json:"exit_node,omitempty"`     // name, fqdn, IP or key of the exit node; "none" = off; "auto" = the map's choice
+	AcceptDns     *bool                  `protobuf:"varint,3,opt,name=accept_dns,json=acceptDns,proto3,oneof" json:"accept_dns,omitempty"` // false: the host's resolver is not pointed at the agent
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetRequest) Reset() {
+	*x = SetRequest{}
+	mi := &file_daemon_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetRequest) ProtoMessage() {}
+
+func (x *SetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_daemon_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetRequest.ProtoReflect.Descriptor instead.
+func (*SetRequest) Descriptor() ([]byte, []int) {
+	return file_daemon_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SetRequest) GetHostname() string {
+	if x != nil && x.Hostname != nil {
+		return *x.Hostname
+	}
+	return ""
+}
+
+func (x *SetRequest) GetExitNode() string {
+	if x != nil && x.ExitNode != nil {
+		return *x.ExitNode
+	}
+	return ""
+}
+
+func (x *SetRequest) GetAcceptDns() bool {
+	if x != nil && x.AcceptDns != nil {
+		return *x.AcceptDns
+	}
+	return false
+}
+
+type SetResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Applied       []string               `protobuf:"bytes,1,rep,name=applied,proto3" json:"applied,omitempty"` // one sentence per change
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetResponse) Reset() {
+	*x = SetResponse{}
+	mi := &file_daemon_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetResponse) ProtoMessage() {}
+
+func (x *SetResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_daemon_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetResponse.ProtoReflect.Descriptor instead.
+func (*SetResponse) Descriptor() ([]byte, []int) {
+	return file_daemon_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SetResponse) GetApplied() []string {
+	if x != nil {
+		return x.Applied
+	}
+	return nil
+}
+
 type UpProgress struct {
 	state               protoimpl.MessageState `protogen:"open.v1"`
 	Stage               string                 `protobuf:"bytes,1,opt,name=stage,proto3" json:"stage,omitempty"` // "management", "signal", "relay", "peers", "done", "error"
@@ -132,7 +364,7 @@ type UpProgress struct {
 
 func (x *UpProgress) Reset() {
 	*x = UpProgress{}
-	mi := &file_daemon_proto_msgTypes[1]
+	mi := &file_daemon_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -144,7 +376,7 @@ func (x *UpProgress) String() string {
 func (*UpProgress) ProtoMessage() {}
 
 func (x *UpProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[1]
+	mi := &file_daemon_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -157,7 +389,7 @@ func (x *UpProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpProgress.ProtoReflect.Descriptor instead.
 func (*UpProgress) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{1}
+	return file_daemon_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *UpProgress) GetStage() string {
@@ -222,13 +454,14 @@ type LoginRequest struct {
 	SetupKey      string                 `protobuf:"bytes,2,opt,name=setup_key,json=setupKey,proto3" json:"setup_key,omitempty"`
 	Hostname      string                 `protobuf:"bytes,3,opt,name=hostname,proto3" json:"hostname,omitempty"`
 	TimeoutMs     int64                  `protobuf:"varint,4,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	IdToken       string                 `protobuf:"bytes,5,opt,name=id_token,json=idToken,proto3" json:"id_token,omitempty"` // as UpRequest.id_token
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_daemon_proto_msgTypes[2]
+	mi := &file_daemon_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -240,7 +473,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[2]
+	mi := &file_daemon_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -253,7 +486,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{2}
+	return file_daemon_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LoginRequest) GetManagementUrl() string {
@@ -284,6 +517,13 @@ func (x *LoginRequest) GetTimeoutMs() int64 {
 	return 0
 }
 
+func (x *LoginRequest) GetIdToken() string {
+	if x != nil {
+		return x.IdToken
+	}
+	return ""
+}
+
 type LoginResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ip            string                 `protobuf:"bytes,1,opt,name=ip,proto3" json:"ip,omitempty"`
@@ -294,7 +534,7 @@ type LoginResponse struct {
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_daemon_proto_msgTypes[3]
+	mi := &file_daemon_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -306,7 +546,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[3]
+	mi := &file_daemon_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -319,7 +559,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{3}
+	return file_daemon_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LoginResponse) GetIp() string {
@@ -344,7 +584,7 @@ type DownRequest struct {
 
 func (x *DownRequest) Reset() {
 	*x = DownRequest{}
-	mi := &file_daemon_proto_msgTypes[4]
+	mi := &file_daemon_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -356,7 +596,7 @@ func (x *DownRequest) String() string {
 func (*DownRequest) ProtoMessage() {}
 
 func (x *DownRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[4]
+	mi := &file_daemon_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -369,7 +609,7 @@ func (x *DownRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownRequest.ProtoReflect.Descriptor instead.
 func (*DownRequest) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{4}
+	return file_daemon_proto_rawDescGZIP(), []int{7}
 }
 
 type DownResponse struct {
@@ -380,7 +620,7 @@ type DownResponse struct {
 
 func (x *DownResponse) Reset() {
 	*x = DownResponse{}
-	mi := &file_daemon_proto_msgTypes[5]
+	mi := &file_daemon_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -392,7 +632,7 @@ func (x *DownResponse) String() string {
 func (*DownResponse) ProtoMessage() {}
 
 func (x *DownResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[5]
+	mi := &file_daemon_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -405,7 +645,7 @@ func (x *DownResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownResponse.ProtoReflect.Descriptor instead.
 func (*DownResponse) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{5}
+	return file_daemon_proto_rawDescGZIP(), []int{8}
 }
 
 type LogoutRequest struct {
@@ -416,7 +656,7 @@ type LogoutRequest struct {
 
 func (x *LogoutRequest) Reset() {
 	*x = LogoutRequest{}
-	mi := &file_daemon_proto_msgTypes[6]
+	mi := &file_daemon_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -428,7 +668,7 @@ func (x *LogoutRequest) String() string {
 func (*LogoutRequest) ProtoMessage() {}
 
 func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[6]
+	mi := &file_daemon_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -441,18 +681,23 @@ func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
 func (*LogoutRequest) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{6}
+	return file_daemon_proto_rawDescGZIP(), []int{9}
 }
 
+// LogoutResponse: the registration was cleared locally; server_told says
+// whether management deleted the peer (or no longer knew it), else
+// server_error says why it could not be told.
 type LogoutResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	ServerTold    bool                   `protobuf:"varint,1,opt,name=server_told,json=serverTold,proto3" json:"server_told,omitempty"`
+	ServerError   string                 `protobuf:"bytes,2,opt,name=server_error,json=serverError,proto3" json:"server_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LogoutResponse) Reset() {
 	*x = LogoutResponse{}
-	mi := &file_daemon_proto_msgTypes[7]
+	mi := &file_daemon_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -464,7 +709,7 @@ func (x *LogoutResponse) String() string {
 func (*LogoutResponse) ProtoMessage() {}
 
 func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[7]
+	mi := &file_daemon_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -477,7 +722,21 @@ func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
 func (*LogoutResponse) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{7}
+	return file_daemon_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *LogoutResponse) GetServerTold() bool {
+	if x != nil {
+		return x.ServerTold
+	}
+	return false
+}
+
+func (x *LogoutResponse) GetServerError() string {
+	if x != nil {
+		return x.ServerError
+	}
+	return ""
 }
 
 type StatusRequest struct {
@@ -488,7 +747,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_daemon_proto_msgTypes[8]
+	mi := &file_daemon_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -500,7 +759,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[8]
+	mi := &file_daemon_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -513,7 +772,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{8}
+	return file_daemon_proto_rawDescGZIP(), []int{11}
 }
 
 type ShutdownRequest struct {
@@ -524,7 +783,7 @@ type ShutdownRequest struct {
 
 func (x *ShutdownRequest) Reset() {
 	*x = ShutdownRequest{}
-	mi := &file_daemon_proto_msgTypes[9]
+	mi := &file_daemon_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -536,7 +795,7 @@ func (x *ShutdownRequest) String() string {
 func (*ShutdownRequest) ProtoMessage() {}
 
 func (x *ShutdownRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[9]
+	mi := &file_daemon_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -549,7 +808,7 @@ func (x *ShutdownRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownRequest.ProtoReflect.Descriptor instead.
 func (*ShutdownRequest) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{9}
+	return file_daemon_proto_rawDescGZIP(), []int{12}
 }
 
 type ShutdownResponse struct {
@@ -560,7 +819,7 @@ type ShutdownResponse struct {
 
 func (x *ShutdownResponse) Reset() {
 	*x = ShutdownResponse{}
-	mi := &file_daemon_proto_msgTypes[10]
+	mi := &file_daemon_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -572,7 +831,7 @@ func (x *ShutdownResponse) String() string {
 func (*ShutdownResponse) ProtoMessage() {}
 
 func (x *ShutdownResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[10]
+	mi := &file_daemon_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -585,7 +844,7 @@ func (x *ShutdownResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownResponse.ProtoReflect.Descriptor instead.
 func (*ShutdownResponse) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{10}
+	return file_daemon_proto_rawDescGZIP(), []int{13}
 }
 
 type StatusResponse struct {
@@ -622,7 +881,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_daemon_proto_msgTypes[11]
+	mi := &file_daemon_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -634,7 +893,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[11]
+	mi := &file_daemon_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -647,7 +906,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{11}
+	return file_daemon_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StatusResponse) GetState() string {
@@ -801,7 +1060,7 @@ type UnsupportedFeature struct {
 
 func (x *UnsupportedFeature) Reset() {
 	*x = UnsupportedFeature{}
-	mi := &file_daemon_proto_msgTypes[12]
+	mi := &file_daemon_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -813,7 +1072,7 @@ func (x *UnsupportedFeature) String() string {
 func (*UnsupportedFeature) ProtoMessage() {}
 
 func (x *UnsupportedFeature) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[12]
+	mi := &file_daemon_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -826,7 +1085,7 @@ func (x *UnsupportedFeature) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnsupportedFeature.ProtoReflect.Descriptor instead.
 func (*UnsupportedFeature) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{12}
+	return file_daemon_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UnsupportedFeature) GetFeature() string {
@@ -857,7 +1116,7 @@ type DNSInfo struct {
 
 func (x *DNSInfo) Reset() {
 	*x = DNSInfo{}
-	mi := &file_daemon_proto_msgTypes[13]
+	mi := &file_daemon_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -869,7 +1128,7 @@ func (x *DNSInfo) String() string {
 func (*DNSInfo) ProtoMessage() {}
 
 func (x *DNSInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[13]
+	mi := &file_daemon_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -882,7 +1141,7 @@ func (x *DNSInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DNSInfo.ProtoReflect.Descriptor instead.
 func (*DNSInfo) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{13}
+	return file_daemon_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DNSInfo) GetListeners() []string {
@@ -928,7 +1187,7 @@ type DNSStatusRequest struct {
 
 func (x *DNSStatusRequest) Reset() {
 	*x = DNSStatusRequest{}
-	mi := &file_daemon_proto_msgTypes[14]
+	mi := &file_daemon_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -940,7 +1199,7 @@ func (x *DNSStatusRequest) String() string {
 func (*DNSStatusRequest) ProtoMessage() {}
 
 func (x *DNSStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[14]
+	mi := &file_daemon_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -953,7 +1212,7 @@ func (x *DNSStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DNSStatusRequest.ProtoReflect.Descriptor instead.
 func (*DNSStatusRequest) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{14}
+	return file_daemon_proto_rawDescGZIP(), []int{17}
 }
 
 type DNSQueryRequest struct {
@@ -966,7 +1225,7 @@ type DNSQueryRequest struct {
 
 func (x *DNSQueryRequest) Reset() {
 	*x = DNSQueryRequest{}
-	mi := &file_daemon_proto_msgTypes[15]
+	mi := &file_daemon_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -978,7 +1237,7 @@ func (x *DNSQueryRequest) String() string {
 func (*DNSQueryRequest) ProtoMessage() {}
 
 func (x *DNSQueryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[15]
+	mi := &file_daemon_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -991,7 +1250,7 @@ func (x *DNSQueryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DNSQueryRequest.ProtoReflect.Descriptor instead.
 func (*DNSQueryRequest) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{15}
+	return file_daemon_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DNSQueryRequest) GetName() string {
@@ -1017,7 +1276,7 @@ type JSONReply struct {
 
 func (x *JSONReply) Reset() {
 	*x = JSONReply{}
-	mi := &file_daemon_proto_msgTypes[16]
+	mi := &file_daemon_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1029,7 +1288,7 @@ func (x *JSONReply) String() string {
 func (*JSONReply) ProtoMessage() {}
 
 func (x *JSONReply) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[16]
+	mi := &file_daemon_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1042,7 +1301,7 @@ func (x *JSONReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JSONReply.ProtoReflect.Descriptor instead.
 func (*JSONReply) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{16}
+	return file_daemon_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *JSONReply) GetJson() string {
@@ -1070,7 +1329,7 @@ type RouteStatus struct {
 
 func (x *RouteStatus) Reset() {
 	*x = RouteStatus{}
-	mi := &file_daemon_proto_msgTypes[17]
+	mi := &file_daemon_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1082,7 +1341,7 @@ func (x *RouteStatus) String() string {
 func (*RouteStatus) ProtoMessage() {}
 
 func (x *RouteStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[17]
+	mi := &file_daemon_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1095,7 +1354,7 @@ func (x *RouteStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteStatus.ProtoReflect.Descriptor instead.
 func (*RouteStatus) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{17}
+	return file_daemon_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RouteStatus) GetId() string {
@@ -1177,7 +1436,7 @@ type ExitNodeStatus struct {
 
 func (x *ExitNodeStatus) Reset() {
 	*x = ExitNodeStatus{}
-	mi := &file_daemon_proto_msgTypes[18]
+	mi := &file_daemon_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1189,7 +1448,7 @@ func (x *ExitNodeStatus) String() string {
 func (*ExitNodeStatus) ProtoMessage() {}
 
 func (x *ExitNodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[18]
+	mi := &file_daemon_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1202,7 +1461,7 @@ func (x *ExitNodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitNodeStatus.ProtoReflect.Descriptor instead.
 func (*ExitNodeStatus) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{18}
+	return file_daemon_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ExitNodeStatus) GetPeer() string {
@@ -1274,7 +1533,7 @@ type SetExitNodeRequest struct {
 
 func (x *SetExitNodeRequest) Reset() {
 	*x = SetExitNodeRequest{}
-	mi := &file_daemon_proto_msgTypes[19]
+	mi := &file_daemon_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1286,7 +1545,7 @@ func (x *SetExitNodeRequest) String() string {
 func (*SetExitNodeRequest) ProtoMessage() {}
 
 func (x *SetExitNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[19]
+	mi := &file_daemon_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1299,7 +1558,7 @@ func (x *SetExitNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetExitNodeRequest.ProtoReflect.Descriptor instead.
 func (*SetExitNodeRequest) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{19}
+	return file_daemon_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SetExitNodeRequest) GetPeer() string {
@@ -1354,13 +1613,18 @@ type PeerStatus struct {
 	TxBytes           uint64                 `protobuf:"varint,13,opt,name=tx_bytes,json=txBytes,proto3" json:"tx_bytes,omitempty"`
 	RelayReason       string                 `protobuf:"bytes,14,opt,name=relay_reason,json=relayReason,proto3" json:"relay_reason,omitempty"` // why relayed: symmetric-nat|ice-timeout|ice-failed|forced|direct-blocked
 	Firewall          *FirewallCounters      `protobuf:"bytes,15,opt,name=firewall,proto3" json:"firewall,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// latency_ms was measured latency_age_s seconds ago (through the tunnel,
+	// on the current path); both 0 when no measurement is recent enough.
+	LatencyAgeS int64 `protobuf:"varint,16,opt,name=latency_age_s,json=latencyAgeS,proto3" json:"latency_age_s,omitempty"`
+	// Why the peer is offline: not-on-signal|no-reply|silent|handshake-expired.
+	OfflineReason string `protobuf:"bytes,17,opt,name=offline_reason,json=offlineReason,proto3" json:"offline_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PeerStatus) Reset() {
 	*x = PeerStatus{}
-	mi := &file_daemon_proto_msgTypes[20]
+	mi := &file_daemon_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1372,7 +1636,7 @@ func (x *PeerStatus) String() string {
 func (*PeerStatus) ProtoMessage() {}
 
 func (x *PeerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[20]
+	mi := &file_daemon_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1385,7 +1649,7 @@ func (x *PeerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatus.ProtoReflect.Descriptor instead.
 func (*PeerStatus) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{20}
+	return file_daemon_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PeerStatus) GetName() string {
@@ -1493,6 +1757,20 @@ func (x *PeerStatus) GetFirewall() *FirewallCounters {
 	return nil
 }
 
+func (x *PeerStatus) GetLatencyAgeS() int64 {
+	if x != nil {
+		return x.LatencyAgeS
+	}
+	return 0
+}
+
+func (x *PeerStatus) GetOfflineReason() string {
+	if x != nil {
+		return x.OfflineReason
+	}
+	return ""
+}
+
 // FirewallCounters are packets the firewall let through or dropped for one
 // peer, and packets WireGuard dropped because their inner source was not
 // one of the peer's addresses.
@@ -1509,7 +1787,7 @@ type FirewallCounters struct {
 
 func (x *FirewallCounters) Reset() {
 	*x = FirewallCounters{}
-	mi := &file_daemon_proto_msgTypes[21]
+	mi := &file_daemon_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1521,7 +1799,7 @@ func (x *FirewallCounters) String() string {
 func (*FirewallCounters) ProtoMessage() {}
 
 func (x *FirewallCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[21]
+	mi := &file_daemon_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1534,7 +1812,7 @@ func (x *FirewallCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FirewallCounters.ProtoReflect.Descriptor instead.
 func (*FirewallCounters) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{21}
+	return file_daemon_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *FirewallCounters) GetInAllowed() uint64 {
@@ -1584,7 +1862,7 @@ type TraceRequest struct {
 
 func (x *TraceRequest) Reset() {
 	*x = TraceRequest{}
-	mi := &file_daemon_proto_msgTypes[22]
+	mi := &file_daemon_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1596,7 +1874,7 @@ func (x *TraceRequest) String() string {
 func (*TraceRequest) ProtoMessage() {}
 
 func (x *TraceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[22]
+	mi := &file_daemon_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1609,7 +1887,7 @@ func (x *TraceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TraceRequest.ProtoReflect.Descriptor instead.
 func (*TraceRequest) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{22}
+	return file_daemon_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *TraceRequest) GetSrc() string {
@@ -1653,7 +1931,7 @@ type TraceReply struct {
 
 func (x *TraceReply) Reset() {
 	*x = TraceReply{}
-	mi := &file_daemon_proto_msgTypes[23]
+	mi := &file_daemon_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1665,7 +1943,7 @@ func (x *TraceReply) String() string {
 func (*TraceReply) ProtoMessage() {}
 
 func (x *TraceReply) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[23]
+	mi := &file_daemon_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1678,7 +1956,7 @@ func (x *TraceReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TraceReply.ProtoReflect.Descriptor instead.
 func (*TraceReply) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{23}
+	return file_daemon_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *TraceReply) GetAllowed() bool {
@@ -1724,7 +2002,7 @@ type RecentLogsRequest struct {
 
 func (x *RecentLogsRequest) Reset() {
 	*x = RecentLogsRequest{}
-	mi := &file_daemon_proto_msgTypes[24]
+	mi := &file_daemon_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1736,7 +2014,7 @@ func (x *RecentLogsRequest) String() string {
 func (*RecentLogsRequest) ProtoMessage() {}
 
 func (x *RecentLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[24]
+	mi := &file_daemon_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1749,7 +2027,7 @@ func (x *RecentLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecentLogsRequest.ProtoReflect.Descriptor instead.
 func (*RecentLogsRequest) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{24}
+	return file_daemon_proto_rawDescGZIP(), []int{27}
 }
 
 type RecentLogsReply struct {
@@ -1762,7 +2040,7 @@ type RecentLogsReply struct {
 
 func (x *RecentLogsReply) Reset() {
 	*x = RecentLogsReply{}
-	mi := &file_daemon_proto_msgTypes[25]
+	mi := &file_daemon_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1774,7 +2052,7 @@ func (x *RecentLogsReply) String() string {
 func (*RecentLogsReply) ProtoMessage() {}
 
 func (x *RecentLogsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[25]
+	mi := &file_daemon_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1787,7 +2065,7 @@ func (x *RecentLogsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecentLogsReply.ProtoReflect.Descriptor instead.
 func (*RecentLogsReply) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{25}
+	return file_daemon_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RecentLogsReply) GetLines() []string {
@@ -1816,7 +2094,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_daemon_proto_msgTypes[26]
+	mi := &file_daemon_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1828,7 +2106,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[26]
+	mi := &file_daemon_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1841,7 +2119,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{26}
+	return file_daemon_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PingRequest) GetPeer() string {
@@ -1885,7 +2163,7 @@ type PingReply struct {
 
 func (x *PingReply) Reset() {
 	*x = PingReply{}
-	mi := &file_daemon_proto_msgTypes[27]
+	mi := &file_daemon_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1897,7 +2175,7 @@ func (x *PingReply) String() string {
 func (*PingReply) ProtoMessage() {}
 
 func (x *PingReply) ProtoReflect() protoreflect.Message {
-	mi := &file_daemon_proto_msgTypes[27]
+	mi := &file_daemon_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1910,7 +2188,7 @@ func (x *PingReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingReply.ProtoReflect.Descriptor instead.
 func (*PingReply) Descriptor() ([]byte, []int) {
-	return file_daemon_proto_rawDescGZIP(), []int{27}
+	return file_daemon_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *PingReply) GetIp() string {
@@ -1952,7 +2230,7 @@ var File_daemon_proto protoreflect.FileDescriptor
 
 const file_daemon_proto_rawDesc = "" +
 	"\n" +
-	"\fdaemon.proto\x12\x10petrel.daemon.v1\"\xc7\x02\n" +
+	"\fdaemon.proto\x12\x10petrel.daemon.v1\"\xb6\x03\n" +
 	"\tUpRequest\x12%\n" +
 	"\x0emanagement_url\x18\x01 \x01(\tR\rmanagementUrl\x12\x1b\n" +
 	"\tsetup_key\x18\x02 \x01(\tR\bsetupKey\x12\x1a\n" +
@@ -1962,9 +2240,43 @@ const file_daemon_proto_rawDesc = "" +
 	"\n" +
 	"timeout_ms\x18\x05 \x01(\x03R\ttimeoutMs\x122\n" +
 	"\x13exit_node_allow_lan\x18\x06 \x01(\bH\x00R\x10exitNodeAllowLan\x88\x01\x01\x126\n" +
-	"\x15exit_node_kill_switch\x18\a \x01(\bH\x01R\x12exitNodeKillSwitch\x88\x01\x01B\x16\n" +
+	"\x15exit_node_kill_switch\x18\a \x01(\bH\x01R\x12exitNodeKillSwitch\x88\x01\x01\x12!\n" +
+	"\fforce_reauth\x18\b \x01(\bR\vforceReauth\x12/\n" +
+	"\x05flags\x18\t \x01(\v2\x19.petrel.daemon.v1.UpFlagsR\x05flags\x12\x19\n" +
+	"\bid_token\x18\n" +
+	" \x01(\tR\aidTokenB\x16\n" +
 	"\x14_exit_node_allow_lanB\x18\n" +
-	"\x16_exit_node_kill_switch\"\xa3\x02\n" +
+	"\x16_exit_node_kill_switch\"\xcc\x02\n" +
+	"\aUpFlags\x12\x1f\n" +
+	"\bnetstack\x18\x01 \x01(\bH\x00R\bnetstack\x88\x01\x01\x12*\n" +
+	"\x0einterface_name\x18\x02 \x01(\tH\x01R\rinterfaceName\x88\x01\x01\x12\x15\n" +
+	"\x03mtu\x18\x03 \x01(\x05H\x02R\x03mtu\x88\x01\x01\x12\x1c\n" +
+	"\awg_port\x18\x04 \x01(\x05H\x03R\x06wgPort\x88\x01\x01\x12$\n" +
+	"\vforce_relay\x18\x05 \x01(\bH\x04R\n" +
+	"forceRelay\x88\x01\x01\x12\x1e\n" +
+	"\bdns_mode\x18\x06 \x01(\tH\x05R\adnsMode\x88\x01\x01\x12\x1c\n" +
+	"\aca_file\x18\a \x01(\tH\x06R\x06caFile\x88\x01\x01B\v\n" +
+	"\t_netstackB\x11\n" +
+	"\x0f_interface_nameB\x06\n" +
+	"\x04_mtuB\n" +
+	"\n" +
+	"\b_wg_portB\x0e\n" +
+	"\f_force_relayB\v\n" +
+	"\t_dns_modeB\n" +
+	"\n" +
+	"\b_ca_file\"\x9d\x01\n" +
+	"\n" +
+	"SetRequest\x12\x1f\n" +
+	"\bhostname\x18\x01 \x01(\tH\x00R\bhostname\x88\x01\x01\x12 \n" +
+	"\texit_node\x18\x02 \x01(\tH\x01R\bexitNode\x88\x01\x01\x12\"\n" +
+	"\n" +
+	"accept_dns\x18\x03 \x01(\bH\x02R\tacceptDns\x88\x01\x01B\v\n" +
+	"\t_hostnameB\f\n" +
+	"\n" +
+	"_exit_nodeB\r\n" +
+	"\v_accept_dns\"'\n" +
+	"\vSetResponse\x12\x18\n" +
+	"\aapplied\x18\x01 \x03(\tR\aapplied\"\xa3\x02\n" +
 	"\n" +
 	"UpProgress\x12\x14\n" +
 	"\x05stage\x18\x01 \x01(\tR\x05stage\x12\x18\n" +
@@ -1975,20 +2287,24 @@ const file_daemon_proto_rawDesc = "" +
 	"\x0fpeers_connected\x18\x06 \x01(\x05R\x0epeersConnected\x12\x1f\n" +
 	"\vpeers_total\x18\a \x01(\x05R\n" +
 	"peersTotal\x12\x14\n" +
-	"\x05error\x18\b \x01(\tR\x05error\"\x8d\x01\n" +
+	"\x05error\x18\b \x01(\tR\x05error\"\xa8\x01\n" +
 	"\fLoginRequest\x12%\n" +
 	"\x0emanagement_url\x18\x01 \x01(\tR\rmanagementUrl\x12\x1b\n" +
 	"\tsetup_key\x18\x02 \x01(\tR\bsetupKey\x12\x1a\n" +
 	"\bhostname\x18\x03 \x01(\tR\bhostname\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\x04 \x01(\x03R\ttimeoutMs\"3\n" +
+	"timeout_ms\x18\x04 \x01(\x03R\ttimeoutMs\x12\x19\n" +
+	"\bid_token\x18\x05 \x01(\tR\aidToken\"3\n" +
 	"\rLoginResponse\x12\x0e\n" +
 	"\x02ip\x18\x01 \x01(\tR\x02ip\x12\x12\n" +
 	"\x04fqdn\x18\x02 \x01(\tR\x04fqdn\"\r\n" +
 	"\vDownRequest\"\x0e\n" +
 	"\fDownResponse\"\x0f\n" +
-	"\rLogoutRequest\"\x10\n" +
-	"\x0eLogoutResponse\"\x0f\n" +
+	"\rLogoutRequest\"T\n" +
+	"\x0eLogoutResponse\x12\x1f\n" +
+	"\vserver_told\x18\x01 \x01(\bR\n" +
+	"serverTold\x12!\n" +
+	"\fserver_error\x18\x02 \x01(\tR\vserverError\"\x0f\n" +
 	"\rStatusRequest\"\x11\n" +
 	"\x0fShutdownRequest\"\x12\n" +
 	"\x10ShutdownResponse\"\xad\x06\n" +
@@ -2062,7 +2378,7 @@ const file_daemon_proto_rawDesc = "" +
 	"killSwitch\x88\x01\x01B\f\n" +
 	"\n" +
 	"_allow_lanB\x0e\n" +
-	"\f_kill_switch\"\xe8\x03\n" +
+	"\f_kill_switch\"\xb3\x04\n" +
 	"\n" +
 	"PeerStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
@@ -2082,7 +2398,9 @@ const file_daemon_proto_rawDesc = "" +
 	"\brx_bytes\x18\f \x01(\x04R\arxBytes\x12\x19\n" +
 	"\btx_bytes\x18\r \x01(\x04R\atxBytes\x12!\n" +
 	"\frelay_reason\x18\x0e \x01(\tR\vrelayReason\x12>\n" +
-	"\bfirewall\x18\x0f \x01(\v2\".petrel.daemon.v1.FirewallCountersR\bfirewall\"\xac\x01\n" +
+	"\bfirewall\x18\x0f \x01(\v2\".petrel.daemon.v1.FirewallCountersR\bfirewall\x12\"\n" +
+	"\rlatency_age_s\x18\x10 \x01(\x03R\vlatencyAgeS\x12%\n" +
+	"\x0eoffline_reason\x18\x11 \x01(\tR\rofflineReason\"\xac\x01\n" +
 	"\x10FirewallCounters\x12\x1d\n" +
 	"\n" +
 	"in_allowed\x18\x01 \x01(\x04R\tinAllowed\x12\x1d\n" +
@@ -2121,7 +2439,7 @@ const file_daemon_proto_rawDesc = "" +
 	"\x03seq\x18\x02 \x01(\x05R\x03seq\x12\x15\n" +
 	"\x06rtt_ms\x18\x03 \x01(\x01R\x05rttMs\x12\x12\n" +
 	"\x04path\x18\x04 \x01(\tR\x04path\x12\x14\n" +
-	"\x05error\x18\x05 \x01(\tR\x05error2\x9d\a\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error2\xe1\a\n" +
 	"\x06Daemon\x12A\n" +
 	"\x02Up\x12\x1b.petrel.daemon.v1.UpRequest\x1a\x1c.petrel.daemon.v1.UpProgress0\x01\x12E\n" +
 	"\x04Down\x12\x1d.petrel.daemon.v1.DownRequest\x1a\x1e.petrel.daemon.v1.DownResponse\x12K\n" +
@@ -2135,7 +2453,8 @@ const file_daemon_proto_rawDesc = "" +
 	"\bDNSQuery\x12!.petrel.daemon.v1.DNSQueryRequest\x1a\x1b.petrel.daemon.v1.JSONReply\x12E\n" +
 	"\x05Trace\x12\x1e.petrel.daemon.v1.TraceRequest\x1a\x1c.petrel.daemon.v1.TraceReply\x12T\n" +
 	"\n" +
-	"RecentLogs\x12#.petrel.daemon.v1.RecentLogsRequest\x1a!.petrel.daemon.v1.RecentLogsReplyB\x17Z\x15petrel/proto/daemonpbb\x06proto3"
+	"RecentLogs\x12#.petrel.daemon.v1.RecentLogsRequest\x1a!.petrel.daemon.v1.RecentLogsReply\x12B\n" +
+	"\x03Set\x12\x1c.petrel.daemon.v1.SetRequest\x1a\x1d.petrel.daemon.v1.SetResponseB\x17Z\x15petrel/proto/daemonpbb\x06proto3"
 
 var (
 	file_daemon_proto_rawDescOnce sync.Once
@@ -2149,73 +2468,79 @@ func file_daemon_proto_rawDescGZIP() []byte {
 	return file_daemon_proto_rawDescData
 }
 
-var file_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_daemon_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_daemon_proto_goTypes = []any{
 	(*UpRequest)(nil),          // 0: petrel.daemon.v1.UpRequest
-	(*UpProgress)(nil),         // 1: petrel.daemon.v1.UpProgress
-	(*LoginRequest)(nil),       // 2: petrel.daemon.v1.LoginRequest
-	(*LoginResponse)(nil),      // 3: petrel.daemon.v1.LoginResponse
-	(*DownRequest)(nil),        // 4: petrel.daemon.v1.DownRequest
-	(*DownResponse)(nil),       // 5: petrel.daemon.v1.DownResponse
-	(*LogoutRequest)(nil),      // 6: petrel.daemon.v1.LogoutRequest
-	(*LogoutResponse)(nil),     // 7: petrel.daemon.v1.LogoutResponse
-	(*StatusRequest)(nil),      // 8: petrel.daemon.v1.StatusRequest
-	(*ShutdownRequest)(nil),    // 9: petrel.daemon.v1.ShutdownRequest
-	(*ShutdownResponse)(nil),   // 10: petrel.daemon.v1.ShutdownResponse
-	(*StatusResponse)(nil),     // 11: petrel.daemon.v1.StatusResponse
-	(*UnsupportedFeature)(nil), // 12: petrel.daemon.v1.UnsupportedFeature
-	(*DNSInfo)(nil),            // 13: petrel.daemon.v1.DNSInfo
-	(*DNSStatusRequest)(nil),   // 14: petrel.daemon.v1.DNSStatusRequest
-	(*DNSQueryRequest)(nil),    // 15: petrel.daemon.v1.DNSQueryRequest
-	(*JSONReply)(nil),          // 16: petrel.daemon.v1.JSONReply
-	(*RouteStatus)(nil),        // 17: petrel.daemon.v1.RouteStatus
-	(*ExitNodeStatus)(nil),     // 18: petrel.daemon.v1.ExitNodeStatus
-	(*SetExitNodeRequest)(nil), // 19: petrel.daemon.v1.SetExitNodeRequest
-	(*PeerStatus)(nil),         // 20: petrel.daemon.v1.PeerStatus
-	(*FirewallCounters)(nil),   // 21: petrel.daemon.v1.FirewallCounters
-	(*TraceRequest)(nil),       // 22: petrel.daemon.v1.TraceRequest
-	(*TraceReply)(nil),         // 23: petrel.daemon.v1.TraceReply
-	(*RecentLogsRequest)(nil),  // 24: petrel.daemon.v1.RecentLogsRequest
-	(*RecentLogsReply)(nil),    // 25: petrel.daemon.v1.RecentLogsReply
-	(*PingRequest)(nil),        // 26: petrel.daemon.v1.PingRequest
-	(*PingReply)(nil),          // 27: petrel.daemon.v1.PingReply
+	(*UpFlags)(nil),            // 1: petrel.daemon.v1.UpFlags
+	(*SetRequest)(nil),         // 2: petrel.daemon.v1.SetRequest
+	(*SetResponse)(nil),        // 3: petrel.daemon.v1.SetResponse
+	(*UpProgress)(nil),         // 4: petrel.daemon.v1.UpProgress
+	(*LoginRequest)(nil),       // 5: petrel.daemon.v1.LoginRequest
+	(*LoginResponse)(nil),      // 6: petrel.daemon.v1.LoginResponse
+	(*DownRequest)(nil),        // 7: petrel.daemon.v1.DownRequest
+	(*DownResponse)(nil),       // 8: petrel.daemon.v1.DownResponse
+	(*LogoutRequest)(nil),      // 9: petrel.daemon.v1.LogoutRequest
+	(*LogoutResponse)(nil),     // 10: petrel.daemon.v1.LogoutResponse
+	(*StatusRequest)(nil),      // 11: petrel.daemon.v1.StatusRequest
+	(*ShutdownRequest)(nil),    // 12: petrel.daemon.v1.ShutdownRequest
+	(*ShutdownResponse)(nil),   // 13: petrel.daemon.v1.ShutdownResponse
+	(*StatusResponse)(nil),     // 14: petrel.daemon.v1.StatusResponse
+	(*UnsupportedFeature)(nil), // 15: petrel.daemon.v1.UnsupportedFeature
+	(*DNSInfo)(nil),            // 16: petrel.daemon.v1.DNSInfo
+	(*DNSStatusRequest)(nil),   // 17: petrel.daemon.v1.DNSStatusRequest
+	(*DNSQueryRequest)(nil),    // 18: petrel.daemon.v1.DNSQueryRequest
+	(*JSONReply)(nil),          // 19: petrel.daemon.v1.JSONReply
+	(*RouteStatus)(nil),        // 20: petrel.daemon.v1.RouteStatus
+	(*ExitNodeStatus)(nil),     // 21: petrel.daemon.v1.ExitNodeStatus
+	(*SetExitNodeRequest)(nil), // 22: petrel.daemon.v1.SetExitNodeRequest
+	(*PeerStatus)(nil),         // 23: petrel.daemon.v1.PeerStatus
+	(*FirewallCounters)(nil),   // 24: petrel.daemon.v1.FirewallCounters
+	(*TraceRequest)(nil),       // 25: petrel.daemon.v1.TraceRequest
+	(*TraceReply)(nil),         // 26: petrel.daemon.v1.TraceReply
+	(*RecentLogsRequest)(nil),  // 27: petrel.daemon.v1.RecentLogsRequest
+	(*RecentLogsReply)(nil),    // 28: petrel.daemon.v1.RecentLogsReply
+	(*PingRequest)(nil),        // 29: petrel.daemon.v1.PingRequest
+	(*PingReply)(nil),          // 30: petrel.daemon.v1.PingReply
 }
 var file_daemon_proto_depIdxs = []int32{
-	20, // 0: petrel.daemon.v1.StatusResponse.peers:type_name -> petrel.daemon.v1.PeerStatus
-	17, // 1: petrel.daemon.v1.StatusResponse.routes:type_name -> petrel.daemon.v1.RouteStatus
-	18, // 2: petrel.daemon.v1.StatusResponse.exit_node:type_name -> petrel.daemon.v1.ExitNodeStatus
-	13, // 3: petrel.daemon.v1.StatusResponse.dns:type_name -> petrel.daemon.v1.DNSInfo
-	12, // 4: petrel.daemon.v1.StatusResponse.unsupported:type_name -> petrel.daemon.v1.UnsupportedFeature
-	21, // 5: petrel.daemon.v1.PeerStatus.firewall:type_name -> petrel.daemon.v1.FirewallCounters
-	0,  // 6: petrel.daemon.v1.Daemon.Up:input_type -> petrel.daemon.v1.UpRequest
-	4,  // 7: petrel.daemon.v1.Daemon.Down:input_type -> petrel.daemon.v1.DownRequest
-	8,  // 8: petrel.daemon.v1.Daemon.Status:input_type -> petrel.daemon.v1.StatusRequest
-	26, // 9: petrel.daemon.v1.Daemon.Ping:input_type -> petrel.daemon.v1.PingRequest
-	2,  // 10: petrel.daemon.v1.Daemon.Login:input_type -> petrel.daemon.v1.LoginRequest
-	6,  // 11: petrel.daemon.v1.Daemon.Logout:input_type -> petrel.daemon.v1.LogoutRequest
-	9,  // 12: petrel.daemon.v1.Daemon.Shutdown:input_type -> petrel.daemon.v1.ShutdownRequest
-	19, // 13: petrel.daemon.v1.Daemon.SetExitNode:input_type -> petrel.daemon.v1.SetExitNodeRequest
-	14, // 14: petrel.daemon.v1.Daemon.DNSStatus:input_type -> petrel.daemon.v1.DNSStatusRequest
-	15, // 15: petrel.daemon.v1.Daemon.DNSQuery:input_type -> petrel.daemon.v1.DNSQueryRequest
-	22, // 16: petrel.daemon.v1.Daemon.Trace:input_type -> petrel.daemon.v1.TraceRequest
-	24, // 17: petrel.daemon.v1.Daemon.RecentLogs:input_type -> petrel.daemon.v1.RecentLogsRequest
-	1,  // 18: petrel.daemon.v1.Daemon.Up:output_type -> petrel.daemon.v1.UpProgress
-	5,  // 19: petrel.daemon.v1.Daemon.Down:output_type -> petrel.daemon.v1.DownResponse
-	11, // 20: petrel.daemon.v1.Daemon.Status:output_type -> petrel.daemon.v1.StatusResponse
-	27, // 21: petrel.daemon.v1.Daemon.Ping:output_type -> petrel.daemon.v1.PingReply
-	3,  // 22: petrel.daemon.v1.Daemon.Login:output_type -> petrel.daemon.v1.LoginResponse
-	7,  // 23: petrel.daemon.v1.Daemon.Logout:output_type -> petrel.daemon.v1.LogoutResponse
-	10, // 24: petrel.daemon.v1.Daemon.Shutdown:output_type -> petrel.daemon.v1.ShutdownResponse
-	18, // 25: petrel.daemon.v1.Daemon.SetExitNode:output_type -> petrel.daemon.v1.ExitNodeStatus
-	16, // 26: petrel.daemon.v1.Daemon.DNSStatus:output_type -> petrel.daemon.v1.JSONReply
-	16, // 27: petrel.daemon.v1.Daemon.DNSQuery:output_type -> petrel.daemon.v1.JSONReply
-	23, // 28: petrel.daemon.v1.Daemon.Trace:output_type -> petrel.daemon.v1.TraceReply
-	25, // 29: petrel.daemon.v1.Daemon.RecentLogs:output_type -> petrel.daemon.v1.RecentLogsReply
-	18, // [18:30] is the sub-list for method output_type
-	6,  // [6:18] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	1,  // 0: petrel.daemon.v1.UpRequest.flags:type_name -> petrel.daemon.v1.UpFlags
+	23, // 1: petrel.daemon.v1.StatusResponse.peers:type_name -> petrel.daemon.v1.PeerStatus
+	20, // 2: petrel.daemon.v1.StatusResponse.routes:type_name -> petrel.daemon.v1.RouteStatus
+	21, // 3: petrel.daemon.v1.StatusResponse.exit_node:type_name -> petrel.daemon.v1.ExitNodeStatus
+	16, // 4: petrel.daemon.v1.StatusResponse.dns:type_name -> petrel.daemon.v1.DNSInfo
+	15, // 5: petrel.daemon.v1.StatusResponse.unsupported:type_name -> petrel.daemon.v1.UnsupportedFeature
+	24, // 6: petrel.daemon.v1.PeerStatus.firewall:type_name -> petrel.daemon.v1.FirewallCounters
+	0,  // 7: petrel.daemon.v1.Daemon.Up:input_type -> petrel.daemon.v1.UpRequest
+	7,  // 8: petrel.daemon.v1.Daemon.Down:input_type -> petrel.daemon.v1.DownRequest
+	11, // 9: petrel.daemon.v1.Daemon.Status:input_type -> petrel.daemon.v1.StatusRequest
+	29, // 10: petrel.daemon.v1.Daemon.Ping:input_type -> petrel.daemon.v1.PingRequest
+	5,  // 11: petrel.daemon.v1.Daemon.Login:input_type -> petrel.daemon.v1.LoginRequest
+	9,  // 12: petrel.daemon.v1.Daemon.Logout:input_type -> petrel.daemon.v1.LogoutRequest
+	12, // 13: petrel.daemon.v1.Daemon.Shutdown:input_type -> petrel.daemon.v1.ShutdownRequest
+	22, // 14: petrel.daemon.v1.Daemon.SetExitNode:input_type -> petrel.daemon.v1.SetExitNodeRequest
+	17, // 15: petrel.daemon.v1.Daemon.DNSStatus:input_type -> petrel.daemon.v1.DNSStatusRequest
+	18, // 16: petrel.daemon.v1.Daemon.DNSQuery:input_type -> petrel.daemon.v1.DNSQueryRequest
+	25, // 17: petrel.daemon.v1.Daemon.Trace:input_type -> petrel.daemon.v1.TraceRequest
+	27, // 18: petrel.daemon.v1.Daemon.RecentLogs:input_type -> petrel.daemon.v1.RecentLogsRequest
+	2,  // 19: petrel.daemon.v1.Daemon.Set:input_type -> petrel.daemon.v1.SetRequest
+	4,  // 20: petrel.daemon.v1.Daemon.Up:output_type -> petrel.daemon.v1.UpProgress
+	8,  // 21: petrel.daemon.v1.Daemon.Down:output_type -> petrel.daemon.v1.DownResponse
+	14, // 22: petrel.daemon.v1.Daemon.Status:output_type -> petrel.daemon.v1.StatusResponse
+	30, // 23: petrel.daemon.v1.Daemon.Ping:output_type -> petrel.daemon.v1.PingReply
+	6,  // 24: petrel.daemon.v1.Daemon.Login:output_type -> petrel.daemon.v1.LoginResponse
+	10, // 25: petrel.daemon.v1.Daemon.Logout:output_type -> petrel.daemon.v1.LogoutResponse
+	13, // 26: petrel.daemon.v1.Daemon.Shutdown:output_type -> petrel.daemon.v1.ShutdownResponse
+	21, // 27: petrel.daemon.v1.Daemon.SetExitNode:output_type -> petrel.daemon.v1.ExitNodeStatus
+	19, // 28: petrel.daemon.v1.Daemon.DNSStatus:output_type -> petrel.daemon.v1.JSONReply
+	19, // 29: petrel.daemon.v1.Daemon.DNSQuery:output_type -> petrel.daemon.v1.JSONReply
+	26, // 30: petrel.daemon.v1.Daemon.Trace:output_type -> petrel.daemon.v1.TraceReply
+	28, // 31: petrel.daemon.v1.Daemon.RecentLogs:output_type -> petrel.daemon.v1.RecentLogsReply
+	3,  // 32: petrel.daemon.v1.Daemon.Set:output_type -> petrel.daemon.v1.SetResponse
+	20, // [20:33] is the sub-list for method output_type
+	7,  // [7:20] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_daemon_proto_init() }
@@ -2224,14 +2549,16 @@ func file_daemon_proto_init() {
 		return
 	}
 	file_daemon_proto_msgTypes[0].OneofWrappers = []any{}
-	file_daemon_proto_msgTypes[19].OneofWrappers = []any{}
+	file_daemon_proto_msgTypes[1].OneofWrappers = []any{}
+	file_daemon_proto_msgTypes[2].OneofWrappers = []any{}
+	file_daemon_proto_msgTypes[22].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_daemon_proto_rawDesc), len(file_daemon_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,6 +34,7 @@ const (
 	Daemon_DNSQuery_FullMethodName    = "/petrel.daemon.v1.Daemon/DNSQuery"
 	Daemon_Trace_FullMethodName       = "/petrel.daemon.v1.Daemon/Trace"
 	Daemon_RecentLogs_FullMethodName  = "/petrel.daemon.v1.Daemon/RecentLogs"
+	Daemon_Set_FullMethodName         = "/petrel.daemon.v1.Daemon/Set"
 )
 
 // DaemonClient is the client API for Daemon service.
@@ -68,6 +69,9 @@ type DaemonClient interface {
 	// RecentLogs returns the daemon's most recent log lines (for
 	// `petrel debug bundle`), oldest first.
 	RecentLogs(ctx context.Context, in *RecentLogsRequest, opts ...grpc.CallOption) (*RecentLogsReply, error)
+	// Set changes settings of the running agent without restarting the
+	// daemon and saves them in the profile (`petrel set`).
+	Set(ctx context.Context, in *SetRequest, opts ...grpc.CallOption) (*SetResponse, error)
 }
 
 type daemonClient struct {
@@ -216,6 +220,16 @@ func (c *daemonClient) RecentLogs(ctx context.Context, in *RecentLogsRequest, op
 	return out, nil
 }
 
+func (c *daemonClient) Set(ctx context.Context, in *SetRequest, opts ...grpc.CallOption) (*SetResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetResponse)
+	err := c.cc.Invoke(ctx, Daemon_Set_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DaemonServer is the server API for Daemon service.
 // All implementations must embed UnimplementedDaemonServer
 // for forward compatibility.
@@ -248,6 +262,9 @@ type DaemonServer interface {
 	// RecentLogs returns the daemon's most recent log lines (for
 	// `petrel debug bundle`), oldest first.
 	RecentLogs(context.Context, *RecentLogsRequest) (*RecentLogsReply, error)
+	// Set changes settings of the running agent without restarting the
+	// daemon and saves them in the profile (`petrel set`).
+	Set(context.Context, *SetRequest) (*SetResponse, error)
 	mustEmbedUnimplementedDaemonServer()
 }
 
@@ -293,6 +310,9 @@ func (UnimplementedDaemonServer) Trace(context.Context, *TraceRequest) (*TraceRe
 }
 func (UnimplementedDaemonServer) RecentLogs(context.Context, *RecentLogsRequest) (*RecentLogsReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method RecentLogs not implemented")
+}
+func (UnimplementedDaemonServer) Set(context.Context, *SetRequest) (*SetResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Set not implemented")
 }
 func (UnimplementedDaemonServer) mustEmbedUnimplementedDaemonServer() {}
 func (UnimplementedDaemonServer) testEmbeddedByValue()                {}
@@ -517,6 +537,24 @@ func _Daemon_RecentLogs_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Daemon_Set_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DaemonServer).Set(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Daemon_Set_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DaemonServer).Set(ctx, req.(*SetRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Daemon_ServiceDesc is the grpc.ServiceDesc for Daemon service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -563,6 +601,10 @@ var Daemon_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RecentLogs",
 			Handler:    _Daemon_RecentLogs_Handler,
+		},
+		{
+			MethodName: "Set",
+			Handler:    _Daemon_Set_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

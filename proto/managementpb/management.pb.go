@@ -171,7 +171,7 @@ func (x FirewallRule_Direction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use FirewallRule_Direction.Descriptor instead.
 func (FirewallRule_Direction) EnumDescriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{13, 0}
+	return file_management_proto_rawDescGZIP(), []int{14, 0}
 }
 
 type FirewallRule_Action int32
@@ -217,7 +217,7 @@ func (x FirewallRule_Action) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use FirewallRule_Action.Descriptor instead.
 func (FirewallRule_Action) EnumDescriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{13, 1}
+	return file_management_proto_rawDescGZIP(), []int{14, 1}
 }
 
 type FirewallRule_Protocol int32
@@ -269,7 +269,7 @@ func (x FirewallRule_Protocol) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use FirewallRule_Protocol.Descriptor instead.
 func (FirewallRule_Protocol) EnumDescriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{13, 2}
+	return file_management_proto_rawDescGZIP(), []int{14, 2}
 }
 
 type ServerKeyRequest struct {
@@ -309,10 +309,14 @@ func (*ServerKeyRequest) Descriptor() ([]byte, []int) {
 }
 
 type ServerKeyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`                                    // 32-byte X25519 public key
-	Version       int32                  `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`                           // protocol version
-	TimeUnixMs    int64                  `protobuf:"varint,3,opt,name=time_unix_ms,json=timeUnixMs,proto3" json:"time_unix_ms,omitempty"` // the server's clock: agents stamp requests on it (replay window)
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Key        []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`                                    // 32-byte X25519 public key
+	Version    int32                  `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`                           // protocol version
+	TimeUnixMs int64                  `protobuf:"varint,3,opt,name=time_unix_ms,json=timeUnixMs,proto3" json:"time_unix_ms,omitempty"` // the server's clock: agents stamp requests on it (replay window)
+	// Sign-in through an OpenID provider, when the server has one: the agent
+	// runs the device flow (RFC 8628) against issuer with client_id and scopes
+	// and sends the ID token as LoginRequest.jwt. Empty: setup keys only.
+	SignIn        *SignIn `protobuf:"bytes,4,opt,name=sign_in,json=signIn,proto3" json:"sign_in,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -368,6 +372,73 @@ func (x *ServerKeyResponse) GetTimeUnixMs() int64 {
 	return 0
 }
 
+func (x *ServerKeyResponse) GetSignIn() *SignIn {
+	if x != nil {
+		return x.SignIn
+	}
+	return nil
+}
+
+type SignIn struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Issuer        string                 `protobuf:"bytes,1,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	ClientId      string                 `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	Scopes        []string               `protobuf:"bytes,3,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignIn) Reset() {
+	*x = SignIn{}
+	mi := &file_management_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignIn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignIn) ProtoMessage() {}
+
+func (x *SignIn) ProtoReflect() protoreflect.Message {
+	mi := &file_management_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignIn.ProtoReflect.Descriptor instead.
+func (*SignIn) Descriptor() ([]byte, []int) {
+	return file_management_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SignIn) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+func (x *SignIn) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *SignIn) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
 // EncryptedMessage is the envelope of Login and Sync. Small maps on the
 // wire (issue 12): an agent lists what it understands in
 // SyncRequest.capabilities (inside the sealed request). To an agent that
@@ -407,7 +478,7 @@ type EncryptedMessage struct {
 
 func (x *EncryptedMessage) Reset() {
 	*x = EncryptedMessage{}
-	mi := &file_management_proto_msgTypes[2]
+	mi := &file_management_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -419,7 +490,7 @@ func (x *EncryptedMessage) String() string {
 func (*EncryptedMessage) ProtoMessage() {}
 
 func (x *EncryptedMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_management_proto_msgTypes[2]
+	mi := &file_management_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -432,7 +503,7 @@ func (x *EncryptedMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EncryptedMessage.ProtoReflect.Descriptor instead.
 func (*EncryptedMessage) Descriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{2}
+	return file_management_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *EncryptedMessage) GetWgPublicKey() []byte {
@@ -476,7 +547,7 @@ type PeerMeta struct {
 
 func (x *PeerMeta) Reset() {
 	*x = PeerMeta{}
-	mi := &file_management_proto_msgTypes[3]
+	mi := &file_management_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -488,7 +559,7 @@ func (x *PeerMeta) String() string {
 func (*PeerMeta) ProtoMessage() {}
 
 func (x *PeerMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_management_proto_msgTypes[3]
+	mi := &file_management_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -501,7 +572,7 @@ func (x *PeerMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerMeta.ProtoReflect.Descriptor instead.
 func (*PeerMeta) Descriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{3}
+	return file_management_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PeerMeta) GetHostname() string {
@@ -557,7 +628,7 @@ type LoginRequest struct {
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_management_proto_msgTypes[4]
+	mi := &file_management_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -569,7 +640,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_management_proto_msgTypes[4]
+	mi := &file_management_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -582,7 +653,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{4}
+	return file_management_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LoginRequest) GetSetupKey() string {
@@ -644,7 +715,7 @@ type LoginResponse struct {
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_management_proto_msgTypes[5]
+	mi := &file_management_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -656,7 +727,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_management_proto_msgTypes[5]
+	mi := &file_management_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -669,7 +740,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{5}
+	return file_management_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LoginResponse) GetPeerConfig() *PeerConfig {
@@ -698,7 +769,7 @@ type SyncRequest struct {
 
 func (x *SyncRequest) Reset() {
 	*x = SyncRequest{}
-	mi := &file_management_proto_msgTypes[6]
+	mi := &file_management_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -710,7 +781,7 @@ func (x *SyncRequest) String() string {
 func (*SyncRequest) ProtoMessage() {}
 
 func (x *SyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_management_proto_msgTypes[6]
+	mi := &file_management_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -723,7 +794,7 @@ func (x *SyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncRequest.ProtoReflect.Descriptor instead.
 func (*SyncRequest) Descriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{6}
+	return file_management_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SyncRequest) GetMeta() *PeerMeta {
@@ -769,7 +840,7 @@ type SyncResponse struct {
 
 func (x *SyncResponse) Reset() {
 	*x = SyncResponse{}
-	mi := &file_management_proto_msgTypes[7]
+	mi := &file_management_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -781,7 +852,7 @@ func (x *SyncResponse) String() string {
 func (*SyncResponse) ProtoMessage() {}
 
 func (x *SyncResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_management_proto_msgTypes[7]
+	mi := &file_management_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -794,7 +865,7 @@ func (x *SyncResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncResponse.ProtoReflect.Descriptor instead.
 func (*SyncResponse) Descriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{7}
+	return file_management_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SyncResponse) GetSerial() uint64 {
@@ -837,7 +908,7 @@ type PeerConfig struct {
 
 func (x *PeerConfig) Reset() {
 	*x = PeerConfig{}
-	mi := &file_management_proto_msgTypes[8]
+	mi := &file_management_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -849,7 +920,7 @@ func (x *PeerConfig) String() string {
 func (*PeerConfig) ProtoMessage() {}
 
 func (x *PeerConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_management_proto_msgTypes[8]
+	mi := &file_management_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -862,7 +933,7 @@ func (x *PeerConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerConfig.ProtoReflect.Descriptor instead.
 func (*PeerConfig) Descriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{8}
+	return file_management_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PeerConfig) GetAddress() string {
@@ -913,7 +984,7 @@ type RemotePeer struct {
 
 func (x *RemotePeer) Reset() {
 	*x = RemotePeer{}
-	mi := &file_management_proto_msgTypes[9]
+	mi := &file_management_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -925,7 +996,7 @@ func (x *RemotePeer) String() string {
 func (*RemotePeer) ProtoMessage() {}
 
 func (x *RemotePeer) ProtoReflect() protoreflect.Message {
-	mi := &file_management_proto_msgTypes[9]
+	mi := &file_management_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -938,7 +1009,7 @@ func (x *RemotePeer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemotePeer.ProtoReflect.Descriptor instead.
 func (*RemotePeer) Descriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{9}
+	return file_management_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RemotePeer) GetPublicKey() string {
@@ -986,7 +1057,7 @@ type PortRange struct {
 
 func (x *PortRange) Reset() {
 	*x = PortRange{}
-	mi := &file_management_proto_msgTypes[10]
+	mi := &file_management_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -998,7 +1069,7 @@ func (x *PortRange) String() string {
 func (*PortRange) ProtoMessage() {}
 
 func (x *PortRange) ProtoReflect() protoreflect.Message {
-	mi := &file_management_proto_msgTypes[10]
+	mi := &file_management_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1011,7 +1082,7 @@ func (x *PortRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortRange.ProtoReflect.Descriptor instead.
 func (*PortRange) Descriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{10}
+	return file_management_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PortRange) GetStart() uint32 {
@@ -1044,7 +1115,7 @@ type PeerSet struct {
 
 func (x *PeerSet) Reset() {
 	*x = PeerSet{}
-	mi := &file_management_proto_msgTypes[11]
+	mi := &file_management_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1056,7 +1127,7 @@ func (x *PeerSet) String() string {
 func (*PeerSet) ProtoMessage() {}
 
 func (x *PeerSet) ProtoReflect() protoreflect.Message {
-	mi := &file_management_proto_msgTypes[11]
+	mi := &file_management_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1069,7 +1140,7 @@ func (x *PeerSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerSet.ProtoReflect.Descriptor instead.
 func (*PeerSet) Descriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{11}
+	return file_management_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PeerSet) GetId() string {
@@ -1097,7 +1168,7 @@ type PeerSetDelta struct {
 
 func (x *PeerSetDelta) Reset() {
 	*x = PeerSetDelta{}
-	mi := &file_management_proto_msgTypes[12]
+	mi := &file_management_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1109,7 +1180,7 @@ func (x *PeerSetDelta) String() string {
 func (*PeerSetDelta) ProtoMessage() {}
 
 func (x *PeerSetDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_management_proto_msgTypes[12]
+	mi := &file_management_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1122,7 +1193,7 @@ func (x *PeerSetDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerSetDelta.ProtoReflect.Descriptor instead.
 func (*PeerSetDelta) Descriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{12}
+	return file_management_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PeerSetDelta) GetId() string {
@@ -1161,7 +1232,7 @@ type FirewallRule struct {
 
 func (x *FirewallRule) Reset() {
 	*x = FirewallRule{}
-	mi := &file_management_proto_msgTypes[13]
+	mi := &file_management_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1173,7 +1244,7 @@ func (x *FirewallRule) String() string {
 func (*FirewallRule) ProtoMessage() {}
 
 func (x *FirewallRule) ProtoReflect() protoreflect.Message {
-	mi := &file_management_proto_msgTypes[13]
+	mi := &file_management_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1186,7 +1257,7 @@ func (x *FirewallRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FirewallRule.ProtoReflect.Descriptor instead.
 func (*FirewallRule) Descriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{13}
+	return file_management_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *FirewallRule) GetId() string {
@@ -1268,7 +1339,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_management_proto_msgTypes[14]
+	mi := &file_management_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1280,7 +1351,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_management_proto_msgTypes[14]
+	mi := &file_management_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1293,7 +1364,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{14}
+	return file_management_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Route) GetId() string {
@@ -1364,7 +1435,7 @@ type SimpleRecord struct {
 
 func (x *SimpleRecord) Reset() {
 	*x = SimpleRecord{}
-	mi := &file_management_proto_msgTypes[15]
+	mi := &file_management_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1376,7 +1447,7 @@ func (x *SimpleRecord) String() string {
 func (*SimpleRecord) ProtoMessage() {}
 
 func (x *SimpleRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_management_proto_msgTypes[15]
+	mi := &file_management_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1389,7 +1460,7 @@ func (x *SimpleRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SimpleRecord.ProtoReflect.Descriptor instead.
 func (*SimpleRecord) Descriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{15}
+	return file_management_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SimpleRecord) GetName() string {
@@ -1430,7 +1501,7 @@ type CustomZone struct {
 
 func (x *CustomZone) Reset() {
 	*x = CustomZone{}
-	mi := &file_management_proto_msgTypes[16]
+	mi := &file_management_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1442,7 +1513,7 @@ func (x *CustomZone) String() string {
 func (*CustomZone) ProtoMessage() {}
 
 func (x *CustomZone) ProtoReflect() protoreflect.Message {
-	mi := &file_management_proto_msgTypes[16]
+	mi := &file_management_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1455,7 +1526,7 @@ func (x *CustomZone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CustomZone.ProtoReflect.Descriptor instead.
 func (*CustomZone) Descriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{16}
+	return file_management_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CustomZone) GetDomain() string {
@@ -1484,7 +1555,7 @@ type NameserverGroup struct {
 
 func (x *NameserverGroup) Reset() {
 	*x = NameserverGroup{}
-	mi := &file_management_proto_msgTypes[17]
+	mi := &file_management_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1496,7 +1567,7 @@ func (x *NameserverGroup) String() string {
 func (*NameserverGroup) ProtoMessage() {}
 
 func (x *NameserverGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_management_proto_msgTypes[17]
+	mi := &file_management_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1509,7 +1580,7 @@ func (x *NameserverGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NameserverGroup.ProtoReflect.Descriptor instead.
 func (*NameserverGroup) Descriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{17}
+	return file_management_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *NameserverGroup) GetId() string {
@@ -1562,7 +1633,7 @@ type DNSConfig struct {
 
 func (x *DNSConfig) Reset() {
 	*x = DNSConfig{}
-	mi := &file_management_proto_msgTypes[18]
+	mi := &file_management_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1574,7 +1645,7 @@ func (x *DNSConfig) String() string {
 func (*DNSConfig) ProtoMessage() {}
 
 func (x *DNSConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_management_proto_msgTypes[18]
+	mi := &file_management_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1587,7 +1658,7 @@ func (x *DNSConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DNSConfig.ProtoReflect.Descriptor instead.
 func (*DNSConfig) Descriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{18}
+	return file_management_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DNSConfig) GetDomain() string {
@@ -1632,7 +1703,7 @@ type NetworkMap struct {
 
 func (x *NetworkMap) Reset() {
 	*x = NetworkMap{}
-	mi := &file_management_proto_msgTypes[19]
+	mi := &file_management_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1644,7 +1715,7 @@ func (x *NetworkMap) String() string {
 func (*NetworkMap) ProtoMessage() {}
 
 func (x *NetworkMap) ProtoReflect() protoreflect.Message {
-	mi := &file_management_proto_msgTypes[19]
+	mi := &file_management_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1657,7 +1728,7 @@ func (x *NetworkMap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkMap.ProtoReflect.Descriptor instead.
 func (*NetworkMap) Descriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{19}
+	return file_management_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *NetworkMap) GetSelf() *PeerConfig {
@@ -1729,7 +1800,7 @@ type NetworkMapDelta struct {
 
 func (x *NetworkMapDelta) Reset() {
 	*x = NetworkMapDelta{}
-	mi := &file_management_proto_msgTypes[20]
+	mi := &file_management_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1741,7 +1812,7 @@ func (x *NetworkMapDelta) String() string {
 func (*NetworkMapDelta) ProtoMessage() {}
 
 func (x *NetworkMapDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_management_proto_msgTypes[20]
+	mi := &file_management_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1754,7 +1825,7 @@ func (x *NetworkMapDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkMapDelta.ProtoReflect.Descriptor instead.
 func (*NetworkMapDelta) Descriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{20}
+	return file_management_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *NetworkMapDelta) GetSelf() *PeerConfig {
@@ -1859,7 +1930,7 @@ type DNSDelta struct {
 
 func (x *DNSDelta) Reset() {
 	*x = DNSDelta{}
-	mi := &file_management_proto_msgTypes[21]
+	mi := &file_management_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1871,7 +1942,7 @@ func (x *DNSDelta) String() string {
 func (*DNSDelta) ProtoMessage() {}
 
 func (x *DNSDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_management_proto_msgTypes[21]
+	mi := &file_management_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1884,7 +1955,7 @@ func (x *DNSDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DNSDelta.ProtoReflect.Descriptor instead.
 func (*DNSDelta) Descriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{21}
+	return file_management_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DNSDelta) GetRemovedPeerRecords() []string {
@@ -1940,7 +2011,7 @@ type RelayConfig struct {
 
 func (x *RelayConfig) Reset() {
 	*x = RelayConfig{}
-	mi := &file_management_proto_msgTypes[22]
+	mi := &file_management_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1952,7 +2023,7 @@ func (x *RelayConfig) String() string {
 func (*RelayConfig) ProtoMessage() {}
 
 func (x *RelayConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_management_proto_msgTypes[22]
+	mi := &file_management_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1965,7 +2036,7 @@ func (x *RelayConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayConfig.ProtoReflect.Descriptor instead.
 func (*RelayConfig) Descriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{22}
+	return file_management_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RelayConfig) GetUrls() []string {
@@ -2003,7 +2074,7 @@ type ServerDomains struct {
 
 func (x *ServerDomains) Reset() {
 	*x = ServerDomains{}
-	mi := &file_management_proto_msgTypes[23]
+	mi := &file_management_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2015,7 +2086,7 @@ func (x *ServerDomains) String() string {
 func (*ServerDomains) ProtoMessage() {}
 
 func (x *ServerDomains) ProtoReflect() protoreflect.Message {
-	mi := &file_management_proto_msgTypes[23]
+	mi := &file_management_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2028,7 +2099,7 @@ func (x *ServerDomains) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerDomains.ProtoReflect.Descriptor instead.
 func (*ServerDomains) Descriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{23}
+	return file_management_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ServerDomains) GetManagement() []string {
@@ -2071,7 +2142,7 @@ type ServerConfig struct {
 
 func (x *ServerConfig) Reset() {
 	*x = ServerConfig{}
-	mi := &file_management_proto_msgTypes[24]
+	mi := &file_management_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2083,7 +2154,7 @@ func (x *ServerConfig) String() string {
 func (*ServerConfig) ProtoMessage() {}
 
 func (x *ServerConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_management_proto_msgTypes[24]
+	mi := &file_management_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2096,7 +2167,7 @@ func (x *ServerConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerConfig.ProtoReflect.Descriptor instead.
 func (*ServerConfig) Descriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{24}
+	return file_management_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ServerConfig) GetStunUrls() []string {
@@ -2127,17 +2198,111 @@ func (x *ServerConfig) GetDomains() *ServerDomains {
 	return nil
 }
 
+// LogoutRequest asks the server to forget the sending peer (`petrel logout`).
+type LogoutRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SentUnixMs    int64                  `protobuf:"varint,1,opt,name=sent_unix_ms,json=sentUnixMs,proto3" json:"sent_unix_ms,omitempty"` // replay protection, as in LoginRequest
+	Nonce         []byte                 `protobuf:"bytes,2,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogoutRequest) Reset() {
+	*x = LogoutRequest{}
+	mi := &file_management_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogoutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogoutRequest) ProtoMessage() {}
+
+func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_management_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
+func (*LogoutRequest) Descriptor() ([]byte, []int) {
+	return file_management_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *LogoutRequest) GetSentUnixMs() int64 {
+	if x != nil {
+		return x.SentUnixMs
+	}
+	return 0
+}
+
+func (x *LogoutRequest) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
+type LogoutResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogoutResponse) Reset() {
+	*x = LogoutResponse{}
+	mi := &file_management_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogoutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogoutResponse) ProtoMessage() {}
+
+func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_management_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
+func (*LogoutResponse) Descriptor() ([]byte, []int) {
+	return file_management_proto_rawDescGZIP(), []int{27}
+}
+
 var File_management_proto protoreflect.FileDescriptor
 
 const file_management_proto_rawDesc = "" +
 	"\n" +
 	"\x10management.proto\x12\x14petrel.management.v1\"\x12\n" +
-	"\x10ServerKeyRequest\"a\n" +
+	"\x10ServerKeyRequest\"\x98\x01\n" +
 	"\x11ServerKeyResponse\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x05R\aversion\x12 \n" +
 	"\ftime_unix_ms\x18\x03 \x01(\x03R\n" +
-	"timeUnixMs\"\xa9\x01\n" +
+	"timeUnixMs\x125\n" +
+	"\asign_in\x18\x04 \x01(\v2\x1c.petrel.management.v1.SignInR\x06signIn\"U\n" +
+	"\x06SignIn\x12\x16\n" +
+	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x12\x1b\n" +
+	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x16\n" +
+	"\x06scopes\x18\x03 \x03(\tR\x06scopes\"\xa9\x01\n" +
 	"\x10EncryptedMessage\x12\"\n" +
 	"\rwg_public_key\x18\x01 \x01(\fR\vwgPublicKey\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\x12\x18\n" +
@@ -2298,7 +2463,12 @@ const file_management_proto_rawDesc = "" +
 	"\n" +
 	"signal_url\x18\x02 \x01(\tR\tsignalUrl\x127\n" +
 	"\x05relay\x18\x03 \x01(\v2!.petrel.management.v1.RelayConfigR\x05relay\x12=\n" +
-	"\adomains\x18\x04 \x01(\v2#.petrel.management.v1.ServerDomainsR\adomains*9\n" +
+	"\adomains\x18\x04 \x01(\v2#.petrel.management.v1.ServerDomainsR\adomains\"G\n" +
+	"\rLogoutRequest\x12 \n" +
+	"\fsent_unix_ms\x18\x01 \x01(\x03R\n" +
+	"sentUnixMs\x12\x14\n" +
+	"\x05nonce\x18\x02 \x01(\fR\x05nonce\"\x10\n" +
+	"\x0eLogoutResponse*9\n" +
 	"\vCompression\x12\x14\n" +
 	"\x10COMPRESSION_NONE\x10\x00\x12\x14\n" +
 	"\x10COMPRESSION_ZSTD\x10\x01*\x80\x01\n" +
@@ -2307,12 +2477,13 @@ const file_management_proto_rawDesc = "" +
 	"\x16CAPABILITY_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fCAPABILITY_ZSTD\x10\x01\x12#\n" +
 	"\x1fCAPABILITY_DERIVED_PEER_RECORDS\x10\x02\x12\x1c\n" +
-	"\x18CAPABILITY_COMPACT_PEERS\x10\x032\x9d\x02\n" +
+	"\x18CAPABILITY_COMPACT_PEERS\x10\x032\xf7\x02\n" +
 	"\n" +
 	"Management\x12\\\n" +
 	"\tServerKey\x12&.petrel.management.v1.ServerKeyRequest\x1a'.petrel.management.v1.ServerKeyResponse\x12W\n" +
 	"\x05Login\x12&.petrel.management.v1.EncryptedMessage\x1a&.petrel.management.v1.EncryptedMessage\x12X\n" +
-	"\x04Sync\x12&.petrel.management.v1.EncryptedMessage\x1a&.petrel.management.v1.EncryptedMessage0\x01B\x1bZ\x19petrel/proto/managementpbb\x06proto3"
+	"\x04Sync\x12&.petrel.management.v1.EncryptedMessage\x1a&.petrel.management.v1.EncryptedMessage0\x01\x12X\n" +
+	"\x06Logout\x12&.petrel.management.v1.EncryptedMessage\x1a&.petrel.management.v1.EncryptedMessageB\x1bZ\x19petrel/proto/managementpbb\x06proto3"
 
 var (
 	file_management_proto_rawDescOnce sync.Once
@@ -2327,7 +2498,7 @@ func file_management_proto_rawDescGZIP() []byte {
 }
 
 var file_management_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_management_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_management_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_management_proto_goTypes = []any{
 	(Compression)(0),            // 0: petrel.management.v1.Compression
 	(Capability)(0),             // 1: petrel.management.v1.Capability
@@ -2336,77 +2507,83 @@ var file_management_proto_goTypes = []any{
 	(FirewallRule_Protocol)(0),  // 4: petrel.management.v1.FirewallRule.Protocol
 	(*ServerKeyRequest)(nil),    // 5: petrel.management.v1.ServerKeyRequest
 	(*ServerKeyResponse)(nil),   // 6: petrel.management.v1.ServerKeyResponse
-	(*EncryptedMessage)(nil),    // 7: petrel.management.v1.EncryptedMessage
-	(*PeerMeta)(nil),            // 8: petrel.management.v1.PeerMeta
-	(*LoginRequest)(nil),        // 9: petrel.management.v1.LoginRequest
-	(*LoginResponse)(nil),       // 10: petrel.management.v1.LoginResponse
-	(*SyncRequest)(nil),         // 11: petrel.management.v1.SyncRequest
-	(*SyncResponse)(nil),        // 12: petrel.management.v1.SyncResponse
-	(*PeerConfig)(nil),          // 13: petrel.management.v1.PeerConfig
-	(*RemotePeer)(nil),          // 14: petrel.management.v1.RemotePeer
-	(*PortRange)(nil),           // 15: petrel.management.v1.PortRange
-	(*PeerSet)(nil),             // 16: petrel.management.v1.PeerSet
-	(*PeerSetDelta)(nil),        // 17: petrel.management.v1.PeerSetDelta
-	(*FirewallRule)(nil),        // 18: petrel.management.v1.FirewallRule
-	(*Route)(nil),               // 19: petrel.management.v1.Route
-	(*SimpleRecord)(nil),        // 20: petrel.management.v1.SimpleRecord
-	(*CustomZone)(nil),          // 21: petrel.management.v1.CustomZone
-	(*NameserverGroup)(nil),     // 22: petrel.management.v1.NameserverGroup
-	(*DNSConfig)(nil),           // 23: petrel.management.v1.DNSConfig
-	(*NetworkMap)(nil),          // 24: petrel.management.v1.NetworkMap
-	(*NetworkMapDelta)(nil),     // 25: petrel.management.v1.NetworkMapDelta
-	(*DNSDelta)(nil),            // 26: petrel.management.v1.DNSDelta
-	(*RelayConfig)(nil),         // 27: petrel.management.v1.RelayConfig
-	(*ServerDomains)(nil),       // 28: petrel.management.v1.ServerDomains
-	(*ServerConfig)(nil),        // 29: petrel.management.v1.ServerConfig
+	(*SignIn)(nil),              // 7: petrel.management.v1.SignIn
+	(*EncryptedMessage)(nil),    // 8: petrel.management.v1.EncryptedMessage
+	(*PeerMeta)(nil),            // 9: petrel.management.v1.PeerMeta
+	(*LoginRequest)(nil),        // 10: petrel.management.v1.LoginRequest
+	(*LoginResponse)(nil),       // 11: petrel.management.v1.LoginResponse
+	(*SyncRequest)(nil),         // 12: petrel.management.v1.SyncRequest
+	(*SyncResponse)(nil),        // 13: petrel.management.v1.SyncResponse
+	(*PeerConfig)(nil),          // 14: petrel.management.v1.PeerConfig
+	(*RemotePeer)(nil),          // 15: petrel.management.v1.RemotePeer
+	(*PortRange)(nil),           // 16: petrel.management.v1.PortRange
+	(*PeerSet)(nil),             // 17: petrel.management.v1.PeerSet
+	(*PeerSetDelta)(nil),        // 18: petrel.management.v1.PeerSetDelta
+	(*FirewallRule)(nil),        // 19: petrel.management.v1.FirewallRule
+	(*Route)(nil),               // 20: petrel.management.v1.Route
+	(*SimpleRecord)(nil),        // 21: petrel.management.v1.SimpleRecord
+	(*CustomZone)(nil),          // 22: petrel.management.v1.CustomZone
+	(*NameserverGroup)(nil),     // 23: petrel.management.v1.NameserverGroup
+	(*DNSConfig)(nil),           // 24: petrel.management.v1.DNSConfig
+	(*NetworkMap)(nil),          // 25: petrel.management.v1.NetworkMap
+	(*NetworkMapDelta)(nil),     // 26: petrel.management.v1.NetworkMapDelta
+	(*DNSDelta)(nil),            // 27: petrel.management.v1.DNSDelta
+	(*RelayConfig)(nil),         // 28: petrel.management.v1.RelayConfig
+	(*ServerDomains)(nil),       // 29: petrel.management.v1.ServerDomains
+	(*ServerConfig)(nil),        // 30: petrel.management.v1.ServerConfig
+	(*LogoutRequest)(nil),       // 31: petrel.management.v1.LogoutRequest
+	(*LogoutResponse)(nil),      // 32: petrel.management.v1.LogoutResponse
 }
 var file_management_proto_depIdxs = []int32{
-	0,  // 0: petrel.management.v1.EncryptedMessage.compression:type_name -> petrel.management.v1.Compression
-	8,  // 1: petrel.management.v1.LoginRequest.meta:type_name -> petrel.management.v1.PeerMeta
-	13, // 2: petrel.management.v1.LoginResponse.peer_config:type_name -> petrel.management.v1.PeerConfig
-	29, // 3: petrel.management.v1.LoginResponse.server_config:type_name -> petrel.management.v1.ServerConfig
-	8,  // 4: petrel.management.v1.SyncRequest.meta:type_name -> petrel.management.v1.PeerMeta
-	1,  // 5: petrel.management.v1.SyncRequest.capabilities:type_name -> petrel.management.v1.Capability
-	24, // 6: petrel.management.v1.SyncResponse.full:type_name -> petrel.management.v1.NetworkMap
-	25, // 7: petrel.management.v1.SyncResponse.delta:type_name -> petrel.management.v1.NetworkMapDelta
-	29, // 8: petrel.management.v1.SyncResponse.server_config:type_name -> petrel.management.v1.ServerConfig
-	2,  // 9: petrel.management.v1.FirewallRule.direction:type_name -> petrel.management.v1.FirewallRule.Direction
-	3,  // 10: petrel.management.v1.FirewallRule.action:type_name -> petrel.management.v1.FirewallRule.Action
-	4,  // 11: petrel.management.v1.FirewallRule.protocol:type_name -> petrel.management.v1.FirewallRule.Protocol
-	15, // 12: petrel.management.v1.FirewallRule.ports:type_name -> petrel.management.v1.PortRange
-	20, // 13: petrel.management.v1.CustomZone.records:type_name -> petrel.management.v1.SimpleRecord
-	21, // 14: petrel.management.v1.DNSConfig.zones:type_name -> petrel.management.v1.CustomZone
-	22, // 15: petrel.management.v1.DNSConfig.nameserver_groups:type_name -> petrel.management.v1.NameserverGroup
-	13, // 16: petrel.management.v1.NetworkMap.self:type_name -> petrel.management.v1.PeerConfig
-	14, // 17: petrel.management.v1.NetworkMap.peers:type_name -> petrel.management.v1.RemotePeer
-	16, // 18: petrel.management.v1.NetworkMap.peer_sets:type_name -> petrel.management.v1.PeerSet
-	18, // 19: petrel.management.v1.NetworkMap.firewall_rules:type_name -> petrel.management.v1.FirewallRule
-	19, // 20: petrel.management.v1.NetworkMap.routes:type_name -> petrel.management.v1.Route
-	23, // 21: petrel.management.v1.NetworkMap.dns:type_name -> petrel.management.v1.DNSConfig
-	13, // 22: petrel.management.v1.NetworkMapDelta.self:type_name -> petrel.management.v1.PeerConfig
-	14, // 23: petrel.management.v1.NetworkMapDelta.upsert_peers:type_name -> petrel.management.v1.RemotePeer
-	17, // 24: petrel.management.v1.NetworkMapDelta.peer_set_deltas:type_name -> petrel.management.v1.PeerSetDelta
-	16, // 25: petrel.management.v1.NetworkMapDelta.replaced_peer_sets:type_name -> petrel.management.v1.PeerSet
-	18, // 26: petrel.management.v1.NetworkMapDelta.firewall_rules:type_name -> petrel.management.v1.FirewallRule
-	19, // 27: petrel.management.v1.NetworkMapDelta.routes:type_name -> petrel.management.v1.Route
-	23, // 28: petrel.management.v1.NetworkMapDelta.dns:type_name -> petrel.management.v1.DNSConfig
-	26, // 29: petrel.management.v1.NetworkMapDelta.dns_delta:type_name -> petrel.management.v1.DNSDelta
-	20, // 30: petrel.management.v1.DNSDelta.upsert_peer_records:type_name -> petrel.management.v1.SimpleRecord
-	21, // 31: petrel.management.v1.DNSDelta.custom_zones:type_name -> petrel.management.v1.CustomZone
-	22, // 32: petrel.management.v1.DNSDelta.nameserver_groups:type_name -> petrel.management.v1.NameserverGroup
-	27, // 33: petrel.management.v1.ServerConfig.relay:type_name -> petrel.management.v1.RelayConfig
-	28, // 34: petrel.management.v1.ServerConfig.domains:type_name -> petrel.management.v1.ServerDomains
-	5,  // 35: petrel.management.v1.Management.ServerKey:input_type -> petrel.management.v1.ServerKeyRequest
-	7,  // 36: petrel.management.v1.Management.Login:input_type -> petrel.management.v1.EncryptedMessage
-	7,  // 37: petrel.management.v1.Management.Sync:input_type -> petrel.management.v1.EncryptedMessage
-	6,  // 38: petrel.management.v1.Management.ServerKey:output_type -> petrel.management.v1.ServerKeyResponse
-	7,  // 39: petrel.management.v1.Management.Login:output_type -> petrel.management.v1.EncryptedMessage
-	7,  // 40: petrel.management.v1.Management.Sync:output_type -> petrel.management.v1.EncryptedMessage
-	38, // [38:41] is the sub-list for method output_type
-	35, // [35:38] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	7,  // 0: petrel.management.v1.ServerKeyResponse.sign_in:type_name -> petrel.management.v1.SignIn
+	0,  // 1: petrel.management.v1.EncryptedMessage.compression:type_name -> petrel.management.v1.Compression
+	9,  // 2: petrel.management.v1.LoginRequest.meta:type_name -> petrel.management.v1.PeerMeta
+	14, // 3: petrel.management.v1.LoginResponse.peer_config:type_name -> petrel.management.v1.PeerConfig
+	30, // 4: petrel.management.v1.LoginResponse.server_config:type_name -> petrel.management.v1.ServerConfig
+	9,  // 5: petrel.management.v1.SyncRequest.meta:type_name -> petrel.management.v1.PeerMeta
+	1,  // 6: petrel.management.v1.SyncRequest.capabilities:type_name -> petrel.management.v1.Capability
+	25, // 7: petrel.management.v1.SyncResponse.full:type_name -> petrel.management.v1.NetworkMap
+	26, // 8: petrel.management.v1.SyncResponse.delta:type_name -> petrel.management.v1.NetworkMapDelta
+	30, // 9: petrel.management.v1.SyncResponse.server_config:type_name -> petrel.management.v1.ServerConfig
+	2,  // 10: petrel.management.v1.FirewallRule.direction:type_name -> petrel.management.v1.FirewallRule.Direction
+	3,  // 11: petrel.management.v1.FirewallRule.action:type_name -> petrel.management.v1.FirewallRule.Action
+	4,  // 12: petrel.management.v1.FirewallRule.protocol:type_name -> petrel.management.v1.FirewallRule.Protocol
+	16, // 13: petrel.management.v1.FirewallRule.ports:type_name -> petrel.management.v1.PortRange
+	21, // 14: petrel.management.v1.CustomZone.records:type_name -> petrel.management.v1.SimpleRecord
+	22, // 15: petrel.management.v1.DNSConfig.zones:type_name -> petrel.management.v1.CustomZone
+	23, // 16: petrel.management.v1.DNSConfig.nameserver_groups:type_name -> petrel.management.v1.NameserverGroup
+	14, // 17: petrel.management.v1.NetworkMap.self:type_name -> petrel.management.v1.PeerConfig
+	15, // 18: petrel.management.v1.NetworkMap.peers:type_name -> petrel.management.v1.RemotePeer
+	17, // 19: petrel.management.v1.NetworkMap.peer_sets:type_name -> petrel.management.v1.PeerSet
+	19, // 20: petrel.management.v1.NetworkMap.firewall_rules:type_name -> petrel.management.v1.FirewallRule
+	20, // 21: petrel.management.v1.NetworkMap.routes:type_name -> petrel.management.v1.Route
+	24, // 22: petrel.management.v1.NetworkMap.dns:type_name -> petrel.management.v1.DNSConfig
+	14, // 23: petrel.management.v1.NetworkMapDelta.self:type_name -> petrel.management.v1.PeerConfig
+	15, // 24: petrel.management.v1.NetworkMapDelta.upsert_peers:type_name -> petrel.management.v1.RemotePeer
+	18, // 25: petrel.management.v1.NetworkMapDelta.peer_set_deltas:type_name -> petrel.management.v1.PeerSetDelta
+	17, // 26: petrel.management.v1.NetworkMapDelta.replaced_peer_sets:type_name -> petrel.management.v1.PeerSet
+	19, // 27: petrel.management.v1.NetworkMapDelta.firewall_rules:type_name -> petrel.management.v1.FirewallRule
+	20, // 28: petrel.management.v1.NetworkMapDelta.routes:type_name -> petrel.management.v1.Route
+	24, // 29: petrel.management.v1.NetworkMapDelta.dns:type_name -> petrel.management.v1.DNSConfig
+	27, // 30: petrel.management.v1.NetworkMapDelta.dns_delta:type_name -> petrel.management.v1.DNSDelta
+	21, // 31: petrel.management.v1.DNSDelta.upsert_peer_records:type_name -> petrel.management.v1.SimpleRecord
+	22, // 32: petrel.management.v1.DNSDelta.custom_zones:type_name -> petrel.management.v1.CustomZone
+	23, // 33: petrel.management.v1.DNSDelta.nameserver_groups:type_name -> petrel.management.v1.NameserverGroup
+	28, // 34: petrel.management.v1.ServerConfig.relay:type_name -> petrel.management.v1.RelayConfig
+	29, // 35: petrel.management.v1.ServerConfig.domains:type_name -> petrel.management.v1.ServerDomains
+	5,  // 36: petrel.management.v1.Management.ServerKey:input_type -> petrel.management.v1.ServerKeyRequest
+	8,  // 37: petrel.management.v1.Management.Login:input_type -> petrel.management.v1.EncryptedMessage
+	8,  // 38: petrel.management.v1.Management.Sync:input_type -> petrel.management.v1.EncryptedMessage
+	8,  // 39: petrel.management.v1.Management.Logout:input_type -> petrel.management.v1.EncryptedMessage
+	6,  // 40: petrel.management.v1.Management.ServerKey:output_type -> petrel.management.v1.ServerKeyResponse
+	8,  // 41: petrel.management.v1.Management.Login:output_type -> petrel.management.v1.EncryptedMessage
+	8,  // 42: petrel.management.v1.Management.Sync:output_type -> petrel.management.v1.EncryptedMessage
+	8,  // 43: petrel.management.v1.Management.Logout:output_type -> petrel.management.v1.EncryptedMessage
+	40, // [40:44] is the sub-list for method output_type
+	36, // [36:40] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_management_proto_init() }
@@ -2420,7 +2597,7 @@ func file_management_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_management_proto_rawDesc), len(file_management_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   25,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

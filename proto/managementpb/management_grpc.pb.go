@@ -26,6 +26,7 @@ const (
 	Management_ServerKey_FullMethodName = "/petrel.management.v1.Management/ServerKey"
 	Management_Login_FullMethodName     = "/petrel.management.v1.Management/Login"
 	Management_Sync_FullMethodName      = "/petrel.management.v1.Management/Sync"
+	Management_Logout_FullMethodName    = "/petrel.management.v1.Management/Logout"
 )
 
 // ManagementClient is the client API for Management service.
@@ -38,6 +39,10 @@ type ManagementClient interface {
 	Login(ctx context.Context, in *EncryptedMessage, opts ...grpc.CallOption) (*EncryptedMessage, error)
 	// Sync: body = sealed SyncRequest; each streamed body = sealed SyncResponse.
 	Sync(ctx context.Context, in *EncryptedMessage, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EncryptedMessage], error)
+	// Logout: body = sealed LogoutRequest; response body = sealed
+	// LogoutResponse. The server deletes the peer of the sealing key (as an
+	// admin's delete does); an unknown key is NotFound.
+	Logout(ctx context.Context, in *EncryptedMessage, opts ...grpc.CallOption) (*EncryptedMessage, error)
 }
 
 type managementClient struct {
@@ -87,6 +92,16 @@ func (c *managementClient) Sync(ctx context.Context, in *EncryptedMessage, opts 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Management_SyncClient = grpc.ServerStreamingClient[EncryptedMessage]
 
+func (c *managementClient) Logout(ctx context.Context, in *EncryptedMessage, opts ...grpc.CallOption) (*EncryptedMessage, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EncryptedMessage)
+	err := c.cc.Invoke(ctx, Management_Logout_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ManagementServer is the server API for Management service.
 // All implementations must embed UnimplementedManagementServer
 // for forward compatibility.
@@ -97,6 +112,10 @@ type ManagementServer interface {
 	Login(context.Context, *EncryptedMessage) (*EncryptedMessage, error)
 	// Sync: body = sealed SyncRequest; each streamed body = sealed SyncResponse.
 	Sync(*EncryptedMessage, grpc.ServerStreamingServer[EncryptedMessage]) error
+	// Logout: body = sealed LogoutRequest; response body = sealed
+	// LogoutResponse. The server deletes the peer of the sealing key (as an
+	// admin's delete does); an unknown key is NotFound.
+	Logout(context.Context, *EncryptedMessage) (*EncryptedMessage, error)
 	mustEmbedUnimplementedManagementServer()
 }
 
@@ -115,6 +134,9 @@ func (UnimplementedManagementServer) Login(context.Context, *EncryptedMessage) (
 }
 func (UnimplementedManagementServer) Sync(*EncryptedMessage, grpc.ServerStreamingServer[EncryptedMessage]) error {
 	return status.Error(codes.Unimplemented, "method Sync not implemented")
+}
+func (UnimplementedManagementServer) Logout(context.Context, *EncryptedMessage) (*EncryptedMessage, error) {
+	return nil, status.Error(codes.Unimplemented, "method Logout not implemented")
 }
 func (UnimplementedManagementServer) mustEmbedUnimplementedManagementServer() {}
 func (UnimplementedManagementServer) testEmbeddedByValue()                    {}
@@ -184,6 +206,24 @@ func _Management_Sync_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Management_SyncServer = grpc.ServerStreamingServer[EncryptedMessage]
 
+func _Management_Logout_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EncryptedMessage)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ManagementServer).Logout(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Management_Logout_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ManagementServer).Logout(ctx, req.(*EncryptedMessage))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Management_ServiceDesc is the grpc.ServiceDesc for Management service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -198,6 +238,10 @@ var Management_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Login",
 			Handler:    _Management_Login_Handler,
+		},
+		{
+			MethodName: "Logout",
+			Handler:    _Management_Logout_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

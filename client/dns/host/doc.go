@@ -1,8 +1,8 @@
 // Package host points the host's system resolver at the agent's DNS
 // resolver while the agent runs, and back when it stops or after it
-// crashed (DESIGN.md §5: "backup first, restored on down, on crash
-// recovery, and by petrel debug cleanup; the original nameservers are
-// captured before").
+// crashed: a backup first, restored on down, on crash recovery and by
+// petrel debug cleanup, the original nameservers captured before
+// (docs/dns.md, "Host integration").
 //
 // Importers: client/engine (creates a Manager after the resolver listens,
 // feeds Manager.Original to the resolver's bypass/original-nameserver

@@ -25,9 +25,13 @@ const lockAppName = "petrel-server writer lock"
 
 // acquireWriterLock opens a dedicated connection (outside the pool, so the
 // session and its lock live until Close) and takes writerLock without
-// waiting. When another session holds it, it fails with store.ErrLocked
-// naming the database and, when visible, the holder.
-func acquireWriterLock(ctx context.Context, cfg *pgxpool.Config) (*pgx.Conn, error) {
+// waiting: exclusively for a single-writer store, in shared mode for one
+// of several petrel-servers (OpenShared, --ha). Shared holders exclude an
+// exclusive one and the reverse, so a server without --ha never writes
+// beside servers that follow each other's commits. When the lock is taken
+// in the other mode, it fails with store.ErrLocked naming the database
+// and, when visible, a holder.
+func acquireWriterLock(ctx context.Context, cfg *pgxpool.Config, shared bool) (*pgx.Conn, error) {
 	cc := cfg.ConnConfig.Copy()
 	host, _ := os.Hostname()
 	cc.RuntimeParams["application_name"] = fmt.Sprintf("%s (pid %d on %s)", lockAppName, os.Getpid(), host)
@@ -35,8 +39,12 @@ func acquireWriterLock(ctx context.Context, cfg *pgxpool.Config) (*pgx.Conn, err
 	if err != nil {
 		return nil, fmt.Errorf("connect for writer lock: %w", err)
 	}
+	try := `SELECT pg_try_advisory_lock($1)`
+	if shared {
+		try = `SELECT pg_try_advisory_lock_shared($1)`
+	}
 	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, int64(writerLock)).Scan(&ok); err != nil {
+	if err := conn.QueryRow(ctx, try, int64(writerLock)).Scan(&ok); err != nil {
 		conn.Close(ctx)
 		return nil, fmt.Errorf("take writer lock: %w", err)
 	}
@@ -58,14 +66,22 @@ func acquireWriterLock(ctx context.Context, cfg *pgxpool.Config) (*pgx.Conn, err
 	if holder != "" {
 		holder = " (" + holder + ")"
 	}
-	return nil, fmt.Errorf("database %s is in use by another petrel-server%s: advisory lock %s is held: %w",
-		strconv.Quote(db), holder, "0x"+strconv.FormatInt(writerLock, 16), store.ErrLocked)
+	what := "another petrel-server (or petrel-servers running with --ha)"
+	if shared {
+		what = "a petrel-server running without --ha"
+	}
+	return nil, fmt.Errorf("database %s is in use by %s%s: advisory lock %s is held: %w",
+		strconv.Quote(db), what, holder, "0x"+strconv.FormatInt(writerLock, 16), store.ErrLocked)
 }
 
 // releaseWriterLock ends the lock session (which drops the lock).
-func releaseWriterLock(conn *pgx.Conn) {
+func releaseWriterLock(conn *pgx.Conn, shared bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, int64(writerLock))
+	unlock := `SELECT pg_advisory_unlock($1)`
+	if shared {
+		unlock = `SELECT pg_advisory_unlock_shared($1)`
+	}
+	conn.Exec(ctx, unlock, int64(writerLock))
 	conn.Close(ctx)
 }

@@ -48,6 +48,8 @@ type Store struct {
 	log       *slog.Logger
 	pool      *pgxpool.Pool
 	lock      *pgx.Conn // session holding writerLock until Close
+	shared    bool      // OpenShared: lock held in shared mode, commits notify
+	queries   *rows.Queries
 	closeOnce sync.Once
 	stmts     rows.Statements
 	retries   atomic.Uint64 // transactions run again after a serialization failure
@@ -69,26 +71,45 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return open(ctx, dsn, ms, log)
+	return open(ctx, dsn, ms, log, false)
+}
+
+// OpenShared is Open for one of several petrel-servers sharing the
+// database (--ha, docs/adr-005-ha-control-plane.md). It takes the writer
+// lock in shared mode (so a server without --ha is refused while any runs,
+// and the reverse), every transaction that creates an account or bumps its
+// version also sends NOTIFY petrel_account '<account id> <version>'
+// (delivered at commit), and the store is a store.Feed: Follow listens for
+// those notifications on a connection of its own.
+func OpenShared(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
+	ms, err := migrate.Load(migrationFS, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	return open(ctx, dsn, ms, log, true)
 }
 
 // open is Open with the migrations to apply: tests pass a prefix of them to
 // leave a database as an older binary would have.
-func open(ctx context.Context, dsn string, ms []migrate.Migration, log *slog.Logger) (*Store, error) {
+func open(ctx context.Context, dsn string, ms []migrate.Migration, log *slog.Logger, shared bool) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, errors.New("open postgres: invalid connection string")
 	}
-	lock, err := acquireWriterLock(ctx, cfg)
+	lock, err := acquireWriterLock(ctx, cfg, shared)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		releaseWriterLock(lock)
+		releaseWriterLock(lock, shared)
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	s := &Store{log: log.With("component", "store-postgres"), pool: pool, lock: lock, stmts: rows.NewStatements(placeholder)}
+	s := &Store{log: log.With("component", "store-postgres"), pool: pool, lock: lock, shared: shared,
+		queries: &queries, stmts: rows.NewStatements(placeholder)}
+	if shared {
+		s.queries = &sharedQueries
+	}
 	if err := s.migrate(ctx, ms); err != nil {
 		s.Close()
 		return nil, err
@@ -131,7 +152,7 @@ func (s *Store) migrate(ctx context.Context, ms []migrate.Migration) error {
 // then ends the writer-lock session.
 func (s *Store) Close() error {
 	s.pool.Close()
-	s.closeOnce.Do(func() { releaseWriterLock(s.lock) })
+	s.closeOnce.Do(func() { releaseWriterLock(s.lock, s.shared) })
 	return nil
 }
 
@@ -185,7 +206,7 @@ func (s *Store) updateOnce(ctx context.Context, fn func(store.Tx) error) error {
 		return fmt.Errorf("begin update: %w", err)
 	}
 	defer pgTx.Rollback(ctx) // no-op after commit
-	if err := fn(&rows.Tx{Conn: &conn{ctx: ctx, tx: pgTx}, Stmts: &s.stmts, Queries: &queries}); err != nil {
+	if err := fn(&rows.Tx{Conn: &conn{ctx: ctx, tx: pgTx}, Stmts: &s.stmts, Queries: s.queries}); err != nil {
 		return err
 	}
 	if err := pgTx.Commit(ctx); err != nil {
@@ -219,6 +240,35 @@ func (s *Store) LoadAccounts(ctx context.Context) ([]*model.Account, error) {
 		}
 		return pgRows{rs}, nil
 	}, &s.stmts)
+}
+
+// LoadAccount reads one account in one read-only REPEATABLE READ
+// transaction (a consistent snapshot).
+func (s *Store) LoadAccount(ctx context.Context, id string) (*model.Account, error) {
+	rtx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("begin load: %w", err)
+	}
+	defer rtx.Rollback(ctx)
+	return rows.LoadAccount(ctx, func(ctx context.Context, q string, args ...any) (rows.Rows, error) {
+		rs, err := rtx.Query(ctx, q, args...)
+		if err != nil {
+			return nil, err
+		}
+		return pgRows{rs}, nil
+	}, &s.stmts, id)
+}
+
+// ListEvents reads the account's matching audit events (one statement, so
+// one snapshot, outside any write transaction).
+func (s *Store) ListEvents(ctx context.Context, accountID string, f model.EventFilter) ([]model.Event, error) {
+	return rows.ListEvents(ctx, func(ctx context.Context, q string, args ...any) (rows.Rows, error) {
+		rs, err := s.pool.Query(ctx, q, args...)
+		if err != nil {
+			return nil, err
+		}
+		return pgRows{rs}, nil
+	}, placeholder, accountID, f)
 }
 
 // pgRows adapts pgx.Rows (whose Close reports nothing; Err has it) to rows.Rows.

@@ -24,7 +24,23 @@ var queries = rows.Queries{
 	ReadKey:     `SELECT ` + rows.SetupKeyCols + ` FROM setup_keys WHERE key_hash = $1`,
 	BumpVersion: `UPDATE accounts SET version = version + 1 WHERE id = $1 AND version = $2`,
 	ReadVersion: `SELECT version FROM accounts WHERE id = $1`,
+	AppendEvent: rows.AppendEventSQL(placeholder),
 }
+
+// notifyChannel is the channel OpenShared stores notify on; the payload is
+// "<account id> <version>".
+const notifyChannel = "petrel_account"
+
+// sharedQueries are queries for OpenShared: creating an account and
+// bumping its version also queue the notification, sent by PostgreSQL when
+// (and only if) the transaction commits.
+var sharedQueries = func() rows.Queries {
+	q := queries
+	notify := ` RETURNING pg_notify('` + notifyChannel + `', id || ' ' || version)`
+	q.CreateAccount += notify
+	q.BumpVersion += notify // RETURNING sees the new version
+	return q
+}()
 
 // conn is rows.Conn on one SERIALIZABLE transaction.
 type conn struct {
@@ -83,13 +99,15 @@ func (c *conn) QueryRow(q string, args []any, dest ...any) error {
 
 // conflictFields maps our named unique constraints to field names.
 var conflictFields = map[string][2]string{
-	"accounts_pkey":                {"accounts", "id"},
-	"peers_public_key_uniq":        {"peers", "public_key"},
-	"peers_ip_uniq":                {"peers", "ip"},
-	"peers_dns_label_uniq":         {"peers", "dns_label"},
-	"groups_name_uniq":             {"groups", "name"},
-	"setup_keys_key_hash_uniq":     {"setup_keys", "key_hash"},
-	"admin_tokens_token_hash_uniq": {"admin_tokens", "token_hash"},
+	"accounts_pkey":                 {"accounts", "id"},
+	"peers_public_key_uniq":         {"peers", "public_key"},
+	"peers_ip_uniq":                 {"peers", "ip"},
+	"peers_dns_label_uniq":          {"peers", "dns_label"},
+	"groups_name_uniq":              {"groups", "name"},
+	"setup_keys_key_hash_uniq":      {"setup_keys", "key_hash"},
+	"admin_tokens_token_hash_uniq":  {"admin_tokens", "token_hash"},
+	"users_idp_key_uniq":            {"users", "idp_key"},
+	"access_tokens_token_hash_uniq": {"access_tokens", "token_hash"},
 }
 
 // mapErr turns constraint violations into the store's sentinel errors

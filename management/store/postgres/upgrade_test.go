@@ -38,7 +38,7 @@ func TestUpgradeFromEveryVersion(t *testing.T) {
 			return storetest.UpgradeDB{
 				DB: serverDB(t, dsn),
 				OpenAt: func(n int) (store.Store, error) {
-					return open(context.Background(), dsn, ms[:n], testLog(t))
+					return open(context.Background(), dsn, ms[:n], testLog(t), false)
 				},
 			}
 		},

@@ -211,5 +211,24 @@ func (s *Store) LoadAccounts(ctx context.Context) ([]*model.Account, error) {
 	}, &s.stmts)
 }
 
+// LoadAccount reads one account and its objects in one read transaction.
+func (s *Store) LoadAccount(ctx context.Context, id string) (*model.Account, error) {
+	rtx, err := s.read.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin load: %w", err)
+	}
+	defer rtx.Rollback()
+	return rows.LoadAccount(ctx, func(ctx context.Context, q string, args ...any) (rows.Rows, error) {
+		return rtx.QueryContext(ctx, q, args...)
+	}, &s.stmts, id)
+}
+
+// ListEvents reads the account's matching audit events on the read pool.
+func (s *Store) ListEvents(ctx context.Context, accountID string, f model.EventFilter) ([]model.Event, error) {
+	return rows.ListEvents(ctx, func(ctx context.Context, q string, args ...any) (rows.Rows, error) {
+		return s.read.QueryContext(ctx, q, args...)
+	}, placeholder, accountID, f)
+}
+
 // placeholder is SQLite's positional parameter.
 func placeholder(int) string { return "?" }

@@ -26,6 +26,7 @@ var queries = rows.Queries{
 	ReadKey:     `SELECT ` + rows.SetupKeyCols + ` FROM setup_keys WHERE key_hash = ?`,
 	BumpVersion: `UPDATE accounts SET version = version + 1 WHERE id = ? AND version = ?`,
 	ReadVersion: `SELECT version FROM accounts WHERE id = ?`,
+	AppendEvent: rows.AppendEventSQL(placeholder),
 }
 
 // conn is rows.Conn on one write transaction. SQLite keeps a transaction

@@ -53,6 +53,23 @@ func Open(ctx context.Context, spec, dataDir string, log *slog.Logger) (store.St
 	}
 }
 
+// OpenShared opens a PostgreSQL store shared by several petrel-servers
+// (--ha; postgres.OpenShared). Any other spec is an error.
+func OpenShared(ctx context.Context, spec string, log *slog.Logger) (*postgres.Store, error) {
+	kind, _, err := Parse(spec, ".") // any directory: only the kind matters
+	if err == nil && kind != "postgres" {
+		err = errors.New("open store: several instances (--ha) need a postgres:// store")
+	}
+	if err != nil {
+		return nil, err
+	}
+	s, err := postgres.OpenShared(ctx, spec, log)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres store: %w", err)
+	}
+	return s, nil
+}
+
 // Parse classifies spec: kind is "sqlite" (path is the database file) or
 // "postgres" (path is empty; the spec is the DSN).
 func Parse(spec, dataDir string) (kind, path string, err error) {

@@ -39,16 +39,17 @@ func hash(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }
 // kind (and a second peer/group), so a round trip covers every field.
 func fullAccount(id string, octet byte) *model.Account {
 	a := model.NewAccount(id, netip16(octet), ts(1700000000, 123456789))
-	a.Settings = model.Settings{DNSDomain: "corp.example"}
+	a.Settings = model.Settings{DNSDomain: "corp.example", LoginExpiration: 36*time.Hour + 1}
 	ip := func(n byte) netip.Addr { return netip.AddrFrom4([4]byte{100, octet, 0, n}) }
 	a.Peers["p1"] = &model.Peer{
 		ID: "p1", Name: "alpha", DNSLabel: "alpha", PublicKey: id + "-pub1", IP: ip(1),
 		Meta:       model.PeerMeta{Hostname: "alpha.lan", OS: "linux", Kernel: "6.8.0", Version: "0.1.0", NetstackMode: true},
 		SetupKeyID: "k1", Ephemeral: true, CreatedAt: ts(1700000001, 1), LastSeen: ts(1700000002, 999999999),
 	}
-	a.Peers["p2"] = &model.Peer{ID: "p2", Name: "beta", DNSLabel: "beta", PublicKey: id + "-pub2", IP: ip(2)}
+	a.Peers["p2"] = &model.Peer{ID: "p2", Name: "beta", DNSLabel: "beta", PublicKey: id + "-pub2", IP: ip(2),
+		UserID: "u1", LastLogin: ts(1700000006, 6), Disabled: true}
 	a.Groups["g1"] = &model.Group{ID: "g1", Name: model.AllGroupName, PeerIDs: []string{"p1", "p2"}}
-	a.Groups["g2"] = &model.Group{ID: "g2", Name: "empty", PeerIDs: []string{}}
+	a.Groups["g2"] = &model.Group{ID: "g2", Name: "empty", PeerIDs: []string{}, IdPManaged: true}
 	a.SetupKeys["k1"] = &model.SetupKey{
 		ID: "k1", Name: "default", KeyHash: hash(id + "k1"), KeyPrefix: "ABCD", Reusable: true,
 		UsageLimit: 10, UsedTimes: 3, ExpiresAt: ts(4000000000, 5), Revoked: false,
@@ -72,6 +73,13 @@ func fullAccount(id string, octet byte) *model.Account {
 	a.DNSZones["z1"] = &model.DNSZone{ID: "z1", Domain: "svc.example", Records: []model.DNSRecord{
 		{Name: "@", Type: "A", Value: "10.1.2.3", TTL: 300}, {Name: "www", Type: "CNAME", Value: "svc.example.", TTL: 60}}}
 	a.AdminTokens["t1"] = &model.AdminToken{ID: "t1", Name: "ci", TokenHash: hash(id + "t1"), CreatedAt: ts(1700000005, 42)}
+	a.Users["u1"] = &model.User{ID: "u1", Email: "ana@corp.example", Name: "Ana", Role: model.RoleOwner,
+		Issuer: "https://idp.example", Subject: "sub-1", Groups: []string{"g2"}, Blocked: true,
+		CreatedAt: ts(1700000007, 7), LastLogin: ts(1700000008, 8)}
+	a.Users["u2"] = &model.User{ID: "u2", Role: model.RoleUser, Issuer: "https://idp.example", Subject: "sub-2"}
+	a.AccessTokens["at1"] = &model.AccessToken{ID: "at1", Name: "cli", UserID: "u1", TokenHash: hash(id + "at1"),
+		Prefix: "ptr_abcd", CreatedAt: ts(1700000009, 9), ExpiresAt: ts(1800000000, 10)}
+	a.AccessTokens["at2"] = &model.AccessToken{ID: "at2", UserID: "u2", TokenHash: hash(id + "at2")}
 	return a
 }
 
@@ -101,6 +109,12 @@ func objects(a *model.Account) []model.Object {
 		out = append(out, o)
 	}
 	for _, o := range a.AdminTokens {
+		out = append(out, o)
+	}
+	for _, o := range a.Users {
+		out = append(out, o)
+	}
+	for _, o := range a.AccessTokens {
 		out = append(out, o)
 	}
 	return out

@@ -20,6 +20,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		fn   func(t *testing.T, s store.Store)
 	}{
 		{"RoundTrip", testRoundTrip},
+		{"LoadAccount", testLoadAccount},
 		{"Replace", testReplace},
 		{"Conflicts", testConflicts},
 		{"DeleteMissing", testDelete},
@@ -31,6 +32,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ServerKey", testServerKey},
 		{"SchemaVersion", testSchemaVersion},
 		{"StaleVersionRefused", testStaleVersion},
+		{"EventsFailedUpdateRollsBack", testEventsRollback},
+		{"ListEventsFilters", testListEvents},
+		{"ListEventsPaging", testEventsPaging},
+		{"EventsPerAccount", testEventsPerAccount},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -107,6 +112,10 @@ func testConflicts(t *testing.T, s store.Store) {
 		{"group name", &model.Group{ID: "g9", Name: model.AllGroupName}, "group name"},
 		{"setup key hash", &model.SetupKey{ID: "k9", KeyHash: a.SetupKeys["k1"].KeyHash}, "setup key"},
 		{"admin token hash", &model.AdminToken{ID: "t9", TokenHash: a.AdminTokens["t1"].TokenHash}, "admin token"},
+		{"user identity", &model.User{ID: "u9", Issuer: "https://idp.example", Subject: "sub-1"}, "user identity"},
+		{"access token hash", &model.AccessToken{ID: "at9", TokenHash: a.AccessTokens["at1"].TokenHash}, "access token hash"},
+		// Token hashes are unique across accounts: a token names its account.
+		{"access token hash of another account", &model.AccessToken{ID: "at9", TokenHash: hash("acc2at1")}, "access token hash"},
 	}
 	for _, c := range cases {
 		err := put(t, s, "acc", c.obj)
@@ -127,7 +136,8 @@ func testDelete(t *testing.T, s store.Store) {
 	a := fullAccount("acc", 10)
 	save(t, s, a)
 	for _, k := range []model.Kind{model.KindPeer, model.KindGroup, model.KindSetupKey, model.KindPolicy,
-		model.KindRoute, model.KindNameserverGroup, model.KindDNSZone, model.KindAdminToken} {
+		model.KindRoute, model.KindNameserverGroup, model.KindDNSZone, model.KindAdminToken,
+		model.KindUser, model.KindAccessToken} {
 		err := s.Update(ctxFor(t), func(tx store.Tx) error { return tx.Delete("acc", k, "missing") })
 		if !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("delete missing %s: %v, want ErrNotFound", k, err)
@@ -139,7 +149,7 @@ func testDelete(t *testing.T, s store.Store) {
 	}
 	ids := map[model.Kind]string{model.KindPeer: "p1", model.KindGroup: "g1", model.KindSetupKey: "k1",
 		model.KindPolicy: "pol1", model.KindRoute: "rt1", model.KindNameserverGroup: "ns1",
-		model.KindDNSZone: "z1", model.KindAdminToken: "t1"}
+		model.KindDNSZone: "z1", model.KindAdminToken: "t1", model.KindUser: "u1", model.KindAccessToken: "at1"}
 	if err := s.Update(ctxFor(t), func(tx store.Tx) error {
 		for k, id := range ids {
 			if err := tx.Delete("acc", k, id); err != nil {
@@ -159,12 +169,16 @@ func testDelete(t *testing.T, s store.Store) {
 	delete(a.NameserverGroups, "ns1")
 	delete(a.DNSZones, "z1")
 	delete(a.AdminTokens, "t1")
+	delete(a.Users, "u1")
+	delete(a.AccessTokens, "at1")
 	if !reflect.DeepEqual(got, a) {
 		t.Fatalf("after delete:\n got  %s\n want %s", dump(got), dump(a))
 	}
 	// The freed unique values are usable again.
-	if err := put(t, s, "acc", &model.Peer{ID: "p9", DNSLabel: "alpha", PublicKey: "acc-pub1", IP: netip16(10).Addr().Next()}); err != nil {
-		t.Fatalf("reuse freed peer values: %v", err)
+	if err := put(t, s, "acc", &model.Peer{ID: "p9", DNSLabel: "alpha", PublicKey: "acc-pub1", IP: netip16(10).Addr().Next()},
+		&model.User{ID: "u9", Issuer: "https://idp.example", Subject: "sub-1"},
+		&model.AccessToken{ID: "at9", TokenHash: hash("accat1")}); err != nil {
+		t.Fatalf("reuse freed peer, user and token values: %v", err)
 	}
 }
 
@@ -277,5 +291,25 @@ func testStaleVersion(t *testing.T, s store.Store) {
 	err = s.Update(ctxFor(t), func(tx store.Tx) error { return tx.BumpVersion("missing", 0) })
 	if !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("bump missing account: %v, want store.ErrNotFound", err)
+	}
+}
+
+// testLoadAccount: LoadAccount returns the same account LoadAccounts does,
+// with nothing of another account, and ErrNotFound for a missing one.
+func testLoadAccount(t *testing.T, s store.Store) {
+	save(t, s, fullAccount("acc-a", 10))
+	save(t, s, fullAccount("acc-b", 11))
+	all := load(t, s)
+	for _, id := range []string{"acc-a", "acc-b"} {
+		got, err := s.LoadAccount(ctxFor(t), id)
+		if err != nil {
+			t.Fatalf("load %s: %v", id, err)
+		}
+		if !reflect.DeepEqual(got, all[id]) {
+			t.Errorf("LoadAccount(%s) differs from LoadAccounts:\n got %+v\nwant %+v", id, got, all[id])
+		}
+	}
+	if _, err := s.LoadAccount(ctxFor(t), "missing"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("load missing account: %v, want store.ErrNotFound", err)
 	}
 }

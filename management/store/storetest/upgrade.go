@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"testing"
+	"time"
 
 	"petrel/management/model"
 	"petrel/management/store"
@@ -99,20 +100,28 @@ func testUpgradeFrom(t *testing.T, u Upgrade, n int) {
 	if v, err := s.SchemaVersion(ctxFor(t)); err != nil || v != u.Latest {
 		t.Fatalf("schema version after upgrade from %d: %d, %v; want %d", n, v, err, u.Latest)
 	}
+	data := n // the schema version whose data set the database holds
+	if n == 0 {
+		data = u.Latest
+	}
 	want := map[string]*model.Account{}
-	for _, a := range UpgradeAccounts() {
+	for _, a := range UpgradeAccountsAt(data) {
 		want[a.ID] = a
 	}
+	wantEvents := UpgradeEvents(data)
 	if n == 0 {
 		if got := load(t, s); len(got) != 0 {
 			t.Fatalf("empty database has %d accounts", len(got))
 		}
-		for _, a := range UpgradeAccounts() {
+		for _, a := range UpgradeAccountsAt(data) {
 			save(t, s, a)
 		}
+		appendEvents(t, s, "acme", wantEvents)
 	}
 	want["acme"].Version = UpgradeAccountVersion(n)
 	checkAccounts(t, "after upgrade", s, want)
+	checkEvents(t, "after upgrade", s, "acme", wantEvents)
+	checkEvents(t, "after upgrade", s, "quiet", nil)
 	key, err := s.ServerKey(ctxFor(t))
 	if err != nil {
 		t.Fatalf("server key: %v", err)
@@ -121,8 +130,9 @@ func testUpgradeFrom(t *testing.T, u Upgrade, n int) {
 		t.Fatal("server key changed by the upgrade (agents would no longer trust the server)")
 	}
 
-	mutateUpgraded(t, s, want["acme"])
+	added := mutateUpgraded(t, s, want["acme"], data)
 	checkAccounts(t, "after mutating the upgraded data", s, want)
+	wantEvents = checkAppended(t, s, "acme", added, wantEvents)
 
 	if err := s.Close(); err != nil {
 		t.Fatalf("close: %v", err)
@@ -132,14 +142,16 @@ func testUpgradeFrom(t *testing.T, u Upgrade, n int) {
 		t.Fatalf("schema version after reopen: %d, %v; want %d", v, err, u.Latest)
 	}
 	checkAccounts(t, "after reopen", s, want)
+	checkEvents(t, "after reopen", s, "acme", wantEvents)
 	if k, err := s.ServerKey(ctxFor(t)); err != nil || k != key {
 		t.Fatalf("server key after reopen: same=%v err=%v", k == key, err)
 	}
 }
 
-// mutateUpgraded changes the upgraded acme account through every kind of
-// write and applies the same changes to want.
-func mutateUpgraded(t *testing.T, s store.Store, want *model.Account) {
+// mutateUpgraded changes the upgraded acme account (holding the data set of
+// schema version data) through every kind of write, applies the same
+// changes to want, and returns the audit event it appended.
+func mutateUpgraded(t *testing.T, s store.Store, want *model.Account, data int) model.Event {
 	t.Helper()
 	now := ts(1800000000, 42)
 	newPeer := &model.Peer{ID: "p-new", Name: "new", DNSLabel: "new", PublicKey: "new-key",
@@ -149,16 +161,25 @@ func mutateUpgraded(t *testing.T, s store.Store, want *model.Account) {
 	ssh := &model.Policy{ID: "pol-ssh", Name: "ssh", Enabled: true, Rules: []model.PolicyRule{{ID: "r-ssh",
 		Sources: []string{"g-ci"}, Destinations: []string{"g-servers"}, Protocol: model.ProtoTCP,
 		Ports: []model.PortRange{{Start: 22, End: 22}}, Action: model.ActionAccept}}}
-	settings := model.Settings{DNSDomain: "acme.example"}
+	settings := model.Settings{DNSDomain: "acme.example", LoginExpiration: 90*time.Minute + 1}
+	carol := &model.User{ID: "u-carol", Email: "carol@acme.example", Role: model.RoleAdmin,
+		Issuer: "https://idp.acme.example", Subject: "carol", Groups: []string{}, CreatedAt: now, LastLogin: now}
+	pat := &model.AccessToken{ID: "pat-carol", Name: "terraform", UserID: "u-carol",
+		TokenHash: UpgradeKeyHash("pat-carol"), Prefix: "ptr_c4r0", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	ev := model.Event{At: now, Actor: "user:u-carol", ActorEmail: carol.Email, Action: "access_token.create",
+		TargetKind: model.KindAccessToken, TargetID: pat.ID, Detail: pat.Name}
 	base := want.Version
 	err := s.Update(ctxFor(t), func(tx store.Tx) error {
 		if err := tx.BumpVersion("acme", base); err != nil {
 			return err
 		}
-		for _, o := range []model.Object{newPeer, &servers, ssh} {
+		for _, o := range []model.Object{newPeer, &servers, ssh, carol, pat} {
 			if err := tx.Put("acme", o); err != nil {
 				return err
 			}
+		}
+		if err := tx.AppendEvent("acme", ev); err != nil {
+			return err
 		}
 		if err := tx.Delete("acme", model.KindRoute, "rt-exit"); err != nil {
 			return err
@@ -170,6 +191,7 @@ func mutateUpgraded(t *testing.T, s store.Store, want *model.Account) {
 	}
 	want.Version = base + 1
 	want.Peers["p-new"], want.Groups["g-servers"], want.Policies["pol-ssh"] = newPeer, &servers, ssh
+	want.Users["u-carol"], want.AccessTokens["pat-carol"] = carol, pat
 	delete(want.Routes, "rt-exit")
 	want.Settings = settings
 
@@ -187,9 +209,16 @@ func mutateUpgraded(t *testing.T, s store.Store, want *model.Account) {
 	}
 	// Constraints survived: unique values, foreign keys, the version check.
 	dupIP := &model.Peer{ID: "p-dup", DNSLabel: "dup", PublicKey: "dup-key", IP: want.Peers["p-gw"].IP}
-	for name, obj := range map[string]model.Object{"peer ip": dupIP,
-		"group name":       &model.Group{ID: "g-dup", Name: "servers"},
-		"admin token hash": &model.AdminToken{ID: "t-dup", TokenHash: UpgradeKeyHash("t-ci")}} {
+	dups := map[string]model.Object{"peer ip": dupIP,
+		"group name":        &model.Group{ID: "g-dup", Name: "servers"},
+		"admin token hash":  &model.AdminToken{ID: "t-dup", TokenHash: UpgradeKeyHash("t-ci")},
+		"user identity":     &model.User{ID: "u-dup", Issuer: carol.Issuer, Subject: carol.Subject},
+		"access token hash": &model.AccessToken{ID: "pat-dup", TokenHash: pat.TokenHash}}
+	if data >= IdentitySchema {
+		dups["upgraded user identity"] = &model.User{ID: "u-dup", Issuer: "https://idp.acme.example", Subject: "bob|42"}
+		dups["upgraded access token hash"] = &model.AccessToken{ID: "pat-dup", TokenHash: UpgradeKeyHash("pat-ci")}
+	}
+	for name, obj := range dups {
 		if err := put(t, s, "acme", obj); !errors.Is(err, store.ErrConflict) {
 			t.Errorf("duplicate %s after upgrade: %v, want store.ErrConflict", name, err)
 		}
@@ -201,6 +230,7 @@ func mutateUpgraded(t *testing.T, s store.Store, want *model.Account) {
 	if !errors.Is(err, store.ErrStale) {
 		t.Errorf("write from the pre-mutation version: %v, want store.ErrStale", err)
 	}
+	return ev
 }
 
 func checkAccounts(t *testing.T, when string, s store.Store, want map[string]*model.Account) {

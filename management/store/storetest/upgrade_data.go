@@ -115,3 +115,54 @@ func UpgradeAccounts() []*model.Account {
 	quiet := model.NewAccount("quiet", netip.MustParsePrefix("100.91.0.0/16"), utc("2025-01-01T00:00:00Z"))
 	return []*model.Account{a, quiet}
 }
+
+// IdentitySchema is the schema version that added users, personal access
+// tokens and the audit log (migration 0003), and with them the peer,
+// group and settings fields for identity.
+const IdentitySchema = 3
+
+// UpgradeAccountsAt is the data set as a fixture of schema version n holds
+// it: UpgradeAccounts, plus from IdentitySchema on a user peer, an
+// IdP-managed group, users, access tokens and a login expiration.
+func UpgradeAccountsAt(n int) []*model.Account {
+	list := UpgradeAccounts()
+	if n < IdentitySchema {
+		return list
+	}
+	a := list[0]
+	a.Settings.LoginExpiration = 720 * time.Hour
+	a.Peers["p-phone"] = &model.Peer{ID: "p-phone", Name: "ana-phone", DNSLabel: "ana-phone",
+		PublicKey: "q2ZrX0cHhJ1k3mV2Z4dQ0pS8uYtW6eR5nB7vC9xA1sE=", IP: netip.MustParseAddr("100.90.0.3"),
+		Meta:   model.PeerMeta{Hostname: "ana-phone", OS: "android", Version: "0.4.0", NetstackMode: true},
+		UserID: "u-ana", CreatedAt: utc("2024-07-01T09:00:00Z"), LastSeen: utc("2024-07-02T10:00:00.25Z"),
+		LastLogin: utc("2024-07-01T08:59:30.000000007Z")}
+	a.Groups["g-eng"] = &model.Group{ID: "g-eng", Name: "engineering", PeerIDs: []string{"p-phone"}, IdPManaged: true}
+	a.Users["u-ana"] = &model.User{ID: "u-ana", Email: "ana@acme.example", Name: "Ana Lima", Role: model.RoleOwner,
+		Issuer: "https://idp.acme.example", Subject: "248289761001", Groups: []string{"g-eng"},
+		CreatedAt: utc("2024-07-01T08:59:00Z"), LastLogin: utc("2024-07-01T08:59:30.000000007Z")}
+	a.Users["u-bob"] = &model.User{ID: "u-bob", Email: "bob@acme.example", Name: "Bob", Role: model.RoleUser,
+		Issuer: "https://idp.acme.example", Subject: "bob|42", Blocked: true, CreatedAt: utc("2024-07-03T00:00:00Z")}
+	a.AccessTokens["pat-ana"] = &model.AccessToken{ID: "pat-ana", Name: "laptop cli", UserID: "u-ana",
+		TokenHash: UpgradeKeyHash("pat-ana"), Prefix: "ptr_7Hk2", CreatedAt: utc("2024-07-01T09:10:00Z"),
+		ExpiresAt: utc("2025-07-01T09:10:00Z")}
+	a.AccessTokens["pat-ci"] = &model.AccessToken{ID: "pat-ci", Name: "ci", UserID: "u-ana",
+		TokenHash: UpgradeKeyHash("pat-ci"), Prefix: "ptr_Q9za", CreatedAt: utc("2024-07-01T09:11:00Z")}
+	return list
+}
+
+// UpgradeEvents is accounts["acme"]'s audit log in a fixture of schema
+// version n, newest first (seqs 3, 2, 1; none before IdentitySchema).
+// Account "quiet" has none.
+func UpgradeEvents(n int) []model.Event {
+	if n < IdentitySchema {
+		return []model.Event{}
+	}
+	return []model.Event{
+		{Seq: 3, At: utc("2024-07-01T09:10:00Z"), Actor: "user:u-ana", ActorEmail: "ana@acme.example",
+			Action: "access_token.create", TargetKind: model.KindAccessToken, TargetID: "pat-ana", Detail: "laptop cli"},
+		{Seq: 2, At: utc("2024-07-01T09:00:00Z"), Actor: "user:u-ana", ActorEmail: "ana@acme.example",
+			Action: "peer.create", TargetKind: model.KindPeer, TargetID: "p-phone", Detail: "ana-phone"},
+		{Seq: 1, At: utc("2024-07-01T08:59:30.000000007Z"), Actor: "system",
+			Action: "user.create", TargetKind: model.KindUser, TargetID: "u-ana", Detail: `Ana "the owner" Lima`},
+	}
+}

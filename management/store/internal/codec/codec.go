@@ -29,7 +29,10 @@ type Row struct {
 	DNSLabel  string
 	// groups
 	Name string
-	// setup_keys (KeyHash) and admin_tokens (TokenHash share Hash)
+	// users: User.IdentityKey()
+	IdPKey string
+	// setup_keys (KeyHash), admin_tokens and access_tokens (TokenHash)
+	// share Hash
 	Hash       []byte
 	Reusable   bool
 	Revoked    bool
@@ -53,12 +56,15 @@ var Tables = map[model.Kind]string{
 	model.KindNameserverGroup: "nameserver_groups",
 	model.KindDNSZone:         "dns_zones",
 	model.KindAdminToken:      "admin_tokens",
+	model.KindUser:            "users",
+	model.KindAccessToken:     "access_tokens",
 }
 
 // Kinds lists every kind in a stable order.
 var Kinds = []model.Kind{
 	model.KindPeer, model.KindGroup, model.KindSetupKey, model.KindPolicy,
 	model.KindRoute, model.KindNameserverGroup, model.KindDNSZone, model.KindAdminToken,
+	model.KindUser, model.KindAccessToken,
 }
 
 // ErrUnknownKind is returned for an object kind the store does not know.
@@ -108,10 +114,15 @@ type peerDoc struct {
 	Ephemeral  bool           `json:"ephemeral"`
 	CreatedAt  time.Time      `json:"created_at"`
 	LastSeen   time.Time      `json:"last_seen"`
+	// Since schema 3; absent in older rows (and for setup-key peers).
+	UserID    string    `json:"user_id,omitempty"`
+	LastLogin time.Time `json:"last_login,omitzero"`
+	Disabled  bool      `json:"disabled,omitempty"`
 }
 
 type groupDoc struct {
-	PeerIDs []string `json:"peer_ids"`
+	PeerIDs    []string `json:"peer_ids"`
+	IdPManaged bool     `json:"idp_managed,omitempty"` // since schema 3
 }
 
 type setupKeyDoc struct {
@@ -162,6 +173,26 @@ type adminTokenDoc struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
+type userDoc struct {
+	Email     string     `json:"email"`
+	Name      string     `json:"name"`
+	Role      model.Role `json:"role"`
+	Issuer    string     `json:"issuer"`
+	Subject   string     `json:"subject"`
+	Groups    []string   `json:"groups"`
+	Blocked   bool       `json:"blocked"`
+	CreatedAt time.Time  `json:"created_at"`
+	LastLogin time.Time  `json:"last_login"`
+}
+
+type accessTokenDoc struct {
+	Name      string    `json:"name"`
+	UserID    string    `json:"user_id"`
+	Prefix    string    `json:"prefix"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
 // Encode turns an object into its row. A non-reusable setup key is stored
 // with UsageLimit 1 whatever the object says.
 func Encode(obj model.Object) (Row, error) {
@@ -175,14 +206,14 @@ func Encode(obj model.Object) (Row, error) {
 		if !o.IP.IsValid() {
 			return r, fmt.Errorf("encode peer %s: no ip", o.ID)
 		}
-		if err := errors.Join(CheckTime(o.CreatedAt), CheckTime(o.LastSeen)); err != nil {
+		if err := errors.Join(CheckTime(o.CreatedAt), CheckTime(o.LastSeen), CheckTime(o.LastLogin)); err != nil {
 			return r, fmt.Errorf("encode peer %s: %w", o.ID, err)
 		}
 		r.PublicKey, r.IP, r.DNSLabel = o.PublicKey, o.IP.String(), o.DNSLabel
-		doc = peerDoc{o.Name, o.Meta, o.SetupKeyID, o.Ephemeral, o.CreatedAt, o.LastSeen}
+		doc = peerDoc{o.Name, o.Meta, o.SetupKeyID, o.Ephemeral, o.CreatedAt, o.LastSeen, o.UserID, o.LastLogin, o.Disabled}
 	case *model.Group:
 		r.Name = o.Name
-		doc = groupDoc{o.PeerIDs}
+		doc = groupDoc{o.PeerIDs, o.IdPManaged}
 	case *model.SetupKey:
 		if len(o.KeyHash) == 0 {
 			return r, fmt.Errorf("encode setup key %s: empty hash", o.ID)
@@ -215,6 +246,24 @@ func Encode(obj model.Object) (Row, error) {
 		}
 		r.Hash = o.TokenHash
 		doc = adminTokenDoc{o.Name, o.CreatedAt}
+	case *model.User:
+		if o.Issuer == "" || o.Subject == "" {
+			return r, fmt.Errorf("encode user %s: empty issuer or subject", o.ID)
+		}
+		if err := errors.Join(CheckTime(o.CreatedAt), CheckTime(o.LastLogin)); err != nil {
+			return r, fmt.Errorf("encode user %s: %w", o.ID, err)
+		}
+		r.IdPKey = o.IdentityKey()
+		doc = userDoc{o.Email, o.Name, o.Role, o.Issuer, o.Subject, o.Groups, o.Blocked, o.CreatedAt, o.LastLogin}
+	case *model.AccessToken:
+		if len(o.TokenHash) == 0 {
+			return r, fmt.Errorf("encode access token %s: empty hash", o.ID)
+		}
+		if err := errors.Join(CheckTime(o.CreatedAt), CheckTime(o.ExpiresAt)); err != nil {
+			return r, fmt.Errorf("encode access token %s: %w", o.ID, err)
+		}
+		r.Hash = o.TokenHash
+		doc = accessTokenDoc{o.Name, o.UserID, o.Prefix, o.CreatedAt, o.ExpiresAt}
 	default:
 		return r, fmt.Errorf("encode %T: %w", obj, ErrUnknownKind)
 	}
@@ -240,12 +289,12 @@ func Decode(r Row) (model.Object, error) {
 				return nil, err
 			}
 			return &model.Peer{ID: r.ID, Name: d.Name, DNSLabel: r.DNSLabel, PublicKey: r.PublicKey, IP: ip,
-				Meta: d.Meta, SetupKeyID: d.SetupKeyID, Ephemeral: d.Ephemeral,
-				CreatedAt: utc(d.CreatedAt), LastSeen: utc(d.LastSeen)}, nil
+				Meta: d.Meta, SetupKeyID: d.SetupKeyID, UserID: d.UserID, Ephemeral: d.Ephemeral,
+				CreatedAt: utc(d.CreatedAt), LastSeen: utc(d.LastSeen), LastLogin: utc(d.LastLogin), Disabled: d.Disabled}, nil
 		})
 	case model.KindGroup:
 		obj, err = decodeDoc(r, func(d groupDoc) (model.Object, error) {
-			return &model.Group{ID: r.ID, Name: r.Name, PeerIDs: d.PeerIDs}, nil
+			return &model.Group{ID: r.ID, Name: r.Name, PeerIDs: d.PeerIDs, IdPManaged: d.IdPManaged}, nil
 		})
 	case model.KindSetupKey:
 		obj, err = decodeDoc(r, func(d setupKeyDoc) (model.Object, error) {
@@ -277,6 +326,21 @@ func Decode(r Row) (model.Object, error) {
 	case model.KindAdminToken:
 		obj, err = decodeDoc(r, func(d adminTokenDoc) (model.Object, error) {
 			return &model.AdminToken{ID: r.ID, Name: d.Name, TokenHash: r.Hash, CreatedAt: utc(d.CreatedAt)}, nil
+		})
+	case model.KindUser:
+		obj, err = decodeDoc(r, func(d userDoc) (model.Object, error) {
+			u := &model.User{ID: r.ID, Email: d.Email, Name: d.Name, Role: d.Role, Issuer: d.Issuer,
+				Subject: d.Subject, Groups: d.Groups, Blocked: d.Blocked, CreatedAt: utc(d.CreatedAt),
+				LastLogin: utc(d.LastLogin)}
+			if u.IdentityKey() != r.IdPKey {
+				return nil, fmt.Errorf("identity %q does not match its column %q", u.IdentityKey(), r.IdPKey)
+			}
+			return u, nil
+		})
+	case model.KindAccessToken:
+		obj, err = decodeDoc(r, func(d accessTokenDoc) (model.Object, error) {
+			return &model.AccessToken{ID: r.ID, Name: d.Name, UserID: d.UserID, TokenHash: r.Hash,
+				Prefix: d.Prefix, CreatedAt: utc(d.CreatedAt), ExpiresAt: utc(d.ExpiresAt)}, nil
 		})
 	default:
 		err = ErrUnknownKind
@@ -315,10 +379,16 @@ func AddTo(a *model.Account, obj model.Object) {
 		a.DNSZones[o.ID] = o
 	case *model.AdminToken:
 		a.AdminTokens[o.ID] = o
+	case *model.User:
+		a.Users[o.ID] = o
+	case *model.AccessToken:
+		a.AccessTokens[o.ID] = o
 	}
 }
 
-// EncodeSettings and DecodeSettings store account settings as JSON.
+// EncodeSettings and DecodeSettings store account settings as JSON (the
+// model's tags; LoginExpiration is an integer of nanoseconds, so it
+// round-trips exactly, and settings saved before it existed decode it as 0).
 func EncodeSettings(s model.Settings) ([]byte, error) { return json.Marshal(s) }
 
 // DecodeSettings is the inverse of EncodeSettings.

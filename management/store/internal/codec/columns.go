@@ -12,8 +12,10 @@ func Columns(k model.Kind) []string {
 		return []string{"id", "name", "data"}
 	case model.KindSetupKey:
 		return []string{"id", "key_hash", "reusable", "usage_limit", "used_times", "expires_at", "revoked", "last_used", "data"}
-	case model.KindAdminToken:
+	case model.KindAdminToken, model.KindAccessToken:
 		return []string{"id", "token_hash", "data"}
+	case model.KindUser:
+		return []string{"id", "idp_key", "data"}
 	}
 	return []string{"id", "data"}
 }
@@ -48,8 +50,10 @@ func (r *Row) Targets() []any {
 		return []any{&r.ID, &r.Name, &r.Data}
 	case model.KindSetupKey:
 		return []any{&r.ID, &r.Hash, &r.Reusable, &r.UsageLimit, &r.UsedTimes, &r.ExpiresAt, &r.Revoked, &r.LastUsed, &r.Data}
-	case model.KindAdminToken:
+	case model.KindAdminToken, model.KindAccessToken:
 		return []any{&r.ID, &r.Hash, &r.Data}
+	case model.KindUser:
+		return []any{&r.ID, &r.IdPKey, &r.Data}
 	}
 	return []any{&r.ID, &r.Data}
 }
@@ -70,6 +74,10 @@ func ConflictField(table, column string) string {
 		return "setup key hash"
 	case "admin_tokens.token_hash":
 		return "admin token hash"
+	case "users.idp_key":
+		return "user identity"
+	case "access_tokens.token_hash":
+		return "access token hash"
 	case "accounts.id":
 		return "account id"
 	}

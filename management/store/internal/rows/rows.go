@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"petrel/management/model"
+	"petrel/management/store"
 	"petrel/management/store/internal/codec"
 )
 
@@ -25,19 +26,25 @@ var ErrNoRows = errors.New("no rows in result set")
 
 // Statements holds the per-kind SQL, built once at Open.
 type Statements struct {
-	Load   map[model.Kind]string // account_id, then codec.Columns(k)
-	Put    map[model.Kind]string // insert or replace by (account_id, id)
-	Delete map[model.Kind]string // by account_id, id
+	Load    map[model.Kind]string // account_id, then codec.Columns(k)
+	LoadOne map[model.Kind]string // Load of one account (parameter: account_id)
+	Put     map[model.Kind]string // insert or replace by (account_id, id)
+	Delete  map[model.Kind]string // by account_id, id
+	// AccountOne selects one account row (parameter: id).
+	AccountOne string
 }
 
 // NewStatements builds every kind's statements; placeholder returns the
 // dialect's text for the n-th (1-based) parameter, e.g. "?" or "$n".
 func NewStatements(placeholder func(n int) string) Statements {
-	st := Statements{Load: map[model.Kind]string{}, Put: map[model.Kind]string{}, Delete: map[model.Kind]string{}}
+	st := Statements{Load: map[model.Kind]string{}, LoadOne: map[model.Kind]string{}, Put: map[model.Kind]string{},
+		Delete: map[model.Kind]string{}, AccountOne: accountsQuery + " WHERE id = " + placeholder(1)}
 	for _, k := range codec.Kinds {
 		table := `"` + codec.Tables[k] + `"`
 		cols := codec.Columns(k)
-		st.Load[k] = "SELECT account_id, " + strings.Join(cols, ", ") + " FROM " + table + " ORDER BY account_id, id"
+		sel := "SELECT account_id, " + strings.Join(cols, ", ") + " FROM " + table
+		st.Load[k] = sel + " ORDER BY account_id, id"
+		st.LoadOne[k] = sel + " WHERE account_id = " + placeholder(1) + " ORDER BY id"
 		var sets, ph []string
 		for _, c := range cols[1:] {
 			sets = append(sets, c+" = excluded."+c)
@@ -63,11 +70,34 @@ type Rows interface {
 // Query runs q (no arguments) inside the caller's read snapshot.
 type Query func(ctx context.Context, q string) (Rows, error)
 
+const accountsQuery = `SELECT id, network, created_at, settings, version FROM accounts`
+
 // LoadAccounts reads every account, then every kind's objects, through
 // query (which must run in one consistent snapshot), and returns the
 // accounts in ID order with all maps non-nil.
 func LoadAccounts(ctx context.Context, query Query, st *Statements) ([]*model.Account, error) {
-	rs, err := query(ctx, `SELECT id, network, created_at, settings, version FROM accounts ORDER BY id`)
+	withArgs := func(ctx context.Context, q string, _ ...any) (Rows, error) { return query(ctx, q) }
+	return load(ctx, withArgs, accountsQuery+" ORDER BY id", st.Load, nil)
+}
+
+// LoadAccount reads one account and its objects like LoadAccounts (query
+// must run in one consistent snapshot); a missing account is
+// store.ErrNotFound.
+func LoadAccount(ctx context.Context, query ArgsQuery, st *Statements, id string) (*model.Account, error) {
+	list, err := load(ctx, query, st.AccountOne, st.LoadOne, []any{id})
+	if err != nil {
+		return nil, err
+	}
+	if len(list) != 1 {
+		return nil, fmt.Errorf("load account %s: %w", id, store.ErrNotFound)
+	}
+	return list[0], nil
+}
+
+// load runs accountsQ and then every kind's query from kindQ, each with
+// args.
+func load(ctx context.Context, query ArgsQuery, accountsQ string, kindQ map[model.Kind]string, args []any) ([]*model.Account, error) {
+	rs, err := query(ctx, accountsQ, args...)
 	if err != nil {
 		return nil, fmt.Errorf("load accounts: %w", err)
 	}
@@ -96,16 +126,19 @@ func LoadAccounts(ctx context.Context, query Query, st *Statements) ([]*model.Ac
 	if err := errors.Join(rs.Err(), rs.Close()); err != nil {
 		return nil, fmt.Errorf("load accounts: %w", err)
 	}
+	if len(list) == 0 {
+		return nil, nil
+	}
 	for _, k := range codec.Kinds {
-		if err := loadKind(ctx, query, st.Load[k], k, byID); err != nil {
+		if err := loadKind(ctx, query, kindQ[k], args, k, byID); err != nil {
 			return nil, err
 		}
 	}
 	return list, nil
 }
 
-func loadKind(ctx context.Context, query Query, q string, k model.Kind, byID map[string]*model.Account) error {
-	rs, err := query(ctx, q)
+func loadKind(ctx context.Context, query ArgsQuery, q string, args []any, k model.Kind, byID map[string]*model.Account) error {
+	rs, err := query(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("load %s: %w", k, err)
 	}

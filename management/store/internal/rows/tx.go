@@ -27,7 +27,8 @@ type Conn interface {
 // Parameters, in order: CreateAccount (id, network, created_at, settings);
 // SaveSettings (settings, id); UseKey (now nanos, key hash) returning
 // SetupKeyCols; ReadKey (key hash) selecting SetupKeyCols; BumpVersion
-// (id, expected version); ReadVersion (id) selecting version.
+// (id, expected version); ReadVersion (id) selecting version; AppendEvent
+// (account id, then codec.EventColumns; see AppendEventSQL).
 type Queries struct {
 	CreateAccount string
 	SaveSettings  string
@@ -35,6 +36,7 @@ type Queries struct {
 	ReadKey       string
 	BumpVersion   string
 	ReadVersion   string
+	AppendEvent   string
 }
 
 // SetupKeyCols is what UseKey returns and ReadKey selects.
@@ -166,4 +168,17 @@ func (t *Tx) BumpVersion(accountID string, expected int64) error {
 	}
 	return fmt.Errorf("account %s was changed in the store by another writer (stored version %d, this copy %d): %w",
 		accountID, stored, expected, store.ErrStale)
+}
+
+// AppendEvent inserts an audit event; the database assigns its seq. A
+// missing account is store.ErrNotFound.
+func (t *Tx) AppendEvent(accountID string, e model.Event) error {
+	r, err := codec.EncodeEvent(e)
+	if err != nil {
+		return err
+	}
+	if err := t.Conn.ExecGuarded(t.Queries.AppendEvent, append([]any{accountID}, r.Values()...)...); err != nil {
+		return fmt.Errorf("append event %s: %w", e.Action, err)
+	}
+	return nil
 }

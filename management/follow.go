@@ -1,0 +1,283 @@
+package management
+
+// Following other instances (HA, docs/adr-005-ha-control-plane.md).
+//
+// With Config.HA set, several Services share one PostgreSQL database. Each
+// keeps its accounts in memory as usual; the follower keeps them in step
+// with the commits of the others:
+//
+//   - the store's Feed calls heard for every NOTIFY ("account X is at
+//     version N"), and resync after each (re)LISTEN;
+//   - a sweep (every HAConfig.SweepInterval, and on resync) reads every
+//     account's stored version in one query and marks the accounts whose
+//     stored version is newer than memory, or that memory lacks;
+//   - one goroutine (followLoop) reloads each marked account from the
+//     store under the account mutex, builds a new snapshot, swaps the view,
+//     moves the byKey index along, closes the streams of peers that were
+//     deleted or disabled and hands every connected peer the delta from
+//     its old map to its new one (so Sync streams continue with
+//     consecutive serials).
+//
+// A mutation that meets store.ErrStale (another instance committed first)
+// reloads the account the same way and runs again (mutate.go).
+//
+// Goroutines: Feed.Follow runs on one (heard and resync only mark and
+// wake); followLoop on another; both are tracked by Service.wg and end
+// with Stop. catchUp takes the account mutex, so it never interleaves with
+// a mutation or a Sync registration of the same account.
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"petrel/internal/keys"
+	"petrel/management/model"
+	"petrel/management/netmap"
+	"petrel/management/store"
+)
+
+// DefaultSweepInterval is how often a follower compares all stored account
+// versions with memory, the safety net for lost notifications.
+const DefaultSweepInterval = 5 * time.Second
+
+// staleRetries bounds how often a mutation refused with store.ErrStale is
+// run again on the reloaded account (HA only). Admin edits rarely collide;
+// the bound matters only for writers hammering one account from several
+// instances at once.
+const staleRetries = 8
+
+// HAConfig runs a Service as one of several on a shared store.
+type HAConfig struct {
+	// Feed reports the other instances' commits (postgres.OpenShared).
+	Feed store.Feed
+	// SweepInterval is how often every account's stored version is
+	// compared with memory (default DefaultSweepInterval).
+	SweepInterval time.Duration
+}
+
+// follower holds what the Feed's goroutine hands to followLoop.
+type follower struct {
+	cfg HAConfig
+
+	mu    sync.Mutex
+	dirty map[string]int64 // account ID → newest version heard of
+
+	wake   chan struct{} // cap 1: dirty is not empty
+	resync chan struct{} // cap 1: sweep now
+
+	reloads atomic.Uint64 // accounts reloaded from the store
+}
+
+func newFollower(cfg HAConfig) *follower {
+	if cfg.SweepInterval <= 0 {
+		cfg.SweepInterval = DefaultSweepInterval
+	}
+	return &follower{cfg: cfg, dirty: map[string]int64{}, wake: make(chan struct{}, 1), resync: make(chan struct{}, 1)}
+}
+
+// heard marks an account as possibly behind version v.
+func (f *follower) heard(c store.Change) {
+	f.mu.Lock()
+	if v, ok := f.dirty[c.AccountID]; !ok || c.Version > v {
+		f.dirty[c.AccountID] = c.Version
+	}
+	f.mu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (f *follower) askResync() {
+	select {
+	case f.resync <- struct{}{}:
+	default:
+	}
+}
+
+func (f *follower) take() map[string]int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d := f.dirty
+	f.dirty = map[string]int64{}
+	return d
+}
+
+// startFollowing starts the Feed listener and followLoop (Start calls it
+// when Config.HA is set).
+func (s *Service) startFollowing() {
+	f := s.follow
+	ctx, cancel := context.WithCancel(context.Background())
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		_ = f.cfg.Feed.Follow(ctx, f.heard, f.askResync) // returns ctx's error
+	}()
+	go func() {
+		defer s.wg.Done()
+		defer cancel()
+		s.followLoop(ctx)
+	}()
+}
+
+func (s *Service) followLoop(ctx context.Context) {
+	f := s.follow
+	t := time.NewTicker(f.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopCh:
+			return
+		case <-f.wake:
+		case <-f.resync:
+			s.sweep(ctx)
+		case <-t.C:
+			s.sweep(ctx)
+		}
+		for id, v := range f.take() {
+			if err := s.catchUp(ctx, id, v); err != nil && ctx.Err() == nil {
+				// The next sweep marks it again.
+				s.log.Warn("catch up with another instance's change", "account", id, "err", err)
+			}
+		}
+	}
+}
+
+// sweep marks every account whose stored version is newer than memory's
+// (or that memory lacks).
+func (s *Service) sweep(ctx context.Context) {
+	vs, err := s.follow.cfg.Feed.Versions(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("compare account versions", "err", err)
+		}
+		return
+	}
+	for id, v := range vs {
+		if st, err := s.account(id); err == nil && st.view().acct.Version >= v {
+			continue
+		}
+		s.follow.heard(store.Change{AccountID: id, Version: v})
+	}
+}
+
+// catchUp brings account id up to at least the stored version it heard
+// of (it may find a newer one) and adds an account another instance
+// created.
+func (s *Service) catchUp(ctx context.Context, id string, heard int64) error {
+	st, err := s.account(id)
+	if err != nil {
+		return s.adopt(ctx, id)
+	}
+	if st.view().acct.Version >= heard { // our own commit, or already caught up
+		return nil
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	_, err = s.reloadLocked(ctx, st)
+	return err
+}
+
+// adopt loads an account another instance created.
+func (s *Service) adopt(ctx context.Context, id string) error {
+	a, err := s.cfg.Store.LoadAccount(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.accounts[id] == nil {
+		s.addAccountLocked(a)
+		s.follow.reloads.Add(1)
+		s.log.Info("loaded account created by another instance", "account", id)
+	}
+	return nil
+}
+
+// reloadLocked replaces st's view with the stored account when the stored
+// version is newer, and reports whether it did; st.mu is held.
+func (s *Service) reloadLocked(ctx context.Context, st *account) (bool, error) {
+	a, err := s.cfg.Store.LoadAccount(ctx, st.id)
+	if err != nil {
+		return false, err
+	}
+	old := st.view()
+	if a.Version <= old.acct.Version {
+		return false, nil
+	}
+	fillMaps(a)
+	for _, p := range a.Peers {
+		repairPeer(p)
+	}
+	snap := netmap.Build(a)
+	st.cur.Store(&view{acct: a, snap: snap})
+	s.reindexPeers(old.acct, a)
+	for id, p := range old.acct.Peers {
+		switch np := a.Peers[id]; {
+		case np == nil:
+			s.hub.forget(id, Errorf(KindPermission, "peer was deleted"))
+		case np.Disabled && !p.Disabled:
+			s.hub.forget(id, Errorf(KindPermission, "peer is disabled; sign in again"))
+		}
+	}
+	s.hub.deliver(a.ID, netmap.Deltas(old.snap, snap, netmap.Change{}), s.cfg.MaxCoalesced)
+	if s.follow != nil {
+		s.follow.reloads.Add(1)
+	}
+	s.log.Debug("caught up with the store", "account", a.ID, "from", old.acct.Version, "to", a.Version)
+	return true, nil
+}
+
+// reindexPeers moves the byKey index from old's peers to next's.
+func (s *Service) reindexPeers(old, next *model.Account) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, p := range old.Peers {
+		if np := next.Peers[id]; np != nil && np.PublicKey == p.PublicKey {
+			continue
+		}
+		if k, err := keys.ParsePublic(p.PublicKey); err == nil && s.byKey[k].peerID == id {
+			delete(s.byKey, k)
+		}
+	}
+	for id, p := range next.Peers {
+		if op := old.Peers[id]; op != nil && op.PublicKey == p.PublicKey {
+			continue
+		}
+		if k, err := keys.ParsePublic(p.PublicKey); err == nil {
+			s.byKey[k] = peerRef{next.ID, id}
+		}
+	}
+}
+
+// syncCatchUp, in HA mode, brings the account up to the stored version
+// before a Sync stream's full map is taken, so that an agent moving from
+// another instance never gets a map older than one it was already sent.
+// Failures are left to the follower.
+func (s *Service) syncCatchUp(ctx context.Context, accountID string) {
+	if s.follow == nil {
+		return
+	}
+	vs, err := s.follow.cfg.Feed.Versions(ctx)
+	if err != nil {
+		return
+	}
+	if err := s.catchUp(ctx, accountID, vs[accountID]); err != nil {
+		s.log.Debug("catch up before sync", "account", accountID, "err", err)
+	}
+}
+
+// FollowReloads reports how many times this service reloaded an account
+// changed by another instance (0 without HA).
+func (s *Service) FollowReloads() uint64 {
+	if s.follow == nil {
+		return 0
+	}
+	return s.follow.reloads.Load()
+}

@@ -1,0 +1,129 @@
+package ui
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"petrel/management"
+)
+
+// Event stream timing: peer events arriving within streamCoalesce go out
+// as one message; every streamRecheck the stream re-checks its session
+// (and sends a comment, which keeps proxies from timing it out).
+const (
+	streamCoalesce = 250 * time.Millisecond
+	streamRecheck  = 15 * time.Second
+)
+
+// stream serves /ui/events/stream: server-sent events telling the page
+// that peers it may show changed status. "peers" carries the changed peer
+// IDs (space-separated; empty after a resync); "signout" says the session
+// ended. The page refetches its rows on either (htmx's SSE extension),
+// so every filter, role and page rule of the rows stays on the server.
+func (h *Handler) stream(rq *req) error {
+	// The server bounds each request's read and write time; a stream
+	// lives as long as the page is open.
+	rc := http.NewResponseController(rq.w)
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
+	w := rq.w
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("X-Accel-Buffering", "no") // nginx: do not buffer
+	w.WriteHeader(http.StatusOK)
+	if _, err := fmt.Fprint(w, "retry: 5000\n: connected\n\n"); err != nil {
+		return nil
+	}
+	if err := rc.Flush(); err != nil {
+		return nil
+	}
+	ctx := rq.ctx()
+	events := h.svc.WatchPeers(ctx)
+	tick := time.NewTicker(streamRecheck)
+	defer tick.Stop()
+	var (
+		changed = map[string]bool{}
+		resync  bool
+		flush   <-chan time.Time
+	)
+	send := func(msg string) bool {
+		if _, err := fmt.Fprint(w, msg); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-events:
+			if !ok { // the service is stopping
+				return nil
+			}
+			if !ev.Resync && ev.AccountID != rq.acct.ID {
+				continue
+			}
+			if ev.Resync {
+				resync = true
+			} else {
+				changed[ev.PeerID] = true
+			}
+			if flush == nil {
+				flush = time.After(streamCoalesce)
+			}
+		case <-flush:
+			flush = nil
+			p, ok := h.stillSignedIn(rq)
+			if !ok {
+				send("event: signout\ndata: \n\n")
+				return nil
+			}
+			var ids []string
+			for id := range changed {
+				// Users hear only of their own peers; a removed peer is
+				// no longer in the account, so its removal reaches
+				// admins only.
+				if pr := rq.acct.Peers[id]; p.IsAdmin() || pr != nil && pr.UserID != "" && pr.UserID == p.UserID {
+					ids = append(ids, id)
+				}
+			}
+			clear(changed)
+			if len(ids) == 0 && !resync {
+				continue
+			}
+			resync = false
+			if !send("event: peers\ndata: " + strings.Join(ids, " ") + "\n\n") {
+				return nil
+			}
+		case <-tick.C:
+			if _, ok := h.stillSignedIn(rq); !ok {
+				send("event: signout\ndata: \n\n")
+				return nil
+			}
+			if !send(": ping\n\n") {
+				return nil
+			}
+		}
+	}
+}
+
+// stillSignedIn re-checks the stream's session and token, refreshing
+// rq.acct; a session that no longer authenticates is removed.
+func (h *Handler) stillSignedIn(rq *req) (management.Principal, bool) {
+	sess, ok := h.sessions.peek(rq.sid)
+	if !ok {
+		return management.Principal{}, false
+	}
+	acct, err := h.svc.Snapshot(sess.principal.AccountID)
+	if err != nil {
+		return management.Principal{}, false
+	}
+	p, err := recheck(acct, sess, h.now())
+	if err != nil {
+		h.sessions.remove(rq.sid)
+		return management.Principal{}, false
+	}
+	rq.acct, rq.p = acct, p
+	return p, true
+}
