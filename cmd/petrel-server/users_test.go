@@ -95,7 +95,7 @@ func startUserAdmin(t *testing.T) *userAdmin {
 // agent's sign-in does, and returns the user's ID.
 func (a *userAdmin) signIn(t *testing.T, name string) string {
 	t.Helper()
-	tok := "oidc-" + name
+	tok := "oidc." + name + ".sig"
 	a.idp.mu.Lock()
 	a.idp.ids[tok] = identity.Identity{Issuer: "https://idp.test", Subject: "sub-" + name, Email: name + "@example.com", EmailVerified: true, Name: name}
 	a.idp.mu.Unlock()

@@ -11,7 +11,10 @@ import (
 )
 
 func newLoginCmd(g *globalFlags) *cobra.Command {
+	// The daemon login may start runs with the defaults of every daemon
+	// flag (login exposes only --ca-file).
 	f := &daemonFlags{}
+	f.register(&cobra.Command{})
 	var (
 		mgmtURL, hostname string
 		setupKey          setupKeyFlags
