@@ -93,18 +93,52 @@ func (s *Service) accessToken(token string) (Principal, error) {
 	if found == nil {
 		return Principal{}, Errorf(KindUnauthenticated, "access token rejected (unknown or revoked)")
 	}
-	if !found.ExpiresAt.IsZero() && !now.Before(found.ExpiresAt) {
-		return Principal{}, Errorf(KindUnauthenticated, "access token %q expired at %s", found.Name, found.ExpiresAt.Format(time.RFC3339))
+	return checkAccessToken(acct, found, now)
+}
+
+// checkAccessToken returns the principal of a known access token, or why
+// it no longer works: expired, user deleted or blocked.
+func checkAccessToken(acct *model.Account, t *model.AccessToken, now time.Time) (Principal, error) {
+	if !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt) {
+		return Principal{}, Errorf(KindUnauthenticated, "access token %q expired at %s", t.Name, t.ExpiresAt.Format(time.RFC3339))
 	}
-	u := acct.Users[found.UserID]
+	u := acct.Users[t.UserID]
 	if u == nil {
 		return Principal{}, Errorf(KindUnauthenticated, "access token rejected: its user was deleted")
 	}
 	if u.Blocked {
 		return Principal{}, Errorf(KindPermission, "user %s is blocked by an administrator", u.Email)
 	}
-	return Principal{AccountID: acct.ID, Role: u.Role, UserID: u.ID, Email: u.Email, TokenID: found.ID, Via: "access-token",
-		ExpiresAt: found.ExpiresAt}, nil
+	return Principal{AccountID: acct.ID, Role: u.Role, UserID: u.ID, Email: u.Email, TokenID: t.ID, Via: "access-token",
+		ExpiresAt: t.ExpiresAt}, nil
+}
+
+// Recheck confirms that the credential behind an earlier Authenticate
+// still works, for sessions that keep only its SHA-256 (the dashboard):
+// the admin token or access token still exists with that hash (compared
+// in constant time) and has not expired, and its user exists and is not
+// blocked. It returns the principal with the user's current role, on the
+// live account (no copy).
+func (s *Service) Recheck(p Principal, tokenHash []byte) (Principal, error) {
+	st, err := s.account(p.AccountID)
+	if err != nil {
+		return Principal{}, err
+	}
+	a := st.view().acct
+	switch p.Via {
+	case "admin-token":
+		if t := a.AdminTokens[p.TokenID]; t != nil && subtle.ConstantTimeCompare(t.TokenHash, tokenHash) == 1 {
+			return p, nil
+		}
+		return Principal{}, Errorf(KindUnauthenticated, "the admin token was revoked")
+	case "access-token":
+		t := a.AccessTokens[p.TokenID]
+		if t == nil || subtle.ConstantTimeCompare(t.TokenHash, tokenHash) != 1 {
+			return Principal{}, Errorf(KindUnauthenticated, "the access token was revoked")
+		}
+		return checkAccessToken(a, t, s.now())
+	}
+	return Principal{}, Errorf(KindUnauthenticated, "credentials of kind %q cannot be checked again; sign in again", p.Via)
 }
 
 // ensureUser returns the account's user for who, creating it on first

@@ -3,14 +3,12 @@ package ui
 import (
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"net/http"
 	"sync"
 	"time"
 
 	"petrel/management"
-	"petrel/management/model"
 )
 
 // Session cookies. Over TLS the cookie carries the __Host- prefix, which
@@ -161,41 +159,6 @@ func (s *sessions) takeFlash(id string) []flash {
 	f := v.flash
 	v.flash = nil
 	return f
-}
-
-// recheck confirms against the current account that the token behind a
-// session still authenticates, as management.Service.Authenticate would:
-// the admin token or access token still exists with the same hash, has not
-// expired, and its user exists and is not blocked. It returns the
-// principal with the user's current role and email.
-func recheck(a *model.Account, sess session, now time.Time) (management.Principal, error) {
-	p := sess.principal
-	switch p.Via {
-	case "admin-token":
-		t := a.AdminTokens[p.TokenID]
-		if t == nil || subtle.ConstantTimeCompare(t.TokenHash, sess.tokenHash[:]) != 1 {
-			return p, management.Errorf(management.KindUnauthenticated, "the admin token of this session was revoked; sign in again")
-		}
-		return p, nil
-	case "access-token":
-		t := a.AccessTokens[p.TokenID]
-		if t == nil || subtle.ConstantTimeCompare(t.TokenHash, sess.tokenHash[:]) != 1 {
-			return p, management.Errorf(management.KindUnauthenticated, "the access token of this session was revoked; sign in again")
-		}
-		if !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt) {
-			return p, management.Errorf(management.KindUnauthenticated, "the access token of this session expired; sign in again")
-		}
-		u := a.Users[t.UserID]
-		if u == nil {
-			return p, management.Errorf(management.KindUnauthenticated, "the user of this session was deleted")
-		}
-		if u.Blocked {
-			return p, management.Errorf(management.KindPermission, "user %s is blocked by an administrator", u.Email)
-		}
-		p.Role, p.Email, p.UserID = u.Role, u.Email, u.ID
-		return p, nil
-	}
-	return p, management.Errorf(management.KindUnauthenticated, "this session cannot be checked; sign in again")
 }
 
 // sessionCookie builds the cookie for id; an empty id with maxAge < 0

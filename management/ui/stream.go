@@ -119,7 +119,7 @@ func (h *Handler) stillSignedIn(rq *req) (management.Principal, bool) {
 	if err != nil {
 		return management.Principal{}, false
 	}
-	p, err := recheck(acct, sess, h.now())
+	p, err := h.svc.Recheck(sess.principal, sess.tokenHash[:])
 	if err != nil {
 		h.sessions.remove(rq.sid)
 		return management.Principal{}, false

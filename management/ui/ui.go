@@ -21,6 +21,8 @@ type Service interface {
 	management.AdminAPI
 	// WatchPeers streams peer connect/disconnect events until ctx ends.
 	WatchPeers(ctx context.Context) <-chan management.PeerEvent
+	// Recheck confirms a session's credential still authenticates.
+	Recheck(p management.Principal, tokenHash []byte) (management.Principal, error)
 }
 
 // Options configure the dashboard.
@@ -170,7 +172,7 @@ func (h *Handler) page(admin bool, fn func(*req) error) http.Handler {
 			h.renderError(w, r, management.KindOf(err).HTTPStatus(), errText(err))
 			return
 		}
-		p, err := recheck(acct, sess, h.now())
+		p, err := h.svc.Recheck(sess.principal, sess.tokenHash[:])
 		if err != nil {
 			h.sessions.remove(c.Value)
 			http.SetCookie(w, sessionCookie(h.secure(r), "", -1))
