@@ -140,9 +140,22 @@ func TestCLISignInDeviceFlow(t *testing.T) {
 		t.Fatalf("GET /api/groups as bob: %d, want 403", code)
 	}
 
-	// The IdP drops bob from eng; his next sign-in takes the access away.
+	// Blocking bob ends his agent's connection at once: needs-login.
+	blocked := true
+	if _, err := svc.UpdateUser(ctx, acct, bob.ID, management.UserUpdate{Blocked: &blocked}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, bin, laptop, "needs-login")
+	blocked = false
+	if _, err := svc.UpdateUser(ctx, acct, bob.ID, management.UserUpdate{Blocked: &blocked}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The IdP drops bob from eng; his next sign-in takes the access away
+	// (and reconnects the agent that was refused).
 	p.SetGroups(t, "bob", nil)
 	signIn(t, p, bin, []string{"login", "--sign-in", "--state-dir", laptop, "--management-url", srv.PublicURL(), "--ca-file", ca})
+	waitState(t, bin, laptop, "connected")
 	waitPeers(t, bin, laptop, 0)
 	if out, code := run(t, bin, "ping", "--state-dir", laptop, "-c", "1", "--timeout", "2s", "db.petrel.internal"); code == 0 {
 		t.Fatalf("bob still reaches db after leaving eng:\n%s", out)
@@ -240,4 +253,23 @@ func restGet(t *testing.T, url, token string, into any) int {
 		}
 	}
 	return resp.StatusCode
+}
+
+// waitState polls status until the agent is in state.
+func waitState(t *testing.T, bin, dir, state string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out, _ := run(t, bin, "status", "--json", "--state-dir", dir)
+		var st struct {
+			State string `json:"state"`
+		}
+		if json.Unmarshal([]byte(out), &st) == nil && st.State == state {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agent never reached state %s:\n%s", state, out)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
 }
