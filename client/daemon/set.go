@@ -75,6 +75,7 @@ func (a *api) Set(ctx context.Context, req *daemonpb.SetRequest) (*daemonpb.SetR
 			if err != nil {
 				return nil, status.Error(codes.Internal, err.Error())
 			}
+			d.eng.SetHostname(prof.Hostname) // its reconnects send the new name too
 			if _, err := engine.Register(ctx, cfg); err != nil {
 				return nil, status.Errorf(codes.Unavailable, "hostname saved, but management was not told: %v", err)
 			}

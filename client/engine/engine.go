@@ -130,6 +130,8 @@ type Engine struct {
 	needsLogin atomic.Bool
 	// idTokenSent: cfg.IDToken went out with a login that succeeded.
 	idTokenSent atomic.Bool
+	// hostname overrides cfg.Hostname once SetHostname was called.
+	hostname atomic.Pointer[string]
 	relayToken  atomic.Pointer[string]
 
 	mu       sync.Mutex
@@ -363,6 +365,19 @@ func (e *Engine) LocalPort() int {
 
 // PublicKey is this agent's WireGuard public key.
 func (e *Engine) PublicKey() keys.Public { return e.pub }
+
+// Hostname is the name the engine logs in with (cfg.Hostname until
+// SetHostname changes it).
+func (e *Engine) Hostname() string {
+	if h := e.hostname.Load(); h != nil {
+		return *h
+	}
+	return e.cfg.Hostname
+}
+
+// SetHostname changes the name later logins and Sync requests carry
+// (`petrel set --hostname`), so a reconnect does not send the old one.
+func (e *Engine) SetHostname(h string) { e.hostname.Store(&h) }
 
 // NeedsLogin reports that management refused this peer (deleted by an
 // admin): the agent stopped syncing and needs a setup key again.

@@ -196,7 +196,7 @@ func (e *Engine) Trace(req *daemonpb.TraceRequest) (*daemonpb.TraceReply, error)
 // peer's name.
 func (e *Engine) traceAddr(q string) (netip.Addr, error) {
 	e.mu.Lock()
-	own := e.self != nil && (strings.EqualFold(q, e.cfg.Hostname) ||
+	own := e.self != nil && (strings.EqualFold(q, e.Hostname()) ||
 		strings.EqualFold(strings.TrimSuffix(q, "."), strings.TrimSuffix(e.self.Fqdn, ".")) ||
 		strings.EqualFold(q, e.self.DnsLabel))
 	e.mu.Unlock()

@@ -27,8 +27,8 @@ func (e *Engine) loginRequest() *managementpb.LoginRequest {
 	return &managementpb.LoginRequest{
 		Jwt:      jwt,
 		SetupKey: e.cfg.SetupKey,
-		Hostname: e.cfg.Hostname,
-		Meta: &managementpb.PeerMeta{Hostname: e.cfg.Hostname, Os: runtime.GOOS,
+		Hostname: e.Hostname(),
+		Meta: &managementpb.PeerMeta{Hostname: e.Hostname(), Os: runtime.GOOS,
 			AgentVersion: AgentVersion, NetstackMode: e.cfg.Netstack},
 	}
 }
