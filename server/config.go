@@ -169,6 +169,15 @@ type Config struct {
 	Pprof bool
 	// OIDC turns on sign-in through an OpenID provider (oidc.go).
 	OIDC OIDC
+	// ClusterURL, with HA and signal, is where the other instances reach
+	// this one to forward signal envelopes (cluster.go); "" = http(s)://
+	// the bound listen address (the hostname if unspecified). Not the
+	// public URL, which may name a load balancer.
+	ClusterURL string
+
+	// clusterBeat and clusterTTL: presence heartbeat and the age after
+	// which an instance counts as dead (zero: the defaults; tests).
+	clusterBeat, clusterTTL time.Duration
 
 	limits limits // zero fields: defaultLimits (tests shorten them)
 }
@@ -220,6 +229,21 @@ func (c Config) validate() (Config, error) {
 		if kind, _, err := storeopen.Parse(c.Store, "."); err == nil && kind != "postgres" {
 			errs = append(errs, errors.New("--ha: several instances share one PostgreSQL store; set --store postgres://…"))
 		}
+	}
+	if c.ClusterURL != "" {
+		c.ClusterURL = strings.TrimSuffix(c.ClusterURL, "/")
+		if u, err := url.Parse(c.ClusterURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
+			errs = append(errs, fmt.Errorf("--cluster-url %q: want http://HOST:PORT or https://HOST:PORT", c.ClusterURL))
+		}
+	}
+	if c.HA && c.SignalKeyFile != "" {
+		errs = append(errs, errors.New("--signal-key-file: not with --ha (cross-instance signal needs the shared store and its server key)"))
+	}
+	if c.clusterBeat <= 0 {
+		c.clusterBeat = DefaultClusterHeartbeat
+	}
+	if c.clusterTTL <= 0 {
+		c.clusterTTL = DefaultClusterTTL
 	}
 	if c.SignalKeyFile != "" && (c.Components.Management || !c.Components.Signal) {
 		errs = append(errs, errors.New("--signal-key-file: only for signal running without management (management's key is in the store)"))

@@ -75,6 +75,7 @@ type Server struct {
 	feed       store.Feed // with --ha: the shared store's commit feed
 	mgmt       *management.Service
 	sig        *signal.Server
+	cluster    *cluster // with --ha: cross-instance signal (cluster.go)
 	relay      *relay.Server
 	stun       *stun.Server
 	stun2      *stun.Server // second port: lets agents detect symmetric NATs
@@ -197,6 +198,12 @@ func (s *Server) start(ctx context.Context) (err error) {
 			return err
 		}
 		sc := signal.Config{Key: key, Logger: cfg.Logger}
+		if cfg.HA {
+			if err := s.startCluster(ctx, mux, key); err != nil {
+				return err
+			}
+			sc.Cluster = s.cluster
+		}
 		if s.mgmt != nil {
 			// Only registered peers may open signal sessions; without
 			// management in this process the per-source caps still apply.
@@ -204,6 +211,9 @@ func (s *Server) start(ctx context.Context) (err error) {
 		}
 		s.sig = signal.NewServer(sc)
 		s.sig.Register(s.grpc)
+		if s.cluster != nil {
+			s.cluster.sig = s.sig
+		}
 	}
 	if cfg.Components.Relay {
 		rel, err := relay.NewServer(relay.Config{InstanceURL: s.ep.RelayInstanceURL, Secret: secret, Logger: cfg.Logger})
@@ -378,6 +388,9 @@ func (s *Server) teardown() {
 	}
 	if s.sig != nil {
 		s.sig.Stop()
+	}
+	if s.cluster != nil {
+		s.cluster.stop()
 	}
 	if s.relay != nil {
 		s.relay.Stop()

@@ -116,6 +116,10 @@ type Config struct {
 	MaxSources int
 	// Now is the clock of the open-rate limiter (tests); nil is time.Now.
 	Now func() time.Time
+	// Cluster, if set, records where peers are registered and forwards
+	// envelopes for peers not registered here to their instance
+	// (cluster.go); a miss is still answered with NOT_CONNECTED.
+	Cluster Cluster
 }
 
 func (c *Config) setDefaults() {
@@ -189,13 +193,15 @@ type Stats struct {
 	SourceCapped  uint64 // streams refused by MaxSessionsPerSource
 	PendingCapped uint64 // streams refused by MaxPending
 	SessionCapped uint64 // registrations refused by MaxSessions
+	ForwardedOut  uint64 // envelopes delivered through Config.Cluster to another instance
+	ForwardedIn   uint64 // envelopes from another instance queued here (Deliver)
 }
 
 type counters struct {
 	routed, undeliverable, rejected, rateLimited, busy atomic.Uint64
 	authFailures, unauthorized, replaced, overflows    atomic.Uint64
 	dead, opensLimited, sourceCapped, pendingCapped    atomic.Uint64
-	sessionCapped                                      atomic.Uint64
+	sessionCapped, forwardedOut, forwardedIn           atomic.Uint64
 }
 
 // Server is the signal service. Create it with NewServer, expose it with
@@ -274,6 +280,8 @@ func (s *Server) Stats() Stats {
 		SourceCapped:  s.ctr.sourceCapped.Load(),
 		PendingCapped: s.ctr.pendingCapped.Load(),
 		SessionCapped: s.ctr.sessionCapped.Load(),
+		ForwardedOut:  s.ctr.forwardedOut.Load(),
+		ForwardedIn:   s.ctr.forwardedIn.Load(),
 	}
 }
 
@@ -361,6 +369,10 @@ func (s *Server) Connect(stream signalpb.Signal_ConnectServer) error {
 		old.kill(status.Error(codes.Aborted, "replaced by a newer session of the same key"))
 	}
 	defer s.reg.remove(sess)
+	if c := s.cfg.Cluster; c != nil {
+		epoch := c.Opened(sess.key)
+		defer c.Closed(sess.key, epoch)
+	}
 	log := s.log.With("peer", sess.key.Short())
 	log.Debug("peer registered")
 

@@ -30,9 +30,10 @@ type session struct {
 	key       keys.Public
 	keyBytes  []byte // key[:], shared read-only by every envelope it sends
 	q         *queue
-	lastRecv  atomic.Int64  // unix nanos of the last received frame
-	limit     *rate.Limiter // envelopes sent; nil: unlimited; reader goroutine only
-	byteLimit *rate.Limiter // body bytes sent; nil: unlimited; reader goroutine only
+	lastRecv  atomic.Int64            // unix nanos of the last received frame
+	limit     *rate.Limiter           // envelopes sent; nil: unlimited; reader goroutine only
+	byteLimit *rate.Limiter           // body bytes sent; nil: unlimited; reader goroutine only
+	fwd       chan *signalpb.Envelope // to the forwarding goroutine (cluster.go); created by the reader
 
 	killOnce sync.Once
 	killed   chan struct{}
@@ -209,6 +210,9 @@ func (s *Server) route(sess *session, e *signalpb.Envelope) error {
 		return s.reply(sess, e, signalpb.ErrorCode_RATE_LIMITED, "sender rate limit exceeded")
 	}
 	dst := s.reg.get(keys.Public(e.To))
+	if (dst == nil || dst.dead()) && s.cfg.Cluster != nil {
+		return s.forward(sess, e)
+	}
 	if dst == nil || dst.dead() {
 		s.ctr.undeliverable.Add(1)
 		return s.reply(sess, e, signalpb.ErrorCode_NOT_CONNECTED, "recipient not connected")

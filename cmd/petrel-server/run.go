@@ -30,6 +30,7 @@ type runFlags struct {
 	metricsListen                                 string
 	pprof                                         bool
 	ha                                            bool
+	clusterURL                                    string
 	oidc                                          oidcFlags
 }
 
@@ -67,6 +68,7 @@ its admin API token to DATA_DIR/admin-token (mode 0600).`,
 	fl.StringVar(&f.stunListen, "stun-listen", ":3478", "UDP address for STUN")
 	fl.StringVar(&f.store, "store", "sqlite", "store: sqlite (DATA_DIR/petrel.db), sqlite:///path.db or postgres://DSN")
 	fl.BoolVar(&f.ha, "ha", false, "run as one of several petrel-servers on one postgres:// --store (see docs/deployment.md)")
+	fl.StringVar(&f.clusterURL, "cluster-url", "", "with --ha: URL the other instances reach this one at to forward signal (default http://<listen host or hostname>:<port>, https:// with TLS)")
 	fl.StringVar(&f.publicURL, "public-url", "", "URL agents use for management and signal (default http://<listen host or hostname>:<port>; https:// with TLS, the first --acme-domain as host with ACME)")
 	fl.StringArrayVar(&f.relayURLs, "relay-url", nil, "relay URL advertised to agents, rel:// or rels:// (repeatable; default this relay's instance URL)")
 	fl.StringArrayVar(&f.stunURLs, "stun-url", nil, "STUN URL advertised to agents (repeatable; default stun:<public host>:<stun port>)")
@@ -124,6 +126,7 @@ func (f *runFlags) server(stderr io.Writer) (*server.Server, *slog.Logger, error
 		SignalKeyFile: f.signalKeyFile, Components: comps, Logger: log,
 		MaxConnsPerSource: f.maxConnsPerSource, TLS: tlsConf,
 		MetricsListen: f.metricsListen, Pprof: f.pprof, OIDC: oidc, HA: f.ha,
+		ClusterURL: f.clusterURL,
 	})
 	if err != nil {
 		errs = append(errs, err)
