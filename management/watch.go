@@ -7,7 +7,8 @@ import (
 )
 
 // PeerEvent is a change of a peer's live status: its Sync stream opened
-// (Connected) or ended. Resync (with the other fields zero) means events
+// (Connected) or ended; or, with Paths, a change of the paths the peer
+// reports to its peers (ReportPeers: read them with Connectivity). Resync (with the other fields zero) means events
 // were dropped because the subscriber fell behind: re-read the status of
 // every peer (PeerStatus) instead of trusting what was seen so far.
 type PeerEvent struct {
@@ -16,8 +17,10 @@ type PeerEvent struct {
 	Connected bool
 	// Removed: the peer was deleted while connected.
 	Removed bool
-	At      time.Time
-	Resync  bool
+	// Paths: the peer's path report changed (Connected says nothing then).
+	Paths  bool
+	At     time.Time
+	Resync bool
 }
 
 // peerWatchBuffer is each subscriber's queue; past it the queue is
@@ -46,6 +49,9 @@ func (s *Service) WatchPeers(ctx context.Context) <-chan PeerEvent {
 type peerWatchers struct {
 	mu   sync.Mutex
 	subs map[*peerWatch]struct{}
+	// paths holds the peers' path reports (reports.go); a status event
+	// drops the peer's report.
+	paths pathReports
 }
 
 type peerWatch struct {
@@ -78,6 +84,7 @@ func (w *peerWatchers) unsubscribe(sub *peerWatch) {
 // emptied and gets a Resync event: its reader missed something anyway,
 // and one Resync tells it so more usefully than the oldest events would.
 func (w *peerWatchers) publish(ev PeerEvent) {
+	w.paths.statusChanged(ev)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for sub := range w.subs {

@@ -131,8 +131,8 @@ type Engine struct {
 	// idTokenSent: cfg.IDToken went out with a login that succeeded.
 	idTokenSent atomic.Bool
 	// hostname overrides cfg.Hostname once SetHostname was called.
-	hostname atomic.Pointer[string]
-	relayToken  atomic.Pointer[string]
+	hostname   atomic.Pointer[string]
+	relayToken atomic.Pointer[string]
 
 	mu       sync.Mutex
 	nm       *managementpb.NetworkMap
@@ -153,6 +153,7 @@ type Engine struct {
 	keepPort int // WireGuard port of the previous run (from the cache)
 
 	links linkCounters // control-plane connections made (metrics.go)
+	rep   reportState  // path reports to management (reports.go)
 }
 
 type remote struct {
@@ -275,9 +276,10 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	if e.cache.fromCache.Load() {
 		e.useCachedMap(cached)
 	}
-	e.probeWG.Add(2)
+	e.probeWG.Add(3)
 	go e.probeLoop()
 	go e.routeLoop()
+	go e.reportLoop()
 	e.wg.Add(1)
 	go e.syncLoop()
 	return nil

@@ -135,6 +135,7 @@ func (e *Engine) onSync(r *managementpb.SyncResponse) error {
 	switch {
 	case r.Full != nil:
 		nm = r.Full
+		e.rep.fullGen.Add(1) // a (re)opened stream: the server forgot our report
 	case r.Delta != nil:
 		if e.nm == nil {
 			e.mu.Unlock()

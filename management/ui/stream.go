@@ -19,7 +19,8 @@ const (
 
 // stream serves /ui/events/stream: server-sent events telling the page
 // that peers it may show changed status. "peers" carries the changed peer
-// IDs (space-separated; empty after a resync); "signout" says the session
+// IDs (space-separated; empty after a resync); "paths" the peers whose
+// path report changed (the matrix); "signout" says the session
 // ended. The page refetches its rows on either (htmx's SSE extension),
 // so every filter, role and page rule of the rows stays on the server.
 func (h *Handler) stream(rq *req) error {
@@ -28,6 +29,10 @@ func (h *Handler) stream(rq *req) error {
 	rc := http.NewResponseController(rq.w)
 	_ = rc.SetReadDeadline(time.Time{})
 	_ = rc.SetWriteDeadline(time.Time{})
+	// Subscribe before the first byte: a client that sees the stream open
+	// must not miss an event published right after.
+	ctx := rq.ctx()
+	events := h.svc.WatchPeers(ctx)
 	w := rq.w
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("X-Accel-Buffering", "no") // nginx: do not buffer
@@ -38,12 +43,11 @@ func (h *Handler) stream(rq *req) error {
 	if err := rc.Flush(); err != nil {
 		return nil
 	}
-	ctx := rq.ctx()
-	events := h.svc.WatchPeers(ctx)
 	tick := time.NewTicker(streamRecheck)
 	defer tick.Stop()
 	var (
 		changed = map[string]bool{}
+		paths   = map[string]bool{} // peers whose path report changed
 		resync  bool
 		flush   <-chan time.Time
 	)
@@ -64,9 +68,12 @@ func (h *Handler) stream(rq *req) error {
 			if !ev.Resync && ev.AccountID != rq.acct.ID {
 				continue
 			}
-			if ev.Resync {
+			switch {
+			case ev.Resync:
 				resync = true
-			} else {
+			case ev.Paths:
+				paths[ev.PeerID] = true
+			default:
 				changed[ev.PeerID] = true
 			}
 			if flush == nil {
@@ -79,21 +86,28 @@ func (h *Handler) stream(rq *req) error {
 				send("event: signout\ndata: \n\n")
 				return nil
 			}
-			var ids []string
-			for id := range changed {
-				// Users hear only of their own peers; a removed peer is
-				// no longer in the account, so its removal reaches
-				// admins only.
-				if pr := rq.acct.Peers[id]; p.IsAdmin() || pr != nil && pr.UserID != "" && pr.UserID == p.UserID {
-					ids = append(ids, id)
+			// Users hear only of their own peers; a removed peer is
+			// no longer in the account, so its removal reaches admins
+			// only.
+			visible := func(set map[string]bool) []string {
+				var ids []string
+				for id := range set {
+					if pr := rq.acct.Peers[id]; p.IsAdmin() || pr != nil && pr.UserID != "" && pr.UserID == p.UserID {
+						ids = append(ids, id)
+					}
+				}
+				clear(set)
+				return ids
+			}
+			ids, pathIDs := visible(changed), visible(paths)
+			if len(ids) > 0 || resync {
+				resync = false
+				if !send("event: peers\ndata: " + strings.Join(ids, " ") + "\n\n") {
+					return nil
 				}
 			}
-			clear(changed)
-			if len(ids) == 0 && !resync {
-				continue
-			}
-			resync = false
-			if !send("event: peers\ndata: " + strings.Join(ids, " ") + "\n\n") {
+			// "paths": peers whose path report changed (the matrix).
+			if len(pathIDs) > 0 && !send("event: paths\ndata: "+strings.Join(pathIDs, " ")+"\n\n") {
 				return nil
 			}
 		case <-tick.C:

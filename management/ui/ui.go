@@ -23,6 +23,8 @@ type Service interface {
 	WatchPeers(ctx context.Context) <-chan management.PeerEvent
 	// Recheck confirms a session's credential still authenticates.
 	Recheck(p management.Principal, tokenHash []byte) (management.Principal, error)
+	// Connectivity combines the agents' path reports for rows × cols.
+	Connectivity(accountID string, rows, cols []string) (management.Matrix, error)
 }
 
 // Options configure the dashboard.
@@ -93,6 +95,8 @@ func (h *Handler) routes() {
 	m.Handle("GET /ui/peers/rows", h.page(false, h.peerRows))
 	m.Handle("POST /ui/peers/delete", h.page(false, h.deletePeers))
 	m.Handle("GET /ui/peers/{id}", h.page(false, h.peer))
+	m.Handle("GET /ui/matrix", h.page(false, h.matrix))
+	m.Handle("GET /ui/matrix/cells", h.page(false, h.matrixCells))
 	m.Handle("GET /ui/setup-keys", h.page(true, h.setupKeys))
 	m.Handle("POST /ui/setup-keys", h.page(true, h.createSetupKey))
 	m.Handle("POST /ui/setup-keys/{id}/revoke", h.page(true, h.revokeSetupKey))

@@ -128,6 +128,64 @@ func (Capability) EnumDescriptor() ([]byte, []int) {
 	return file_management_proto_rawDescGZIP(), []int{1}
 }
 
+// PeerPathState is how an agent reaches one of its peers (its `petrel
+// status`): offline, still connecting, or connected directly or through
+// the relay.
+type PeerPathState int32
+
+const (
+	PeerPathState_PEER_PATH_STATE_UNSPECIFIED PeerPathState = 0
+	PeerPathState_PEER_PATH_STATE_OFFLINE     PeerPathState = 1
+	PeerPathState_PEER_PATH_STATE_CONNECTING  PeerPathState = 2
+	PeerPathState_PEER_PATH_STATE_P2P         PeerPathState = 3
+	PeerPathState_PEER_PATH_STATE_RELAYED     PeerPathState = 4
+)
+
+// Enum value maps for PeerPathState.
+var (
+	PeerPathState_name = map[int32]string{
+		0: "PEER_PATH_STATE_UNSPECIFIED",
+		1: "PEER_PATH_STATE_OFFLINE",
+		2: "PEER_PATH_STATE_CONNECTING",
+		3: "PEER_PATH_STATE_P2P",
+		4: "PEER_PATH_STATE_RELAYED",
+	}
+	PeerPathState_value = map[string]int32{
+		"PEER_PATH_STATE_UNSPECIFIED": 0,
+		"PEER_PATH_STATE_OFFLINE":     1,
+		"PEER_PATH_STATE_CONNECTING":  2,
+		"PEER_PATH_STATE_P2P":         3,
+		"PEER_PATH_STATE_RELAYED":     4,
+	}
+)
+
+func (x PeerPathState) Enum() *PeerPathState {
+	p := new(PeerPathState)
+	*p = x
+	return p
+}
+
+func (x PeerPathState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PeerPathState) Descriptor() protoreflect.EnumDescriptor {
+	return file_management_proto_enumTypes[2].Descriptor()
+}
+
+func (PeerPathState) Type() protoreflect.EnumType {
+	return &file_management_proto_enumTypes[2]
+}
+
+func (x PeerPathState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PeerPathState.Descriptor instead.
+func (PeerPathState) EnumDescriptor() ([]byte, []int) {
+	return file_management_proto_rawDescGZIP(), []int{2}
+}
+
 type FirewallRule_Direction int32
 
 const (
@@ -158,11 +216,11 @@ func (x FirewallRule_Direction) String() string {
 }
 
 func (FirewallRule_Direction) Descriptor() protoreflect.EnumDescriptor {
-	return file_management_proto_enumTypes[2].Descriptor()
+	return file_management_proto_enumTypes[3].Descriptor()
 }
 
 func (FirewallRule_Direction) Type() protoreflect.EnumType {
-	return &file_management_proto_enumTypes[2]
+	return &file_management_proto_enumTypes[3]
 }
 
 func (x FirewallRule_Direction) Number() protoreflect.EnumNumber {
@@ -204,11 +262,11 @@ func (x FirewallRule_Action) String() string {
 }
 
 func (FirewallRule_Action) Descriptor() protoreflect.EnumDescriptor {
-	return file_management_proto_enumTypes[3].Descriptor()
+	return file_management_proto_enumTypes[4].Descriptor()
 }
 
 func (FirewallRule_Action) Type() protoreflect.EnumType {
-	return &file_management_proto_enumTypes[3]
+	return &file_management_proto_enumTypes[4]
 }
 
 func (x FirewallRule_Action) Number() protoreflect.EnumNumber {
@@ -256,11 +314,11 @@ func (x FirewallRule_Protocol) String() string {
 }
 
 func (FirewallRule_Protocol) Descriptor() protoreflect.EnumDescriptor {
-	return file_management_proto_enumTypes[4].Descriptor()
+	return file_management_proto_enumTypes[5].Descriptor()
 }
 
 func (FirewallRule_Protocol) Type() protoreflect.EnumType {
-	return &file_management_proto_enumTypes[4]
+	return &file_management_proto_enumTypes[5]
 }
 
 func (x FirewallRule_Protocol) Number() protoreflect.EnumNumber {
@@ -2287,6 +2345,195 @@ func (*LogoutResponse) Descriptor() ([]byte, []int) {
 	return file_management_proto_rawDescGZIP(), []int{27}
 }
 
+// PeerPathReport is one peer as the reporting agent sees it.
+type PeerPathReport struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	PublicKey []byte                 `protobuf:"bytes,1,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"` // the peer's WireGuard key (32 bytes)
+	State     PeerPathState          `protobuf:"varint,2,opt,name=state,proto3,enum=petrel.management.v1.PeerPathState" json:"state,omitempty"`
+	// reason: the relay reason when relayed ("forced", "ice-failed",
+	// "symmetric-nat", ...), the offline reason when offline; at most 64
+	// bytes (longer is cut by the server).
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	LatencyUs     uint32 `protobuf:"varint,4,opt,name=latency_us,json=latencyUs,proto3" json:"latency_us,omitempty"` // last probe's round trip; 0 when unknown or stale
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PeerPathReport) Reset() {
+	*x = PeerPathReport{}
+	mi := &file_management_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeerPathReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeerPathReport) ProtoMessage() {}
+
+func (x *PeerPathReport) ProtoReflect() protoreflect.Message {
+	mi := &file_management_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeerPathReport.ProtoReflect.Descriptor instead.
+func (*PeerPathReport) Descriptor() ([]byte, []int) {
+	return file_management_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *PeerPathReport) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *PeerPathReport) GetState() PeerPathState {
+	if x != nil {
+		return x.State
+	}
+	return PeerPathState_PEER_PATH_STATE_UNSPECIFIED
+}
+
+func (x *PeerPathReport) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *PeerPathReport) GetLatencyUs() uint32 {
+	if x != nil {
+		return x.LatencyUs
+	}
+	return 0
+}
+
+// ReportPeersRequest carries the agent's view of its peers. full replaces
+// the previous report; otherwise the entries replace those of the same
+// keys and removed_keys drop entries. The server keeps at most one entry
+// per peer of the account, ignores keys it does not know in the account,
+// and keeps nothing once the agent's Sync stream ends.
+type ReportPeersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SentUnixMs    int64                  `protobuf:"varint,1,opt,name=sent_unix_ms,json=sentUnixMs,proto3" json:"sent_unix_ms,omitempty"` // replay protection, as in LoginRequest
+	Nonce         []byte                 `protobuf:"bytes,2,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	Full          bool                   `protobuf:"varint,3,opt,name=full,proto3" json:"full,omitempty"`
+	Peers         []*PeerPathReport      `protobuf:"bytes,4,rep,name=peers,proto3" json:"peers,omitempty"`
+	RemovedKeys   [][]byte               `protobuf:"bytes,5,rep,name=removed_keys,json=removedKeys,proto3" json:"removed_keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportPeersRequest) Reset() {
+	*x = ReportPeersRequest{}
+	mi := &file_management_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportPeersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportPeersRequest) ProtoMessage() {}
+
+func (x *ReportPeersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_management_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportPeersRequest.ProtoReflect.Descriptor instead.
+func (*ReportPeersRequest) Descriptor() ([]byte, []int) {
+	return file_management_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ReportPeersRequest) GetSentUnixMs() int64 {
+	if x != nil {
+		return x.SentUnixMs
+	}
+	return 0
+}
+
+func (x *ReportPeersRequest) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
+func (x *ReportPeersRequest) GetFull() bool {
+	if x != nil {
+		return x.Full
+	}
+	return false
+}
+
+func (x *ReportPeersRequest) GetPeers() []*PeerPathReport {
+	if x != nil {
+		return x.Peers
+	}
+	return nil
+}
+
+func (x *ReportPeersRequest) GetRemovedKeys() [][]byte {
+	if x != nil {
+		return x.RemovedKeys
+	}
+	return nil
+}
+
+type ReportPeersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportPeersResponse) Reset() {
+	*x = ReportPeersResponse{}
+	mi := &file_management_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportPeersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportPeersResponse) ProtoMessage() {}
+
+func (x *ReportPeersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_management_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportPeersResponse.ProtoReflect.Descriptor instead.
+func (*ReportPeersResponse) Descriptor() ([]byte, []int) {
+	return file_management_proto_rawDescGZIP(), []int{30}
+}
+
 var File_management_proto protoreflect.FileDescriptor
 
 const file_management_proto_rawDesc = "" +
@@ -2468,7 +2715,22 @@ const file_management_proto_rawDesc = "" +
 	"\fsent_unix_ms\x18\x01 \x01(\x03R\n" +
 	"sentUnixMs\x12\x14\n" +
 	"\x05nonce\x18\x02 \x01(\fR\x05nonce\"\x10\n" +
-	"\x0eLogoutResponse*9\n" +
+	"\x0eLogoutResponse\"\xa1\x01\n" +
+	"\x0ePeerPathReport\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x01 \x01(\fR\tpublicKey\x129\n" +
+	"\x05state\x18\x02 \x01(\x0e2#.petrel.management.v1.PeerPathStateR\x05state\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1d\n" +
+	"\n" +
+	"latency_us\x18\x04 \x01(\rR\tlatencyUs\"\xbf\x01\n" +
+	"\x12ReportPeersRequest\x12 \n" +
+	"\fsent_unix_ms\x18\x01 \x01(\x03R\n" +
+	"sentUnixMs\x12\x14\n" +
+	"\x05nonce\x18\x02 \x01(\fR\x05nonce\x12\x12\n" +
+	"\x04full\x18\x03 \x01(\bR\x04full\x12:\n" +
+	"\x05peers\x18\x04 \x03(\v2$.petrel.management.v1.PeerPathReportR\x05peers\x12!\n" +
+	"\fremoved_keys\x18\x05 \x03(\fR\vremovedKeys\"\x15\n" +
+	"\x13ReportPeersResponse*9\n" +
 	"\vCompression\x12\x14\n" +
 	"\x10COMPRESSION_NONE\x10\x00\x12\x14\n" +
 	"\x10COMPRESSION_ZSTD\x10\x01*\x80\x01\n" +
@@ -2477,13 +2739,20 @@ const file_management_proto_rawDesc = "" +
 	"\x16CAPABILITY_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fCAPABILITY_ZSTD\x10\x01\x12#\n" +
 	"\x1fCAPABILITY_DERIVED_PEER_RECORDS\x10\x02\x12\x1c\n" +
-	"\x18CAPABILITY_COMPACT_PEERS\x10\x032\xf7\x02\n" +
+	"\x18CAPABILITY_COMPACT_PEERS\x10\x03*\xa3\x01\n" +
+	"\rPeerPathState\x12\x1f\n" +
+	"\x1bPEER_PATH_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17PEER_PATH_STATE_OFFLINE\x10\x01\x12\x1e\n" +
+	"\x1aPEER_PATH_STATE_CONNECTING\x10\x02\x12\x17\n" +
+	"\x13PEER_PATH_STATE_P2P\x10\x03\x12\x1b\n" +
+	"\x17PEER_PATH_STATE_RELAYED\x10\x042\xd6\x03\n" +
 	"\n" +
 	"Management\x12\\\n" +
 	"\tServerKey\x12&.petrel.management.v1.ServerKeyRequest\x1a'.petrel.management.v1.ServerKeyResponse\x12W\n" +
 	"\x05Login\x12&.petrel.management.v1.EncryptedMessage\x1a&.petrel.management.v1.EncryptedMessage\x12X\n" +
 	"\x04Sync\x12&.petrel.management.v1.EncryptedMessage\x1a&.petrel.management.v1.EncryptedMessage0\x01\x12X\n" +
-	"\x06Logout\x12&.petrel.management.v1.EncryptedMessage\x1a&.petrel.management.v1.EncryptedMessageB\x1bZ\x19petrel/proto/managementpbb\x06proto3"
+	"\x06Logout\x12&.petrel.management.v1.EncryptedMessage\x1a&.petrel.management.v1.EncryptedMessage\x12]\n" +
+	"\vReportPeers\x12&.petrel.management.v1.EncryptedMessage\x1a&.petrel.management.v1.EncryptedMessageB\x1bZ\x19petrel/proto/managementpbb\x06proto3"
 
 var (
 	file_management_proto_rawDescOnce sync.Once
@@ -2497,93 +2766,101 @@ func file_management_proto_rawDescGZIP() []byte {
 	return file_management_proto_rawDescData
 }
 
-var file_management_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_management_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_management_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_management_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_management_proto_goTypes = []any{
 	(Compression)(0),            // 0: petrel.management.v1.Compression
 	(Capability)(0),             // 1: petrel.management.v1.Capability
-	(FirewallRule_Direction)(0), // 2: petrel.management.v1.FirewallRule.Direction
-	(FirewallRule_Action)(0),    // 3: petrel.management.v1.FirewallRule.Action
-	(FirewallRule_Protocol)(0),  // 4: petrel.management.v1.FirewallRule.Protocol
-	(*ServerKeyRequest)(nil),    // 5: petrel.management.v1.ServerKeyRequest
-	(*ServerKeyResponse)(nil),   // 6: petrel.management.v1.ServerKeyResponse
-	(*SignIn)(nil),              // 7: petrel.management.v1.SignIn
-	(*EncryptedMessage)(nil),    // 8: petrel.management.v1.EncryptedMessage
-	(*PeerMeta)(nil),            // 9: petrel.management.v1.PeerMeta
-	(*LoginRequest)(nil),        // 10: petrel.management.v1.LoginRequest
-	(*LoginResponse)(nil),       // 11: petrel.management.v1.LoginResponse
-	(*SyncRequest)(nil),         // 12: petrel.management.v1.SyncRequest
-	(*SyncResponse)(nil),        // 13: petrel.management.v1.SyncResponse
-	(*PeerConfig)(nil),          // 14: petrel.management.v1.PeerConfig
-	(*RemotePeer)(nil),          // 15: petrel.management.v1.RemotePeer
-	(*PortRange)(nil),           // 16: petrel.management.v1.PortRange
-	(*PeerSet)(nil),             // 17: petrel.management.v1.PeerSet
-	(*PeerSetDelta)(nil),        // 18: petrel.management.v1.PeerSetDelta
-	(*FirewallRule)(nil),        // 19: petrel.management.v1.FirewallRule
-	(*Route)(nil),               // 20: petrel.management.v1.Route
-	(*SimpleRecord)(nil),        // 21: petrel.management.v1.SimpleRecord
-	(*CustomZone)(nil),          // 22: petrel.management.v1.CustomZone
-	(*NameserverGroup)(nil),     // 23: petrel.management.v1.NameserverGroup
-	(*DNSConfig)(nil),           // 24: petrel.management.v1.DNSConfig
-	(*NetworkMap)(nil),          // 25: petrel.management.v1.NetworkMap
-	(*NetworkMapDelta)(nil),     // 26: petrel.management.v1.NetworkMapDelta
-	(*DNSDelta)(nil),            // 27: petrel.management.v1.DNSDelta
-	(*RelayConfig)(nil),         // 28: petrel.management.v1.RelayConfig
-	(*ServerDomains)(nil),       // 29: petrel.management.v1.ServerDomains
-	(*ServerConfig)(nil),        // 30: petrel.management.v1.ServerConfig
-	(*LogoutRequest)(nil),       // 31: petrel.management.v1.LogoutRequest
-	(*LogoutResponse)(nil),      // 32: petrel.management.v1.LogoutResponse
+	(PeerPathState)(0),          // 2: petrel.management.v1.PeerPathState
+	(FirewallRule_Direction)(0), // 3: petrel.management.v1.FirewallRule.Direction
+	(FirewallRule_Action)(0),    // 4: petrel.management.v1.FirewallRule.Action
+	(FirewallRule_Protocol)(0),  // 5: petrel.management.v1.FirewallRule.Protocol
+	(*ServerKeyRequest)(nil),    // 6: petrel.management.v1.ServerKeyRequest
+	(*ServerKeyResponse)(nil),   // 7: petrel.management.v1.ServerKeyResponse
+	(*SignIn)(nil),              // 8: petrel.management.v1.SignIn
+	(*EncryptedMessage)(nil),    // 9: petrel.management.v1.EncryptedMessage
+	(*PeerMeta)(nil),            // 10: petrel.management.v1.PeerMeta
+	(*LoginRequest)(nil),        // 11: petrel.management.v1.LoginRequest
+	(*LoginResponse)(nil),       // 12: petrel.management.v1.LoginResponse
+	(*SyncRequest)(nil),         // 13: petrel.management.v1.SyncRequest
+	(*SyncResponse)(nil),        // 14: petrel.management.v1.SyncResponse
+	(*PeerConfig)(nil),          // 15: petrel.management.v1.PeerConfig
+	(*RemotePeer)(nil),          // 16: petrel.management.v1.RemotePeer
+	(*PortRange)(nil),           // 17: petrel.management.v1.PortRange
+	(*PeerSet)(nil),             // 18: petrel.management.v1.PeerSet
+	(*PeerSetDelta)(nil),        // 19: petrel.management.v1.PeerSetDelta
+	(*FirewallRule)(nil),        // 20: petrel.management.v1.FirewallRule
+	(*Route)(nil),               // 21: petrel.management.v1.Route
+	(*SimpleRecord)(nil),        // 22: petrel.management.v1.SimpleRecord
+	(*CustomZone)(nil),          // 23: petrel.management.v1.CustomZone
+	(*NameserverGroup)(nil),     // 24: petrel.management.v1.NameserverGroup
+	(*DNSConfig)(nil),           // 25: petrel.management.v1.DNSConfig
+	(*NetworkMap)(nil),          // 26: petrel.management.v1.NetworkMap
+	(*NetworkMapDelta)(nil),     // 27: petrel.management.v1.NetworkMapDelta
+	(*DNSDelta)(nil),            // 28: petrel.management.v1.DNSDelta
+	(*RelayConfig)(nil),         // 29: petrel.management.v1.RelayConfig
+	(*ServerDomains)(nil),       // 30: petrel.management.v1.ServerDomains
+	(*ServerConfig)(nil),        // 31: petrel.management.v1.ServerConfig
+	(*LogoutRequest)(nil),       // 32: petrel.management.v1.LogoutRequest
+	(*LogoutResponse)(nil),      // 33: petrel.management.v1.LogoutResponse
+	(*PeerPathReport)(nil),      // 34: petrel.management.v1.PeerPathReport
+	(*ReportPeersRequest)(nil),  // 35: petrel.management.v1.ReportPeersRequest
+	(*ReportPeersResponse)(nil), // 36: petrel.management.v1.ReportPeersResponse
 }
 var file_management_proto_depIdxs = []int32{
-	7,  // 0: petrel.management.v1.ServerKeyResponse.sign_in:type_name -> petrel.management.v1.SignIn
+	8,  // 0: petrel.management.v1.ServerKeyResponse.sign_in:type_name -> petrel.management.v1.SignIn
 	0,  // 1: petrel.management.v1.EncryptedMessage.compression:type_name -> petrel.management.v1.Compression
-	9,  // 2: petrel.management.v1.LoginRequest.meta:type_name -> petrel.management.v1.PeerMeta
-	14, // 3: petrel.management.v1.LoginResponse.peer_config:type_name -> petrel.management.v1.PeerConfig
-	30, // 4: petrel.management.v1.LoginResponse.server_config:type_name -> petrel.management.v1.ServerConfig
-	9,  // 5: petrel.management.v1.SyncRequest.meta:type_name -> petrel.management.v1.PeerMeta
+	10, // 2: petrel.management.v1.LoginRequest.meta:type_name -> petrel.management.v1.PeerMeta
+	15, // 3: petrel.management.v1.LoginResponse.peer_config:type_name -> petrel.management.v1.PeerConfig
+	31, // 4: petrel.management.v1.LoginResponse.server_config:type_name -> petrel.management.v1.ServerConfig
+	10, // 5: petrel.management.v1.SyncRequest.meta:type_name -> petrel.management.v1.PeerMeta
 	1,  // 6: petrel.management.v1.SyncRequest.capabilities:type_name -> petrel.management.v1.Capability
-	25, // 7: petrel.management.v1.SyncResponse.full:type_name -> petrel.management.v1.NetworkMap
-	26, // 8: petrel.management.v1.SyncResponse.delta:type_name -> petrel.management.v1.NetworkMapDelta
-	30, // 9: petrel.management.v1.SyncResponse.server_config:type_name -> petrel.management.v1.ServerConfig
-	2,  // 10: petrel.management.v1.FirewallRule.direction:type_name -> petrel.management.v1.FirewallRule.Direction
-	3,  // 11: petrel.management.v1.FirewallRule.action:type_name -> petrel.management.v1.FirewallRule.Action
-	4,  // 12: petrel.management.v1.FirewallRule.protocol:type_name -> petrel.management.v1.FirewallRule.Protocol
-	16, // 13: petrel.management.v1.FirewallRule.ports:type_name -> petrel.management.v1.PortRange
-	21, // 14: petrel.management.v1.CustomZone.records:type_name -> petrel.management.v1.SimpleRecord
-	22, // 15: petrel.management.v1.DNSConfig.zones:type_name -> petrel.management.v1.CustomZone
-	23, // 16: petrel.management.v1.DNSConfig.nameserver_groups:type_name -> petrel.management.v1.NameserverGroup
-	14, // 17: petrel.management.v1.NetworkMap.self:type_name -> petrel.management.v1.PeerConfig
-	15, // 18: petrel.management.v1.NetworkMap.peers:type_name -> petrel.management.v1.RemotePeer
-	17, // 19: petrel.management.v1.NetworkMap.peer_sets:type_name -> petrel.management.v1.PeerSet
-	19, // 20: petrel.management.v1.NetworkMap.firewall_rules:type_name -> petrel.management.v1.FirewallRule
-	20, // 21: petrel.management.v1.NetworkMap.routes:type_name -> petrel.management.v1.Route
-	24, // 22: petrel.management.v1.NetworkMap.dns:type_name -> petrel.management.v1.DNSConfig
-	14, // 23: petrel.management.v1.NetworkMapDelta.self:type_name -> petrel.management.v1.PeerConfig
-	15, // 24: petrel.management.v1.NetworkMapDelta.upsert_peers:type_name -> petrel.management.v1.RemotePeer
-	18, // 25: petrel.management.v1.NetworkMapDelta.peer_set_deltas:type_name -> petrel.management.v1.PeerSetDelta
-	17, // 26: petrel.management.v1.NetworkMapDelta.replaced_peer_sets:type_name -> petrel.management.v1.PeerSet
-	19, // 27: petrel.management.v1.NetworkMapDelta.firewall_rules:type_name -> petrel.management.v1.FirewallRule
-	20, // 28: petrel.management.v1.NetworkMapDelta.routes:type_name -> petrel.management.v1.Route
-	24, // 29: petrel.management.v1.NetworkMapDelta.dns:type_name -> petrel.management.v1.DNSConfig
-	27, // 30: petrel.management.v1.NetworkMapDelta.dns_delta:type_name -> petrel.management.v1.DNSDelta
-	21, // 31: petrel.management.v1.DNSDelta.upsert_peer_records:type_name -> petrel.management.v1.SimpleRecord
-	22, // 32: petrel.management.v1.DNSDelta.custom_zones:type_name -> petrel.management.v1.CustomZone
-	23, // 33: petrel.management.v1.DNSDelta.nameserver_groups:type_name -> petrel.management.v1.NameserverGroup
-	28, // 34: petrel.management.v1.ServerConfig.relay:type_name -> petrel.management.v1.RelayConfig
-	29, // 35: petrel.management.v1.ServerConfig.domains:type_name -> petrel.management.v1.ServerDomains
-	5,  // 36: petrel.management.v1.Management.ServerKey:input_type -> petrel.management.v1.ServerKeyRequest
-	8,  // 37: petrel.management.v1.Management.Login:input_type -> petrel.management.v1.EncryptedMessage
-	8,  // 38: petrel.management.v1.Management.Sync:input_type -> petrel.management.v1.EncryptedMessage
-	8,  // 39: petrel.management.v1.Management.Logout:input_type -> petrel.management.v1.EncryptedMessage
-	6,  // 40: petrel.management.v1.Management.ServerKey:output_type -> petrel.management.v1.ServerKeyResponse
-	8,  // 41: petrel.management.v1.Management.Login:output_type -> petrel.management.v1.EncryptedMessage
-	8,  // 42: petrel.management.v1.Management.Sync:output_type -> petrel.management.v1.EncryptedMessage
-	8,  // 43: petrel.management.v1.Management.Logout:output_type -> petrel.management.v1.EncryptedMessage
-	40, // [40:44] is the sub-list for method output_type
-	36, // [36:40] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	26, // 7: petrel.management.v1.SyncResponse.full:type_name -> petrel.management.v1.NetworkMap
+	27, // 8: petrel.management.v1.SyncResponse.delta:type_name -> petrel.management.v1.NetworkMapDelta
+	31, // 9: petrel.management.v1.SyncResponse.server_config:type_name -> petrel.management.v1.ServerConfig
+	3,  // 10: petrel.management.v1.FirewallRule.direction:type_name -> petrel.management.v1.FirewallRule.Direction
+	4,  // 11: petrel.management.v1.FirewallRule.action:type_name -> petrel.management.v1.FirewallRule.Action
+	5,  // 12: petrel.management.v1.FirewallRule.protocol:type_name -> petrel.management.v1.FirewallRule.Protocol
+	17, // 13: petrel.management.v1.FirewallRule.ports:type_name -> petrel.management.v1.PortRange
+	22, // 14: petrel.management.v1.CustomZone.records:type_name -> petrel.management.v1.SimpleRecord
+	23, // 15: petrel.management.v1.DNSConfig.zones:type_name -> petrel.management.v1.CustomZone
+	24, // 16: petrel.management.v1.DNSConfig.nameserver_groups:type_name -> petrel.management.v1.NameserverGroup
+	15, // 17: petrel.management.v1.NetworkMap.self:type_name -> petrel.management.v1.PeerConfig
+	16, // 18: petrel.management.v1.NetworkMap.peers:type_name -> petrel.management.v1.RemotePeer
+	18, // 19: petrel.management.v1.NetworkMap.peer_sets:type_name -> petrel.management.v1.PeerSet
+	20, // 20: petrel.management.v1.NetworkMap.firewall_rules:type_name -> petrel.management.v1.FirewallRule
+	21, // 21: petrel.management.v1.NetworkMap.routes:type_name -> petrel.management.v1.Route
+	25, // 22: petrel.management.v1.NetworkMap.dns:type_name -> petrel.management.v1.DNSConfig
+	15, // 23: petrel.management.v1.NetworkMapDelta.self:type_name -> petrel.management.v1.PeerConfig
+	16, // 24: petrel.management.v1.NetworkMapDelta.upsert_peers:type_name -> petrel.management.v1.RemotePeer
+	19, // 25: petrel.management.v1.NetworkMapDelta.peer_set_deltas:type_name -> petrel.management.v1.PeerSetDelta
+	18, // 26: petrel.management.v1.NetworkMapDelta.replaced_peer_sets:type_name -> petrel.management.v1.PeerSet
+	20, // 27: petrel.management.v1.NetworkMapDelta.firewall_rules:type_name -> petrel.management.v1.FirewallRule
+	21, // 28: petrel.management.v1.NetworkMapDelta.routes:type_name -> petrel.management.v1.Route
+	25, // 29: petrel.management.v1.NetworkMapDelta.dns:type_name -> petrel.management.v1.DNSConfig
+	28, // 30: petrel.management.v1.NetworkMapDelta.dns_delta:type_name -> petrel.management.v1.DNSDelta
+	22, // 31: petrel.management.v1.DNSDelta.upsert_peer_records:type_name -> petrel.management.v1.SimpleRecord
+	23, // 32: petrel.management.v1.DNSDelta.custom_zones:type_name -> petrel.management.v1.CustomZone
+	24, // 33: petrel.management.v1.DNSDelta.nameserver_groups:type_name -> petrel.management.v1.NameserverGroup
+	29, // 34: petrel.management.v1.ServerConfig.relay:type_name -> petrel.management.v1.RelayConfig
+	30, // 35: petrel.management.v1.ServerConfig.domains:type_name -> petrel.management.v1.ServerDomains
+	2,  // 36: petrel.management.v1.PeerPathReport.state:type_name -> petrel.management.v1.PeerPathState
+	34, // 37: petrel.management.v1.ReportPeersRequest.peers:type_name -> petrel.management.v1.PeerPathReport
+	6,  // 38: petrel.management.v1.Management.ServerKey:input_type -> petrel.management.v1.ServerKeyRequest
+	9,  // 39: petrel.management.v1.Management.Login:input_type -> petrel.management.v1.EncryptedMessage
+	9,  // 40: petrel.management.v1.Management.Sync:input_type -> petrel.management.v1.EncryptedMessage
+	9,  // 41: petrel.management.v1.Management.Logout:input_type -> petrel.management.v1.EncryptedMessage
+	9,  // 42: petrel.management.v1.Management.ReportPeers:input_type -> petrel.management.v1.EncryptedMessage
+	7,  // 43: petrel.management.v1.Management.ServerKey:output_type -> petrel.management.v1.ServerKeyResponse
+	9,  // 44: petrel.management.v1.Management.Login:output_type -> petrel.management.v1.EncryptedMessage
+	9,  // 45: petrel.management.v1.Management.Sync:output_type -> petrel.management.v1.EncryptedMessage
+	9,  // 46: petrel.management.v1.Management.Logout:output_type -> petrel.management.v1.EncryptedMessage
+	9,  // 47: petrel.management.v1.Management.ReportPeers:output_type -> petrel.management.v1.EncryptedMessage
+	43, // [43:48] is the sub-list for method output_type
+	38, // [38:43] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_management_proto_init() }
@@ -2596,8 +2873,8 @@ func file_management_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_management_proto_rawDesc), len(file_management_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   28,
+			NumEnums:      6,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,10 +23,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Management_ServerKey_FullMethodName = "/petrel.management.v1.Management/ServerKey"
-	Management_Login_FullMethodName     = "/petrel.management.v1.Management/Login"
-	Management_Sync_FullMethodName      = "/petrel.management.v1.Management/Sync"
-	Management_Logout_FullMethodName    = "/petrel.management.v1.Management/Logout"
+	Management_ServerKey_FullMethodName   = "/petrel.management.v1.Management/ServerKey"
+	Management_Login_FullMethodName       = "/petrel.management.v1.Management/Login"
+	Management_Sync_FullMethodName        = "/petrel.management.v1.Management/Sync"
+	Management_Logout_FullMethodName      = "/petrel.management.v1.Management/Logout"
+	Management_ReportPeers_FullMethodName = "/petrel.management.v1.Management/ReportPeers"
 )
 
 // ManagementClient is the client API for Management service.
@@ -43,6 +44,11 @@ type ManagementClient interface {
 	// LogoutResponse. The server deletes the peer of the sealing key (as an
 	// admin's delete does); an unknown key is NotFound.
 	Logout(ctx context.Context, in *EncryptedMessage, opts ...grpc.CallOption) (*EncryptedMessage, error)
+	// ReportPeers: body = sealed ReportPeersRequest; response body = sealed
+	// ReportPeersResponse. The agent's view of its peers' paths, for the
+	// dashboard's connectivity matrix. Only a peer with a live Sync stream
+	// may report; reports are rate-limited per peer (ResourceExhausted).
+	ReportPeers(ctx context.Context, in *EncryptedMessage, opts ...grpc.CallOption) (*EncryptedMessage, error)
 }
 
 type managementClient struct {
@@ -102,6 +108,16 @@ func (c *managementClient) Logout(ctx context.Context, in *EncryptedMessage, opt
 	return out, nil
 }
 
+func (c *managementClient) ReportPeers(ctx context.Context, in *EncryptedMessage, opts ...grpc.CallOption) (*EncryptedMessage, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EncryptedMessage)
+	err := c.cc.Invoke(ctx, Management_ReportPeers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ManagementServer is the server API for Management service.
 // All implementations must embed UnimplementedManagementServer
 // for forward compatibility.
@@ -116,6 +132,11 @@ type ManagementServer interface {
 	// LogoutResponse. The server deletes the peer of the sealing key (as an
 	// admin's delete does); an unknown key is NotFound.
 	Logout(context.Context, *EncryptedMessage) (*EncryptedMessage, error)
+	// ReportPeers: body = sealed ReportPeersRequest; response body = sealed
+	// ReportPeersResponse. The agent's view of its peers' paths, for the
+	// dashboard's connectivity matrix. Only a peer with a live Sync stream
+	// may report; reports are rate-limited per peer (ResourceExhausted).
+	ReportPeers(context.Context, *EncryptedMessage) (*EncryptedMessage, error)
 	mustEmbedUnimplementedManagementServer()
 }
 
@@ -137,6 +158,9 @@ func (UnimplementedManagementServer) Sync(*EncryptedMessage, grpc.ServerStreamin
 }
 func (UnimplementedManagementServer) Logout(context.Context, *EncryptedMessage) (*EncryptedMessage, error) {
 	return nil, status.Error(codes.Unimplemented, "method Logout not implemented")
+}
+func (UnimplementedManagementServer) ReportPeers(context.Context, *EncryptedMessage) (*EncryptedMessage, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportPeers not implemented")
 }
 func (UnimplementedManagementServer) mustEmbedUnimplementedManagementServer() {}
 func (UnimplementedManagementServer) testEmbeddedByValue()                    {}
@@ -224,6 +248,24 @@ func _Management_Logout_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Management_ReportPeers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EncryptedMessage)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ManagementServer).ReportPeers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Management_ReportPeers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ManagementServer).ReportPeers(ctx, req.(*EncryptedMessage))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Management_ServiceDesc is the grpc.ServiceDesc for Management service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -242,6 +284,10 @@ var Management_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Logout",
 			Handler:    _Management_Logout_Handler,
+		},
+		{
+			MethodName: "ReportPeers",
+			Handler:    _Management_ReportPeers_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
