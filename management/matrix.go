@@ -1,9 +1,5 @@
 package management
 
-import (
-	"petrel/internal/keys"
-)
-
 // PairState is the connectivity of a pair of peers as the dashboard's
 // matrix shows it.
 type PairState string
@@ -73,25 +69,15 @@ func (s *Service) Connectivity(accountID string, rows, cols []string) (Matrix, e
 	type side struct {
 		connected bool
 		views     map[string]PathView
-		sees      map[string]bool // peer IDs in its network map
 	}
 	sides := map[string]*side{}
 	get := func(id string) *side {
 		if sd := sides[id]; sd != nil {
 			return sd
 		}
-		sd := &side{sees: map[string]bool{}}
+		sd := &side{}
 		sd.connected, _ = s.hub.status(id)
 		sd.views = s.hub.watch.paths.views(id)
-		if nm, err := v.snap.Map(id); err == nil {
-			for _, rp := range nm.GetPeers() {
-				if pk, err := keys.ParsePublic(rp.GetPublicKey()); err == nil {
-					if r, ok := s.lookupKey(pk); ok && r.accountID == accountID {
-						sd.sees[r.peerID] = true
-					}
-				}
-			}
-		}
 		sides[id] = sd
 		return sd
 	}
@@ -101,7 +87,9 @@ func (s *Service) Connectivity(accountID string, rows, cols []string) (Matrix, e
 				continue
 			}
 			sa, sb := get(a), get(b)
-			p := Pair{AtoB: sa.views[b], BtoA: sb.views[a], Expected: sa.sees[b] || sb.sees[a]}
+			// Only the page's pairs: no network map is built (see
+			// netmap.Snapshot.Sees).
+			p := Pair{AtoB: sa.views[b], BtoA: sb.views[a], Expected: v.snap.Sees(a, b) || v.snap.Sees(b, a)}
 			p.State, p.Reason = combine(p, sa.connected, sb.connected)
 			m.pairs[[2]string{a, b}] = p
 		}

@@ -7,7 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=.bench
 mkdir -p "$OUT"
-only=" ${BENCH_ONLY:-netmap wire store wg firewall signal relay dns storm dataplane connect failover} "
+only=" ${BENCH_ONLY:-netmap wire store wg firewall signal relay dns storm matrix dataplane connect failover} "
 fail=0
 
 step() {
@@ -26,6 +26,7 @@ step signal bash bench/signal/run.sh
 step relay  bash bench/relay/run.sh
 step dns bash bench/dns/run.sh
 step storm bash bench/storm/run.sh
+step matrix go test ./management -run '^$' -bench Connectivity -benchmem -benchtime 200x
 if [ "$(id -u)" = 0 ]; then
   step dataplane bash bench/dataplane/run.sh
   step connect bash bench/connect/run.sh

@@ -2,9 +2,12 @@ package server
 
 import (
 	"bytes"
-	"encoding/base64"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"petrel/internal/keys"
+	"petrel/internal/replay"
 	"petrel/internal/seal"
 	"petrel/management"
 	"petrel/management/store/storetest"
@@ -137,6 +141,7 @@ func (p *sigPeer) expectNotConnected(t *testing.T, to *sigPeer) time.Duration {
 // ignored).
 func TestClusterSignal(t *testing.T) {
 	srv1, srv2, dsn := startHAPair(t, 10*time.Minute)
+	srv1.cluster.breakFor.Store(int64(time.Hour)) // the breaker stays open for the test
 	ks := registerPeers(t, 3, srv1, srv2)
 	a := connectSignal(t, srv1, ks[0])
 	b := connectSignal(t, srv2, ks[1])
@@ -173,6 +178,15 @@ func TestClusterSignal(t *testing.T) {
 	if srv1.cluster.stats.failures.Load() == fails {
 		t.Fatal("the answer did not come from a failed forward")
 	}
+	// The breaker for instance 2 is open: the next envelope for it is
+	// answered without a request.
+	fails, broken := srv1.cluster.stats.failures.Load(), srv1.cluster.stats.broken.Load()
+	b2.send(t, c, 60)
+	b2.expectNotConnected(t, c)
+	if srv1.cluster.stats.broken.Load() != broken+1 || srv1.cluster.stats.failures.Load() != fails {
+		t.Fatalf("second envelope to the dead instance: broken %d→%d, failures %d→%d; want answered by the breaker",
+			broken, srv1.cluster.stats.broken.Load(), fails, srv1.cluster.stats.failures.Load())
+	}
 	// Its heartbeat ages past the TTL: the row is ignored, nothing is sent.
 	conn, err := pgx.Connect(testCtx(t), dsn)
 	if err != nil {
@@ -196,8 +210,10 @@ func TestClusterSignal(t *testing.T) {
 }
 
 // TestClusterForwardNeedsMAC: the forwarding endpoint delivers only
-// envelopes carrying a valid MAC of a recent timestamp and the body under
-// the key derived from the shared server key.
+// envelopes carrying a valid MAC, under the key derived from the shared
+// server key, of a recent timestamp, a nonce, this instance's ID and the
+// body; a request is accepted once, and the headers are checked before
+// the body is read.
 func TestClusterForwardNeedsMAC(t *testing.T) {
 	srv1, srv2, _ := startHAPair(t, DefaultClusterTTL)
 	ks := registerPeers(t, 2, srv1, srv2)
@@ -212,14 +228,11 @@ func TestClusterForwardNeedsMAC(t *testing.T) {
 		raw, _ := proto.Marshal(&signalpb.Envelope{To: to[:], From: from[:], Id: n, Body: body})
 		return raw
 	}
-	post := func(raw []byte, ts, mac string) int {
+	post := func(raw []byte, h http.Header) int {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, srv1.PublicURL()+ForwardPath, bytes.NewReader(raw))
-		if ts != "" {
-			req.Header.Set(headerTime, ts)
-		}
-		if mac != "" {
-			req.Header.Set(headerMAC, mac)
+		for k, v := range h {
+			req.Header[k] = v
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -228,41 +241,159 @@ func TestClusterForwardNeedsMAC(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	now := strconv.FormatInt(time.Now().Unix(), 10)
 	good := clusterKey(srv1.Management().ServerKey())
 	stranger, _ := keys.NewPrivate()
-	macOf := func(key []byte, ts string, raw []byte) string {
-		return base64.StdEncoding.EncodeToString(forwardMAC(key, ts, raw))
+	id1 := srv1.cluster.id
+	nonce := func() string {
+		var n [replay.NonceLen]byte
+		_, _ = rand.Read(n[:])
+		return hex.EncodeToString(n[:])
 	}
-	old := strconv.FormatInt(time.Now().Add(-time.Hour).Unix(), 10)
+	signed := func(key []byte, at time.Time, dest string, raw []byte) http.Header {
+		h := http.Header{}
+		signForward(h, key, at, nonce(), dest, raw)
+		return h
+	}
 	for _, tc := range []struct {
 		name    string
-		headers func(raw []byte) (ts, mac string)
+		headers func(raw []byte) http.Header
 	}{
-		{"no MAC", func([]byte) (string, string) { return now, "" }},
-		{"MAC under another key", func(raw []byte) (string, string) { return now, macOf(clusterKey(stranger), now, raw) }},
-		{"MAC of another body", func(raw []byte) (string, string) { return now, macOf(good, now, append([]byte{0}, raw...)) }},
-		{"an hour old", func(raw []byte) (string, string) { return old, macOf(good, old, raw) }},
+		{"no headers", func([]byte) http.Header { return http.Header{} }},
+		{"no MAC", func(raw []byte) http.Header {
+			h := signed(good, time.Now(), id1, raw)
+			h.Del(headerMAC)
+			return h
+		}},
+		{"no nonce", func(raw []byte) http.Header {
+			h := signed(good, time.Now(), id1, raw)
+			h.Del(headerNonce)
+			return h
+		}},
+		{"MAC under another key", func(raw []byte) http.Header { return signed(clusterKey(stranger), time.Now(), id1, raw) }},
+		{"MAC of another body", func(raw []byte) http.Header { return signed(good, time.Now(), id1, append([]byte{0}, raw...)) }},
+		{"an hour old", func(raw []byte) http.Header { return signed(good, time.Now().Add(-time.Hour), id1, raw) }},
+		{"signed for another instance", func(raw []byte) http.Header {
+			return signed(good, time.Now(), srv2.cluster.id, raw)
+		}},
+		{"signed for another instance, claiming this one", func(raw []byte) http.Header {
+			h := signed(good, time.Now(), srv2.cluster.id, raw)
+			h.Set(headerTo, id1)
+			return h
+		}},
 	} {
 		raw := env(9)
-		ts, mac := tc.headers(raw)
-		if code := post(raw, ts, mac); code != http.StatusUnauthorized {
+		if code := post(raw, tc.headers(raw)); code != http.StatusUnauthorized {
 			t.Errorf("%s: status %d, want 401", tc.name, code)
 		}
 	}
-	if n := srv1.cluster.stats.refused.Load(); n != 4 {
-		t.Errorf("refused %d forwards, want 4", n)
+	if n := srv1.cluster.stats.refused.Load(); n != 8 {
+		t.Errorf("refused %d forwards, want 8", n)
 	}
-	// The same request with a valid MAC is delivered: the refusals above
-	// were the MAC's doing.
+	// Without headers, an oversized body is refused for the headers (401),
+	// not read (400).
+	if code := post(make([]byte, forwardMax+1), http.Header{}); code != http.StatusUnauthorized {
+		t.Errorf("no headers, oversized body: status %d, want 401", code)
+	}
+	// A valid forward is delivered once: the refusals above were the
+	// checks' doing, and the same request again is a replay.
 	raw := env(10)
-	if code := post(raw, now, macOf(good, now, raw)); code != http.StatusNoContent {
+	h := signed(good, time.Now(), id1, raw)
+	if code := post(raw, h); code != http.StatusNoContent {
 		t.Fatalf("valid forward: status %d, want 204", code)
 	}
 	b.expect(t, b, 10)
+	if code := post(raw, h); code != http.StatusUnauthorized {
+		t.Fatalf("replayed forward: status %d, want 401", code)
+	}
+	if n := srv1.cluster.stats.replayed.Load(); n != 1 {
+		t.Fatalf("replays refused: %d, want 1", n)
+	}
 	select {
 	case n := <-b.got:
 		t.Fatalf("a refused forward was delivered too (message %d)", n)
 	default:
+	}
+}
+
+// TestClusterPresenceRetry: a presence write that fails when a stream
+// registers is retried on the next heartbeat, and the peer then becomes
+// reachable from the other instance.
+func TestClusterPresenceRetry(t *testing.T) {
+	srv1, srv2, dsn := startHAPair(t, 10*time.Minute)
+	ks := registerPeers(t, 2, srv1, srv2)
+	a := connectSignal(t, srv1, ks[0])
+	srv2.cluster.failPresence.Store(1)
+	b := connectSignal(t, srv2, ks[1])
+	if n := srv2.cluster.failPresence.Load(); n > 0 {
+		t.Fatalf("the presence write did not fail (hook left at %d)", n)
+	}
+	waitFor(t, "the presence write retried", func() bool { return srv2.cluster.stats.reopened.Load() > 0 })
+	conn, err := pgx.Connect(testCtx(t), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(testCtx(t))
+	var inst string
+	if err := conn.QueryRow(testCtx(t), `SELECT instance FROM signal_presence WHERE peer_key = $1`, b.key.Public().String()).Scan(&inst); err != nil || inst != srv2.cluster.id {
+		t.Fatalf("B's presence row: %q %v, want instance 2", inst, err)
+	}
+	a.send(t, b, 1)
+	b.expect(t, a, 1)
+}
+
+// TestClusterStopSkipsClosed: a clean stop removes the instance's
+// presence at once, without a removal per session.
+func TestClusterStopSkipsClosed(t *testing.T) {
+	srv1, srv2, dsn := startHAPair(t, 10*time.Minute)
+	ks := registerPeers(t, 2, srv1, srv2)
+	connectSignal(t, srv2, ks[0])
+	connectSignal(t, srv2, ks[1])
+	closed := srv2.cluster.stats.closed.Load()
+	srv2.Stop()
+	if n := srv2.cluster.stats.closed.Load(); n != closed {
+		t.Fatalf("%d per-session removals during the stop, want none", n-closed)
+	}
+	conn, err := pgx.Connect(testCtx(t), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(testCtx(t))
+	var n int
+	if err := conn.QueryRow(testCtx(t), `SELECT count(*) FROM signal_presence WHERE instance = $1`, srv2.cluster.id).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("presence rows of the stopped instance: %d %v", n, err)
+	}
+}
+
+// TestClusterRefusalLog: refused forwards are logged at most once per
+// interval, the next warning counting those not logged.
+func TestClusterRefusalLog(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	k, _ := keys.NewPrivate()
+	c, err := newCluster(nil, k, "http://127.0.0.1:1", "", time.Second, time.Second, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.logEvery = time.Hour
+	refuse := func() {
+		req := httptest.NewRequest(http.MethodPost, ForwardPath, nil)
+		rec := httptest.NewRecorder()
+		c.ServeHTTP(rec, req)
+		if rec.Code != http.StatusUnauthorized {
+			t.Fatalf("status %d, want 401", rec.Code)
+		}
+	}
+	for range 5 {
+		refuse()
+	}
+	if n := strings.Count(buf.String(), "refused a forwarded"); n != 1 {
+		t.Fatalf("%d warnings for 5 refusals within the interval, want 1:\n%s", n, buf.String())
+	}
+	c.logMu.Lock()
+	c.logEvery = 0
+	c.logMu.Unlock()
+	refuse()
+	if out := buf.String(); strings.Count(out, "refused a forwarded") != 2 || !strings.Contains(out, "refused_since_last_warning=4") {
+		t.Fatalf("after the interval: want a second warning counting 4 unlogged:\n%s", out)
 	}
 }

@@ -18,13 +18,16 @@ import (
 // envelopes of one sender are forwarded in order). All three may block on
 // I/O and must bound it themselves; they must be safe for concurrent use.
 type Cluster interface {
-	// Opened records that key's session registered here and returns the
-	// registration's epoch (newer registrations have higher epochs; 0 if
-	// nothing was recorded). The peer is told it is registered afterwards.
+	// Opened records that key's session registered here and returns a
+	// token naming this registration for Closed. The peer is told it is
+	// registered afterwards. If the record cannot be written, the
+	// implementation keeps retrying it until Closed.
 	Opened(key keys.Public) int64
-	// Closed says that the session registered with epoch ended; a newer
-	// registration of key, here or on another instance, must be kept.
-	Closed(key keys.Public, epoch int64)
+	// Closed says that the session registered with token reg ended; a
+	// newer registration of key, here or on another instance, must be
+	// kept. It is not called for sessions ended by Server.Stop: the
+	// implementation removes all of the instance's records when it stops.
+	Closed(key keys.Public, reg int64)
 	// Forward delivers e (From already stamped) to the instance holding
 	// the session of e.To, which queues it with Server.Deliver, and
 	// reports the outcome. Any failure is NotConnected.

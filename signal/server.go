@@ -301,6 +301,16 @@ func (s *Server) Stop() {
 }
 
 // enter accounts for a new goroutine unless the server is stopping.
+// stopping reports whether Stop was called.
+func (s *Server) stopping() bool {
+	select {
+	case <-s.stop:
+		return true
+	default:
+		return false
+	}
+}
+
 func (s *Server) enter() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -370,8 +380,16 @@ func (s *Server) Connect(stream signalpb.Signal_ConnectServer) error {
 	}
 	defer s.reg.remove(sess)
 	if c := s.cfg.Cluster; c != nil {
-		epoch := c.Opened(sess.key)
-		defer c.Closed(sess.key, epoch)
+		reg := c.Opened(sess.key)
+		defer func() {
+			// A stopping server skips the per-session removal: the
+			// cluster removes all of this instance's presence at once
+			// (SignalInstanceGone), and a DELETE per session would hold
+			// the stop for as many round trips.
+			if !s.stopping() {
+				c.Closed(sess.key, reg)
+			}
+		}()
 	}
 	log := s.log.With("peer", sess.key.Short())
 	log.Debug("peer registered")

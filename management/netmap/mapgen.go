@@ -62,6 +62,19 @@ func (s *Snapshot) Map(peerID string) (*mpb.NetworkMap, error) {
 	return s.mapOf(e), nil
 }
 
+// Sees reports whether peer a's network map holds peer b: exactly
+// whether Map(a) lists b among its peers (false if a == b or either is
+// not in the snapshot). It builds no map: a view lookup, the routing
+// duties of a and b's groups, so it is cheap enough to ask for every
+// pair of a page of peers.
+func (s *Snapshot) Sees(a, b string) bool {
+	ea, eb := s.peers[a], s.peers[b]
+	if ea == nil || eb == nil {
+		return false
+	}
+	return s.sees(ea, s.views[ea.sig], s.routerState(a), eb)
+}
+
 // sees reports whether e sees x (v and st belong to e).
 func (s *Snapshot) sees(e *peerEntry, v *view, st routerState, x *peerEntry) bool {
 	if x.id == e.id {

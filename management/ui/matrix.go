@@ -32,6 +32,7 @@ type matrixData struct {
 	Total       int
 	Page, Pages int
 	CellsURL    string
+	StreamURL   string
 	PrevURL     string
 	NextURL     string
 	Filtered    bool
@@ -42,14 +43,9 @@ type matrixData struct {
 // users only their own, so only pairs of their own peers) as rows and
 // columns.
 func (h *Handler) matrixData(rq *req, f peerFilter) (matrixData, error) {
-	d := matrixData{Filter: f, Admin: rq.p.IsAdmin(), Filtered: f.Q != "" || f.Status != "" || f.Group != ""}
-	peers := h.matching(rq, f)
-	d.Total = len(peers)
-	d.Pages = max(1, (len(peers)+matrixPerPage-1)/matrixPerPage)
-	f.Page = min(f.Page, d.Pages)
+	d := matrixData{Admin: rq.p.IsAdmin(), Filtered: f.Q != "" || f.Status != "" || f.Group != ""}
+	d.Cols, d.Total, d.Pages, f.Page = h.matrixPage(rq, f)
 	d.Page, d.Filter = f.Page, f
-	start := (f.Page - 1) * matrixPerPage
-	d.Cols = peers[start:min(len(peers), start+matrixPerPage)]
 	ids := make([]string, len(d.Cols))
 	for i, p := range d.Cols {
 		ids[i] = p.ID
@@ -67,6 +63,11 @@ func (h *Handler) matrixData(rq *req, f peerFilter) (matrixData, error) {
 	}
 	q := f.values(true).Encode()
 	d.CellsURL = "/ui/matrix/cells?" + q
+	// The stream tells this page of path changes of its own peers only.
+	d.StreamURL = "/ui/events/stream?" + matrixStreamParam + "=1"
+	if q != "" {
+		d.StreamURL += "&" + q
+	}
 	link := func(page int) string {
 		g := f
 		g.Page = page
@@ -83,6 +84,22 @@ func (h *Handler) matrixData(rq *req, f peerFilter) (matrixData, error) {
 	}
 	return d, nil
 }
+
+// matrixPage returns the peers of f's page of the matrix (f.Page clipped
+// to the pages there are), how many match f, the number of pages and the
+// page.
+func (h *Handler) matrixPage(rq *req, f peerFilter) (page []peerRow, total, pages, n int) {
+	peers := h.matching(rq, f)
+	pages = max(1, (len(peers)+matrixPerPage-1)/matrixPerPage)
+	n = min(f.Page, pages)
+	start := (n - 1) * matrixPerPage
+	return peers[start:min(len(peers), start+matrixPerPage)], len(peers), pages, n
+}
+
+// matrixStreamParam in the event stream's query says that the stream
+// serves a matrix page, whose filters and page the rest of the query
+// holds: its "paths" events name only peers on that page.
+const matrixStreamParam = "matrix"
 
 // cellOf describes pair a→b; strings from agents pass through display.
 func cellOf(a, b peerRow, p management.Pair) matrixCell {

@@ -2,6 +2,7 @@ package ui_test
 
 import (
 	"fmt"
+	"html"
 	"regexp"
 	"strings"
 	"testing"
@@ -121,5 +122,60 @@ func TestMatrixUserSeesOwnPairs(t *testing.T) {
 	}
 	if got := cellState(br.get("/ui/matrix").body, a1.ID, a1.ID); got != "self" {
 		t.Errorf("alice's own cell = %q, want self", got)
+	}
+}
+
+// TestMatrixStreamPagePeersOnly: a matrix page's event stream (its URL
+// from the page) sends "paths" only for peers on the page — a report of a
+// peer on another page or filtered out refetches no cells — and follows
+// the page as its peers change; the plain stream still names every peer.
+func TestMatrixStreamPagePeersOnly(t *testing.T) {
+	e := newEnv(t)
+	key := e.setupKey()
+	a, ka := e.addPeer(key, "alpha")
+	b, kb := e.addPeer(key, "bravo")
+	c, kc := e.addPeer(key, "charlie")
+	e.meshPolicy(a.ID, b.ID, c.ID)
+	pg, err := e.svc.Put(e.ctx(), e.acct, &model.Group{Name: "page", PeerIDs: []string{a.ID, b.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := pg.(*model.Group)
+	e.connect(ka)
+	e.connect(kb)
+	e.connect(kc)
+
+	br := e.browser()
+	br.signIn(e.admin)
+	r := br.get("/ui/matrix?group=" + page.ID)
+	r.want(t, 200, "Connectivity")
+	m := regexp.MustCompile(`sse-connect="([^"]+)"`).FindStringSubmatch(r.body)
+	if m == nil {
+		t.Fatal("no sse-connect on the matrix page")
+	}
+	url := html.UnescapeString(m[1])
+	if !strings.Contains(url, "matrix=1") || !strings.Contains(url, page.ID) {
+		t.Fatalf("matrix stream URL %q does not carry the page", url)
+	}
+	ms, plain := br.streamAt(url), br.stream()
+
+	// charlie is not on the page: its report reaches the plain stream only.
+	pathReport(t, e, kc, entry(ka, p2p, ""))
+	pathReport(t, e, ka, entry(kc, p2p, ""))
+	if name, data := ms.next(); name != "paths" || data != a.ID {
+		t.Fatalf("matrix stream: %q %q, want paths %s only", name, data, a.ID)
+	}
+	if name, data := plain.next(); name != "paths" || !strings.Contains(data, c.ID) {
+		t.Fatalf("plain stream: %q %q, want paths naming %s", name, data, c.ID)
+	}
+
+	// charlie joins the page's group: now its reports refetch the page.
+	page = &model.Group{ID: page.ID, Name: page.Name, PeerIDs: []string{a.ID, b.ID, c.ID}}
+	if _, err := e.svc.Put(e.ctx(), e.acct, page); err != nil {
+		t.Fatal(err)
+	}
+	pathReport(t, e, kc, entry(ka, relayed, "forced"))
+	if name, data := ms.next(); name != "paths" || data != c.ID {
+		t.Fatalf("matrix stream after charlie joined the page: %q %q, want paths %s", name, data, c.ID)
 	}
 }

@@ -3,6 +3,7 @@ package ui
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,7 +21,8 @@ const (
 // stream serves /ui/events/stream: server-sent events telling the page
 // that peers it may show changed status. "peers" carries the changed peer
 // IDs (space-separated; empty after a resync); "paths" the peers whose
-// path report changed (the matrix); "signout" says the session
+// path report changed (the matrix: a matrix page's stream names only the
+// peers on that page, and sends nothing for others); "signout" says the session
 // ended. The page refetches its rows on either (htmx's SSE extension),
 // so every filter, role and page rule of the rows stays on the server.
 func (h *Handler) stream(rq *req) error {
@@ -42,6 +44,25 @@ func (h *Handler) stream(rq *req) error {
 	}
 	if err := rc.Flush(); err != nil {
 		return nil
+	}
+	// A matrix page's stream: "paths" only when a changed peer is on
+	// the page (the page's filters and number are in the query, and the
+	// page is recomputed at each message, as its cells are).
+	matrix := rq.r.URL.Query().Has(matrixStreamParam)
+	onPage := func(ids []string) []string {
+		if !matrix || len(ids) == 0 {
+			return ids
+		}
+		f, err := parsePeerFilter(rq.r.URL.Query(), rq.acct)
+		if err != nil {
+			f = peerFilter{Page: 1} // what the page shows then
+		}
+		page, _, _, _ := h.matrixPage(rq, f)
+		in := make(map[string]bool, len(page))
+		for _, p := range page {
+			in[p.ID] = true
+		}
+		return slices.DeleteFunc(ids, func(id string) bool { return !in[id] })
 	}
 	tick := time.NewTicker(streamRecheck)
 	defer tick.Stop()
@@ -99,7 +120,7 @@ func (h *Handler) stream(rq *req) error {
 				clear(set)
 				return ids
 			}
-			ids, pathIDs := visible(changed), visible(paths)
+			ids, pathIDs := visible(changed), onPage(visible(paths))
 			if len(ids) > 0 || resync {
 				resync = false
 				if !send("event: peers\ndata: " + strings.Join(ids, " ") + "\n\n") {

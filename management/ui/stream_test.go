@@ -20,8 +20,14 @@ type sse struct {
 
 func (b *browser) stream() *sse {
 	b.e.t.Helper()
+	return b.streamAt("/ui/events/stream")
+}
+
+// streamAt opens the event stream at path (with a page's query).
+func (b *browser) streamAt(path string) *sse {
+	b.e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", b.e.srv.URL+"/ui/events/stream", nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", b.e.srv.URL+path, nil)
 	c := *b.c
 	c.Timeout = 0
 	r, err := c.Do(req)

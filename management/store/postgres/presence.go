@@ -88,3 +88,22 @@ func (s *Store) SignalLookup(ctx context.Context, peer keys.Public, ttl time.Dur
 	}
 	return instance, url, true, nil
 }
+
+// SignalReopened is SignalOpened for a registration whose first write
+// failed and is retried later with a fresh epoch (drawn after the write
+// failed, so it may be higher than that of a newer registration
+// elsewhere). It writes only when peer has no row, the row is already
+// this instance's (an older epoch), or the row's instance sent no
+// heartbeat within ttl; a live row of another instance is kept, as the
+// peer may have registered there meanwhile. It reports whether it wrote.
+func (s *Store) SignalReopened(ctx context.Context, peer keys.Public, instance string, epoch int64, ttl time.Duration) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `INSERT INTO signal_presence (peer_key, instance, epoch, seen_at) VALUES ($1, $2, $3, now())
+		ON CONFLICT (peer_key) DO UPDATE SET instance = excluded.instance, epoch = excluded.epoch, seen_at = excluded.seen_at
+		WHERE signal_presence.epoch < excluded.epoch AND (signal_presence.instance = excluded.instance OR NOT EXISTS (
+			SELECT 1 FROM signal_instances i WHERE i.instance = signal_presence.instance AND i.heartbeat > now() - make_interval(secs => $4)))`,
+		peer.String(), instance, epoch, ttl.Seconds())
+	if err != nil {
+		return false, fmt.Errorf("signal presence: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}

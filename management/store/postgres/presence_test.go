@@ -115,3 +115,60 @@ func TestSignalPresence(t *testing.T) {
 		t.Fatalf("presence rows after the instance left: %d %v", n, err)
 	}
 }
+
+// TestSignalReopened: a retried registration (fresh epoch) takes a free
+// row, its own instance's row and a dead instance's row, but never a live
+// row of another instance, whatever the epochs.
+func TestSignalReopened(t *testing.T) {
+	dsn := storetest.PostgresDSN(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := OpenShared(ctx, dsn, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	k, _ := keys.NewPrivate()
+	peer := k.Public()
+	for _, in := range []string{"r1", "r2"} {
+		if err := s.SignalHeartbeat(ctx, in, "http://"+in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func() { _ = s.SignalInstanceGone(ctx, "r1"); _ = s.SignalInstanceGone(ctx, "r2") }()
+	reopen := func(inst string) bool {
+		t.Helper()
+		e, err := s.SignalEpoch(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok, err := s.SignalReopened(ctx, peer, inst, e, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	owner := func() string {
+		t.Helper()
+		inst, _, _, err := s.SignalLookup(ctx, peer, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return inst
+	}
+	if !reopen("r1") || owner() != "r1" {
+		t.Fatal("a retry did not take a free row")
+	}
+	if !reopen("r1") || owner() != "r1" {
+		t.Fatal("a retry did not replace its own instance's row")
+	}
+	if reopen("r2") || owner() != "r1" {
+		t.Fatal("a retry with a higher epoch replaced a live row of another instance")
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE signal_instances SET heartbeat = now() - interval '1 hour' WHERE instance = 'r1'`); err != nil {
+		t.Fatal(err)
+	}
+	if !reopen("r2") || owner() != "r2" {
+		t.Fatal("a retry did not replace a dead instance's row")
+	}
+}
