@@ -37,13 +37,15 @@ type matrixData struct {
 	NextURL     string
 	Filtered    bool
 	Admin       bool
+	// FilterAction is the page the filter form submits to.
+	FilterAction string
 }
 
 // matrixData builds the page of f: its peers (those the viewer may see:
 // users only their own, so only pairs of their own peers) as rows and
 // columns.
 func (h *Handler) matrixData(rq *req, f peerFilter) (matrixData, error) {
-	d := matrixData{Admin: rq.p.IsAdmin(), Filtered: f.Q != "" || f.Status != "" || f.Group != ""}
+	d := matrixData{FilterAction: "/ui/matrix", Admin: rq.p.IsAdmin(), Filtered: f.Q != "" || f.Status != "" || f.Group != ""}
 	d.Cols, d.Total, d.Pages, f.Page = h.matrixPage(rq, f)
 	d.Page, d.Filter = f.Page, f
 	ids := make([]string, len(d.Cols))

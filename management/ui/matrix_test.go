@@ -179,3 +179,16 @@ func TestMatrixStreamPagePeersOnly(t *testing.T) {
 		t.Fatalf("matrix stream after charlie joined the page: %q %q, want paths %s", name, data, c.ID)
 	}
 }
+
+// TestFilterFormsSubmitToTheirPage: the peers and matrix pages share one
+// filter form (layout.html "peer-filters"); each must submit to, and clear
+// to, its own page.
+func TestFilterFormsSubmitToTheirPage(t *testing.T) {
+	e := newEnv(t)
+	br := e.browser()
+	br.signIn(e.admin)
+	for _, page := range []string{"/ui/peers", "/ui/matrix"} {
+		r := br.get(page + "?q=x")
+		r.want(t, 200, `<form class="filters card" method="get" action="`+page+`"`, `href="`+page+`">Clear`)
+	}
+}

@@ -203,13 +203,15 @@ type peersData struct {
 	FilterVals  url.Values // hidden fields of "delete all matching"
 	Filtered    bool
 	Admin       bool
+	// FilterAction is the page the filter form submits to.
+	FilterAction string
 }
 
 func (h *Handler) peersData(rq *req, f peerFilter) peersData {
 	rows := h.matching(rq, f)
 	pages := max(1, (len(rows)+peersPerPage-1)/peersPerPage)
 	f.Page = min(f.Page, pages)
-	d := peersData{Filter: f, Total: len(rows), Page: f.Page, Pages: pages, FilterVals: f.values(false),
+	d := peersData{FilterAction: "/ui/peers", Filter: f, Total: len(rows), Page: f.Page, Pages: pages, FilterVals: f.values(false),
 		Filtered: f.Q != "" || f.Status != "" || f.Group != "", Admin: rq.p.IsAdmin()}
 	start := (f.Page - 1) * peersPerPage
 	d.Rows = rows[start:min(len(rows), start+peersPerPage)]
