@@ -31,8 +31,10 @@ func (f *flakyStore) Update(ctx context.Context, fn func(store.Tx) error) error 
 }
 
 // A change whose store write fails changes nothing: not the account the
-// REST API reads, not the Sync streams (the next delta carries only the
-// next change, with the next serial).
+// REST API reads (restapi.TestFailedWriteRESTAnswersOldState checks the
+// API's answers), not the Sync streams: the first delta an open stream
+// gets afterwards is that of the next successful change, with the next
+// serial.
 func TestFailedWriteChangesNothing(t *testing.T) {
 	fs := &flakyStore{Store: sqliteBackend(t).Open(t)}
 	s, _ := startService(t, fs)
@@ -65,6 +67,25 @@ func TestFailedWriteChangesNothing(t *testing.T) {
 	}
 
 	fs.fail.Store(false)
+	// A control change that succeeds: the stream delivers in order, so if
+	// either failed write had sent a delta it would arrive before this one.
+	if _, err := s.Put(ctx, acct, &model.Peer{ID: ids[1], DNSLabel: "control"}); err != nil {
+		t.Fatal(err)
+	}
+	want := s.freshMap(t, acct, ids[0])
+	if len(want.GetPeers()) != 1 {
+		t.Fatalf("control change: the peer sees %d peers, want 1", len(want.GetPeers()))
+	}
+	r := stream.next(t)
+	if r.GetSerial() != first.GetSerial()+1 || r.GetDelta() == nil {
+		t.Fatalf("first message after the failed writes: serial %d after %d, delta %v", r.GetSerial(), first.GetSerial(), r.GetDelta() != nil)
+	}
+	first, applied = r, netmap.Apply(applied, r.GetDelta())
+	if !proto.Equal(applied, want) {
+		t.Fatalf("the first delta after the failed writes is not (only) the control change: the stream has %d peers, want %d (a failed write's delta was delivered)",
+			len(applied.GetPeers()), len(want.GetPeers()))
+	}
+
 	if _, err := s.Put(ctx, acct, &model.Group{Name: "real"}); err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -28,7 +30,7 @@ func (a *api) Up(req *daemonpb.UpRequest, stream daemonpb.Daemon_UpServer) error
 	send := func(p *daemonpb.UpProgress) { _ = stream.Send(p) }
 	already, err := a.d.up(ctx, req, send)
 	if err != nil {
-		return status.Error(codes.FailedPrecondition, rpcerr.Text(err))
+		return status.Error(codes.FailedPrecondition, rpcerr.Text(corruptProfile(err)))
 	}
 	if eng := a.d.engine(); already && eng != nil {
 		p := progressOf(eng.Status())
@@ -71,6 +73,19 @@ func (a *api) Up(req *daemonpb.UpRequest, stream daemonpb.Daemon_UpServer) error
 		case <-tick.C:
 		}
 	}
+}
+
+// corruptProfile explains a config.json that does not parse: the agent
+// refuses to guess (read as empty, the machine would look unregistered);
+// the key is in its own file, so removing config.json loses only the
+// settings.
+func corruptProfile(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	if errors.As(err, &syn) || errors.As(err, &typ) {
+		return fmt.Errorf("state dir %s is corrupt: %w (remove it to start over: petrel up --management-url URL --setup-key KEY; the machine keeps its key)", ConfigFile, err)
+	}
+	return err
 }
 
 func progressOf(st *daemonpb.StatusResponse) *daemonpb.UpProgress {
@@ -118,8 +133,14 @@ func (a *api) Logout(ctx context.Context, _ *daemonpb.LogoutRequest) (*daemonpb.
 func (a *api) Status(ctx context.Context, _ *daemonpb.StatusRequest) (*daemonpb.StatusResponse, error) {
 	eng := a.d.engine()
 	if eng == nil {
-		prof, _ := a.d.state.LoadProfile()
+		prof, err := a.d.state.LoadProfile()
 		st := &daemonpb.StatusResponse{State: "down", ManagementUrl: prof.ManagementURL}
+		if err != nil {
+			// Unknown whether registered: not "needs-login", which
+			// would invite a fresh registration.
+			st.LastError = corruptProfile(err).Error()
+			return st, nil
+		}
 		if !prof.Registered {
 			st.State = "needs-login"
 		}
@@ -190,7 +211,7 @@ func (a *api) Login(ctx context.Context, req *daemonpb.LoginRequest) (*daemonpb.
 	defer cancel()
 	resp, err := a.d.login(ctx, req)
 	if err != nil {
-		return nil, status.Error(codes.FailedPrecondition, rpcerr.Text(err))
+		return nil, status.Error(codes.FailedPrecondition, rpcerr.Text(corruptProfile(err)))
 	}
 	return resp, nil
 }
