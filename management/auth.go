@@ -28,6 +28,10 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 	if token == "" {
 		return Principal{}, Errorf(KindUnauthenticated, "no token")
 	}
+	// HA: every API call sees what any instance committed before it
+	// started (a token, a group created through another instance a
+	// moment ago): one version query, a reload only when behind.
+	s.catchUpAll(ctx)
 	if acct, id, ok := s.adminToken(token); ok {
 		return Principal{AccountID: acct, Role: model.RoleOwner, TokenID: id, Via: "admin-token"}, nil
 	}

@@ -69,13 +69,19 @@ type follower struct {
 	resync chan struct{} // cap 1: sweep now
 
 	reloads atomic.Uint64 // accounts reloaded from the store
+
+	// Housekeeping (hajobs.go), janitor goroutine only but janitorRuns.
+	instance    string    // this process in job claims
+	touched     time.Time // last successful TouchSeen
+	janitorRuns atomic.Uint64
 }
 
 func newFollower(cfg HAConfig) *follower {
 	if cfg.SweepInterval <= 0 {
 		cfg.SweepInterval = DefaultSweepInterval
 	}
-	return &follower{cfg: cfg, dirty: map[string]int64{}, wake: make(chan struct{}, 1), resync: make(chan struct{}, 1)}
+	return &follower{cfg: cfg, dirty: map[string]int64{}, wake: make(chan struct{}, 1), resync: make(chan struct{}, 1),
+		instance: newInstanceID()}
 }
 
 // heard marks an account as possibly behind version v.
@@ -280,4 +286,38 @@ func (s *Service) FollowReloads() uint64 {
 		return 0
 	}
 	return s.follow.reloads.Load()
+}
+
+// catchUpAll (HA) brings every account whose stored version is newer than
+// memory, or that memory lacks, up to date now. Lookups that miss in
+// memory call it before refusing: an agent may use a setup key, or sync
+// right after registering, through an instance that has not heard of the
+// commit yet. Without HA it does nothing.
+func (s *Service) catchUpAll(ctx context.Context) {
+	if s.follow == nil {
+		return
+	}
+	vs, err := s.follow.cfg.Feed.Versions(ctx)
+	if err != nil {
+		s.log.Debug("catch up on a miss", "err", err)
+		return
+	}
+	for id, v := range vs {
+		if st, err := s.account(id); err == nil && st.view().acct.Version >= v {
+			continue
+		}
+		if err := s.catchUp(ctx, id, v); err != nil {
+			s.log.Debug("catch up on a miss", "account", id, "err", err)
+		}
+	}
+}
+
+// lookupKeyFresh is lookupKey that, with HA, catches up with the store
+// before it reports a miss.
+func (s *Service) lookupKeyFresh(ctx context.Context, pk keys.Public) (peerRef, bool) {
+	if ref, ok := s.lookupKey(pk); ok || s.follow == nil {
+		return ref, ok
+	}
+	s.catchUpAll(ctx)
+	return s.lookupKey(pk)
 }

@@ -58,7 +58,7 @@ const noSweep = time.Hour
 // startHA starts n instances on a fresh database; the first bootstraps
 // the account and the others pick it up (from its creation's notification
 // or, with drop, from a sweep). It returns the DSN too.
-func startHA(t *testing.T, n int, sweep time.Duration, drop bool) ([]*haNode, string, string) {
+func startHA(t *testing.T, n int, sweep time.Duration, drop bool, opts ...func(*Config)) ([]*haNode, string, string) {
 	t.Helper()
 	dsn := storetest.PostgresDSN(t)
 	ctx := mgmttest.Ctx(t)
@@ -71,12 +71,16 @@ func startHA(t *testing.T, n int, sweep time.Duration, drop bool) ([]*haNode, st
 		}
 		feed := &testFeed{Feed: st}
 		feed.drop.Store(drop)
-		s, err := New(Config{
+		cfg := Config{
 			Store:  st,
 			Logger: testLog(t).With("instance", name),
 			Server: ServerInfo{PublicURL: "http://mgmt.lab.test:8080"},
 			HA:     &HAConfig{Feed: feed, SweepInterval: sweep},
-		})
+		}
+		for _, o := range opts {
+			o(&cfg)
+		}
+		s, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

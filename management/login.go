@@ -46,6 +46,9 @@ func (s *Service) Login(ctx context.Context, peerKey keys.Public, req *managemen
 			return nil, err
 		}
 	}
+	// HA: a peer registered through another instance a moment ago must
+	// not look unregistered here.
+	s.lookupKeyFresh(ctx, peerKey)
 	for range 3 {
 		ref, ok, release, wait := s.claimKey(peerKey)
 		if ok {
@@ -159,6 +162,18 @@ func (s *Service) findSetupKey(hash []byte) (accountID string, key *model.SetupK
 	return "", nil
 }
 
+// findSetupKeyFresh is findSetupKey that, with HA, catches up with the
+// store before it reports a miss (a key created through another instance
+// a moment ago).
+func (s *Service) findSetupKeyFresh(ctx context.Context, hash []byte) (accountID string) {
+	if accountID, _ = s.findSetupKey(hash); accountID != "" || s.follow == nil {
+		return accountID
+	}
+	s.catchUpAll(ctx)
+	accountID, _ = s.findSetupKey(hash)
+	return accountID
+}
+
 // checkSetupKey reports why key cannot be used now, as a typed error.
 func checkSetupKey(k *model.SetupKey, now time.Time) error {
 	switch {
@@ -181,7 +196,7 @@ func (s *Service) register(ctx context.Context, peerKey keys.Public, req *manage
 		return nil, Errorf(KindUnauthenticated, "peer is not registered: a setup key is required")
 	}
 	hash := hashSecret(secret)
-	accountID, _ := s.findSetupKey(hash)
+	accountID := s.findSetupKeyFresh(ctx, hash)
 	if accountID == "" {
 		return nil, Errorf(KindUnauthenticated, "setup key not found")
 	}

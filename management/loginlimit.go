@@ -109,7 +109,7 @@ func (s *Service) PrecheckRegistration(ctx context.Context, peerKey keys.Public,
 	if secret == "" {
 		return Errorf(KindUnauthenticated, "peer is not registered: a setup key is required")
 	}
-	if id, _ := s.findSetupKey(hashSecret(secret)); id == "" {
+	if id := s.findSetupKeyFresh(ctx, hashSecret(secret)); id == "" {
 		err := Errorf(KindUnauthenticated, "setup key not found")
 		s.setupKeyFailed(src, peerKey, err)
 		return err

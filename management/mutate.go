@@ -45,6 +45,20 @@ func (s *Service) mutate(ctx context.Context, accountID, op string, fn func(cur 
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if s.follow != nil {
+		// HA: writers of this account on every instance take turns, and
+		// each computes its change from the stored state.
+		stored, unlock, err := s.follow.cfg.Feed.LockAccount(ctx, accountID)
+		if err != nil {
+			return storeError(op, err)
+		}
+		defer unlock()
+		if stored > st.view().acct.Version {
+			if _, err := s.reloadLocked(ctx, st); err != nil {
+				return storeError(op, err)
+			}
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		err := s.mutateLocked(ctx, st, op, fn)
 		if err == nil || s.follow == nil || attempt >= staleRetries || !errors.Is(err, store.ErrStale) {

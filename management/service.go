@@ -146,6 +146,7 @@ type Service struct {
 
 	hub    *hub
 	follow *follower // nil without Config.HA
+	fence  fence     // fence.go
 
 	stopOnce sync.Once
 	stopCh   chan struct{}
@@ -241,6 +242,9 @@ func (s *Service) running() error {
 	if lifecycle(s.state.Load()) != stateRunning {
 		return Errorf(KindUnavailable, "management service not running")
 	}
+	if s.fence.on.Load() {
+		return errFenced
+	}
 	return nil
 }
 
@@ -297,6 +301,11 @@ func (s *Service) Bootstrap(ctx context.Context) (adminToken string, created boo
 	if err := s.running(); err != nil {
 		return "", false, err
 	}
+	unlock, err := s.lockCreate(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	defer unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.accounts) > 0 {
@@ -316,6 +325,11 @@ func (s *Service) CreateAccount(ctx context.Context) (accountID, adminToken stri
 	if err := s.running(); err != nil {
 		return "", "", err
 	}
+	unlock, err := s.lockCreate(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	defer unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a, token, err := s.newAccountLocked(ctx)
@@ -323,6 +337,23 @@ func (s *Service) CreateAccount(ctx context.Context) (accountID, adminToken stri
 		return "", "", err
 	}
 	return a.ID, token, nil
+}
+
+// lockCreate (HA) takes the cross-instance account-creation lock and
+// catches up with accounts other instances created, so two instances
+// starting on an empty database create one default account, and a new
+// account's network is chosen from every account. Without HA it does
+// nothing.
+func (s *Service) lockCreate(ctx context.Context) (unlock func(), err error) {
+	if s.follow == nil {
+		return func() {}, nil
+	}
+	unlock, err = s.follow.cfg.Feed.LockCreate(ctx)
+	if err != nil {
+		return nil, storeError("create account", err)
+	}
+	s.catchUpAll(ctx)
+	return unlock, nil
 }
 
 // newAccountLocked creates an account; s.mu is held.

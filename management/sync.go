@@ -2,6 +2,7 @@ package management
 
 import (
 	"context"
+	"math/rand/v2"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -223,7 +224,7 @@ func (s *Service) Sync(ctx context.Context, peerKey keys.Public, req *management
 	if err := s.running(); err != nil {
 		return err
 	}
-	ref, ok := s.lookupKey(peerKey)
+	ref, ok := s.lookupKeyFresh(ctx, peerKey)
 	if !ok {
 		return Errorf(KindPermission, "peer is not registered: log in first")
 	}
@@ -263,8 +264,8 @@ func (s *Service) Sync(ctx context.Context, peerKey keys.Public, req *management
 	if old != nil {
 		old.close(Errorf(KindUnavailable, "replaced by a newer sync stream of the same peer"))
 	}
-	if s.running() != nil { // Stop raced with registration
-		sess.close(Errorf(KindUnavailable, "management service stopping"))
+	if err := s.running(); err != nil { // Stop or a fence raced with registration
+		sess.close(err)
 	}
 	defer func() { s.hub.unregister(sess, s.now().UTC()) }()
 	// The full map's serial is the stored account version it reflects
@@ -433,13 +434,28 @@ func (s *Service) janitor() {
 		case <-s.stopCh:
 			return
 		case <-t.C:
-			s.collectEphemeral()
+			if s.follow != nil {
+				// The instances' tickers run nearly in step; a random
+				// pause lets a different one win each slot's claim.
+				slot := s.now().UnixNano() / int64(s.cfg.JanitorInterval)
+				select {
+				case <-s.stopCh:
+					return
+				case <-time.After(rand.N(s.cfg.JanitorInterval / 2)):
+				}
+				s.haHousekeeping(slot) // hajobs.go
+				continue
+			}
+			s.collectEphemeral(nil)
 			s.expireLogins()
 		}
 	}
 }
 
-func (s *Service) collectEphemeral() {
+// collectEphemeral removes ephemeral peers disconnected for EphemeralTTL.
+// seen (HA) holds the last-seen times every instance recorded: a peer
+// connected to another instance is not removed here.
+func (s *Service) collectEphemeral(seen map[string]time.Time) {
 	now := s.now()
 	type victim struct{ account, peer string }
 	var victims []victim
@@ -453,7 +469,7 @@ func (s *Service) collectEphemeral() {
 			if connected {
 				continue
 			}
-			last = latest(last, p.LastSeen, s.started)
+			last = latest(last, p.LastSeen, s.started, seen[p.ID])
 			if now.Sub(last) >= s.cfg.EphemeralTTL {
 				victims = append(victims, victim{id, p.ID})
 			}

@@ -7,7 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=.bench
 mkdir -p "$OUT"
-only=" ${BENCH_ONLY:-netmap wire store wg firewall signal relay dns storm matrix dataplane connect failover} "
+only=" ${BENCH_ONLY:-netmap wire store wg firewall signal relay dns storm matrix ha dataplane connect failover} "
 fail=0
 
 step() {
@@ -27,6 +27,11 @@ step relay  bash bench/relay/run.sh
 step dns bash bench/dns/run.sh
 step storm bash bench/storm/run.sh
 step matrix go test ./management -run '^$' -bench Connectivity -benchmem -benchtime 200x
+# HA control plane: 3 instances, 300 simulated agents, 10 kill -9 trials and
+# a 10 s database freeze; tables appended to .bench/ha-report.md.
+rm -f "$OUT/ha-report.md"
+step ha env PETREL_HA_TRIALS=10 PETREL_HA_AGENTS=300 PETREL_HA_REPORT="$PWD/$OUT/ha-report.md" \
+  go test -count=1 -timeout 30m -run 'TestKillInstance$|TestFrozenDatabase$' -v ./e2e/ha/
 if [ "$(id -u)" = 0 ]; then
   step dataplane bash bench/dataplane/run.sh
   step connect bash bench/connect/run.sh

@@ -21,6 +21,11 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	path := s.TokenFile()
 	if !created {
 		if _, err := os.Stat(path); err != nil {
+			if s.cfg.HA {
+				// Another instance created the account and holds the file.
+				s.log.Info("the account was created by another instance; its data dir holds the admin token file (copy it here to use it on this host)", "path", path)
+				return nil
+			}
 			s.log.Warn("the store has an account but the admin token file is missing; use a saved copy or run `petrel-server admin-token create` with the server stopped", "path", path)
 		}
 		return nil

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -178,6 +179,11 @@ type Config struct {
 	// clusterBeat and clusterTTL: presence heartbeat and the age after
 	// which an instance counts as dead (zero: the defaults; tests).
 	clusterBeat, clusterTTL time.Duration
+	// fenceAfter: with HA, how long the database may be unreachable
+	// before the instance fences itself (zero: DefaultFenceAfter; tests).
+	fenceAfter time.Duration
+	// fenceProbe replaces the database ping of the fence (tests).
+	fenceProbe func(context.Context) error
 
 	limits limits // zero fields: defaultLimits (tests shorten them)
 }
@@ -244,6 +250,9 @@ func (c Config) validate() (Config, error) {
 	}
 	if c.clusterTTL <= 0 {
 		c.clusterTTL = DefaultClusterTTL
+	}
+	if c.fenceAfter <= 0 {
+		c.fenceAfter = DefaultFenceAfter
 	}
 	if c.SignalKeyFile != "" && (c.Components.Management || !c.Components.Signal) {
 		errs = append(errs, errors.New("--signal-key-file: only for signal running without management (management's key is in the store)"))

@@ -76,6 +76,8 @@ type Server struct {
 	mgmt       *management.Service
 	sig        *signal.Server
 	cluster    *cluster // with --ha: cross-instance signal (cluster.go)
+	fence      *fencer  // with --ha: self-fencing (fence.go)
+	ping       func(context.Context) error
 	relay      *relay.Server
 	stun       *stun.Server
 	stun2      *stun.Server // second port: lets agents detect symmetric NATs
@@ -182,7 +184,7 @@ func (s *Server) start(ctx context.Context) (err error) {
 			if err != nil {
 				return err
 			}
-			s.store, s.feed = pg, pg
+			s.store, s.feed, s.ping = pg, pg, pg.Ping
 		} else if s.store, err = storeopen.Open(ctx, cfg.Store, cfg.DataDir, cfg.Logger); err != nil {
 			return err
 		}
@@ -227,6 +229,20 @@ func (s *Server) start(ctx context.Context) (err error) {
 		mux.Handle(relay.Path, rel)
 	}
 
+	if s.ping != nil && cfg.fenceProbe != nil {
+		s.ping = cfg.fenceProbe
+	}
+	if s.ping != nil {
+		var targets []fenced
+		if s.mgmt != nil {
+			targets = append(targets, s.mgmt)
+		}
+		if s.sig != nil {
+			targets = append(targets, s.sig)
+		}
+		s.fence = newFencer(s.ping, cfg.fenceAfter, s.log.With("component", "fence"), targets...)
+		s.fence.start()
+	}
 	if err := s.startMetrics(); err != nil {
 		return err
 	}
@@ -382,6 +398,9 @@ func (s *Server) teardown() {
 		go func() { shut <- s.http.Shutdown(ctx) }()
 	} else {
 		shut <- nil
+	}
+	if s.fence != nil {
+		s.fence.stop()
 	}
 	if s.mgmt != nil {
 		s.mgmt.Stop()

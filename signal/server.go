@@ -217,6 +217,7 @@ type Server struct {
 	opens   *ratelimit.Limiter[netip.Addr] // nil: unlimited
 	srcs    sources
 	pending atomic.Int64
+	fenced  atomic.Bool // fence.go
 	stop    chan struct{}
 	once    sync.Once
 	wg      sync.WaitGroup // handlers and reader goroutines
@@ -329,6 +330,9 @@ func (s *Server) Connect(stream signalpb.Signal_ConnectServer) error {
 		return errStopping
 	}
 	defer s.wg.Done()
+	if s.fenced.Load() {
+		return errFenced
+	}
 	src := sourceOf(stream.Context())
 	registered, err := s.admit(src)
 	if err != nil {
@@ -379,6 +383,9 @@ func (s *Server) Connect(stream signalpb.Signal_ConnectServer) error {
 		old.kill(status.Error(codes.Aborted, "replaced by a newer session of the same key"))
 	}
 	defer s.reg.remove(sess)
+	if s.fenced.Load() { // fenced before or while registering
+		return errFenced
+	}
 	if c := s.cfg.Cluster; c != nil {
 		reg := c.Opened(sess.key)
 		defer func() {

@@ -87,7 +87,11 @@ func (e *Engine) syncLoop() {
 	if e.cache.fromCache.Load() && !e.loginAfterCache() {
 		return
 	}
-	bo := backoff.Backoff{Min: 500 * time.Millisecond, Max: 10 * time.Second}
+	// At most ~5 s (jittered up to 7.5 s) between attempts: a stream ends
+	// when its instance dies or fences itself, and the agent should be
+	// back on another one (or on this one after a database pause) within
+	// seconds; a refused attempt costs the server one cheap answer.
+	bo := backoff.Backoff{Min: 500 * time.Millisecond, Max: 5 * time.Second}
 	for e.ctx.Err() == nil {
 		start := time.Now()
 		e.cache.streamMap.Store(false)

@@ -184,7 +184,11 @@ func printBanner(w io.Writer, srv *server.Server) {
 		fmt.Fprintf(w, "  metrics:           http://%s/metrics\n", a)
 	}
 	if comps.Management {
-		fmt.Fprintf(w, "  admin token:       %s\n", srv.TokenFile())
+		if _, err := os.Stat(srv.TokenFile()); err == nil {
+			fmt.Fprintf(w, "  admin token:       %s\n", srv.TokenFile())
+		} else {
+			fmt.Fprintf(w, "  admin token:       none in this data dir (%s is missing)\n", srv.TokenFile())
+		}
 	}
 	if iss := srv.OIDCIssuer(); iss != "" && comps.Management {
 		fmt.Fprintf(w, "  sign-in (OpenID):  %s\n", iss)

@@ -281,3 +281,6 @@ func (r pgRows) Close() error {
 
 // placeholder is PostgreSQL's numbered parameter.
 func placeholder(n int) string { return "$" + strconv.Itoa(n) }
+
+// Ping checks that the database answers (the HA fence's probe).
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
