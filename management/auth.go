@@ -25,13 +25,30 @@ const accessTokenPrefix = "ppat_"
 // KindPermission for a blocked user, KindUnavailable for a provider that
 // cannot be reached).
 func (s *Service) Authenticate(ctx context.Context, token string) (Principal, error) {
+	p, err := s.authenticate(ctx, token)
+	if s.follow == nil {
+		return p, err
+	}
+	// HA: every API call sees what any instance committed before it
+	// started. A token unknown here may have been created through
+	// another instance a moment ago: catch up with every account and
+	// look again. A known one: catch up with its account (one indexed
+	// query; a reload only when behind), so a group created through
+	// another instance is there for the next call.
+	if KindOf(err) == KindUnauthenticated && (strings.HasPrefix(token, adminTokenPrefix) || strings.HasPrefix(token, accessTokenPrefix)) {
+		s.catchUpAll(ctx)
+		p, err = s.authenticate(ctx, token)
+	}
+	if err == nil {
+		s.catchUpAccount(ctx, p.AccountID)
+	}
+	return p, err
+}
+
+func (s *Service) authenticate(ctx context.Context, token string) (Principal, error) {
 	if token == "" {
 		return Principal{}, Errorf(KindUnauthenticated, "no token")
 	}
-	// HA: every API call sees what any instance committed before it
-	// started (a token, a group created through another instance a
-	// moment ago): one version query, a reload only when behind.
-	s.catchUpAll(ctx)
 	if acct, id, ok := s.adminToken(token); ok {
 		return Principal{AccountID: acct, Role: model.RoleOwner, TokenID: id, Via: "admin-token"}, nil
 	}

@@ -294,9 +294,11 @@ func (s *Service) FollowReloads() uint64 {
 // right after registering, through an instance that has not heard of the
 // commit yet. Without HA it does nothing.
 func (s *Service) catchUpAll(ctx context.Context) {
-	if s.follow == nil {
+	if s.follow == nil || s.Fenced() {
 		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, catchUpTimeout)
+	defer cancel()
 	vs, err := s.follow.cfg.Feed.Versions(ctx)
 	if err != nil {
 		s.log.Debug("catch up on a miss", "err", err)
@@ -309,6 +311,32 @@ func (s *Service) catchUpAll(ctx context.Context) {
 		if err := s.catchUp(ctx, id, v); err != nil {
 			s.log.Debug("catch up on a miss", "account", id, "err", err)
 		}
+	}
+}
+
+// catchUpTimeout bounds the catch-up a request does on a miss: a database
+// that does not answer delays the request that long, then it is answered
+// from memory (the fence takes over after DefaultFenceAfter).
+const catchUpTimeout = 2 * time.Second
+
+// catchUpAccount (HA) brings one account up to date if its stored version
+// is newer than memory.
+func (s *Service) catchUpAccount(ctx context.Context, id string) {
+	if s.follow == nil || s.Fenced() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, catchUpTimeout)
+	defer cancel()
+	v, err := s.follow.cfg.Feed.AccountVersion(ctx, id)
+	if err != nil {
+		s.log.Debug("catch up with an account", "account", id, "err", err)
+		return
+	}
+	if st, err := s.account(id); err == nil && st.view().acct.Version >= v {
+		return
+	}
+	if err := s.catchUp(ctx, id, v); err != nil {
+		s.log.Debug("catch up with an account", "account", id, "err", err)
 	}
 }
 

@@ -37,7 +37,7 @@ func (s *Service) haHousekeeping(slot int64) {
 	feed := s.follow.cfg.Feed
 	now := s.now().UTC()
 	if ids := s.hub.seenSince(s.follow.touched); len(ids) > 0 {
-		if err := feed.TouchSeen(ctx, ids, now); err != nil {
+		if err := feed.TouchSeen(ctx, ids); err != nil {
 			s.log.Warn("record last-seen times", "err", err)
 		} else {
 			s.follow.touched = now
@@ -51,14 +51,43 @@ func (s *Service) haHousekeeping(slot int64) {
 		return
 	}
 	s.follow.janitorRuns.Add(1)
-	seen, err := feed.SeenTimes(ctx)
+	ages, err := feed.SeenAges(ctx)
 	if err != nil {
 		s.log.Warn("janitor: read last-seen times; skipping the ephemeral-peer cleanup", "err", err)
 	} else {
+		seen := make(map[string]time.Time, len(ages))
+		for id, age := range ages { // the database's clock, made ours
+			seen[id] = now.Add(-age)
+		}
 		s.catchUpAll(ctx)
 		s.collectEphemeral(seen)
 	}
 	s.expireLogins()
+}
+
+// touchOpened (HA) records at once that a peer opened a Sync stream here,
+// so another instance's janitor does not take a peer that just came back
+// for one that stayed away; it runs off the stream's path.
+func (s *Service) touchOpened(peerID string) {
+	if s.follow == nil {
+		return
+	}
+	// Not tracked by s.wg (a Sync may open while Stop waits): bounded by
+	// the timeout and cut by Stop.
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		go func() {
+			select {
+			case <-s.stopCh:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		if err := s.follow.cfg.Feed.TouchSeen(ctx, []string{peerID}); err != nil {
+			s.log.Debug("record a stream's opening", "peer", peerID, "err", err)
+		}
+	}()
 }
 
 // JanitorRuns reports how many janitor slots this instance ran (HA; 0

@@ -40,6 +40,10 @@ func (s *Service) mutate(ctx context.Context, accountID, op string, fn func(cur 
 		return err
 	}
 	st, err := s.account(accountID)
+	if err != nil && s.follow != nil { // HA: created through another instance a moment ago?
+		s.catchUpAccount(ctx, accountID)
+		st, err = s.account(accountID)
+	}
 	if err != nil {
 		return err
 	}

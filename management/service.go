@@ -187,6 +187,11 @@ func New(cfg Config) (*Service, error) {
 	if cfg.JanitorInterval <= 0 {
 		cfg.JanitorInterval = min(cfg.EphemeralTTL/4, time.Minute)
 	}
+	if cfg.HA != nil && cfg.JanitorInterval > cfg.EphemeralTTL/4 {
+		// With HA, last-seen times are recorded once per interval: at
+		// most a quarter of the TTL keeps connected peers' times fresh.
+		cfg.JanitorInterval = cfg.EphemeralTTL / 4
+	}
 	s := &Service{
 		cfg:         cfg,
 		log:         cfg.Logger.With("component", "management"),

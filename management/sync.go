@@ -261,6 +261,7 @@ func (s *Service) Sync(ctx context.Context, peerKey keys.Public, req *management
 	sess.base = full
 	old := s.hub.register(sess, s.now().UTC())
 	st.mu.Unlock()
+	s.touchOpened(ref.peerID) // HA: hajobs.go
 	if old != nil {
 		old.close(Errorf(KindUnavailable, "replaced by a newer sync stream of the same peer"))
 	}
@@ -312,6 +313,13 @@ func (s *Service) Sync(ctx context.Context, peerKey keys.Public, req *management
 
 // updateMeta stores the meta a Sync request reports if it differs.
 func (s *Service) updateMeta(ctx context.Context, ref peerRef, m *managementpb.PeerMeta) error {
+	// Most streams report what is stored: answer that from memory, so
+	// opening a stream takes no write lock (with HA a cluster-wide one).
+	if st, err := s.account(ref.accountID); err == nil {
+		if old := st.view().acct.Peers[ref.peerID]; old != nil && metaFrom(m, old.Meta.Hostname) == old.Meta {
+			return nil
+		}
+	}
 	return s.mutate(ctx, ref.accountID, "update peer meta", func(cur *model.Account) (*mutation, error) {
 		old := cur.Peers[ref.peerID]
 		if old == nil {

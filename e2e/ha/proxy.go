@@ -18,10 +18,11 @@ type proxy struct {
 	ln       net.Listener
 	backends []string
 
-	next  atomic.Uint64
-	mu    sync.Mutex
-	conns map[*pair]struct{}
-	wg    sync.WaitGroup
+	next   atomic.Uint64
+	mu     sync.Mutex
+	conns  map[*pair]struct{}
+	closed bool
+	wg     sync.WaitGroup
 }
 
 // pair is one proxied connection.
@@ -89,6 +90,12 @@ func (p *proxy) handle(c net.Conn) {
 // backend's connections end for the client too, as behind a real proxy).
 func (p *proxy) pipe(pr *pair) {
 	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		_ = pr.client.Close()
+		_ = pr.server.Close()
+		return
+	}
 	p.conns[pr] = struct{}{}
 	p.mu.Unlock()
 	done := make(chan struct{}, 2)
@@ -121,6 +128,7 @@ func (p *proxy) perBackend() []int {
 func (p *proxy) close() {
 	_ = p.ln.Close()
 	p.mu.Lock()
+	p.closed = true
 	for pr := range p.conns {
 		_ = pr.client.Close()
 		_ = pr.server.Close()

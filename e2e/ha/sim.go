@@ -64,6 +64,11 @@ type sim struct {
 	fulls     int
 }
 
+// meta is what the agent reports about itself, on Login and every Sync.
+func (a *sim) meta() *mpb.PeerMeta {
+	return &mpb.PeerMeta{Hostname: a.host, Os: "linux", AgentVersion: "ha-rig"}
+}
+
 // rigSeq is the rig change a map's rules show (-1: none).
 func rigSeq(rules []*mpb.FirewallRule) int {
 	seq := -1
@@ -112,7 +117,7 @@ func newSims(ctx context.Context, proxyAddr, setupKey string, n int) (*sims, err
 			defer func() { <-sem }()
 			lctx, cancel := context.WithTimeout(ctx, time.Minute)
 			defer cancel()
-			_, err := a.cl.Login(lctx, a.key, &mpb.LoginRequest{SetupKey: setupKey, Hostname: a.host, DnsLabels: []string{a.host}})
+			_, err := a.cl.Login(lctx, a.key, &mpb.LoginRequest{SetupKey: setupKey, Hostname: a.host, DnsLabels: []string{a.host}, Meta: a.meta()})
 			if err != nil {
 				errc <- fmt.Errorf("register %s: %w", a.host, err)
 			}
@@ -144,7 +149,7 @@ func (a *sim) run() {
 	bo := backoff.Backoff{Min: 500 * time.Millisecond, Max: 5 * time.Second}
 	for a.s.ctx.Err() == nil {
 		start := time.Now()
-		_ = a.cl.Sync(a.s.ctx, a.key, &mpb.SyncRequest{}, a.onMessage)
+		_ = a.cl.Sync(a.s.ctx, a.key, &mpb.SyncRequest{Meta: a.meta()}, a.onMessage) // as the engine does
 		a.ended()
 		if time.Since(start) > 30*time.Second {
 			bo.Reset()

@@ -107,8 +107,10 @@ type Feed interface {
 	// notified or visible to a version comparison made from resync. Both
 	// callbacks run on Follow's goroutine and must not block for long.
 	Follow(ctx context.Context, changed func(Change), resync func()) error
-	// Versions returns every account's stored version (one query).
+	// Versions returns every account's stored version (one query);
+	// AccountVersion one account's (ErrNotFound when it does not exist).
 	Versions(ctx context.Context) (map[string]int64, error)
+	AccountVersion(ctx context.Context, id string) (int64, error)
 	// LockAccount takes the cross-instance write lock of one account and
 	// returns its stored version under the lock; unlock releases it.
 	// Writers holding it never meet ErrStale from each other, and queue
@@ -116,10 +118,11 @@ type Feed interface {
 	LockAccount(ctx context.Context, id string) (version int64, unlock func(), err error)
 	// LockCreate takes the lock that serialises account creation.
 	LockCreate(ctx context.Context) (unlock func(), err error)
-	// TouchSeen records that peers were connected at `at` (batched, no
-	// version, no notification); SeenTimes reads every recorded time.
-	TouchSeen(ctx context.Context, peerIDs []string, at time.Time) error
-	SeenTimes(ctx context.Context) (map[string]time.Time, error)
+	// TouchSeen records that peers are connected now, on the database's
+	// clock (batched, no version, no notification); SeenAges reads how
+	// long ago every recorded time was.
+	TouchSeen(ctx context.Context, peerIDs []string) error
+	SeenAges(ctx context.Context) (map[string]time.Duration, error)
 	// ClaimJob reports whether the caller runs singleton job for slot:
 	// true for the first claim of a (job, slot), false for every later one.
 	ClaimJob(ctx context.Context, job string, slot int64, instance string) (bool, error)

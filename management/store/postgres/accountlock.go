@@ -2,9 +2,15 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"petrel/management/store"
 )
 
 // accountLockClass is the first key of the two-int advisory locks that
@@ -28,7 +34,7 @@ func accountLockKey(id string) int32 {
 // computes its change (HA; docs/adr-005-ha-control-plane.md). unlock must
 // be called; it never blocks for long.
 func (s *Store) LockAccount(ctx context.Context, id string) (version int64, unlock func(), err error) {
-	conn, err := s.pool.Acquire(ctx)
+	conn, err := s.lockConns().Acquire(ctx)
 	if err != nil {
 		return 0, nil, fmt.Errorf("lock account: %w", err)
 	}
@@ -48,9 +54,21 @@ func (s *Store) LockAccount(ctx context.Context, id string) (version int64, unlo
 	}
 	if err := conn.QueryRow(ctx, `SELECT version FROM accounts WHERE id = $1`, id).Scan(&version); err != nil {
 		unlock()
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = store.ErrNotFound
+		}
 		return 0, nil, fmt.Errorf("lock account: read version: %w", err)
 	}
 	return version, unlock, nil
+}
+
+// lockConns is the pool account locks are held on: their own (OpenShared),
+// else the main pool.
+func (s *Store) lockConns() *pgxpool.Pool {
+	if s.lockPool != nil {
+		return s.lockPool
+	}
+	return s.pool
 }
 
 // createLockClass keys the lock that serialises account creation across
@@ -61,7 +79,7 @@ const createLockClass = 0x70657473 // "pets"
 // then catches up with accounts the others created and picks the next
 // network from a complete view (HA). unlock must be called.
 func (s *Store) LockCreate(ctx context.Context) (unlock func(), err error) {
-	conn, err := s.pool.Acquire(ctx)
+	conn, err := s.lockConns().Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("lock account creation: %w", err)
 	}

@@ -6,37 +6,39 @@ import (
 	"time"
 )
 
-// TouchSeen records that the peers were connected at `at` (HA: the
-// instance holding their Sync streams calls it once per interval for all
-// of them). It never moves a time backwards, bumps no account version and
-// notifies nobody.
-func (s *Store) TouchSeen(ctx context.Context, peerIDs []string, at time.Time) error {
+// TouchSeen records that the peers are connected now (HA: the instance
+// holding their Sync streams calls it once per interval for all of them,
+// and once when a stream opens). The time is the database's, so instances
+// with skewed clocks agree. It bumps no account version and notifies
+// nobody.
+func (s *Store) TouchSeen(ctx context.Context, peerIDs []string) error {
 	if len(peerIDs) == 0 {
 		return nil
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO peer_seen (peer_id, seen_at) SELECT unnest($1::text[]), $2
-		ON CONFLICT (peer_id) DO UPDATE SET seen_at = GREATEST(peer_seen.seen_at, excluded.seen_at)`, peerIDs, at)
+	_, err := s.pool.Exec(ctx, `INSERT INTO peer_seen (peer_id, seen_at) SELECT unnest($1::text[]), now()
+		ON CONFLICT (peer_id) DO UPDATE SET seen_at = GREATEST(peer_seen.seen_at, excluded.seen_at)`, peerIDs)
 	if err != nil {
 		return fmt.Errorf("touch last seen: %w", err)
 	}
 	return nil
 }
 
-// SeenTimes returns every recorded last-seen time, by peer ID.
-func (s *Store) SeenTimes(ctx context.Context) (map[string]time.Time, error) {
-	rows, err := s.pool.Query(ctx, `SELECT peer_id, seen_at FROM peer_seen`)
+// SeenAges returns, by peer ID, how long ago each recorded last-seen time
+// was, on the database's clock.
+func (s *Store) SeenAges(ctx context.Context) (map[string]time.Duration, error) {
+	rows, err := s.pool.Query(ctx, `SELECT peer_id, EXTRACT(EPOCH FROM (now() - seen_at))::float8 FROM peer_seen`)
 	if err != nil {
 		return nil, fmt.Errorf("read last seen: %w", err)
 	}
 	defer rows.Close()
-	out := map[string]time.Time{}
+	out := map[string]time.Duration{}
 	for rows.Next() {
 		var id string
-		var at time.Time
-		if err := rows.Scan(&id, &at); err != nil {
+		var secs float64
+		if err := rows.Scan(&id, &secs); err != nil {
 			return nil, fmt.Errorf("read last seen: %w", err)
 		}
-		out[id] = at
+		out[id] = time.Duration(secs * float64(time.Second))
 	}
 	return out, rows.Err()
 }

@@ -131,3 +131,16 @@ func (s *Store) Versions(ctx context.Context) (map[string]int64, error) {
 	}
 	return out, nil
 }
+
+// AccountVersion returns one account's stored version.
+func (s *Store) AccountVersion(ctx context.Context, id string) (int64, error) {
+	var v int64
+	err := s.pool.QueryRow(ctx, `SELECT version FROM accounts WHERE id = $1`, id).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, store.ErrNotFound
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read account version: %w", err)
+	}
+	return v, nil
+}

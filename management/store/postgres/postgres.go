@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,8 +48,10 @@ const migrationLock = 0x7065747265 // "petre"
 type Store struct {
 	log       *slog.Logger
 	pool      *pgxpool.Pool
-	lock      *pgx.Conn // session holding writerLock until Close
-	shared    bool      // OpenShared: lock held in shared mode, commits notify
+	lockPool  *pgxpool.Pool // shared: connections that hold account locks (accountlock.go)
+	probe     prober        // shared: the fence's own connection (Ping)
+	lock      *pgx.Conn     // session holding writerLock until Close
+	shared    bool          // OpenShared: lock held in shared mode, commits notify
 	queries   *rows.Queries
 	closeOnce sync.Once
 	stmts     rows.Statements
@@ -100,6 +103,11 @@ func open(ctx context.Context, dsn string, ms []migrate.Migration, log *slog.Log
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
+	if shared && !strings.Contains(dsn, "pool_max_conns") {
+		// pgxpool's default is max(4, CPUs); an --ha instance also
+		// serves every agent's writes and follows the others' commits.
+		cfg.MaxConns = max(cfg.MaxConns, sharedPoolConns)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		releaseWriterLock(lock, shared)
@@ -109,6 +117,17 @@ func open(ctx context.Context, dsn string, ms []migrate.Migration, log *slog.Log
 		queries: &queries, stmts: rows.NewStatements(placeholder)}
 	if shared {
 		s.queries = &sharedQueries
+		// Account locks are held on connections of their own, so a
+		// holder never waits for a connection that another holder has
+		// (the work inside the lock uses the main pool).
+		lcfg := cfg.Copy()
+		lcfg.MaxConns, lcfg.MinConns = lockPoolConns, 0
+		if s.lockPool, err = pgxpool.NewWithConfig(ctx, lcfg); err != nil {
+			pool.Close()
+			releaseWriterLock(lock, shared)
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		s.probe.cfg = cfg.ConnConfig
 	}
 	if err := s.migrate(ctx, ms); err != nil {
 		s.Close()
@@ -152,6 +171,10 @@ func (s *Store) migrate(ctx context.Context, ms []migrate.Migration) error {
 // then ends the writer-lock session.
 func (s *Store) Close() error {
 	s.pool.Close()
+	if s.lockPool != nil {
+		s.lockPool.Close()
+	}
+	s.probe.close()
 	s.closeOnce.Do(func() { releaseWriterLock(s.lock, s.shared) })
 	return nil
 }
@@ -282,5 +305,54 @@ func (r pgRows) Close() error {
 // placeholder is PostgreSQL's numbered parameter.
 func placeholder(n int) string { return "$" + strconv.Itoa(n) }
 
-// Ping checks that the database answers (the HA fence's probe).
-func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+// Ping checks that the database answers (the HA fence's probe). It uses a
+// connection of its own, so a busy pool is never mistaken for a database
+// that is away.
+func (s *Store) Ping(ctx context.Context) error {
+	if s.probe.cfg == nil {
+		return s.pool.Ping(ctx)
+	}
+	return s.probe.ping(ctx)
+}
+
+// Pool sizes of an --ha instance (OpenShared).
+const (
+	sharedPoolConns = 16
+	lockPoolConns   = 8
+)
+
+// prober is one connection kept for Ping, re-dialled after any failure.
+type prober struct {
+	cfg  *pgx.ConnConfig
+	mu   sync.Mutex
+	conn *pgx.Conn
+}
+
+func (p *prober) ping(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conn == nil {
+		c, err := pgx.ConnectConfig(ctx, p.cfg)
+		if err != nil {
+			return err
+		}
+		p.conn = c
+	}
+	if err := p.conn.Ping(ctx); err != nil {
+		_ = p.conn.Close(context.Background())
+		p.conn = nil
+		return err
+	}
+	return nil
+}
+
+func (p *prober) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conn != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = p.conn.Close(ctx)
+		p.conn = nil
+	}
+}
