@@ -23,4 +23,4 @@ fi
 
 GO=${GO:-go}
 "$GO" run ./lab/cmd/lab cleanup
-"$GO" test -tags lab -count=1 -p 1 -timeout 30m ./client/route/ ./client/dns/host/ ./lab/... ./e2e/... -v "$@"
+"$GO" test -tags lab -count=1 -p 1 -timeout 30m ./client/route/ ./client/dns/host/ ./lab/... ./e2e/ -v "$@"

@@ -129,6 +129,10 @@ func (r *rig) joinAcrossInstances() {
 			t.Fatalf("%s: after %d starts its signal session was always on the instance of every peer (%s)", n.name, attempt, mine)
 		}
 		t.Logf("%s: signal on the same instance as every peer (%s); restarting it", n.name, mine)
+		// An agent opens the same number of connections each start: move
+		// the proxy's turn by one, or its signal connection would land on
+		// the same instance again.
+		r.proxy.next.Add(1)
 		n.stop()
 		n = startReal(t, r.petrel, r.dir, name, "http://"+r.proxy.addr(), r.setupKey)
 		r.real[len(r.real)-1] = n
