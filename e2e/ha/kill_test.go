@@ -24,7 +24,15 @@ func TestKillInstance(t *testing.T) {
 	r := newRig(t, envInt("PETREL_HA_AGENTS", 300), 3)
 	var all []time.Duration
 	var rows []string
+	var lastKill time.Time
 	for trial := range trials {
+		// Each kill meets agents whose streams have lived for a while, as
+		// a crash in production does: the agent's reconnect backoff starts
+		// over only after a stream lived 30 s, so trials in quicker
+		// succession would measure the backoff of the previous kill.
+		if !lastKill.IsZero() {
+			time.Sleep(time.Until(lastKill.Add(31 * time.Second)))
+		}
 		conns := r.proxy.perBackend()
 		victim := r.inst[0]
 		for _, in := range r.inst {
@@ -40,6 +48,7 @@ func TestKillInstance(t *testing.T) {
 		seq := int(r.changer.acked.Load())
 		r.sims.armTrial(seq)
 		killedAt := time.Now()
+		lastKill = killedAt
 		victim.kill()
 		// Every agent whose stream broke must be back (bounded wait; the
 		// numbers are reported, not judged).
