@@ -1,38 +1,13 @@
 package management
 
 import (
-	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"petrel/management/internal/mgmttest"
 )
 
-// logRecorder is a slog.Handler that keeps every record (all levels).
-type logRecorder struct {
-	mu   sync.Mutex
-	recs []slog.Record
-}
-
-func (r *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (r *logRecorder) Handle(_ context.Context, rec slog.Record) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.recs = append(r.recs, rec.Clone())
-	return nil
-}
-func (r *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return r }
-func (r *logRecorder) WithGroup(string) slog.Handler      { return r }
-
-func (r *logRecorder) take() []slog.Record {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := r.recs
-	r.recs = nil
-	return out
-}
 
 func logLine(rec slog.Record) string {
 	var b strings.Builder
@@ -48,10 +23,10 @@ func logLine(rec slog.Record) string {
 // operator sees who is guessing without turning on debug logs), and the
 // presented key never reaches the log.
 func TestWrongSetupKeyLoggedWithSourceNotKey(t *testing.T) {
-	rec := &logRecorder{}
+	rec := &mgmttest.LogRecorder{}
 	s, _ := startService(t, sqliteBackend(t).Open(t), func(c *Config) { c.Logger = slog.New(rec) })
 	ctx := mgmttest.Ctx(t)
-	rec.take()
+	rec.Take()
 	const guess = "psk_Zq8sX3secretGuess4Kv"
 	for _, c := range []struct{ ip, want string }{
 		{"198.51.100.7", "198.51.100.7"},
@@ -62,7 +37,7 @@ func TestWrongSetupKeyLoggedWithSourceNotKey(t *testing.T) {
 		wantKind(t, err, KindUnauthenticated, "wrong setup key")
 		var found []slog.Record
 		var all []string
-		for _, r := range rec.take() {
+		for _, r := range rec.Take() {
 			line := logLine(r)
 			all = append(all, line)
 			if strings.Contains(line, guess) || strings.Contains(line, strings.TrimPrefix(guess, "psk_")) {

@@ -1,36 +1,14 @@
 package restapi
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
+
+	"petrel/management/internal/mgmttest"
 )
-
-// recorder is a slog.Handler that keeps every record (all levels).
-type recorder struct {
-	mu   sync.Mutex
-	recs []slog.Record
-}
-
-func (r *recorder) Enabled(context.Context, slog.Level) bool { return true }
-func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.recs = append(r.recs, rec.Clone())
-	return nil
-}
-func (r *recorder) WithAttrs([]slog.Attr) slog.Handler { return r }
-func (r *recorder) WithGroup(string) slog.Handler      { return r }
-
-func (r *recorder) records() []slog.Record {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]slog.Record(nil), r.recs...)
-}
 
 // text renders a record with all its attributes.
 func recordText(rec slog.Record) string {
@@ -47,14 +25,12 @@ func recordText(rec slog.Record) string {
 // and the token itself never reaches the log.
 func TestFailedAuthLoggedWithSourceNotToken(t *testing.T) {
 	e := newEnv(t)
-	rec := &recorder{}
+	rec := &mgmttest.LogRecorder{}
 	h := newContract(t, New(e.svc, slog.New(rec)))
 	const secret = "ptok_Zq8sX3secretGuess4Kv"
 	// A plain rejected token, and one shaped like a personal access token.
 	for _, auth := range []string{"Bearer " + secret, "Bearer pat_" + secret} {
-		rec.mu.Lock()
-		rec.recs = nil
-		rec.mu.Unlock()
+		rec.Take() // only this request's records
 		req := httptest.NewRequest("GET", "/api/groups", nil)
 		req.RemoteAddr = "198.51.100.7:40000"
 		req.Header.Set("Authorization", auth)
@@ -64,7 +40,7 @@ func TestFailedAuthLoggedWithSourceNotToken(t *testing.T) {
 			t.Fatalf("Authorization %q: status %d, want 401", auth, w.Code)
 		}
 		var found []slog.Record
-		for _, r := range rec.records() {
+		for _, r := range rec.Take() {
 			if txt := recordText(r); strings.Contains(txt, secret) {
 				t.Fatalf("the presented token is in the log: %s", txt)
 			}
@@ -74,7 +50,7 @@ func TestFailedAuthLoggedWithSourceNotToken(t *testing.T) {
 		}
 		if len(found) != 1 {
 			var all []string
-			for _, r := range rec.records() {
+			for _, r := range rec.Take() {
 				all = append(all, recordText(r))
 			}
 			t.Fatalf("Authorization %q: %d INFO records of the failure, want 1; log:\n%s", auth, len(found), strings.Join(all, "\n"))
