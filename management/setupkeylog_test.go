@@ -8,7 +8,6 @@ import (
 	"petrel/management/internal/mgmttest"
 )
 
-
 func logLine(rec slog.Record) string {
 	var b strings.Builder
 	b.WriteString(rec.Level.String() + " " + rec.Message)
