@@ -25,6 +25,20 @@ func checkName(what, name string) (string, error) {
 	return name, nil
 }
 
+// checkDescription refuses a description that is too long or holds
+// control characters or invalid UTF-8 (tables, logs and the dashboard's
+// edit forms would show them escaped, and a form saved back would change
+// the text).
+func checkDescription(what, d string) error {
+	if len(d) > maxName {
+		return Errorf(KindInvalid, "%s description is longer than %d characters", what, maxName)
+	}
+	if !cleanName(d) {
+		return Errorf(KindInvalid, "%s description contains control characters or invalid UTF-8", what)
+	}
+	return nil
+}
+
 // checkGroupRefs verifies that every ID names a group of the account.
 func checkGroupRefs(a *model.Account, field string, ids []string, required bool) error {
 	if required && len(ids) == 0 {
@@ -71,6 +85,9 @@ func validatePolicy(a *model.Account, p *model.Policy) error {
 		return err
 	}
 	p.Name = name
+	if err := checkDescription("policy", p.Description); err != nil {
+		return err
+	}
 	if len(p.Rules) == 0 {
 		return Errorf(KindInvalid, "policy %q has no rules", p.Name)
 	}
@@ -199,8 +216,8 @@ func validateRoute(a *model.Account, r *model.Route) error {
 	if r.Metric < 0 || r.Metric > 9999 {
 		return Errorf(KindInvalid, "route metric %d out of range 0-9999", r.Metric)
 	}
-	if len(r.Description) > maxName {
-		return Errorf(KindInvalid, "route description is longer than %d characters", maxName)
+	if err := checkDescription("route", r.Description); err != nil {
+		return err
 	}
 	if r.NetworkID == "" {
 		r.NetworkID = r.Network.String()
@@ -214,6 +231,9 @@ func validateNameserverGroup(a *model.Account, n *model.NameserverGroup) error {
 		return err
 	}
 	n.Name = name
+	if err := checkDescription("nameserver group", n.Description); err != nil {
+		return err
+	}
 	if len(n.Nameservers) == 0 {
 		return Errorf(KindInvalid, "nameserver group %q needs at least one nameserver", n.Name)
 	}
