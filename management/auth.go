@@ -39,8 +39,10 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 		s.catchUpAll(ctx)
 		p, err = s.authenticate(ctx, token)
 	}
-	if err == nil {
-		s.catchUpAccount(ctx, p.AccountID)
+	if err == nil && s.catchUpAccount(ctx, p.AccountID) {
+		// Behind: a token revoked or a role changed through another
+		// instance a moment ago counts from now.
+		p, err = s.authenticate(ctx, token)
 	}
 	return p, err
 }

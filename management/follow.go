@@ -267,16 +267,7 @@ func (s *Service) reindexPeers(old, next *model.Account) {
 // another instance never gets a map older than one it was already sent.
 // Failures are left to the follower.
 func (s *Service) syncCatchUp(ctx context.Context, accountID string) {
-	if s.follow == nil {
-		return
-	}
-	vs, err := s.follow.cfg.Feed.Versions(ctx)
-	if err != nil {
-		return
-	}
-	if err := s.catchUp(ctx, accountID, vs[accountID]); err != nil {
-		s.log.Debug("catch up before sync", "account", accountID, "err", err)
-	}
+	s.catchUpAccount(ctx, accountID)
 }
 
 // FollowReloads reports how many times this service reloaded an account
@@ -320,24 +311,49 @@ func (s *Service) catchUpAll(ctx context.Context) {
 const catchUpTimeout = 2 * time.Second
 
 // catchUpAccount (HA) brings one account up to date if its stored version
-// is newer than memory.
-func (s *Service) catchUpAccount(ctx context.Context, id string) {
+// is newer than memory, and reports whether it was behind.
+func (s *Service) catchUpAccount(ctx context.Context, id string) (behind bool) {
 	if s.follow == nil || s.Fenced() {
-		return
+		return false
 	}
 	ctx, cancel := context.WithTimeout(ctx, catchUpTimeout)
 	defer cancel()
 	v, err := s.follow.cfg.Feed.AccountVersion(ctx, id)
 	if err != nil {
 		s.log.Debug("catch up with an account", "account", id, "err", err)
-		return
+		return false
 	}
 	if st, err := s.account(id); err == nil && st.view().acct.Version >= v {
-		return
+		return false
 	}
 	if err := s.catchUp(ctx, id, v); err != nil {
 		s.log.Debug("catch up with an account", "account", id, "err", err)
 	}
+	return true
+}
+
+// CatchUp (HA) brings an account up to date with the other instances'
+// commits before a caller reads it (the dashboard, per request). Without
+// HA it does nothing.
+func (s *Service) CatchUp(ctx context.Context, accountID string) { s.catchUpAccount(ctx, accountID) }
+
+// catchUpAllStrict is catchUpAll for account creation: no time cap, and
+// an error when the stored accounts cannot be read (a network must not be
+// chosen from an incomplete view).
+func (s *Service) catchUpAllStrict(ctx context.Context) error {
+	vs, err := s.follow.cfg.Feed.Versions(ctx)
+	if err != nil {
+		return err
+	}
+	for id, v := range vs {
+		if st, err := s.account(id); err == nil && st.view().acct.Version >= v {
+			continue
+		}
+		if err := s.catchUp(ctx, id, v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // lookupKeyFresh is lookupKey that, with HA, catches up with the store

@@ -56,8 +56,9 @@ func (s *Service) haHousekeeping(slot int64) {
 		s.log.Warn("janitor: read last-seen times; skipping the ephemeral-peer cleanup", "err", err)
 	} else {
 		seen := make(map[string]time.Time, len(ages))
+		read := s.now().UTC()       // the ages are as of now, not of the tick
 		for id, age := range ages { // the database's clock, made ours
-			seen[id] = now.Add(-age)
+			seen[id] = read.Add(-age)
 		}
 		s.catchUpAll(ctx)
 		s.collectEphemeral(seen)

@@ -192,6 +192,7 @@ func New(cfg Config) (*Service, error) {
 		// most a quarter of the TTL keeps connected peers' times fresh.
 		cfg.JanitorInterval = cfg.EphemeralTTL / 4
 	}
+	cfg.JanitorInterval = max(cfg.JanitorInterval, time.Millisecond)
 	s := &Service{
 		cfg:         cfg,
 		log:         cfg.Logger.With("component", "management"),
@@ -357,7 +358,10 @@ func (s *Service) lockCreate(ctx context.Context) (unlock func(), err error) {
 	if err != nil {
 		return nil, storeError("create account", err)
 	}
-	s.catchUpAll(ctx)
+	if err := s.catchUpAllStrict(ctx); err != nil {
+		unlock()
+		return nil, storeError("create account: read the other instances' accounts", err)
+	}
 	return unlock, nil
 }
 

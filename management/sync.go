@@ -314,7 +314,9 @@ func (s *Service) Sync(ctx context.Context, peerKey keys.Public, req *management
 // updateMeta stores the meta a Sync request reports if it differs.
 func (s *Service) updateMeta(ctx context.Context, ref peerRef, m *managementpb.PeerMeta) error {
 	// Most streams report what is stored: answer that from memory, so
-	// opening a stream takes no write lock (with HA a cluster-wide one).
+	// opening a stream takes no write lock (with HA a cluster-wide one,
+	// after catching up: memory may hold what another instance replaced).
+	s.syncCatchUp(ctx, ref.accountID)
 	if st, err := s.account(ref.accountID); err == nil {
 		if old := st.view().acct.Peers[ref.peerID]; old != nil && metaFrom(m, old.Meta.Hostname) == old.Meta {
 			return nil

@@ -25,11 +25,13 @@ func checkName(what, name string) (string, error) {
 	return name, nil
 }
 
-// checkDescription refuses a description that is too long or holds
-// control characters or invalid UTF-8 (tables, logs and the dashboard's
+// checkDescription trims a description and refuses one that is too long
+// or holds control characters or invalid UTF-8 (tables, logs and the dashboard's
 // edit forms would show them escaped, and a form saved back would change
 // the text).
-func checkDescription(what, d string) error {
+func checkDescription(what string, desc *string) error {
+	*desc = strings.TrimSpace(*desc) // a YAML block scalar ends with a newline
+	d := *desc
 	if len(d) > maxName {
 		return Errorf(KindInvalid, "%s description is longer than %d characters", what, maxName)
 	}
@@ -85,7 +87,7 @@ func validatePolicy(a *model.Account, p *model.Policy) error {
 		return err
 	}
 	p.Name = name
-	if err := checkDescription("policy", p.Description); err != nil {
+	if err := checkDescription("policy", &p.Description); err != nil {
 		return err
 	}
 	if len(p.Rules) == 0 {
@@ -216,7 +218,7 @@ func validateRoute(a *model.Account, r *model.Route) error {
 	if r.Metric < 0 || r.Metric > 9999 {
 		return Errorf(KindInvalid, "route metric %d out of range 0-9999", r.Metric)
 	}
-	if err := checkDescription("route", r.Description); err != nil {
+	if err := checkDescription("route", &r.Description); err != nil {
 		return err
 	}
 	if r.NetworkID == "" {
@@ -231,7 +233,7 @@ func validateNameserverGroup(a *model.Account, n *model.NameserverGroup) error {
 		return err
 	}
 	n.Name = name
-	if err := checkDescription("nameserver group", n.Description); err != nil {
+	if err := checkDescription("nameserver group", &n.Description); err != nil {
 		return err
 	}
 	if len(n.Nameservers) == 0 {

@@ -25,6 +25,9 @@ type Service interface {
 	Recheck(p management.Principal, tokenHash []byte) (management.Principal, error)
 	// Connectivity combines the agents' path reports for rows × cols.
 	Connectivity(accountID string, rows, cols []string) (management.Matrix, error)
+	// CatchUp brings the account up to date with other instances' commits
+	// (several servers on one database; a no-op otherwise).
+	CatchUp(ctx context.Context, accountID string)
 }
 
 // Options configure the dashboard.
@@ -186,6 +189,7 @@ func (h *Handler) page(admin bool, fn func(*req) error) http.Handler {
 			h.toLogin(w, r, "expired")
 			return
 		}
+		h.svc.CatchUp(r.Context(), sess.principal.AccountID) // what any instance committed before this request
 		acct, err := h.svc.Snapshot(sess.principal.AccountID)
 		if err != nil {
 			h.renderError(w, r, management.KindOf(err).HTTPStatus(), errText(err))

@@ -121,7 +121,7 @@ func open(ctx context.Context, dsn string, ms []migrate.Migration, log *slog.Log
 		// holder never waits for a connection that another holder has
 		// (the work inside the lock uses the main pool).
 		lcfg := cfg.Copy()
-		lcfg.MaxConns, lcfg.MinConns = lockPoolConns, 0
+		lcfg.MaxConns, lcfg.MinConns = min(lockPoolConns, max(2, cfg.MaxConns/2)), 0
 		if s.lockPool, err = pgxpool.NewWithConfig(ctx, lcfg); err != nil {
 			pool.Close()
 			releaseWriterLock(lock, shared)
@@ -315,7 +315,11 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.probe.ping(ctx)
 }
 
-// Pool sizes of an --ha instance (OpenShared).
+// Pool sizes of an --ha instance (OpenShared): with the writer lock's,
+// the listener's and the probe's own connections, 27 per instance unless
+// the DSN's pool_max_conns sets the main pool (the lock pool is half of
+// it, at most 8). PostgreSQL's default max_connections (100) fits three
+// instances.
 const (
 	sharedPoolConns = 16
 	lockPoolConns   = 8
