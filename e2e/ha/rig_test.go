@@ -218,16 +218,22 @@ type pinger struct {
 	err      error
 	from, to *realAgent
 	start    [2]packets // from's and to's counters with each other
+	toSent   uint64     // to's sent counter, read after from's (below)
 	cerr     error
 }
 
 func (r *rig) startPing(a, b *realAgent, d time.Duration) *pinger {
 	p := &pinger{from: a, to: b}
 	ctx := ctxFor(r.t, time.Minute)
-	// The receiver first: a packet in flight now is then counted as
-	// received but not as sent, never as lost.
+	// Each direction's receiver is read before its sender (b, a, then b
+	// again): a packet in flight meanwhile is then counted as received
+	// but not as sent, never as lost.
 	if p.start[1], p.cerr = b.packetsWith(ctx, a.name); p.cerr == nil {
-		p.start[0], p.cerr = a.packetsWith(ctx, b.name)
+		if p.start[0], p.cerr = a.packetsWith(ctx, b.name); p.cerr == nil {
+			var again packets
+			again, p.cerr = b.packetsWith(ctx, a.name)
+			p.toSent = again.out
+		}
 	}
 	p.wg.Add(1)
 	go func() {
@@ -279,7 +285,7 @@ func (p *pinger) check(t *testing.T) {
 	}
 	s := p.res.Summary
 	sentAB, gotAB := end[0].out-p.start[0].out, end[1].in-p.start[1].in
-	sentBA, gotBA := endTo.out-p.start[1].out, endFrom.in-p.start[0].in
+	sentBA, gotBA := endTo.out-p.toSent, endFrom.in-p.start[0].in
 	dropped := end[0].dropped - p.start[0].dropped + end[1].dropped - p.start[1].dropped
 	t.Logf("ping %s -> %s: %d/%d probes answered (paths %v); tunnel: %d sent, %d received that way, %d sent, %d received back, %d dropped",
 		p.from.name, p.to.name, s.Received, s.Sent, s.Paths, sentAB, gotAB, sentBA, gotBA, dropped)
