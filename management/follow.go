@@ -11,15 +11,16 @@ package management
 //   - a sweep (every HAConfig.SweepInterval, and on resync) reads every
 //     account's stored version in one query and marks the accounts whose
 //     stored version is newer than memory, or that memory lacks;
-//   - one goroutine (followLoop) reloads each marked account from the
-//     store under the account mutex, builds a new snapshot, swaps the view,
-//     moves the byKey index along, closes the streams of peers that were
-//     deleted or disabled and hands every connected peer the delta from
-//     its old map to its new one (so Sync streams continue with
-//     consecutive serials).
+//   - one goroutine (followLoop) brings each marked account up to date
+//     under the account mutex: it applies the change-log rows after its
+//     copy's version (changelog.go), or reloads the whole account when the
+//     log does not continue its copy; then it swaps the view, moves the
+//     byKey index along, closes the streams of peers that were deleted or
+//     disabled and hands every connected peer the delta from its old map
+//     to its new one (so Sync streams continue with consecutive serials).
 //
-// A mutation that meets store.ErrStale (another instance committed first)
-// reloads the account the same way and runs again (mutate.go).
+// A mutation whose account lock shows a newer stored version, or that
+// meets store.ErrStale, catches up the same way first (mutate.go).
 //
 // Goroutines: Feed.Follow runs on one (heard and resync only mark and
 // wake); followLoop on another; both are tracked by Service.wg and end
@@ -69,6 +70,8 @@ type follower struct {
 	resync chan struct{} // cap 1: sweep now
 
 	reloads atomic.Uint64 // accounts reloaded from the store
+	applied atomic.Uint64 // change-log rows applied (changelog.go)
+	gaps    atomic.Uint64 // catch-ups the log could not serve
 
 	// Housekeeping (hajobs.go), janitor goroutine only but janitorRuns.
 	instance    string    // this process in job claims
@@ -183,7 +186,7 @@ func (s *Service) catchUp(ctx context.Context, id string, heard int64) error {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	_, err = s.reloadLocked(ctx, st)
+	_, err = s.catchUpLocked(ctx, st, heard)
 	return err
 }
 
@@ -223,16 +226,7 @@ func (s *Service) reloadLocked(ctx context.Context, st *account) (bool, error) {
 	}
 	snap := netmap.Build(a)
 	st.cur.Store(&view{acct: a, snap: snap})
-	s.reindexPeers(old.acct, a)
-	for id, p := range old.acct.Peers {
-		switch np := a.Peers[id]; {
-		case np == nil:
-			s.hub.forget(id, Errorf(KindPermission, "peer was deleted"))
-		case np.Disabled && !p.Disabled:
-			s.hub.forget(id, Errorf(KindPermission, "peer is disabled; sign in again"))
-		}
-	}
-	s.hub.deliver(a.ID, netmap.Deltas(old.snap, snap, netmap.Change{}), s.cfg.MaxCoalesced)
+	s.afterCatchUp(old, a, snap)
 	if s.follow != nil {
 		s.follow.reloads.Add(1)
 	}

@@ -428,7 +428,8 @@ func TestHARegistrationsRaceForLastAddress(t *testing.T) {
 // middle every listener connection of the database is terminated
 // (pg_terminate_backend), so the notifications of the rest of the burst
 // reach nobody. There is no sweep: B catches up from the version
-// comparison it makes after re-LISTENing. A Sync stream on B follows with
+// comparison it makes after re-LISTENing, applying the change log (no
+// reload). A Sync stream on B follows with
 // consecutive serials throughout.
 func TestHAListenerKilledMidBurst(t *testing.T) {
 	nodes, dsn, acct := startHA(t, 2, noSweep, false)
@@ -483,6 +484,7 @@ func TestHAListenerKilledMidBurst(t *testing.T) {
 		return true
 	})
 	killed := time.Now()
+	reloads, applied := b.s.FollowReloads(), b.s.FollowApplied()
 	// Short enough to end before the listeners are back (their first
 	// reconnect waits at least 50 ms), so only the version comparison
 	// after re-LISTEN can bring B up to date.
@@ -494,9 +496,15 @@ func TestHAListenerKilledMidBurst(t *testing.T) {
 	d := delay(t, "B at A's version after the kill", func() bool { return memVersion(b, acct) == memVersion(a, acct) })
 	t.Logf("catch-up after the listener kill: %v after the burst ended (%v after the kill; burst took %v)",
 		d, time.Since(killed), burstEnd.Sub(killed))
+	// From the change log: B applied the burst's rows, never reloaded.
+	if b.s.FollowReloads() != reloads || b.s.FollowApplied() == applied {
+		t.Fatalf("B caught up by reloading (reloads %d → %d, log rows applied %d → %d); want the change log",
+			reloads, b.s.FollowReloads(), applied, b.s.FollowApplied())
+	}
 	delay(t, "both listeners back", func() bool { return len(listeners()) == 2 })
 	str.follow(t, m, serial, func() *managementpb.NetworkMap { return a.s.freshMap(t, acct, ids[0]) })
 	allMatchStore(t, nodes, acct)
+	equalStore(t, b, acct)
 }
 
 // TestHARequiresFeed: HA without a feed is refused.

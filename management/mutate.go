@@ -32,9 +32,10 @@ type mutation struct {
 // or the store fails nothing changes.
 //
 // In HA mode a commit refused with store.ErrStale (another instance
-// changed the account first) reloads the account and runs fn again on the
-// fresh state, up to staleRetries times: fn is a function of the current
-// account, and only the committed attempt's after runs.
+// changed the account first) catches up with the store (change log or
+// reload) and runs fn again on the fresh state, up to staleRetries times:
+// fn is a function of the current account, and only the committed
+// attempt's after runs.
 func (s *Service) mutate(ctx context.Context, accountID, op string, fn func(cur *model.Account) (*mutation, error)) error {
 	if err := s.running(); err != nil {
 		return err
@@ -58,7 +59,7 @@ func (s *Service) mutate(ctx context.Context, accountID, op string, fn func(cur 
 		}
 		defer unlock()
 		if stored > st.view().acct.Version {
-			if _, err := s.reloadLocked(ctx, st); err != nil {
+			if _, err := s.catchUpLocked(ctx, st, stored); err != nil {
 				return storeError(op, err)
 			}
 		}
@@ -75,7 +76,7 @@ func (s *Service) mutate(ctx context.Context, accountID, op string, fn func(cur 
 			return err
 		case <-time.After(backoff.Jitter(time.Duration(attempt+1) * 5 * time.Millisecond)):
 		}
-		if _, rerr := s.reloadLocked(ctx, st); rerr != nil {
+		if _, rerr := s.catchUpLocked(ctx, st, 0); rerr != nil {
 			return err
 		}
 		s.log.Debug("retrying a change after another instance's", "account", accountID, "op", op, "attempt", attempt+2)

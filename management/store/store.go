@@ -125,5 +125,40 @@ type Feed interface {
 	SeenAges(ctx context.Context) (map[string]time.Duration, error)
 	// ClaimJob reports whether the caller runs singleton job for slot:
 	// true for the first claim of a (job, slot), false for every later one.
+	// The winner also prunes what the instances no longer need (old
+	// claims, change-log rows older than ChangeLogKeep).
 	ClaimJob(ctx context.Context, job string, slot int64, instance string) (bool, error)
+	// Changes returns the account's change-log rows after version after,
+	// in version order, at most limit of them (none when the log holds
+	// nothing newer). The caller checks that they continue its version
+	// without a gap (the log is pruned, and a row may be missing); a row
+	// it cannot use means reloading the account.
+	Changes(ctx context.Context, accountID string, after int64, limit int) ([]AccountChange, error)
+}
+
+// ChangeLogKeep is how long a shared store keeps change-log rows: an
+// instance further behind than that reloads the whole account.
+const ChangeLogKeep = 15 * time.Minute
+
+// AccountChange is one committed version of an account as the change log
+// holds it: the writes of the transaction that advanced the account to
+// Version, in the order they were made.
+type AccountChange struct {
+	Version int64
+	Ops     []ChangeOp
+}
+
+// ChangeOp is one write of a change: exactly one field is set. Put holds
+// the object as stored (decoded from the row the transaction wrote);
+// Delete names a removed object; Settings is the account's new settings.
+type ChangeOp struct {
+	Put      model.Object
+	Delete   *ObjectRef
+	Settings *model.Settings
+}
+
+// ObjectRef names an object of an account.
+type ObjectRef struct {
+	Kind model.Kind
+	ID   string
 }

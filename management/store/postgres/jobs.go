@@ -46,8 +46,9 @@ func (s *Store) SeenAges(ctx context.Context) (map[string]time.Duration, error) 
 // ClaimJob reports whether this instance runs job for slot: the first
 // instance to claim a (job, slot) gets true, every later claim false, so
 // a singleton job runs once per slot across all instances without a
-// standing leader. Claims older than a day, and last-seen rows of peers
-// that no longer exist, are pruned by the claim that wins.
+// standing leader. Claims older than a day, last-seen rows of peers that
+// no longer exist and change-log rows older than store.ChangeLogKeep are
+// pruned by the claim that wins.
 func (s *Store) ClaimJob(ctx context.Context, job string, slot int64, instance string) (bool, error) {
 	tag, err := s.pool.Exec(ctx, `INSERT INTO job_runs (job, slot, instance, ran_at) VALUES ($1, $2, $3, now())
 		ON CONFLICT (job, slot) DO NOTHING`, job, slot, instance)
@@ -62,6 +63,9 @@ func (s *Store) ClaimJob(ctx context.Context, job string, slot int64, instance s
 	}
 	if _, err := s.pool.Exec(ctx, `DELETE FROM peer_seen s WHERE NOT EXISTS (SELECT 1 FROM peers p WHERE p.id = s.peer_id)`); err != nil {
 		return true, fmt.Errorf("prune last seen: %w", err)
+	}
+	if err := s.pruneChangeLog(ctx); err != nil {
+		return true, err
 	}
 	return true, nil
 }

@@ -229,7 +229,14 @@ func (s *Store) updateOnce(ctx context.Context, fn func(store.Tx) error) error {
 		return fmt.Errorf("begin update: %w", err)
 	}
 	defer pgTx.Rollback(ctx) // no-op after commit
-	if err := fn(&rows.Tx{Conn: &conn{ctx: ctx, tx: pgTx}, Stmts: &s.stmts, Queries: s.queries}); err != nil {
+	tx := &rows.Tx{Conn: &conn{ctx: ctx, tx: pgTx}, Stmts: &s.stmts, Queries: s.queries}
+	if s.shared {
+		tx.Log = &rows.ChangeLog{}
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := s.writeChangeLog(ctx, pgTx, tx.Log); err != nil {
 		return err
 	}
 	if err := pgTx.Commit(ctx); err != nil {

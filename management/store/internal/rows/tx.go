@@ -47,6 +47,9 @@ type Tx struct {
 	Conn    Conn
 	Stmts   *Statements
 	Queries *Queries
+	// Log, when set (a shared store), records the transaction's writes
+	// for the change log; the dialect stores its Rows before committing.
+	Log *ChangeLog
 }
 
 var _ store.Tx = (*Tx)(nil)
@@ -84,6 +87,7 @@ func (t *Tx) SaveSettings(accountID string, s model.Settings) error {
 	if n == 0 {
 		return fmt.Errorf("save settings: account %s: %w", accountID, store.ErrNotFound)
 	}
+	t.Log.settings(accountID, settings)
 	return nil
 }
 
@@ -97,6 +101,7 @@ func (t *Tx) Put(accountID string, obj model.Object) error {
 	if err := t.Conn.ExecGuarded(t.Stmts.Put[r.Kind], args...); err != nil {
 		return fmt.Errorf("put %s %s: %w", r.Kind, r.ID, err)
 	}
+	t.Log.put(accountID, r)
 	return nil
 }
 
@@ -113,6 +118,7 @@ func (t *Tx) Delete(accountID string, kind model.Kind, id string) error {
 	if n == 0 {
 		return fmt.Errorf("delete %s %s: %w", kind, id, store.ErrNotFound)
 	}
+	t.Log.remove(accountID, kind, id)
 	return nil
 }
 
@@ -145,6 +151,7 @@ func (t *Tx) UseSetupKey(keyHash []byte, now time.Time) (string, *model.SetupKey
 	if err != nil {
 		return "", nil, err
 	}
+	t.Log.put(accountID, r) // the key's new use count, as stored
 	return accountID, obj.(*model.SetupKey), nil
 }
 
@@ -156,6 +163,7 @@ func (t *Tx) BumpVersion(accountID string, expected int64) error {
 		return fmt.Errorf("check account %s version: %w", accountID, err)
 	}
 	if n == 1 {
+		t.Log.bump(accountID, expected+1)
 		return nil
 	}
 	var stored int64

@@ -1,0 +1,173 @@
+package management
+
+// Catching up from the change log (HA, docs/adr-005-ha-control-plane.md).
+//
+// Every commit of an --ha instance stores, in its transaction, the writes
+// that advanced the account to its new version (store.Feed.Changes). An
+// instance behind applies those rows to its copy in version order — the
+// cost of the change, not of the account — and reloads the whole account
+// only when the log does not continue its copy's version without a gap
+// (pruned after store.ChangeLogKeep, or a row it cannot decode).
+
+import (
+	"context"
+
+	"petrel/management/model"
+	"petrel/management/netmap"
+	"petrel/management/store"
+)
+
+// changeLogBatch bounds the rows one catch-up reads; an instance further
+// behind reloads the account instead.
+const changeLogBatch = 1000
+
+// catchUpLocked brings st up to at least version target (0: whatever is
+// stored) from the change log, or by reloading the account when the log
+// cannot; it reports whether st's view changed. st.mu is held.
+func (s *Service) catchUpLocked(ctx context.Context, st *account, target int64) (bool, error) {
+	if s.follow == nil {
+		return s.reloadLocked(ctx, st)
+	}
+	old := st.view()
+	chs, err := s.follow.cfg.Feed.Changes(ctx, st.id, old.acct.Version, changeLogBatch)
+	switch {
+	case err != nil:
+		s.log.Debug("read the change log; reloading the account", "account", st.id, "err", err)
+	case len(chs) == 0 && target != 0 && old.acct.Version >= target:
+		return false, nil
+	case continues(chs, old.acct.Version) && chs[len(chs)-1].Version >= target:
+		s.applyLocked(st, old, chs)
+		return true, nil
+	default:
+		s.follow.gaps.Add(1)
+		s.log.Debug("the change log does not continue this copy; reloading the account",
+			"account", st.id, "have", old.acct.Version, "want", target, "rows", len(chs))
+	}
+	return s.reloadLocked(ctx, st)
+}
+
+// continues reports whether chs are the versions base+1, base+2, … .
+func continues(chs []store.AccountChange, base int64) bool {
+	if len(chs) == 0 {
+		return false
+	}
+	for i, c := range chs {
+		if c.Version != base+1+int64(i) {
+			return false
+		}
+	}
+	return true
+}
+
+// applyLocked applies change-log rows (continuing old's version) to a
+// copy of old's account and publishes it as reloadLocked does: the new
+// snapshot is derived from the old one (only the changed objects are
+// indexed again), the byKey index moves along, streams of deleted or
+// disabled peers close, and connected peers get their deltas.
+func (s *Service) applyLocked(st *account, old *view, chs []store.AccountChange) {
+	next := cloneAccount(old.acct)
+	for _, c := range chs {
+		for _, op := range c.Ops {
+			applyOp(next, op)
+		}
+	}
+	next.Version = chs[len(chs)-1].Version
+	snap := old.snap.Next(next, netmap.Change{}) // Next finds the changed objects by pointer
+	st.cur.Store(&view{acct: next, snap: snap})
+	s.afterCatchUp(old, next, snap)
+	s.follow.applied.Add(uint64(len(chs)))
+	s.log.Debug("applied the change log", "account", st.id, "from", old.acct.Version, "to", next.Version)
+}
+
+// afterCatchUp is what follows a new view taken from the store (log or
+// reload): index, streams of removed peers, deltas.
+func (s *Service) afterCatchUp(old *view, next *model.Account, snap *netmap.Snapshot) {
+	s.reindexPeers(old.acct, next)
+	for id, p := range old.acct.Peers {
+		switch np := next.Peers[id]; {
+		case np == nil:
+			s.hub.forget(id, Errorf(KindPermission, "peer was deleted"))
+		case np.Disabled && !p.Disabled:
+			s.hub.forget(id, Errorf(KindPermission, "peer is disabled; sign in again"))
+		}
+	}
+	s.hub.deliver(next.ID, netmap.Deltas(old.snap, snap, netmap.Change{}), s.cfg.MaxCoalesced)
+}
+
+// applyOp applies one logged write to a (a fresh clone: its maps are its
+// own; the objects put are freshly decoded, so repairing them is safe).
+func applyOp(a *model.Account, op store.ChangeOp) {
+	switch {
+	case op.Settings != nil:
+		a.Settings = *op.Settings
+	case op.Delete != nil:
+		deleteObject(a, op.Delete.Kind, op.Delete.ID)
+	case op.Put != nil:
+		switch o := op.Put.(type) {
+		case *model.Peer:
+			repairPeer(o)
+			a.Peers[o.ID] = o
+		case *model.Group:
+			a.Groups[o.ID] = o
+		case *model.SetupKey:
+			a.SetupKeys[o.ID] = o
+		case *model.Policy:
+			a.Policies[o.ID] = o
+		case *model.Route:
+			a.Routes[o.ID] = o
+		case *model.NameserverGroup:
+			a.NameserverGroups[o.ID] = o
+		case *model.DNSZone:
+			a.DNSZones[o.ID] = o
+		case *model.AdminToken:
+			a.AdminTokens[o.ID] = o
+		case *model.User:
+			a.Users[o.ID] = o
+		case *model.AccessToken:
+			a.AccessTokens[o.ID] = o
+		}
+	}
+}
+
+func deleteObject(a *model.Account, k model.Kind, id string) {
+	switch k {
+	case model.KindPeer:
+		delete(a.Peers, id)
+	case model.KindGroup:
+		delete(a.Groups, id)
+	case model.KindSetupKey:
+		delete(a.SetupKeys, id)
+	case model.KindPolicy:
+		delete(a.Policies, id)
+	case model.KindRoute:
+		delete(a.Routes, id)
+	case model.KindNameserverGroup:
+		delete(a.NameserverGroups, id)
+	case model.KindDNSZone:
+		delete(a.DNSZones, id)
+	case model.KindAdminToken:
+		delete(a.AdminTokens, id)
+	case model.KindUser:
+		delete(a.Users, id)
+	case model.KindAccessToken:
+		delete(a.AccessTokens, id)
+	}
+}
+
+// FollowApplied reports how many change-log rows this service applied,
+// and FollowGaps how often the log did not continue its copy so the
+// account was reloaded instead (HA; 0 without).
+func (s *Service) FollowApplied() uint64 {
+	if s.follow == nil {
+		return 0
+	}
+	return s.follow.applied.Load()
+}
+
+// FollowGaps: see FollowApplied.
+func (s *Service) FollowGaps() uint64 {
+	if s.follow == nil {
+		return 0
+	}
+	return s.follow.gaps.Load()
+}
