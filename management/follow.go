@@ -77,6 +77,10 @@ type follower struct {
 	instance    string    // this process in job claims
 	touched     time.Time // last successful TouchSeen
 	janitorRuns atomic.Uint64
+
+	// Stream openings gathered for one last-seen write (hajobs.go).
+	openMu sync.Mutex
+	opened map[string]struct{} // nil: no write scheduled
 }
 
 func newFollower(cfg HAConfig) *follower {

@@ -16,6 +16,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -66,29 +68,50 @@ func (s *Service) haHousekeeping(slot int64) {
 	s.expireLogins()
 }
 
-// touchOpened (HA) records at once that a peer opened a Sync stream here,
-// so another instance's janitor does not take a peer that just came back
-// for one that stayed away; it runs off the stream's path.
+// openedBatch is how long stream openings are gathered into one
+// last-seen write: when an instance dies, its agents open streams on the
+// others by the hundred within a second.
+const openedBatch = 100 * time.Millisecond
+
+// touchOpened (HA) records, within openedBatch, that a peer opened a Sync
+// stream here, so another instance's janitor does not take a peer that
+// just came back for one that stayed away. Openings are written in one
+// statement per batch, off the streams' path.
 func (s *Service) touchOpened(peerID string) {
-	if s.follow == nil {
+	f := s.follow
+	if f == nil {
 		return
 	}
-	// Not tracked by s.wg (a Sync may open while Stop waits): bounded by
-	// the timeout and cut by Stop.
+	f.openMu.Lock()
+	defer f.openMu.Unlock()
+	if f.opened == nil {
+		f.opened = map[string]struct{}{}
+		// Not tracked by s.wg (a Sync may open while Stop waits): bounded
+		// by the timeout and cut by Stop.
+		time.AfterFunc(openedBatch, s.flushOpened)
+	}
+	f.opened[peerID] = struct{}{}
+}
+
+// flushOpened writes the gathered openings.
+func (s *Service) flushOpened() {
+	f := s.follow
+	f.openMu.Lock()
+	ids := slices.Collect(maps.Keys(f.opened))
+	f.opened = nil
+	f.openMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		go func() {
-			select {
-			case <-s.stopCh:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		if err := s.follow.cfg.Feed.TouchSeen(ctx, []string{peerID}); err != nil {
-			s.log.Debug("record a stream's opening", "peer", peerID, "err", err)
+		select {
+		case <-s.stopCh:
+			cancel()
+		case <-ctx.Done():
 		}
 	}()
+	if err := f.cfg.Feed.TouchSeen(ctx, ids); err != nil {
+		s.log.Debug("record streams' openings", "peers", len(ids), "err", err)
+	}
 }
 
 // JanitorRuns reports how many janitor slots this instance ran (HA; 0

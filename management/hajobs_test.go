@@ -84,3 +84,35 @@ func TestHAEphemeralCleanupOncePerSlot(t *testing.T) {
 	}
 	t.Logf("janitor ran %d times in %d slots across 3 instances", runs, slots)
 }
+
+// TestHAStreamOpeningsWrittenTogether: streams opening at once are
+// recorded as connected right away (no janitor tick needed), in one
+// statement: PostgreSQL's now() is the statement's transaction time, so
+// one write gives every row the same time and one write per opening
+// would not.
+func TestHAStreamOpeningsWrittenTogether(t *testing.T) {
+	nodes, dsn, _ := startHA(t, 1, noSweep, false, func(c *Config) { c.JanitorInterval = time.Hour })
+	a := nodes[0].s
+	_, ks, ids := meshAccount(t, a, 6)
+	var strs []*stream
+	for _, k := range ks { // opened together
+		strs = append(strs, openStream(t, a, k, nil))
+	}
+	for _, str := range strs {
+		str.next(t)
+	}
+	conn, err := pgx.Connect(mgmttest.Ctx(t), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var rows, times int
+	waitFor(t, "every opening recorded", func() bool {
+		err := conn.QueryRow(mgmttest.Ctx(t), `SELECT count(*), count(DISTINCT seen_at) FROM peer_seen
+			WHERE peer_id = ANY($1)`, ids).Scan(&rows, &times)
+		return err == nil && rows == len(ids)
+	})
+	if times > len(ids)/2 { // a slow machine may spread them over a few batches
+		t.Fatalf("%d openings written at %d different times; want them gathered", rows, times)
+	}
+}
