@@ -7,7 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=.bench
 mkdir -p "$OUT"
-only=" ${BENCH_ONLY:-netmap wire store wg firewall signal relay dns storm matrix ha dataplane connect failover} "
+only=" ${BENCH_ONLY:-netmap wire store wg firewall signal relay dns storm matrix ui ha dataplane connect failover} "
 fail=0
 
 step() {
@@ -27,6 +27,10 @@ step relay  bash bench/relay/run.sh
 step dns bash bench/dns/run.sh
 step storm bash bench/storm/run.sh
 step matrix go test ./management -run '^$' -bench Connectivity -benchmem -benchtime 200x
+# Dashboard: the peers page of a 5,000-peer account, first byte and full
+# render in headless Chromium (needs chromium); table in .bench/ui-report.md.
+rm -f "$OUT/ui-report.md"
+step ui env PETREL_UI_TIMINGS=1 PETREL_UI_TIMINGS_REPORT="$PWD/$OUT/ui-report.md" go test -count=1 -run 'TestPeersPageTimings$' -v ./management/ui/
 # HA control plane: 3 instances, 300 simulated agents, 10 kill -9 trials and
 # a 10 s database freeze; tables appended to .bench/ha-report.md.
 rm -f "$OUT/ha-report.md"
