@@ -222,33 +222,24 @@ func (h *Handler) editNS(rq *req) error {
 	return nil
 }
 
-// confirmed reports whether the delete form was confirmed; if not, it
-// shows the confirmation page.
-func (h *Handler) confirmed(rq *req, d confirmDeleteData) bool {
-	if rq.r.PostForm.Get("confirm") == "yes" {
-		return true
-	}
-	h.render(rq, http.StatusOK, "confirmdelete", d.Title, d)
-	return false
+// dnsFail shows the DNS page with err (for the handlers of one object).
+func (h *Handler) dnsFail(rq *req) func(error) error {
+	return func(err error) error { return h.dnsError(rq, err, newNSForm(rq.acct, nil)) }
 }
 
 func (h *Handler) deleteNS(rq *req) error {
+	fail := h.dnsFail(rq)
 	n := rq.acct.NameserverGroups[rq.r.PathValue("id")]
 	if n == nil {
-		return h.dnsError(rq, notFound("nameserver group %q not found", rq.r.PathValue("id")), newNSForm(rq.acct, nil))
-	}
-	if err := parseForm(rq); err != nil {
-		return h.dnsError(rq, err, newNSForm(rq.acct, nil))
+		return fail(notFound("nameserver group %q not found", rq.r.PathValue("id")))
 	}
 	name := display(n.Name)
-	if !h.confirmed(rq, confirmDeleteData{Title: "Delete nameserver group " + name + "?", Items: []string{name},
-		Note: "Peers stop using these nameservers at once.", Action: "/ui/dns/nameservers/" + n.ID + "/delete", Cancel: "/ui/dns"}) {
-		return nil
-	}
-	if err := h.svc.Delete(rq.ctx(), rq.acct.ID, model.KindNameserverGroup, n.ID); err != nil {
-		return h.dnsError(rq, err, newNSForm(rq.acct, nil))
-	}
-	return h.done(rq, "/ui/dns", "Deleted nameserver group "+name+".")
+	return h.change(rq, oneChange{back: "/ui/dns", fail: fail,
+		confirm: &confirmDeleteData{Title: "Delete nameserver group " + name + "?", Items: []string{name},
+			Note: "Peers stop using these nameservers at once.", Action: "/ui/dns/nameservers/" + n.ID + "/delete", Cancel: "/ui/dns"},
+		apply: func() (string, error) {
+			return "Deleted nameserver group " + name + ".", h.svc.Delete(rq.ctx(), rq.acct.ID, model.KindNameserverGroup, n.ID)
+		}})
 }
 
 func (h *Handler) createZone(rq *req) error {
@@ -267,79 +258,74 @@ func (h *Handler) createZone(rq *req) error {
 }
 
 func (h *Handler) deleteZone(rq *req) error {
+	fail := h.dnsFail(rq)
 	z := rq.acct.DNSZones[rq.r.PathValue("id")]
 	if z == nil {
-		return h.dnsError(rq, notFound("zone %q not found", rq.r.PathValue("id")), newNSForm(rq.acct, nil))
-	}
-	if err := parseForm(rq); err != nil {
-		return h.dnsError(rq, err, newNSForm(rq.acct, nil))
+		return fail(notFound("zone %q not found", rq.r.PathValue("id")))
 	}
 	dom := display(z.Domain)
-	if !h.confirmed(rq, confirmDeleteData{Title: "Delete zone " + dom + "?",
-		Items:  []string{dom + " and its " + strconv.Itoa(len(z.Records)) + " record(s)"},
-		Action: "/ui/dns/zones/" + z.ID + "/delete", Cancel: "/ui/dns"}) {
-		return nil
-	}
-	if err := h.svc.Delete(rq.ctx(), rq.acct.ID, model.KindDNSZone, z.ID); err != nil {
-		return h.dnsError(rq, err, newNSForm(rq.acct, nil))
-	}
-	return h.done(rq, "/ui/dns", "Deleted zone "+dom+".")
+	return h.change(rq, oneChange{back: "/ui/dns", fail: fail,
+		confirm: &confirmDeleteData{Title: "Delete zone " + dom + "?",
+			Items:  []string{dom + " and its " + strconv.Itoa(len(z.Records)) + " record(s)"},
+			Action: "/ui/dns/zones/" + z.ID + "/delete", Cancel: "/ui/dns"},
+		apply: func() (string, error) {
+			return "Deleted zone " + dom + ".", h.svc.Delete(rq.ctx(), rq.acct.ID, model.KindDNSZone, z.ID)
+		}})
 }
 
-// addRecord stores the zone with one more record; the service checks the
-// record (name, type, value, TTL) and the zone's size.
+// addRecord adds one record to the zone as it is when the service commits
+// (records others add meanwhile stay); the service checks the record
+// (name, type, value, TTL, not a duplicate) and the zone's size.
 func (h *Handler) addRecord(rq *req) error {
+	fail := h.dnsFail(rq)
 	z := rq.acct.DNSZones[rq.r.PathValue("id")]
 	if z == nil {
-		return h.dnsError(rq, notFound("zone %q not found", rq.r.PathValue("id")), newNSForm(rq.acct, nil))
+		return fail(notFound("zone %q not found", rq.r.PathValue("id")))
 	}
 	if err := parseForm(rq); err != nil {
-		return h.dnsError(rq, err, newNSForm(rq.acct, nil))
+		return fail(err)
 	}
 	pf := rq.r.PostForm
 	rec := model.DNSRecord{Name: pf.Get("name"), Type: pf.Get("type"), Value: pf.Get("value")}
 	if v := strings.TrimSpace(pf.Get("ttl")); v != "" {
 		n, err := strconv.ParseUint(v, 10, 32)
 		if err != nil {
-			return h.dnsError(rq, badInput("TTL %q: want a number of seconds", display(v)), newNSForm(rq.acct, nil))
+			return fail(badInput("TTL %q: want a number of seconds", display(v)))
 		}
 		rec.TTL = uint32(n)
 	}
-	nz := *z
-	nz.Records = append(slices.Clone(z.Records), rec)
-	if _, err := h.svc.Put(rq.ctx(), rq.acct.ID, &nz); err != nil {
-		return h.dnsError(rq, err, newNSForm(rq.acct, nil))
+	if _, err := h.svc.AddZoneRecord(rq.ctx(), rq.acct.ID, z.ID, rec); err != nil {
+		return fail(err)
 	}
 	return h.done(rq, "/ui/dns", "Added a record to zone "+display(z.Domain)+".")
 }
 
-// deleteRecord removes one record (by index and digest) after a
-// confirmation page.
+// deleteRecord removes one record after a confirmation page. The form
+// names the record by index and digest as the page showed it, so a zone
+// changed meanwhile is not edited blindly; the service then removes the
+// record with that content from the zone as it is when it commits.
 func (h *Handler) deleteRecord(rq *req) error {
+	fail := h.dnsFail(rq)
 	z := rq.acct.DNSZones[rq.r.PathValue("id")]
 	if z == nil {
-		return h.dnsError(rq, notFound("zone %q not found", rq.r.PathValue("id")), newNSForm(rq.acct, nil))
+		return fail(notFound("zone %q not found", rq.r.PathValue("id")))
 	}
 	if err := parseForm(rq); err != nil {
-		return h.dnsError(rq, err, newNSForm(rq.acct, nil))
+		return fail(err)
 	}
 	pf := rq.r.PostForm
 	i, err := strconv.Atoi(pf.Get("index"))
 	if err != nil || i < 0 || i >= len(z.Records) || recordSum(z.Records[i]) != pf.Get("sum") {
-		return h.dnsError(rq, notFound("record not found in zone %s (changed meanwhile? reload the page)", display(z.Domain)),
-			newNSForm(rq.acct, nil))
+		return fail(notFound("record not found in zone %s (changed meanwhile? reload the page)", display(z.Domain)))
 	}
 	r := z.Records[i]
 	what := display(r.Name) + " " + display(r.Type) + " " + display(r.Value)
-	if !h.confirmed(rq, confirmDeleteData{Title: "Delete a record of " + display(z.Domain) + "?", Items: []string{what},
-		Action: "/ui/dns/zones/" + z.ID + "/records/delete", Cancel: "/ui/dns",
-		Fields: []field{{"index", strconv.Itoa(i)}, {"sum", pf.Get("sum")}}}) {
-		return nil
-	}
-	nz := *z
-	nz.Records = slices.Delete(slices.Clone(z.Records), i, i+1)
-	if _, err := h.svc.Put(rq.ctx(), rq.acct.ID, &nz); err != nil {
-		return h.dnsError(rq, err, newNSForm(rq.acct, nil))
-	}
-	return h.done(rq, "/ui/dns", "Deleted a record of zone "+display(z.Domain)+".")
+	return h.change(rq, oneChange{back: "/ui/dns", fail: fail,
+		confirm: &confirmDeleteData{Title: "Delete a record of " + display(z.Domain) + "?", Items: []string{what},
+			Action: "/ui/dns/zones/" + z.ID + "/records/delete", Cancel: "/ui/dns",
+			Fields: []field{{"index", strconv.Itoa(i)}, {"sum", pf.Get("sum")}}},
+		apply: func() (string, error) {
+			_, err := h.svc.DeleteZoneRecord(rq.ctx(), rq.acct.ID, z.ID, r)
+			return "Deleted a record of zone " + display(z.Domain) + ".", err
+		}})
 }

@@ -53,13 +53,15 @@ func (h *Handler) createGroup(rq *req) error {
 	return h.done(rq, "/ui/groups", "Created group "+display(obj.(*model.Group).Name)+".")
 }
 
+// deleteGroup deletes a group at once (no confirmation: the service
+// refuses a group still in use).
 func (h *Handler) deleteGroup(rq *req) error {
+	fail := func(err error) error { return h.groupsError(rq, err) }
 	g := rq.acct.Groups[rq.r.PathValue("id")]
 	if g == nil {
-		return h.groupsError(rq, notFound("group %q not found", rq.r.PathValue("id")))
+		return fail(notFound("group %q not found", rq.r.PathValue("id")))
 	}
-	if err := h.svc.Delete(rq.ctx(), rq.acct.ID, model.KindGroup, g.ID); err != nil {
-		return h.groupsError(rq, err)
-	}
-	return h.done(rq, "/ui/groups", "Deleted group "+display(g.Name)+".")
+	return h.change(rq, oneChange{back: "/ui/groups", fail: fail, apply: func() (string, error) {
+		return "Deleted group " + display(g.Name) + ".", h.svc.Delete(rq.ctx(), rq.acct.ID, model.KindGroup, g.ID)
+	}})
 }

@@ -142,13 +142,15 @@ func (h *Handler) createSetupKey(rq *req) error {
 	return nil
 }
 
+// revokeSetupKey revokes a key at once (no confirmation: a revoked key
+// stays listed).
 func (h *Handler) revokeSetupKey(rq *req) error {
-	id := rq.r.PathValue("id")
-	k, err := h.svc.RevokeSetupKey(rq.ctx(), rq.acct.ID, id)
-	if err != nil {
-		status, fl := errFlash(err)
-		h.render(rq, status, "keys", "Setup keys", h.keysData(rq), fl)
-		return nil
-	}
-	return h.done(rq, "/ui/setup-keys", "Revoked setup key "+display(k.Name)+".")
+	return h.change(rq, oneChange{back: "/ui/setup-keys", fail: h.failOn(rq, "keys", "Setup keys", func() any { return h.keysData(rq) }),
+		apply: func() (string, error) {
+			k, err := h.svc.RevokeSetupKey(rq.ctx(), rq.acct.ID, rq.r.PathValue("id"))
+			if err != nil {
+				return "", err
+			}
+			return "Revoked setup key " + display(k.Name) + ".", nil
+		}})
 }

@@ -368,45 +368,24 @@ func (h *Handler) updateRoute(rq *req) error {
 
 // deleteRoute deletes a route after a confirmation page.
 func (h *Handler) deleteRoute(rq *req) error {
+	fail := func(err error) error { return h.routesError(rq, err, newRouteForm(rq.acct, nil)) }
 	id := rq.r.PathValue("id")
 	rt := rq.acct.Routes[id]
 	if rt == nil {
-		return h.routesError(rq, notFound("route %q not found", id), newRouteForm(rq.acct, nil))
+		return fail(notFound("route %q not found", id))
 	}
 	what := "route " + rt.Network.String()
 	if rt.IsExitNode() {
 		what = "exit node " + rt.Network.String()
 	}
-	rq.r.Body = http.MaxBytesReader(rq.w, rq.r.Body, maxFormBytes)
-	if err := rq.r.ParseForm(); err != nil {
-		return h.routesError(rq, badInput("unreadable form: %v", err), newRouteForm(rq.acct, nil))
+	items := []string{what}
+	if row, _ := h.routeRow(rq, rt, 0); row.Description != "" {
+		items = append(items, "description: "+row.Description)
 	}
-	if rq.r.PostForm.Get("confirm") != "yes" {
-		row, _ := h.routeRow(rq, rt, 0)
-		items := []string{what}
-		if row.Description != "" {
-			items = append(items, "description: "+row.Description)
-		}
-		h.render(rq, http.StatusOK, "confirmdelete", "Delete "+what, confirmDeleteData{
-			Title: "Delete " + what + "?", Items: items, Action: "/ui/routes/" + rt.ID + "/delete", Cancel: "/ui/routes",
-			Note: "Peers stop receiving this route at once; traffic to the network then takes another route or none."})
-		return nil
-	}
-	if err := h.svc.Delete(rq.ctx(), rq.acct.ID, model.KindRoute, rt.ID); err != nil {
-		return h.routesError(rq, err, newRouteForm(rq.acct, nil))
-	}
-	return h.done(rq, "/ui/routes", "Deleted "+what+".")
+	return h.change(rq, oneChange{back: "/ui/routes", fail: fail, title: "Delete " + what,
+		confirm: &confirmDeleteData{Title: "Delete " + what + "?", Items: items, Action: "/ui/routes/" + rt.ID + "/delete", Cancel: "/ui/routes",
+			Note: "Peers stop receiving this route at once; traffic to the network then takes another route or none."},
+		apply: func() (string, error) {
+			return "Deleted " + what + ".", h.svc.Delete(rq.ctx(), rq.acct.ID, model.KindRoute, rt.ID)
+		}})
 }
-
-// confirmDeleteData is the confirmation page of a single delete: the
-// form posts back to Action with confirm=yes and Fields.
-type confirmDeleteData struct {
-	Title  string
-	Items  []string // what is deleted, already through display
-	Note   string
-	Action string
-	Fields []field // hidden fields besides confirm
-	Cancel string
-}
-
-type field struct{ Name, Value string }

@@ -28,6 +28,14 @@ type Service interface {
 	// CatchUp brings the account up to date with other instances' commits
 	// (several servers on one database; a no-op otherwise).
 	CatchUp(ctx context.Context, accountID string)
+	// AddZoneRecord and DeleteZoneRecord change one record of a custom
+	// zone as it is when they commit (not a copy read earlier).
+	AddZoneRecord(ctx context.Context, accountID, zoneID string, rec model.DNSRecord) (model.DNSRecord, error)
+	DeleteZoneRecord(ctx context.Context, accountID, zoneID string, rec model.DNSRecord) (model.DNSRecord, error)
+	// CreateAdminToken returns a new admin token's plain text (shown once);
+	// DeleteAdminToken deletes one. Both need an owner.
+	CreateAdminToken(ctx context.Context, accountID, name string) (string, error)
+	DeleteAdminToken(ctx context.Context, accountID, tokenID string) (*model.AdminToken, error)
 }
 
 // Options configure the dashboard.
@@ -125,6 +133,11 @@ func (h *Handler) routes() {
 	m.Handle("GET /ui/users", h.page(true, h.users))
 	m.Handle("POST /ui/users/{id}/block", h.page(true, h.blockUser(true)))
 	m.Handle("POST /ui/users/{id}/unblock", h.page(true, h.blockUser(false)))
+	m.Handle("GET /ui/tokens", h.page(true, h.tokens))
+	m.Handle("POST /ui/tokens/admin", h.page(true, h.createAdminToken))
+	m.Handle("POST /ui/tokens/admin/{id}/delete", h.page(true, h.deleteAdminToken))
+	m.Handle("POST /ui/tokens/access", h.page(true, h.createAccessToken))
+	m.Handle("POST /ui/tokens/access/{id}/delete", h.page(true, h.deleteAccessToken))
 	m.Handle("GET /ui/events", h.page(true, h.events))
 	m.Handle("GET /ui/events/stream", h.page(false, h.stream))
 	m.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {

@@ -25,7 +25,7 @@ import (
 // adminPages are every GET page an admin reaches.
 var adminPages = []string{"/ui/peers", "/ui/setup-keys", "/ui/groups", "/ui/policies", "/ui/users", "/ui/events",
 	"/ui/policies?src=a&dst=b&proto=tcp&port=22", "/ui/peers?q=x&status=offline", "/ui/matrix",
-	"/ui/routes", "/ui/routes?q=x&kind=exit", "/ui/dns"}
+	"/ui/routes", "/ui/routes?q=x&kind=exit", "/ui/dns", "/ui/tokens"}
 
 // TestSecurityHeaders: every response — pages, errors, the sign-in page,
 // static files, redirects — carries the CSP and the other headers; pages

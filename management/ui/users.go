@@ -40,17 +40,18 @@ func (h *Handler) users(rq *req) error {
 // blockUser blocks or unblocks a user; the service enforces who may (not
 // oneself, not the last owner) and audits it under the caller.
 func (h *Handler) blockUser(block bool) func(*req) error {
+	verb := "Unblocked "
+	if block {
+		verb = "Blocked "
+	}
 	return func(rq *req) error {
-		u, err := h.svc.UpdateUser(rq.ctx(), rq.acct.ID, rq.r.PathValue("id"), management.UserUpdate{Blocked: &block})
-		if err != nil {
-			status, fl := errFlash(err)
-			h.render(rq, status, "users", "Users", h.usersData(rq), fl)
-			return nil
-		}
-		verb := "Unblocked "
-		if block {
-			verb = "Blocked "
-		}
-		return h.done(rq, "/ui/users", verb+display(u.Email)+".")
+		return h.change(rq, oneChange{back: "/ui/users", fail: h.failOn(rq, "users", "Users", func() any { return h.usersData(rq) }),
+			apply: func() (string, error) {
+				u, err := h.svc.UpdateUser(rq.ctx(), rq.acct.ID, rq.r.PathValue("id"), management.UserUpdate{Blocked: &block})
+				if err != nil {
+					return "", err
+				}
+				return verb + display(u.Email) + ".", nil
+			}})
 	}
 }
