@@ -229,11 +229,11 @@ func (s *Service) reloadLocked(ctx context.Context, st *account) (bool, error) {
 		repairPeer(p)
 	}
 	snap := netmap.Build(a)
-	st.cur.Store(&view{acct: a, snap: snap})
-	s.afterCatchUp(old, a, snap)
-	if s.follow != nil {
+	if s.follow != nil { // before the view: whoever sees it sees the count
 		s.follow.reloads.Add(1)
 	}
+	st.cur.Store(&view{acct: a, snap: snap})
+	s.afterCatchUp(old, a, snap)
 	s.log.Debug("caught up with the store", "account", a.ID, "from", old.acct.Version, "to", a.Version)
 	return true, nil
 }
