@@ -73,7 +73,7 @@ func (s *Service) applyLocked(st *account, old *view, chs []store.AccountChange)
 	}
 	next.Version = chs[len(chs)-1].Version
 	snap := old.snap.Next(next, netmap.Change{}) // Next finds the changed objects by pointer
-	s.follow.applied.Add(uint64(len(chs)))        // before the view: whoever sees it sees the count
+	s.follow.applied.Add(uint64(len(chs)))       // before the view: whoever sees it sees the count
 	st.cur.Store(&view{acct: next, snap: snap})
 	s.afterCatchUp(old, next, snap)
 	s.log.Debug("applied the change log", "account", st.id, "from", old.acct.Version, "to", next.Version)
