@@ -160,6 +160,8 @@ func (s *Service) Recheck(p Principal, tokenHash []byte) (Principal, error) {
 			return Principal{}, Errorf(KindUnauthenticated, "the access token was revoked")
 		}
 		return checkAccessToken(a, t, s.now())
+	case ViaOIDCSession:
+		return recheckUser(a, p) // websignin.go
 	}
 	return Principal{}, Errorf(KindUnauthenticated, "credentials of kind %q cannot be checked again; sign in again", p.Via)
 }

@@ -12,14 +12,21 @@ import (
 
 	"petrel/management"
 	"petrel/management/identity"
+	"petrel/management/ui"
 )
 
 // OIDC configures sign-in through an OpenID provider (docs/identity.md).
 // A zero Issuer turns it off: setup keys and admin tokens only.
 type OIDC struct {
-	Issuer       string   // exactly as the provider's tokens carry it
-	ClientID     string   // the agents' public client (device grant)
-	ClientSecret string   // confidential web client (dashboard); optional
+	Issuer       string // exactly as the provider's tokens carry it
+	ClientID     string // the agents' public client (device grant)
+	ClientSecret string // confidential web client (dashboard); optional
+	// WebClientID is the dashboard's client (authorization-code flow with
+	// PKCE, redirect URI <public URL>/ui/login/callback); "" = ClientID.
+	WebClientID string
+	// Name is the provider's name on the dashboard's sign-in button; ""
+	// = the issuer's host.
+	Name         string
 	Scopes       []string // asked for by agents; default openid profile email
 	GroupsClaim  string   // claim with the user's groups; "" = no group sync
 	EmailDomains []string // only verified emails in these domains sign in
@@ -38,7 +45,8 @@ var DefaultOIDCScopes = []string{"openid", "profile", "email"}
 // validate reports every problem with the OIDC flags.
 func (o OIDC) validate() []error {
 	if !o.Enabled() {
-		if o.ClientID != "" || o.ClientSecret != "" || o.GroupsClaim != "" || len(o.EmailDomains) > 0 || len(o.OwnerEmails) > 0 || o.Account != "" {
+		if o.ClientID != "" || o.ClientSecret != "" || o.GroupsClaim != "" || len(o.EmailDomains) > 0 || len(o.OwnerEmails) > 0 || o.Account != "" ||
+			o.WebClientID != "" || o.Name != "" {
 			return []error{errors.New("--oidc-*: set --oidc-issuer too (the other OpenID settings need a provider)")}
 		}
 		return nil
@@ -94,6 +102,30 @@ func (o OIDC) identityConfig() *management.IdentityConfig {
 			AllowedEmailDomains: o.EmailDomains, HTTPClient: o.HTTPClient}},
 		Issuer: o.Issuer, ClientID: o.ClientID, Scopes: scopes,
 		AccountID: o.Account, OwnerEmails: o.OwnerEmails,
+	}
+}
+
+// dashboardConfig is the dashboard's sign-in with the provider (the
+// authorization-code flow with PKCE, management/ui/oidc.go), nil when no
+// provider is configured. The ID tokens it receives are checked by a
+// verifier of their own whose audience is the web client only (agents'
+// tokens are not accepted there, nor the dashboard's by agents' logins);
+// groups are not read (they follow agent sign-ins).
+func (o OIDC) dashboardConfig(publicURL string) *ui.OIDC {
+	if !o.Enabled() {
+		return nil
+	}
+	web := o.WebClientID
+	if web == "" {
+		web = o.ClientID
+	}
+	return &ui.OIDC{
+		Name: o.Name, Issuer: o.Issuer, ClientID: web, ClientSecret: o.ClientSecret,
+		RedirectURL: strings.TrimSuffix(publicURL, "/") + "/ui/login/callback",
+		Scopes:      o.Scopes,
+		Verifier: &lazyVerifier{cfg: identity.Config{Issuer: o.Issuer, ClientID: web,
+			AllowedEmailDomains: o.EmailDomains, HTTPClient: o.HTTPClient}},
+		HTTPClient: o.HTTPClient,
 	}
 }
 

@@ -346,7 +346,8 @@ func (s *Server) startManagement(ctx context.Context, mux *http.ServeMux, secret
 	api.SetObserver(s.events)
 	api.Register(s.grpc)
 	mux.Handle("/api/", restapi.New(svc, s.cfg.Logger))
-	mux.Handle("/ui/", ui.New(svc, ui.Options{Logger: s.cfg.Logger, TLS: s.cfg.TLS.Enabled()}))
+	mux.Handle("/ui/", ui.New(svc, ui.Options{Logger: s.cfg.Logger, TLS: s.cfg.TLS.Enabled(),
+		OIDC: s.cfg.OIDC.dashboardConfig(s.ep.PublicURL)}))
 	return nil
 }
 

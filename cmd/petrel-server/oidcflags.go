@@ -16,14 +16,16 @@ import (
 // oidcFlags are the OpenID provider settings of `run` (docs/identity.md).
 type oidcFlags struct {
 	issuer, clientID, secretFile, groupsClaim, account string
-	caFile                                             string
+	caFile, webClientID, name                          string
 	scopes, emailDomains, ownerEmails                  []string
 }
 
 func (o *oidcFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&o.issuer, "oidc-issuer", "", "OpenID provider issuer URL: people sign agents in with it and use its access tokens on the REST API (off when empty)")
 	fl.StringVar(&o.clientID, "oidc-client-id", "", "client ID of the agents' public client at the provider (device authorization grant enabled)")
-	fl.StringVar(&o.secretFile, "oidc-client-secret-file", "", "file holding the client secret of a confidential web client (optional)")
+	fl.StringVar(&o.secretFile, "oidc-client-secret-file", "", "file holding the client secret of a confidential web client (the dashboard's; optional)")
+	fl.StringVar(&o.webClientID, "oidc-web-client-id", "", "client ID of the dashboard at the provider (authorization-code flow with PKCE, redirect URI <public-url>/ui/login/callback; default --oidc-client-id)")
+	fl.StringVar(&o.name, "oidc-name", "", "provider name on the dashboard's \"Sign in with\" button (default the issuer's host)")
 	fl.StringSliceVar(&o.scopes, "oidc-scopes", nil, "scopes agents ask for (comma-separated; default openid,profile,email — add the provider's groups scope for group sync)")
 	fl.StringVar(&o.groupsClaim, "oidc-groups-claim", "", "token claim listing the user's groups, synced to Petrel groups (empty: no group sync)")
 	fl.StringSliceVar(&o.emailDomains, "oidc-email-domains", nil, "only users with a verified email in these domains sign in (comma-separated; default any)")
@@ -37,7 +39,7 @@ func (o *oidcFlags) register(fl *pflag.FlagSet) {
 func (o *oidcFlags) config() (server.OIDC, error) {
 	c := server.OIDC{Issuer: strings.TrimSpace(o.issuer), ClientID: strings.TrimSpace(o.clientID), Scopes: o.scopes,
 		GroupsClaim: strings.TrimSpace(o.groupsClaim), EmailDomains: o.emailDomains, OwnerEmails: o.ownerEmails,
-		Account: strings.TrimSpace(o.account)}
+		Account: strings.TrimSpace(o.account), WebClientID: strings.TrimSpace(o.webClientID), Name: strings.TrimSpace(o.name)}
 	if o.secretFile != "" {
 		b, err := os.ReadFile(o.secretFile)
 		if err != nil {

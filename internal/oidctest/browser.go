@@ -2,6 +2,7 @@ package oidctest
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -58,7 +59,58 @@ func (p *Provider) approve(userCode, username, password, action string) error {
 	return nil
 }
 
+// AuthorizeCode plays the browser of the code flow at the provider: it
+// opens authURL (the client's authorization request, as the client
+// redirected the browser to it), signs in as subject on the login page and
+// returns the URL the provider then sends the browser to: the client's
+// redirect URI with code and state (or with an error). That URL is not
+// opened: the test delivers it to its client.
+func (p *Provider) AuthorizeCode(t testing.TB, authURL, subject string) string {
+	t.Helper()
+	to, err := p.authorize(authURL, subject, p.Password(t, subject), "allow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return to
+}
+
+// DenyCode opens authURL and presses Deny on the login page; it returns
+// the redirect to the client (error=access_denied).
+func (p *Provider) DenyCode(t testing.TB, authURL string) string {
+	t.Helper()
+	to, err := p.authorize(authURL, "", "", "deny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return to
+}
+
+func (p *Provider) authorize(authURL, username, password, action string) (string, error) {
+	b, err := p.newBrowser()
+	if err != nil {
+		return "", err
+	}
+	defer b.c.CloseIdleConnections()
+	pg, err := b.get(authURL)
+	if err != nil {
+		return "", err
+	}
+	if pg.redirect != "" {
+		return pg.redirect, nil // refused before the login page (an error for the client)
+	}
+	values := map[string]string{"username": username, "password": password}
+	if pg, err = b.submit(pg, values, action); err != nil {
+		return "", fmt.Errorf("sign in: %w", err)
+	}
+	if pg.redirect == "" {
+		return "", fmt.Errorf("sign in: no redirect to the client from %s", pg.url)
+	}
+	return pg.redirect, nil
+}
+
 // browser is an HTTP client with cookies that fills in and submits forms.
+// It follows redirects within the provider only; a redirect elsewhere (to
+// a client) ends a request with page.redirect set.
 type browser struct{ c *http.Client }
 
 func (p *Provider) newBrowser() (*browser, error) {
@@ -66,19 +118,31 @@ func (p *Provider) newBrowser() (*browser, error) {
 	if err != nil {
 		return nil, err
 	}
+	host := p.srv.Listener.Addr().String()
 	return &browser{c: &http.Client{
 		Jar:       jar,
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.ca.Pool(), MinVersion: tls.VersionTLS12}},
 		Timeout:   p.client.Timeout,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if req.URL.Host != host {
+				return http.ErrUseLastResponse
+			}
+			if len(via) >= 10 {
+				return errors.New("stopped after 10 redirects")
+			}
+			return nil
+		},
 	}}, nil
 }
 
-// page is a fetched HTML page and its first form.
+// page is a fetched HTML page and its first form, or the redirect that
+// left the provider.
 type page struct {
-	url    *url.URL
-	root   *html.Node
-	form   *html.Node
-	errMsg string
+	url      *url.URL
+	root     *html.Node
+	form     *html.Node
+	errMsg   string
+	redirect string
 }
 
 func (b *browser) get(u string) (*page, error) { return b.do(http.MethodGet, u, nil) }
@@ -102,6 +166,13 @@ func (b *browser) do(method, u string, form url.Values) (*page, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
+	if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		to, err := resp.Request.URL.Parse(loc)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: bad Location: %w", method, u, err)
+		}
+		return &page{url: resp.Request.URL, redirect: to.String()}, nil
+	}
 	root, err := html.Parse(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return nil, fmt.Errorf("parse %s: %w", u, err)

@@ -4,7 +4,11 @@ import (
 	"crypto/subtle"
 	"html/template"
 	"net/http"
+	"net/url"
 	"strings"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
 // devicePath is the verification URI of RFC 8628 (section 3.2): the user
@@ -27,7 +31,7 @@ type session struct {
 type devicePages struct{ st *storage }
 
 var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
-<html><head><title>Device sign-in</title></head><body>
+<html><head><link rel="icon" href="data:,"><title>{{if eq .Step "signin"}}Sign in{{else}}Device sign-in{{end}}</title></head><body>
 {{if .Error}}<p class="error">{{.Error}}</p>{{end}}
 {{if eq .Step "code"}}
 <form method="get" action="/device">
@@ -40,6 +44,15 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 <label>Username or email <input name="username"></label>
 <label>Password <input type="password" name="password"></label>
 <button type="submit">Sign in</button>
+</form>
+{{else if eq .Step "signin"}}
+<p>Sign in to <b>{{.ClientID}}</b></p>
+<form method="post" action="/login">
+<input type="hidden" name="id" value="{{.RequestID}}">
+<label>Username or email <input name="username" id="username"></label>
+<label>Password <input type="password" name="password" id="password"></label>
+<button type="submit" name="action" value="allow" id="login">Sign in</button>
+<button type="submit" name="action" value="deny" id="deny">Deny</button>
 </form>
 {{else if eq .Step "consent"}}
 <p>Allow <b>{{.ClientID}}</b> to sign in as <b>{{.Subject}}</b> (scopes: {{.Scopes}})?</p>
@@ -55,7 +68,7 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 `))
 
 type pageData struct {
-	Step, Error, UserCode, ClientID, Subject, Scopes, CSRF, Result string
+	Step, Error, UserCode, ClientID, Subject, Scopes, CSRF, Result, RequestID string
 }
 
 func render(w http.ResponseWriter, status int, d pageData) {
@@ -177,4 +190,75 @@ func normCode(s string) string {
 		s = s[:4] + "-" + s[4:]
 	}
 	return s
+}
+
+// loginPath is the code flow's sign-in page: the OP redirects the browser
+// there from /authorize (webClient.LoginURL) with the auth request's ID.
+const loginPath = "/login"
+
+// loginPage serves GET /login?id= (the form) and POST /login: "allow"
+// with the right credentials completes the request and sends the browser
+// to the OP's /authorize/callback, which redirects to the client with a
+// code; "deny" sends the client error=access_denied.
+type loginPage struct {
+	st     *storage
+	op     *op.Provider
+	issuer string
+}
+
+func (p *loginPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet:
+		id := r.URL.Query().Get("id")
+		client, err := p.st.requestClient(id)
+		if err != nil {
+			render(w, http.StatusBadRequest, pageData{Step: "done", Error: err.Error()})
+			return
+		}
+		render(w, http.StatusOK, pageData{Step: "signin", RequestID: id, ClientID: client})
+	case http.MethodPost:
+		p.post(w, r)
+	default:
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	}
+}
+
+func (p *loginPage) post(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		render(w, http.StatusBadRequest, pageData{Step: "done", Error: "bad form"})
+		return
+	}
+	id := r.PostForm.Get("id")
+	switch r.PostForm.Get("action") {
+	case "deny":
+		req, err := p.st.takeAuthRequest(id)
+		if err != nil {
+			render(w, http.StatusBadRequest, pageData{Step: "done", Error: err.Error()})
+			return
+		}
+		op.AuthRequestError(w, r, req, oidc.ErrAccessDenied().WithDescription("the user denied the sign-in"), p.op)
+		return
+	case "allow":
+	default:
+		render(w, http.StatusBadRequest, pageData{Step: "done", Error: "choose sign in or deny"})
+		return
+	}
+	client, err := p.st.requestClient(id)
+	if err != nil {
+		render(w, http.StatusBadRequest, pageData{Step: "done", Error: err.Error()})
+		return
+	}
+	p.st.mu.Lock()
+	u, ok := p.st.lookupUser(r.PostForm.Get("username"))
+	p.st.mu.Unlock()
+	if !ok || subtle.ConstantTimeCompare([]byte(u.Password), []byte(r.PostForm.Get("password"))) != 1 {
+		render(w, http.StatusUnauthorized, pageData{Step: "signin", RequestID: id, ClientID: client, Error: "wrong username or password"})
+		return
+	}
+	if err := p.st.completeLogin(id, u.Subject); err != nil {
+		render(w, http.StatusBadRequest, pageData{Step: "done", Error: err.Error()})
+		return
+	}
+	callback := p.op.AuthorizationEndpoint().Absolute(p.issuer) + "/callback?id=" + url.QueryEscape(id)
+	http.Redirect(w, r, callback, http.StatusFound)
 }

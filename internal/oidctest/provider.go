@@ -34,6 +34,18 @@ type Config struct {
 	// ClientID is the agent's public client (device flow, no secret);
 	// default "petrel-agent".
 	ClientID string
+	// WebClientID is a second client, a web application (the dashboard)
+	// that signs users in with the authorization-code flow and PKCE (S256,
+	// required); default "petrel-web". WebClientSecret makes it
+	// confidential (client_secret_basic or client_secret_post); empty
+	// leaves it public. WebRedirectURIs are its redirect URIs, matched
+	// exactly; AllowRedirect adds one once the test knows its address.
+	WebClientID     string
+	WebClientSecret string
+	WebRedirectURIs []string
+	// AuthRequestLifetime bounds a code-flow sign-in, from the
+	// authorization request to the code exchange; default 10 minutes.
+	AuthRequestLifetime time.Duration
 	// GroupsClaim names the ID token claim that lists the user's groups;
 	// default "groups". It is included when the token request asked for
 	// GroupsScope (default "groups"), as most providers do.
@@ -53,6 +65,12 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.ClientID == "" {
 		c.ClientID = "petrel-agent"
+	}
+	if c.WebClientID == "" {
+		c.WebClientID = "petrel-web"
+	}
+	if c.AuthRequestLifetime == 0 {
+		c.AuthRequestLifetime = 10 * time.Minute
 	}
 	if c.GroupsClaim == "" {
 		c.GroupsClaim = "groups"
@@ -105,6 +123,7 @@ func Start(t testing.TB, cfg Config) *Provider {
 	issuer := "https://" + p.srv.Listener.Addr().String()
 	opCfg := &op.Config{
 		CodeMethodS256:  true,
+		AuthMethodPost:  true,
 		SupportedScopes: []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, cfg.GroupsScope},
 		SupportedClaims: append(slices.Clone(op.DefaultSupportedClaims), cfg.GroupsClaim),
 		DeviceAuthorization: op.DeviceAuthorizationConfig{
@@ -126,6 +145,8 @@ func Start(t testing.TB, cfg Config) *Provider {
 	pages := &devicePages{st: p.st}
 	mux.Handle(devicePath, pages)
 	mux.Handle(devicePath+"/", pages)
+	login := &loginPage{st: p.st, op: provider, issuer: issuer}
+	mux.Handle(loginPath, login)
 	mux.Handle("/", provider)
 	p.srv.Config.Handler = mux
 	p.srv.TLS = p.ca.TLSConfig(t, "127.0.0.1")
@@ -155,6 +176,23 @@ func (p *Provider) GroupsClaim() string { return p.cfg.GroupsClaim }
 
 // GroupsScope is the scope that asks for the groups claim.
 func (p *Provider) GroupsScope() string { return p.cfg.GroupsScope }
+
+// WebClientID is the code-flow client (the dashboard's).
+func (p *Provider) WebClientID() string { return p.cfg.WebClientID }
+
+// WebClientSecret is that client's secret ("" when it is public).
+func (p *Provider) WebClientSecret() string { return p.cfg.WebClientSecret }
+
+// AllowRedirect registers a redirect URI of the web client.
+func (p *Provider) AllowRedirect(uri string) { p.st.allowRedirect(uri) }
+
+// LoginURL is the path of the code flow's sign-in page (the OP redirects
+// the browser there from /authorize).
+func (p *Provider) LoginURL() string { return p.srv.URL + loginPath }
+
+// Certificate is the provider's TLS certificate (for a browser told to
+// trust exactly this key).
+func (p *Provider) Certificate() *x509.Certificate { return p.srv.Certificate() }
 
 // DeviceURL is the page where a user enters a device's user code.
 func (p *Provider) DeviceURL() string { return p.srv.URL + devicePath }

@@ -16,12 +16,13 @@ import (
 )
 
 // errUnsupported answers the parts of op.Storage for flows this provider
-// does not offer (authorization code, refresh, client credentials, JWT
-// profile, introspection).
+// does not offer (refresh, client credentials, JWT profile,
+// introspection).
 var errUnsupported = errors.New("oidctest: not offered by this provider")
 
 // storage is the in-memory op.Storage (plus op.DeviceAuthorizationStorage
-// and op.CanSetUserinfoFromRequest, in device.go and below).
+// and op.CanSetUserinfoFromRequest, in device.go and below; the code
+// flow's auth requests are in code.go).
 type storage struct {
 	cfg    *Config
 	keys   *keyring
@@ -34,6 +35,9 @@ type storage struct {
 	userCodes map[string]string       // user code → device code
 	sessions  map[string]*session     // approval-page sign-ins, by cookie
 	slowDowns int                     // polls still to answer slow_down
+	web       *webClient              // the code-flow client (its redirect URIs change)
+	authReqs  map[string]*authRequest // by ID
+	codes     map[string]string       // authorization code → auth request ID
 }
 
 type accessToken struct {
@@ -54,6 +58,12 @@ func newStorage(cfg *Config, keys *keyring) (*storage, error) {
 		client: &agentClient{id: cfg.ClientID, idLifetime: cfg.IDTokenLifetime, groupsScope: cfg.GroupsScope},
 		users:  map[string]User{}, tokens: map[string]accessToken{},
 		devices: map[string]*deviceEntry{}, userCodes: map[string]string{}, sessions: map[string]*session{},
+		web: &webClient{id: cfg.WebClientID, secret: cfg.WebClientSecret, redirects: slices.Clone(cfg.WebRedirectURIs),
+			idLifetime: cfg.IDTokenLifetime, groupsScope: cfg.GroupsScope},
+		authReqs: map[string]*authRequest{}, codes: map[string]string{},
+	}
+	if cfg.WebClientID == cfg.ClientID {
+		return nil, errors.New("oidctest: the web client needs an ID of its own")
 	}
 	for _, u := range cfg.Users {
 		if u.Subject == "" {
@@ -183,32 +193,24 @@ func (s *storage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorith
 func (s *storage) KeySet(context.Context) ([]op.Key, error) { return s.keys.keySet(), nil }
 
 func (s *storage) GetClientByClientID(_ context.Context, id string) (op.Client, error) {
-	if id != s.client.id {
-		return nil, oidc.ErrInvalidClient().WithDescription("unknown client")
+	switch id {
+	case s.client.id:
+		return s.client, nil
+	case s.web.id:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.web.snapshot(), nil
 	}
-	return s.client, nil
+	return nil, oidc.ErrInvalidClient().WithDescription("unknown client")
 }
 
 func (s *storage) TerminateSession(context.Context, string, string) error { return nil }
 func (s *storage) Health(context.Context) error                           { return nil }
 
-// The flows below are not offered: the one client is public and uses the
-// device grant only.
+// The flows below are not offered: the agent's client uses the device
+// grant, the web client the authorization code (code.go); neither gets
+// refresh tokens.
 
-func (s *storage) AuthorizeClientIDSecret(context.Context, string, string) error {
-	return errUnsupported
-}
-func (s *storage) CreateAuthRequest(context.Context, *oidc.AuthRequest, string) (op.AuthRequest, error) {
-	return nil, errUnsupported
-}
-func (s *storage) AuthRequestByID(context.Context, string) (op.AuthRequest, error) {
-	return nil, errUnsupported
-}
-func (s *storage) AuthRequestByCode(context.Context, string) (op.AuthRequest, error) {
-	return nil, errUnsupported
-}
-func (s *storage) SaveAuthCode(context.Context, string, string) error { return errUnsupported }
-func (s *storage) DeleteAuthRequest(context.Context, string) error    { return errUnsupported }
 func (s *storage) CreateAccessAndRefreshTokens(context.Context, op.TokenRequest, string) (string, string, time.Time, error) {
 	return "", "", time.Time{}, errUnsupported
 }

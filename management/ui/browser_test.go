@@ -58,11 +58,12 @@ const cspProbe = `document.addEventListener('securitypolicyviolation', function 
   console.error('CSP violation: ' + e.violatedDirective + ' blocked ' + e.blockedURI + ' sample ' + e.sample);
 });`
 
-func newTab(t *testing.T, base string) *tab {
+func newTab(t *testing.T, base string, extra ...chromedp.ExecAllocatorOption) *tab {
 	t.Helper()
 	exe := chromium(t)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
 		chromedp.WindowSize(1280, 900), chromedp.Flag("disable-gpu", true), chromedp.UserDataDir(t.TempDir()))
+	opts = append(opts, extra...)
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	ctx, tcancel := context.WithTimeout(ctx, 3*time.Minute)

@@ -17,6 +17,9 @@ const maxFormBytes = 1 << 20
 type loginData struct {
 	Next   string
 	Reason string
+	// OIDC names the identity provider of "Sign in with ..." ("" when
+	// the server has none).
+	OIDC string
 }
 
 // loginReasons are the fixed notices the sign-in page shows (reason=...);
@@ -28,13 +31,13 @@ var loginReasons = map[string]string{
 }
 
 func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
-	d := loginData{Next: localNext(r.URL.Query().Get("next")), Reason: loginReasons[r.URL.Query().Get("reason")]}
+	d := loginData{Next: localNext(r.URL.Query().Get("next")), Reason: loginReasons[r.URL.Query().Get("reason")], OIDC: h.oidcName()}
 	h.write(w, r, http.StatusOK, "login", "layout", view{Title: "Sign in", Nav: "login", Data: d})
 }
 
 func (h *Handler) loginError(w http.ResponseWriter, r *http.Request, status int, next, msg string) {
 	h.write(w, r, status, "login", "layout", view{Title: "Sign in", Nav: "login",
-		Flash: []flash{{Error: true, Msg: msg}}, Data: loginData{Next: next}})
+		Flash: []flash{{Error: true, Msg: msg}}, Data: loginData{Next: next, OIDC: h.oidcName()}})
 }
 
 // login takes an admin token or a personal access token from the form
@@ -62,9 +65,13 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	p, err := h.svc.Authenticate(r.Context(), token)
 	if err == nil && p.Via != "admin-token" && p.Via != "access-token" {
 		// An OpenID access token expires at the provider's pace and
-		// cannot be re-checked from a hash; OIDC sign-in comes with the
-		// authorization-code flow.
-		err = management.Errorf(management.KindUnauthenticated, "sign in with an admin token or a personal access token")
+		// cannot be re-checked from a hash; people sign in with the
+		// provider through the authorization-code flow (oidc.go).
+		msg := "sign in with an admin token or a personal access token"
+		if h.oidc != nil {
+			msg += ", or with " + h.oidc.cfg.Name
+		}
+		err = management.Errorf(management.KindUnauthenticated, "%s", msg)
 	}
 	if err != nil {
 		if management.KindOf(err) == management.KindUnauthenticated {

@@ -33,7 +33,8 @@ const (
 
 // session is one signed-in browser. It keeps the principal the token
 // authenticated as and the token's SHA-256 (what the account stores), never
-// the token.
+// the token; a session opened with the identity provider keeps only the
+// principal (nothing of the provider's tokens).
 type session struct {
 	principal management.Principal
 	tokenHash [sha256.Size]byte
@@ -62,7 +63,10 @@ func newSessions(now func() time.Time) *sessions {
 	return &sessions{now: now, m: map[[sha256.Size]byte]*session{}}
 }
 
-// create opens a session and returns its ID (256 random bits, base64url).
+// create opens a session for p and returns its ID (256 random bits,
+// base64url). token is the credential p authenticated with (its SHA-256
+// is kept for Recheck); "" for a sign-in with the identity provider
+// (management.ViaOIDCSession), which Recheck checks by its user.
 func (s *sessions) create(p management.Principal, token string) (string, error) {
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {

@@ -47,6 +47,9 @@ type Options struct {
 	TLS bool
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// OIDC offers sign-in with the server's identity provider (oidc.go);
+	// nil: tokens only.
+	OIDC *OIDC
 }
 
 // CSP is the Content-Security-Policy of every response: scripts, styles
@@ -72,6 +75,7 @@ type Handler struct {
 	mux      *http.ServeMux
 	next     http.Handler // mux behind the cross-origin check
 	fails    *ratelimit.Limiter[netip.Addr]
+	oidc     *oidcLogin // nil: no identity provider sign-in
 }
 
 // New returns the dashboard handler. Mount it so that it sees the full
@@ -86,6 +90,7 @@ func New(svc Service, opts Options) *Handler {
 	h := &Handler{svc: svc, log: opts.Logger.With("component", "ui"), now: opts.Now, tls: opts.TLS,
 		sessions: newSessions(opts.Now), tmpl: mustTemplates(), mux: http.NewServeMux(),
 		fails: ratelimit.New[netip.Addr](signinFailRate, signinFailBurst, 65536)}
+	h.oidc = newOIDCLogin(opts.OIDC, svc, h.log, opts.Now)
 	h.routes()
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -101,6 +106,8 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET /ui/{$}", h.home)
 	m.HandleFunc("GET /ui/login", h.loginForm)
 	m.HandleFunc("POST /ui/login", h.login)
+	m.HandleFunc("GET /ui/login/oidc", h.oidcStart)
+	m.HandleFunc("GET /ui/login/callback", h.oidcCallback)
 	m.HandleFunc("POST /ui/logout", h.logout)
 	m.Handle("GET /ui/peers", h.page(false, h.peers))
 	m.Handle("GET /ui/peers/rows", h.page(false, h.peerRows))
