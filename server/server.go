@@ -346,8 +346,11 @@ func (s *Server) startManagement(ctx context.Context, mux *http.ServeMux, secret
 	api.SetObserver(s.events)
 	api.Register(s.grpc)
 	mux.Handle("/api/", restapi.New(svc, s.cfg.Logger))
-	mux.Handle("/ui/", ui.New(svc, ui.Options{Logger: s.cfg.Logger, TLS: s.cfg.TLS.Enabled(),
-		OIDC: s.cfg.OIDC.dashboardConfig(s.ep.PublicURL)}))
+	uiOpts := ui.Options{Logger: s.cfg.Logger, TLS: s.cfg.TLS.Enabled(), OIDC: s.cfg.OIDC.dashboardConfig(s.ep.PublicURL)}
+	if shared, ok := s.store.(ui.SharedState); ok && s.cfg.HA {
+		uiOpts.Shared = shared // sessions and sign-ins served by every instance
+	}
+	mux.Handle("/ui/", ui.New(svc, uiOpts))
 	return nil
 }
 

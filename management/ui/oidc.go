@@ -96,6 +96,10 @@ type oidcLogin struct {
 
 	amu      sync.Mutex
 	attempts map[[sha256.Size]byte]*attempt // by SHA-256 of the cookie value
+	// shared, when set (--ha), holds the attempts too, so the callback may
+	// reach any instance; the map above then only counts this instance's
+	// attempts for the limits.
+	shared SharedState
 }
 
 type endpoints struct{ auth, token string }
@@ -110,7 +114,7 @@ type attempt struct {
 
 // newOIDCLogin returns nil (no button, no flow) when cfg is nil; a
 // configuration that cannot work is logged and also turns it off.
-func newOIDCLogin(cfg *OIDC, svc Service, log *slog.Logger, now func() time.Time) *oidcLogin {
+func newOIDCLogin(cfg *OIDC, svc Service, log *slog.Logger, now func() time.Time, shared SharedState) *oidcLogin {
 	if cfg == nil {
 		return nil
 	}
@@ -127,7 +131,7 @@ func newOIDCLogin(cfg *OIDC, svc Service, log *slog.Logger, now func() time.Time
 		return nil
 	}
 	o := &oidcLogin{cfg: *cfg, svc: signIn, client: cfg.HTTPClient, now: now, log: log,
-		attempts: map[[sha256.Size]byte]*attempt{}}
+		attempts: map[[sha256.Size]byte]*attempt{}, shared: shared}
 	if o.cfg.Name == "" {
 		o.cfg.Name = cfg.Issuer
 		if u, err := url.Parse(cfg.Issuer); err == nil && u.Host != "" {
@@ -262,6 +266,11 @@ func (o *oidcLogin) add(binding, old string, a *attempt) error {
 	if len(o.attempts) >= maxAttempts {
 		return errors.New("too many sign-ins in progress; try again in a few minutes")
 	}
+	if o.shared != nil {
+		if err := o.putShared(binding, old, a); err != nil {
+			return err
+		}
+	}
 	o.attempts[sha256.Sum256([]byte(binding))] = a
 	return nil
 }
@@ -287,6 +296,9 @@ func (o *oidcLogin) take(binding, state string) (*attempt, error) {
 	a := o.attempts[k]
 	delete(o.attempts, k)
 	o.amu.Unlock()
+	if o.shared != nil { // the database's copy decides: one instance takes it
+		a = o.takeShared(k[:])
+	}
 	switch {
 	case a == nil:
 		return nil, errNoAttempt

@@ -36,6 +36,9 @@ type oidcOpts struct {
 	// (default the web client's: a token for another client is refused).
 	verifierClient string
 	domains        []string // AllowedEmailDomains of the verifier
+	// shared, when set, runs two dashboards (instances) on it behind one
+	// address, taking requests in turn (a round-robin load balancer).
+	shared ui.SharedState
 }
 
 // oidcEnv is a real management service whose identity provider is a real
@@ -93,12 +96,19 @@ func newOIDCEnv(t *testing.T, o oidcOpts) *oidcEnv {
 	if o.verifierClient == "" {
 		o.verifierClient = p.WebClientID()
 	}
+	dashboard := func() http.Handler {
+		return ui.New(svc, ui.Options{Logger: testLog(), Now: clk.Now, Shared: o.shared, OIDC: &ui.OIDC{
+			Name: "TestIdP", Issuer: p.Issuer(), ClientID: p.WebClientID(), ClientSecret: o.secret,
+			RedirectURL: base + "/ui/login/callback", Scopes: []string{"openid", "email", "profile", p.GroupsScope()},
+			Verifier: verifier(o.verifierClient, o.domains), HTTPClient: p.HTTPClient(),
+		}})
+	}
+	var h http.Handler = dashboard()
+	if o.shared != nil {
+		h = &roundRobin{hs: []http.Handler{h, dashboard()}}
+	}
 	mux := http.NewServeMux()
-	mux.Handle("/ui/", ui.New(svc, ui.Options{Logger: testLog(), Now: clk.Now, OIDC: &ui.OIDC{
-		Name: "TestIdP", Issuer: p.Issuer(), ClientID: p.WebClientID(), ClientSecret: o.secret,
-		RedirectURL: base + "/ui/login/callback", Scopes: []string{"openid", "email", "profile", p.GroupsScope()},
-		Verifier: verifier(o.verifierClient, o.domains), HTTPClient: p.HTTPClient(),
-	}}))
+	mux.Handle("/ui/", h)
 	srv.Config.Handler = mux
 	srv.StartTLS()
 	roots := p.CAPool().Clone()

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"log/slog"
 	"net/http"
 	"sync"
 	"time"
@@ -49,18 +50,25 @@ type flash struct {
 	Msg   string
 }
 
-// sessions is the in-memory session store, keyed by the SHA-256 of the
-// session ID, so memory holds no usable cookie. Sessions die with the
-// process; the HA work moves them into the database.
+// sessions is the session store, keyed by the SHA-256 of the session ID,
+// so it holds no usable cookie: in memory (sessions die with the process),
+// or, with Options.Shared (several servers on one database), in the
+// database so that every instance serves every session
+// (session_shared.go).
 type sessions struct {
-	now func() time.Time
+	now    func() time.Time
+	shared *sharedSessions // nil: memory
 
 	mu sync.Mutex
 	m  map[[sha256.Size]byte]*session
 }
 
-func newSessions(now func() time.Time) *sessions {
-	return &sessions{now: now, m: map[[sha256.Size]byte]*session{}}
+func newSessions(now func() time.Time, shared SharedState, log *slog.Logger) *sessions {
+	s := &sessions{now: now, m: map[[sha256.Size]byte]*session{}}
+	if shared != nil {
+		s.shared = &sharedSessions{st: shared, now: now, log: log}
+	}
+	return s
 }
 
 // create opens a session for p and returns its ID (256 random bits,
@@ -75,6 +83,9 @@ func (s *sessions) create(p management.Principal, token string) (string, error) 
 	id := base64.RawURLEncoding.EncodeToString(raw[:])
 	now := s.now()
 	sess := &session{principal: p, tokenHash: sha256.Sum256([]byte(token)), created: now, lastUsed: now}
+	if s.shared != nil {
+		return id, s.shared.create(id, sess)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sweepLocked(now)
@@ -117,6 +128,9 @@ func (s *sessions) lookup(id string, touch bool) (session, bool) {
 	if id == "" {
 		return session{}, false
 	}
+	if s.shared != nil {
+		return s.shared.lookup(id, touch)
+	}
 	k := sha256.Sum256([]byte(id))
 	now := s.now()
 	s.mu.Lock()
@@ -138,6 +152,10 @@ func (s *sessions) lookup(id string, touch bool) (session, bool) {
 }
 
 func (s *sessions) remove(id string) {
+	if s.shared != nil {
+		s.shared.remove(id)
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.m, sha256.Sum256([]byte(id)))
@@ -145,6 +163,10 @@ func (s *sessions) remove(id string) {
 
 // addFlash queues a message for the session's next page.
 func (s *sessions) addFlash(id string, f flash) {
+	if s.shared != nil {
+		s.shared.addFlash(id, f)
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if v := s.m[sha256.Sum256([]byte(id))]; v != nil && len(v.flash) < 10 {
@@ -154,6 +176,9 @@ func (s *sessions) addFlash(id string, f flash) {
 
 // takeFlash returns and clears the session's queued messages.
 func (s *sessions) takeFlash(id string) []flash {
+	if s.shared != nil {
+		return s.shared.takeFlash(id)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v := s.m[sha256.Sum256([]byte(id))]

@@ -50,6 +50,9 @@ type Options struct {
 	// OIDC offers sign-in with the server's identity provider (oidc.go);
 	// nil: tokens only.
 	OIDC *OIDC
+	// Shared keeps sessions and sign-ins in progress where every server
+	// on the same database sees them (--ha); nil: in memory.
+	Shared SharedState
 }
 
 // CSP is the Content-Security-Policy of every response: scripts, styles
@@ -88,9 +91,9 @@ func New(svc Service, opts Options) *Handler {
 		opts.Now = time.Now
 	}
 	h := &Handler{svc: svc, log: opts.Logger.With("component", "ui"), now: opts.Now, tls: opts.TLS,
-		sessions: newSessions(opts.Now), tmpl: mustTemplates(), mux: http.NewServeMux(),
+		sessions: newSessions(opts.Now, opts.Shared, opts.Logger.With("component", "ui")), tmpl: mustTemplates(), mux: http.NewServeMux(),
 		fails: ratelimit.New[netip.Addr](signinFailRate, signinFailBurst, 65536)}
-	h.oidc = newOIDCLogin(opts.OIDC, svc, h.log, opts.Now)
+	h.oidc = newOIDCLogin(opts.OIDC, svc, h.log, opts.Now, opts.Shared)
 	h.routes()
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
