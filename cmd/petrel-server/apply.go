@@ -1,14 +1,16 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"petrel/internal/policyfile"
 )
 
 func newApplyCmd() *cobra.Command {
@@ -45,28 +47,35 @@ docs/examples/policy.yaml.`,
 			if err != nil {
 				return err
 			}
-			ls, err := fetchLive(cmd.Context(), c)
+			api := restClient{c}
+			ls, err := policyfile.FetchLive(cmd.Context(), api)
 			if err != nil {
 				return err
 			}
-			p, err := makePlan(pf, ls, prune)
+			p, err := policyfile.MakePlan(pf, ls, prune)
 			if err != nil {
 				return usageError{fmt.Errorf("%s: nothing was changed:\n%w", file, err)}
 			}
 			out := cmd.OutOrStdout()
-			pal := palette{on: useColor(out, os.Getenv)}
-			printChanges(out, p.changes, pal)
-			p.printKept(out)
-			if len(p.changes) == 0 {
+			policyfile.WriteChanges(out, p.Changes(), useColor(out, os.Getenv))
+			if kept := p.Kept(); len(kept) > 0 {
+				fmt.Fprintf(out, "not in the file, kept (--prune deletes them): %s\n", strings.Join(kept, ", "))
+			}
+			if len(p.Changes()) == 0 {
 				_, err := fmt.Fprintln(out, "no changes")
 				return err
 			}
-			fmt.Fprintln(out, p.summary(false))
+			fmt.Fprintln(out, p.Summary(false))
 			if dryRun {
 				_, err := fmt.Fprintln(out, "dry run: nothing was changed")
 				return err
 			}
-			return p.apply(cmd.Context(), c, out)
+			err = p.Apply(cmd.Context(), api, func(ch policyfile.Change) { fmt.Fprintln(out, ch.Done()) })
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(out, "applied: %s\n", p.Summary(true))
+			return err
 		},
 	}
 	f.register(cmd)
@@ -77,248 +86,50 @@ docs/examples/policy.yaml.`,
 	return cmd
 }
 
-type opKind int
-
-const (
-	opCreate opKind = iota
-	opUpdate
-	opDelete
-)
-
-// change is one step of a plan.
-type change struct {
-	op    opKind
-	want  *item // create, update
-	have  *item // update, delete
-	diffs []fieldDiff
+// loadPolicyFile reads and decodes a policy file ("-" is stdin). Problems
+// of its content are usage errors (exit status 2).
+func loadPolicyFile(path string, stdin io.Reader) (*policyfile.File, error) {
+	var b []byte
+	var err error
+	if path == "-" {
+		b, err = io.ReadAll(io.LimitReader(stdin, policyfile.MaxSize+1))
+	} else {
+		b, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read policy file: %w", err)
+	}
+	if len(b) > policyfile.MaxSize {
+		return nil, usageError{fmt.Errorf("%s: larger than %d bytes", path, policyfile.MaxSize)}
+	}
+	pf, err := policyfile.Parse(b)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("%s: %w", path, err)}
+	}
+	return pf, nil
 }
 
-func (c change) String() string {
-	switch c.op {
-	case opCreate:
-		return "create " + c.want.title()
-	case opUpdate:
-		return "update " + c.have.title()
-	}
-	return "delete " + c.have.title()
+// restClient is policyfile.Client over the admin client's HTTP calls.
+type restClient struct{ c *adminClient }
+
+func (r restClient) Get(ctx context.Context, path string, out any) error {
+	return r.c.getJSON(ctx, path, out)
 }
 
-// plan is what apply does, in order.
-type plan struct {
-	changes []change
-	kept    []*item // not in the file, not pruned
-	// groupIDs maps the names of groups after apply to their IDs; apply
-	// adds the groups it creates.
-	groupIDs map[string]string
+func (r restClient) Send(ctx context.Context, method, path string, body []byte, contentType string) ([]byte, error) {
+	return r.c.send(ctx, method, path, body, contentType)
 }
 
-// summary counts the changes: "2 to create, ..." or, done, "2 created, ...".
-func (p *plan) summary(done bool) string {
-	var n [3]int
-	for _, c := range p.changes {
-		n[c.op]++
+// useColor reports whether w is a terminal and colour is wanted: not with
+// NO_COLOR set (https://no-color.org) nor TERM=dumb.
+func useColor(w io.Writer, getenv func(string) string) bool {
+	if getenv("NO_COLOR") != "" || getenv("TERM") == "dumb" {
+		return false
 	}
-	if done {
-		return fmt.Sprintf("%d created, %d updated, %d deleted", n[opCreate], n[opUpdate], n[opDelete])
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
 	}
-	return fmt.Sprintf("%d to create, %d to update, %d to delete", n[opCreate], n[opUpdate], n[opDelete])
-}
-
-func (p *plan) printKept(w io.Writer) {
-	if len(p.kept) == 0 {
-		return
-	}
-	titles := make([]string, 0, len(p.kept))
-	for _, it := range p.kept {
-		titles = append(titles, it.title())
-	}
-	fmt.Fprintf(w, "not in the file, kept (--prune deletes them): %s\n", strings.Join(titles, ", "))
-}
-
-// makePlan compares the file with the live state. Every problem of the
-// file is reported, joined; then nothing may be changed.
-func makePlan(pf *policyFile, ls *liveState, prune bool) (*plan, error) {
-	n := newNames(ls, pf, prune)
-	want, have, errs := collect(pf, ls, n)
-	p := &plan{groupIDs: n.liveID}
-	var deletes []change
-	for _, k := range applyOrder {
-		w, managed := want[k]
-		if !managed {
-			continue
-		}
-		live := byKey(have[k])
-		seen := map[string]int{}
-		for i, it := range w {
-			if j, dup := seen[it.key]; dup {
-				errs = append(errs, fmt.Errorf("%s %q is listed twice (entries %d and %d of its section)", k.name, it.label, j, i))
-				continue
-			}
-			seen[it.key] = i
-			switch h := live[it.key]; {
-			case len(h) > 1:
-				errs = append(errs, fmt.Errorf("%s %q: %d of them exist on the server (ids %s); delete or rename all but one first",
-					k.name, it.label, len(h), liveIDs(h)))
-			case len(h) == 0:
-				p.changes = append(p.changes, change{op: opCreate, want: it})
-			default:
-				if err := compare(p, it, h[0]); err != nil {
-					errs = append(errs, err)
-				}
-			}
-		}
-		var gone []change
-		for _, h := range have[k] {
-			if _, listed := seen[h.key]; listed || h.implicit || k == kindSettings {
-				continue
-			}
-			if !prune {
-				p.kept = append(p.kept, h)
-				continue
-			}
-			gone = append(gone, change{op: opDelete, have: h})
-		}
-		deletes = append(gone, deletes...)
-	}
-	errs = append(errs, checkPrunedGroups(pf, ls, deletes)...)
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	p.changes = append(p.changes, deletes...)
-	return p, nil
-}
-
-// compare adds the update of have to want, if they differ.
-func compare(p *plan, want, have *item) error {
-	if have.implicit && want.label != have.label {
-		return fmt.Errorf("group %q: the All group cannot be renamed", want.label)
-	}
-	hf := have.fields
-	if want.kind == kindGroup && !slices.ContainsFunc(want.fields, func(f field) bool { return f.name == "peers" }) {
-		// Membership not managed by the file.
-		hf = slices.DeleteFunc(slices.Clone(hf), func(f field) bool { return f.name == "peers" })
-	}
-	if d := diffFields(want.fields, hf); len(d) > 0 {
-		p.changes = append(p.changes, change{op: opUpdate, want: want, have: have, diffs: d})
-	}
-	return nil
-}
-
-// collect builds the desired items of the sections the file has and the
-// live items of the same kinds. The problems name their place in the file.
-func collect(pf *policyFile, ls *liveState, n *names) (want, have map[*kindInfo][]*item, errs []error) {
-	want, have = map[*kindInfo][]*item{}, map[*kindInfo][]*item{}
-	add := func(k *kindInfo, section string, i int, it *item, e []error) {
-		for _, err := range e {
-			errs = append(errs, fmt.Errorf("%s[%d] %q: %w", section, i, it.label, err))
-		}
-		want[k] = append(want[k], it)
-	}
-	if pf.Groups != nil {
-		want[kindGroup] = []*item{}
-		for i, g := range *pf.Groups {
-			it, e := fileGroupItem(g, n)
-			if it == nil {
-				it = &item{kind: kindGroup, label: g.Name}
-			}
-			add(kindGroup, "groups", i, it, e)
-		}
-		for _, g := range ls.groups {
-			have[kindGroup] = append(have[kindGroup], liveGroupItem(g))
-		}
-	}
-	if pf.Policies != nil {
-		want[kindPolicy] = []*item{}
-		for i, fp := range *pf.Policies {
-			it, e := filePolicyItem(fp, n)
-			add(kindPolicy, "policies", i, it, e)
-		}
-		for _, lp := range ls.policies {
-			have[kindPolicy] = append(have[kindPolicy], livePolicyItem(lp, n))
-		}
-	}
-	if pf.Routes != nil {
-		want[kindRoute] = []*item{}
-		for i, fr := range *pf.Routes {
-			it, e := fileRouteItem(fr, n)
-			add(kindRoute, "routes", i, it, e)
-		}
-		for _, lr := range ls.routes {
-			have[kindRoute] = append(have[kindRoute], liveRouteItem(lr, n))
-		}
-	}
-	if pf.DNS == nil {
-		return want, have, errs
-	}
-	if s := pf.DNS.Settings; s != nil {
-		d := canonicalDomain(s.DNSDomain)
-		if d == "" {
-			errs = append(errs, errors.New("dns.settings.dns_domain is required"))
-		}
-		want[kindSettings] = []*item{settingsItem(d)}
-		have[kindSettings] = []*item{settingsItem(ls.settings.DNSDomain)}
-	}
-	if pf.DNS.Nameservers != nil {
-		want[kindNameserver] = []*item{}
-		for i, f := range *pf.DNS.Nameservers {
-			it, e := fileNameserverItem(f, n)
-			add(kindNameserver, "dns.nameservers", i, it, e)
-		}
-		for _, l := range ls.nameservers {
-			have[kindNameserver] = append(have[kindNameserver], liveNameserverItem(l, n))
-		}
-	}
-	if pf.DNS.Zones != nil {
-		want[kindZone] = []*item{}
-		for i, z := range *pf.DNS.Zones {
-			it, e := fileZoneItem(z)
-			add(kindZone, "dns.zones", i, it, e)
-		}
-		for _, z := range ls.zones {
-			have[kindZone] = append(have[kindZone], liveZoneItem(z))
-		}
-	}
-	return want, have, errs
-}
-
-// checkPrunedGroups refuses to prune a group that an object apply leaves
-// alone still uses: a setup key, or an object of a section the file does
-// not have. (The server would refuse the delete halfway through.)
-func checkPrunedGroups(pf *policyFile, ls *liveState, deletes []change) []error {
-	users := map[string][]string{} // group ID → users
-	use := func(who string, refs []liveRef) {
-		for _, r := range refs {
-			users[r.ID] = append(users[r.ID], who)
-		}
-	}
-	for _, k := range ls.setupKeys {
-		use(fmt.Sprintf("setup key %q", k.Name), k.AutoGroups)
-	}
-	if pf.Policies == nil {
-		for _, p := range ls.policies {
-			for _, r := range p.Rules {
-				use(fmt.Sprintf("policy %q", p.Name), append(slices.Clone(r.Sources), r.Destinations...))
-			}
-		}
-	}
-	if pf.Routes == nil {
-		for _, r := range ls.routes {
-			use(fmt.Sprintf("route %s", r.Network), append(slices.Clone(r.PeerGroups), r.Groups...))
-		}
-	}
-	if pf.DNS == nil || pf.DNS.Nameservers == nil {
-		for _, ns := range ls.nameservers {
-			use(fmt.Sprintf("nameserver group %q", ns.Name), ns.Groups)
-		}
-	}
-	var errs []error
-	for _, d := range deletes {
-		if d.have.kind != kindGroup || len(users[d.have.id]) == 0 {
-			continue
-		}
-		who := slices.Compact(users[d.have.id])
-		errs = append(errs, fmt.Errorf("group %q is not in the file, but --prune cannot delete it: %s uses it (add the group to the file, or change %s first)",
-			d.have.label, strings.Join(who, ", "), who[0]))
-	}
-	return errs
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -284,6 +284,27 @@ func TestBrowserAdmin(t *testing.T) {
 	}
 	tb.screenshot("simulator")
 
+	// Edit the default policy in its form: disabled, the simulator denies.
+	tb.open("/ui/policies")
+	tb.do("open the default policy", chromedp.Click(`#policies a.policy-link`), chromedp.WaitVisible("#policy-form"))
+	tb.do("disable it", chromedp.Click("#policy-enabled"), chromedp.Click("#save-policy"), chromedp.WaitVisible(".flash.ok"))
+	simURL := "/ui/policies?src=web-agent&dst=db-server&proto=tcp&port=5432"
+	tb.open(simURL)
+	if v := tb.text("#verdict"); !strings.Contains(v, "Denied") {
+		t.Fatalf("verdict with the default policy disabled: %q", v)
+	}
+	// Create a policy for tcp/5432 in the form: allowed by its rule.
+	tb.open("/ui/policies/new")
+	tb.eval(`for (const o of document.querySelectorAll('#rule-src-0 option, #rule-dst-0 option')) { o.selected = o.textContent.trim() === 'All'; } true`)
+	tb.do("create a policy", chromedp.SendKeys("#policy-name", "postgres"), chromedp.SendKeys("#rule-name-0", "db"),
+		chromedp.SetValue("#rule-proto-0", "tcp"), chromedp.SendKeys("#rule-ports-0", "5432"),
+		chromedp.Click("#save-policy"), chromedp.WaitVisible(".flash.ok"))
+	tb.open(simURL)
+	if v, rule := tb.text("#verdict"), tb.text("#deciding-policy"); !strings.Contains(v, "Allowed") || rule != "postgres" {
+		t.Fatalf("verdict after creating the policy: %q (policy %q)", v, rule)
+	}
+	tb.clean("policy forms")
+
 	// Bulk delete: select the agent's row, confirm.
 	tb.open("/ui/peers?q=web")
 	tb.do("select", chromedp.Click("#peer-rows input[type=checkbox]"), chromedp.Click("#delete-selected"),

@@ -88,14 +88,7 @@ var protocols = []model.Protocol{model.ProtoAll, model.ProtoTCP, model.ProtoUDP,
 // (src and dst set): a GET, so the question is a shareable URL.
 func (h *Handler) policies(rq *req) error {
 	q := rq.r.URL.Query()
-	d := policiesData{Policies: h.policyRows(rq.acct),
-		Sim: simulation{Src: q.Get("src"), Dst: q.Get("dst"), Proto: q.Get("proto"), Port: q.Get("port")}}
-	if d.Sim.Proto == "" {
-		d.Sim.Proto = string(model.ProtoTCP)
-	}
-	for _, p := range protocols {
-		d.Protos = append(d.Protos, option{Value: string(p), Label: string(p), Selected: string(p) == d.Sim.Proto})
-	}
+	d := h.policiesData(rq)
 	if !q.Has("src") && !q.Has("dst") {
 		h.render(rq, http.StatusOK, "policies", "Policies", d)
 		return nil
@@ -107,6 +100,21 @@ func (h *Handler) policies(rq *req) error {
 	}
 	h.render(rq, http.StatusOK, "policies", "Policies", d)
 	return nil
+}
+
+// policiesData is the policies page with the simulator's form as the
+// query fills it (nothing run).
+func (h *Handler) policiesData(rq *req) policiesData {
+	q := rq.r.URL.Query()
+	d := policiesData{Policies: h.policyRows(rq.acct),
+		Sim: simulation{Src: q.Get("src"), Dst: q.Get("dst"), Proto: q.Get("proto"), Port: q.Get("port")}}
+	if d.Sim.Proto == "" {
+		d.Sim.Proto = string(model.ProtoTCP)
+	}
+	for _, p := range protocols {
+		d.Protos = append(d.Protos, option{Value: string(p), Label: string(p), Selected: string(p) == d.Sim.Proto})
+	}
+	return d
 }
 
 // simulate asks the service's CheckPolicy about the form's question.

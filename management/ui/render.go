@@ -106,7 +106,11 @@ type errorData struct {
 // render writes page name with status, inside the layout, for a signed-in
 // request; queued flash messages are shown (and consumed).
 func (h *Handler) render(rq *req, status int, name, title string, data any, extra ...flash) {
-	v := view{Title: title, Nav: name, SignedIn: true, Who: display(who(rq.p)), Role: string(rq.p.Role),
+	nav := name
+	if strings.HasPrefix(name, "policy") { // policyedit, policyfile: under Policies
+		nav = "policies"
+	}
+	v := view{Title: title, Nav: nav, SignedIn: true, Who: display(who(rq.p)), Role: string(rq.p.Role),
 		Admin: rq.p.IsAdmin(), Data: data}
 	v.Flash = append(h.sessions.takeFlash(rq.sid), extra...)
 	h.write(rq.w, rq.r, status, name, "layout", v)

@@ -1,123 +1,17 @@
-package main
+package policyfile
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
 )
 
-// The live state as the REST API returns it (the members apply compares).
-
-type liveRef struct {
-	ID   string `json:"id"`
-	Name string `json:"name"`
-}
-
-type liveGroup struct {
-	ID       string    `json:"id"`
-	Name     string    `json:"name"`
-	Peers    []liveRef `json:"peers"`
-	Implicit bool      `json:"implicit"`
-}
-
-type livePeer struct {
-	ID       string `json:"id"`
-	Name     string `json:"name"`
-	DNSLabel string `json:"dns_label"`
-	IP       string `json:"ip"`
-	FQDN     string `json:"fqdn"`
-}
-
-type livePolicy struct {
-	ID          string     `json:"id"`
-	Name        string     `json:"name"`
-	Description string     `json:"description"`
-	Enabled     bool       `json:"enabled"`
-	Rules       []liveRule `json:"rules"`
-}
-
-type liveRule struct {
-	ID            string    `json:"id"`
-	Name          string    `json:"name"`
-	Sources       []liveRef `json:"sources"`
-	Destinations  []liveRef `json:"destinations"`
-	Protocol      string    `json:"protocol"`
-	Ports         []string  `json:"ports"`
-	Bidirectional bool      `json:"bidirectional"`
-	Action        string    `json:"action"`
-}
-
-type liveRoute struct {
-	ID          string    `json:"id"`
-	Description string    `json:"description"`
-	NetworkID   string    `json:"network_id"`
-	Network     string    `json:"network"`
-	Peer        *liveRef  `json:"peer"`
-	PeerGroups  []liveRef `json:"peer_groups"`
-	Groups      []liveRef `json:"groups"`
-	Metric      int       `json:"metric"`
-	Masquerade  bool      `json:"masquerade"`
-	Enabled     bool      `json:"enabled"`
-	AutoApply   bool      `json:"auto_apply"`
-}
-
-type liveNameserver struct {
-	ID          string    `json:"id"`
-	Name        string    `json:"name"`
-	Description string    `json:"description"`
-	Nameservers []string  `json:"nameservers"`
-	Domains     []string  `json:"domains"`
-	Primary     bool      `json:"primary"`
-	Groups      []liveRef `json:"groups"`
-	Enabled     bool      `json:"enabled"`
-}
-
-type liveSetupKey struct {
-	ID         string    `json:"id"`
-	Name       string    `json:"name"`
-	AutoGroups []liveRef `json:"auto_groups"`
-}
-
-type liveState struct {
-	groups      []liveGroup
-	peers       []livePeer
-	policies    []livePolicy
-	routes      []liveRoute
-	nameservers []liveNameserver
-	zones       []zoneJSON
-	settings    fileSettings
-	setupKeys   []liveSetupKey
-}
-
-// fetchLive reads every collection apply compares or must check.
-func fetchLive(ctx context.Context, c *adminClient) (*liveState, error) {
-	var ls liveState
-	var settings struct {
-		DNSDomain string `json:"dns_domain"`
-	}
-	for _, g := range []struct {
-		path string
-		out  any
-	}{
-		{"/api/groups", &ls.groups}, {"/api/peers", &ls.peers}, {"/api/policies", &ls.policies},
-		{"/api/routes", &ls.routes}, {"/api/dns/nameservers", &ls.nameservers}, {"/api/dns/zones", &ls.zones},
-		{"/api/dns/settings", &settings}, {"/api/setup-keys", &ls.setupKeys},
-	} {
-		if err := c.getJSON(ctx, g.path, g.out); err != nil {
-			return nil, fmt.Errorf("read the live state: %w", err)
-		}
-	}
-	ls.settings.DNSDomain = settings.DNSDomain
-	return &ls, nil
-}
-
 // names resolves the file's references against the state apply will
 // leave: groups by their name after apply (the file's spelling for a group
 // it declares), peers (never created by apply) by ID.
 type names struct {
-	live *liveState
+	live *Live
 	// declared maps the lower-case name of each group in the file to its
 	// spelling there; nil when the file does not manage groups.
 	declared map[string]string
@@ -129,7 +23,7 @@ type names struct {
 	doomed map[string]bool
 }
 
-func newNames(ls *liveState, pf *policyFile, prune bool) *names {
+func newNames(ls *Live, pf *File, prune bool) *names {
 	n := &names{live: ls, canon: map[string]string{}, liveID: map[string]string{}, doomed: map[string]bool{}}
 	if pf.Groups != nil {
 		n.declared = map[string]string{}

@@ -1,4 +1,4 @@
-package main
+package policyfile
 
 import (
 	"fmt"
@@ -87,7 +87,7 @@ func groupItem(name string, peers []ref, managed bool) *item {
 	return it
 }
 
-func fileGroupItem(g fileGroup, n *names) (*item, []error) {
+func fileGroupItem(g Group, n *names) (*item, []error) {
 	name := strings.TrimSpace(g.Name)
 	if name == "" {
 		return nil, []error{fmt.Errorf("name is required")}
@@ -171,7 +171,7 @@ func keptRuleID(live []liveRule, i int, name string) string {
 	return ""
 }
 
-func filePolicyItem(p filePolicy, n *names) (*item, []error) {
+func filePolicyItem(p Policy, n *names) (*item, []error) {
 	name := strings.TrimSpace(p.Name)
 	var errs []error
 	if name == "" {
@@ -266,7 +266,7 @@ func routeItem(r routeSpec) *item {
 	return it
 }
 
-func fileRouteItem(fr fileRoute, n *names) (*item, []error) {
+func fileRouteItem(fr Route, n *names) (*item, []error) {
 	var errs []error
 	r := routeSpec{description: fr.Description, metric: fr.Metric, masquerade: fr.Masquerade,
 		enabled: fr.Enabled == nil || *fr.Enabled, autoApply: fr.AutoApply}
@@ -331,7 +331,7 @@ func nameserverItem(name, description string, servers, domains []string, primary
 	return it
 }
 
-func fileNameserverItem(f fileNameserver, n *names) (*item, []error) {
+func fileNameserverItem(f Nameserver, n *names) (*item, []error) {
 	var errs []error
 	name := strings.TrimSpace(f.Name)
 	if name == "" {
@@ -371,11 +371,11 @@ func liveNameserverItem(l liveNameserver, n *names) *item {
 	return it
 }
 
-func recordText(r recordJSON) string {
+func recordText(r Record) string {
 	return fmt.Sprintf("%s %d %s %s", r.Name, r.TTL, r.Type, r.Value)
 }
 
-func zoneItem(domain string, records []recordJSON) *item {
+func zoneItem(domain string, records []Record) *item {
 	texts := make([]string, 0, len(records))
 	for _, r := range records {
 		texts = append(texts, recordText(r))
@@ -389,13 +389,13 @@ func zoneItem(domain string, records []recordJSON) *item {
 	return it
 }
 
-func fileZoneItem(z fileZone) (*item, []error) {
+func fileZoneItem(z Zone) (*item, []error) {
 	var errs []error
 	domain := canonicalDomain(z.Domain)
 	if domain == "" {
 		errs = append(errs, fmt.Errorf("domain is required"))
 	}
-	records := []recordJSON{}
+	records := []Record{}
 	for i, r := range z.Records {
 		c, err := canonicalRecord(r)
 		if err != nil {
@@ -406,7 +406,7 @@ func fileZoneItem(z fileZone) (*item, []error) {
 	return zoneItem(domain, records), errs
 }
 
-func liveZoneItem(z zoneJSON) *item {
+func liveZoneItem(z liveZone) *item {
 	it := zoneItem(z.Domain, z.Records)
 	it.id = z.ID
 	return it

@@ -1,10 +1,8 @@
-package main
+package policyfile
 
 import (
 	"cmp"
 	"fmt"
-	"io"
-	"os"
 	"slices"
 	"strings"
 
@@ -164,53 +162,4 @@ func diffFields(want, have []field) []fieldDiff {
 		}
 	}
 	return out
-}
-
-// palette colours the plan's lines; the zero value prints plain text.
-type palette struct{ on bool }
-
-func (p palette) paint(code, s string) string {
-	if !p.on {
-		return s
-	}
-	return "\x1b[" + code + "m" + s + "\x1b[0m"
-}
-
-// useColor reports whether w is a terminal and colour is wanted: not with
-// NO_COLOR set (https://no-color.org) nor TERM=dumb.
-func useColor(w io.Writer, getenv func(string) string) bool {
-	if getenv("NO_COLOR") != "" || getenv("TERM") == "dumb" {
-		return false
-	}
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
-// printChanges writes the plan as a diff: "+" create (with every field),
-// "~" update (the fields that change), "-" delete.
-func printChanges(w io.Writer, changes []change, p palette) {
-	for _, c := range changes {
-		switch c.op {
-		case opCreate:
-			fmt.Fprintln(w, p.paint("32", "+ "+c.want.title()))
-			for i := range c.want.fields {
-				f := &c.want.fields[i]
-				if f.empty() {
-					continue
-				}
-				fmt.Fprintln(w, p.paint("32", "    "+f.name+": "+f.text()))
-			}
-		case opUpdate:
-			fmt.Fprintln(w, p.paint("33", "~ "+c.have.title()))
-			for _, d := range c.diffs {
-				fmt.Fprintln(w, "    "+d.String())
-			}
-		case opDelete:
-			fmt.Fprintln(w, p.paint("31", "- "+c.have.title()))
-		}
-	}
 }
