@@ -11,6 +11,8 @@ package management
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"petrel/management/model"
 	"petrel/management/netmap"
@@ -36,8 +38,12 @@ func (s *Service) catchUpLocked(ctx context.Context, st *account, target int64) 
 	case len(chs) == 0 && target != 0 && old.acct.Version >= target:
 		return false, nil
 	case continues(chs, old.acct.Version) && chs[len(chs)-1].Version >= target:
-		s.applyLocked(st, old, chs)
-		return true, nil
+		err := s.applyLocked(st, old, chs)
+		if err == nil {
+			return true, nil
+		}
+		s.follow.gaps.Add(1)
+		s.log.Warn("a change-log row cannot be applied; reloading the account", "account", st.id, "err", err)
 	default:
 		s.follow.gaps.Add(1)
 		s.log.Debug("the change log does not continue this copy; reloading the account",
@@ -64,11 +70,13 @@ func continues(chs []store.AccountChange, base int64) bool {
 // snapshot is derived from the old one (only the changed objects are
 // indexed again), the byKey index moves along, streams of deleted or
 // disabled peers close, and connected peers get their deltas.
-func (s *Service) applyLocked(st *account, old *view, chs []store.AccountChange) {
+func (s *Service) applyLocked(st *account, old *view, chs []store.AccountChange) error {
 	next := cloneAccount(old.acct)
 	for _, c := range chs {
-		for _, op := range c.Ops {
-			applyOp(next, op)
+		for i, op := range c.Ops {
+			if err := applyOp(next, op); err != nil {
+				return fmt.Errorf("version %d write %d: %w", c.Version, i, err)
+			}
 		}
 	}
 	next.Version = chs[len(chs)-1].Version
@@ -77,6 +85,7 @@ func (s *Service) applyLocked(st *account, old *view, chs []store.AccountChange)
 	st.cur.Store(&view{acct: next, snap: snap})
 	s.afterCatchUp(old, next, snap)
 	s.log.Debug("applied the change log", "account", st.id, "from", old.acct.Version, "to", next.Version)
+	return nil
 }
 
 // afterCatchUp is what follows a new view taken from the store (log or
@@ -95,13 +104,14 @@ func (s *Service) afterCatchUp(old *view, next *model.Account, snap *netmap.Snap
 }
 
 // applyOp applies one logged write to a (a fresh clone: its maps are its
-// own; the objects put are freshly decoded, so repairing them is safe).
-func applyOp(a *model.Account, op store.ChangeOp) {
+// own; the objects put are freshly decoded, so repairing them is safe). A
+// write it does not know is an error (the account is reloaded instead).
+func applyOp(a *model.Account, op store.ChangeOp) error {
 	switch {
 	case op.Settings != nil:
 		a.Settings = *op.Settings
 	case op.Delete != nil:
-		deleteObject(a, op.Delete.Kind, op.Delete.ID)
+		return deleteObject(a, op.Delete.Kind, op.Delete.ID)
 	case op.Put != nil:
 		switch o := op.Put.(type) {
 		case *model.Peer:
@@ -125,11 +135,16 @@ func applyOp(a *model.Account, op store.ChangeOp) {
 			a.Users[o.ID] = o
 		case *model.AccessToken:
 			a.AccessTokens[o.ID] = o
+		default:
+			return fmt.Errorf("put of an unknown object %T", op.Put)
 		}
+	default:
+		return errors.New("empty write")
 	}
+	return nil
 }
 
-func deleteObject(a *model.Account, k model.Kind, id string) {
+func deleteObject(a *model.Account, k model.Kind, id string) error {
 	switch k {
 	case model.KindPeer:
 		delete(a.Peers, id)
@@ -151,7 +166,10 @@ func deleteObject(a *model.Account, k model.Kind, id string) {
 		delete(a.Users, id)
 	case model.KindAccessToken:
 		delete(a.AccessTokens, id)
+	default:
+		return fmt.Errorf("delete of an unknown kind %q", k)
 	}
+	return nil
 }
 
 // FollowApplied reports how many change-log rows this service applied,

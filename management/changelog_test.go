@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
 
+	"petrel/management/identity"
 	"petrel/management/internal/mgmttest"
 	"petrel/management/model"
 	"petrel/management/netmap"
@@ -58,7 +59,9 @@ func equalStore(t *testing.T, nd *haNode, acct string) {
 // equal maps built from the database, and a Sync stream on B follows with
 // consecutive deltas.
 func TestHAChangeLogCarriesEveryWrite(t *testing.T) {
-	nodes, _, acct := startHA(t, 2, noSweep, false)
+	nodes, _, acct := startHA(t, 2, noSweep, false, func(c *Config) {
+		c.Identity = &IdentityConfig{Verifier: refuseAll{}, Issuer: "https://idp.test", ClientID: "petrel"}
+	})
 	a, b := nodes[0], nodes[1]
 	ctx := mgmttest.Ctx(t)
 	reloads := b.s.FollowReloads()
@@ -100,13 +103,72 @@ func TestHAChangeLogCarriesEveryWrite(t *testing.T) {
 	}
 	put(&model.Peer{ID: ids[2], DNSLabel: "renamed"})
 	put(&model.Group{ID: web.ID, Name: "web", PeerIDs: []string{ids[1]}})
+
+	// Users and their tokens: created on A, a token revoked on A stops
+	// working on B at once; a user blocked on A is blocked on B.
+	alice, err := a.s.SignInWithIdentity(ctx, &identity.Identity{Issuer: "https://idp.test", Subject: "alice",
+		Email: "alice@example.com", EmailVerified: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aliceCtx := WithPrincipal(ctx, alice)
+	patA, plainA, err := a.s.CreateAccessToken(aliceCtx, acct, alice.UserID, AccessTokenInput{Name: "cli"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, plainB, err := a.s.CreateAccessToken(aliceCtx, acct, alice.UserID, AccessTokenInput{Name: "ci"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	delay(t, "B at A's version", func() bool { return memVersion(b, acct) == memVersion(a, acct) })
+	if _, err := b.s.Authenticate(ctx, plainA); err != nil {
+		t.Fatalf("B refuses a token created on A: %v", err)
+	}
+	if err := a.s.RevokeAccessToken(aliceCtx, acct, alice.UserID, patA.ID); err != nil {
+		t.Fatal(err)
+	}
+	delay(t, "B at A's version", func() bool { return memVersion(b, acct) == memVersion(a, acct) })
+	if _, err := b.s.Authenticate(ctx, plainA); err == nil {
+		t.Fatal("B accepts an access token revoked on A")
+	}
+	blocked := true
+	if _, err := a.s.UpdateUser(ctx, acct, alice.UserID, UserUpdate{Blocked: &blocked}); err != nil {
+		t.Fatal(err)
+	}
+	delay(t, "B at A's version", func() bool { return memVersion(b, acct) == memVersion(a, acct) })
+	if _, err := b.s.Authenticate(ctx, plainB); err == nil {
+		t.Fatal("B accepts the token of a user blocked on A")
+	}
+	adminPlain, err := a.s.CreateAdminToken(ctx, acct, "second")
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapA, _ := a.s.Snapshot(acct)
+	for _, tok := range snapA.AdminTokens {
+		if tok.Name == "second" {
+			if _, err := a.s.DeleteAdminToken(ctx, acct, tok.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	delay(t, "B at A's version", func() bool { return memVersion(b, acct) == memVersion(a, acct) })
+	if _, ok := b.s.AuthenticateToken(adminPlain); ok {
+		t.Fatal("B accepts an admin token deleted on A")
+	}
+
+	snapA, _ = a.s.Snapshot(acct)
 	for _, del := range []struct {
 		k  model.Kind
 		id string
-	}{{model.KindPolicy, pol.ID}, {model.KindPeer, ids[2]}} {
+	}{{model.KindPolicy, pol.ID}, {model.KindPeer, ids[2]}, {model.KindDNSZone, zone.ID},
+		{model.KindNameserverGroup, firstID(snapA.NameserverGroups)}, {model.KindRoute, firstID(snapA.Routes)},
+		{model.KindSetupKey, key.ID}} {
 		if err := a.s.Delete(ctx, acct, del.k, del.id); err != nil {
 			t.Fatalf("delete %s: %v", del.k, err)
 		}
+	}
+	if err := a.s.DeleteUser(ctx, acct, alice.UserID); err != nil {
+		t.Fatal(err)
 	}
 
 	delay(t, "B at A's version", func() bool { return memVersion(b, acct) == memVersion(a, acct) })
@@ -122,44 +184,113 @@ func TestHAChangeLogCarriesEveryWrite(t *testing.T) {
 	t.Logf("B applied %d change-log rows", b.s.FollowApplied())
 }
 
-// TestHAChangeLogGapReloads: when the log no longer holds the versions an
-// instance lacks (pruned), it reloads the account and ends equal to the
-// database; with the log back in place it applies rows again.
+// refuseAll is a TokenVerifier for tests that sign users in with
+// SignInWithIdentity only.
+type refuseAll struct{}
+
+func (refuseAll) Verify(context.Context, string, ...identity.VerifyOption) (*identity.Identity, error) {
+	return nil, errors.New("no tokens in this test")
+}
+
+func firstID[V any](m map[string]V) string {
+	for id := range m {
+		return id
+	}
+	return ""
+}
+
+// TestHAChangeLogGapReloads: when the log does not hold every version an
+// instance lacks — all of them pruned, one in the middle missing, or the
+// newest missing (a version written without the log) — the instance
+// reloads the account, never applies around the hole, and ends equal to
+// the database; with the log whole again it applies rows again.
 func TestHAChangeLogGapReloads(t *testing.T) {
 	nodes, dsn, acct := startHA(t, 2, noSweep, false)
 	a, b := nodes[0], nodes[1]
 	ctx := mgmttest.Ctx(t)
 	mustGroup(t, a.s, acct, "before")
 	delay(t, "B at A's version", func() bool { return memVersion(b, acct) == memVersion(a, acct) })
-
 	admin, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer admin.Close(context.Background())
-	// B stops hearing; A commits three versions; their log rows vanish.
-	b.feed.drop.Store(true)
-	for i := range 3 {
-		mustGroup(t, a.s, acct, fmt.Sprintf("unlogged-%d", i))
+
+	for i, tc := range []struct {
+		name  string
+		hole  string // deletes rows of the three unheard versions ($1: the first, $2: the last)
+		again bool   // B catches up through a new commit (else when asked, with nothing new)
+	}{
+		{"all pruned", `DELETE FROM account_changes WHERE version BETWEEN $1 AND $2`, true},
+		{"middle missing", `DELETE FROM account_changes WHERE version = $1 + 1 AND $2 > 0`, true},
+		{"newest missing", `DELETE FROM account_changes WHERE version = $2 AND $1 > 0`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// B stops hearing; A commits three versions; rows go missing.
+			b.feed.drop.Store(true)
+			first := memVersion(a, acct) + 1
+			for j := range 3 {
+				mustGroup(t, a.s, acct, fmt.Sprintf("unheard-%d-%d", i, j))
+			}
+			if _, err := admin.Exec(ctx, tc.hole, first, first+2); err != nil {
+				t.Fatal(err)
+			}
+			reloads, gaps, applied := b.s.FollowReloads(), b.s.FollowGaps(), b.s.FollowApplied()
+			b.feed.drop.Store(false)
+			if tc.again {
+				mustGroup(t, a.s, acct, fmt.Sprintf("heard-%d", i))
+			} else {
+				b.s.CatchUp(ctx, acct)
+			}
+			delay(t, "B at A's version", func() bool { return memVersion(b, acct) == memVersion(a, acct) })
+			equalStore(t, b, acct)
+			if b.s.FollowGaps() == gaps || b.s.FollowReloads() == reloads || b.s.FollowApplied() != applied {
+				t.Fatalf("hole not noticed: gaps %d → %d, reloads %d → %d, rows applied %d → %d",
+					gaps, b.s.FollowGaps(), reloads, b.s.FollowReloads(), applied, b.s.FollowApplied())
+			}
+		})
 	}
-	if _, err := admin.Exec(ctx, `DELETE FROM account_changes`); err != nil {
-		t.Fatal(err)
-	}
-	reloads, gaps := b.s.FollowReloads(), b.s.FollowGaps()
-	b.feed.drop.Store(false)
-	mustGroup(t, a.s, acct, "after")
-	delay(t, "B at A's version", func() bool { return memVersion(b, acct) == memVersion(a, acct) })
-	equalStore(t, b, acct)
-	if b.s.FollowGaps() == gaps || b.s.FollowReloads() == reloads {
-		t.Fatalf("gap not noticed: gaps %d → %d, reloads %d → %d", gaps, b.s.FollowGaps(), reloads, b.s.FollowReloads())
-	}
+
 	applied := b.s.FollowApplied()
 	mustGroup(t, a.s, acct, "logged")
 	delay(t, "B at A's version", func() bool { return memVersion(b, acct) == memVersion(a, acct) })
 	if b.s.FollowApplied() != applied+1 {
-		t.Fatalf("after the reload B applied %d rows for one change, want 1", b.s.FollowApplied()-applied)
+		t.Fatalf("after the reloads B applied %d rows for one change, want 1", b.s.FollowApplied()-applied)
 	}
 	equalStore(t, b, acct)
+}
+
+// TestContinues: the rows must be base+1, base+2, … without a hole.
+func TestContinues(t *testing.T) {
+	rows := func(vs ...int64) []store.AccountChange {
+		var out []store.AccountChange
+		for _, v := range vs {
+			out = append(out, store.AccountChange{Version: v})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		rows []store.AccountChange
+		want bool
+	}{
+		{rows(5, 6, 7), true}, {rows(5), true}, {nil, false}, {rows(6, 7), false},
+		{rows(5, 7), false}, {rows(5, 6, 6), false}, {rows(4, 5), false},
+	} {
+		if got := continues(tc.rows, 4); got != tc.want {
+			t.Errorf("continues(%v, 4) = %v, want %v", tc.rows, got, tc.want)
+		}
+	}
+}
+
+// TestApplyOpRefusesUnknown: a write the follower does not know is an
+// error (the account is reloaded), not silently dropped.
+func TestApplyOpRefusesUnknown(t *testing.T) {
+	a := model.NewAccount("a", netip.MustParsePrefix("100.64.0.0/16"), time.Now())
+	for _, op := range []store.ChangeOp{{}, {Delete: &store.ObjectRef{Kind: "planet", ID: "x"}}} {
+		if err := applyOp(a, op); err == nil {
+			t.Errorf("applyOp(%+v) accepted", op)
+		}
+	}
 }
 
 // TestHAChangeLogRollbackWritesNothing: a transaction that advanced the

@@ -24,6 +24,7 @@ type ChangeLog struct {
 type logEntry struct {
 	version int64 // the version the transaction advanced the account to
 	bumped  bool
+	created bool // CreateAccount: other instances load it whole
 	ops     []logOp
 }
 
@@ -99,6 +100,13 @@ func (l *ChangeLog) settings(accountID string, doc []byte) {
 	e.ops = append(e.ops, logOp{Settings: json.RawMessage(doc)})
 }
 
+func (l *ChangeLog) create(accountID string) {
+	if l == nil {
+		return
+	}
+	l.entry(accountID).created = true
+}
+
 func (l *ChangeLog) bump(accountID string, version int64) {
 	if l == nil {
 		return
@@ -115,12 +123,17 @@ type LogRow struct {
 }
 
 // Rows returns the rows to insert: one per account whose version the
-// transaction advanced (with its writes, possibly none).
+// transaction advanced (with its writes, possibly none). Writes to an
+// account the transaction neither advanced nor created are an error: no
+// other instance would ever see them.
 func (l *ChangeLog) Rows() ([]LogRow, error) {
 	var out []LogRow
 	for _, id := range l.order {
 		e := l.accounts[id]
 		if !e.bumped {
+			if !e.created && len(e.ops) > 0 {
+				return nil, fmt.Errorf("change log: %d writes to account %s without advancing its version", len(e.ops), id)
+			}
 			continue
 		}
 		ops := e.ops
@@ -149,6 +162,9 @@ func DecodeChange(version int64, changes string) (store.AccountChange, error) {
 		if op.Put != nil {
 			n++
 			r := op.Put
+			if isNull(r.Data) {
+				return store.AccountChange{}, fmt.Errorf("decode change log version %d write %d: put without a document", version, i)
+			}
 			obj, err := codec.Decode(codec.Row{Kind: r.Kind, ID: r.ID, PublicKey: r.PublicKey, IP: r.IP,
 				DNSLabel: r.DNSLabel, Name: r.Name, IdPKey: r.IdPKey, Hash: r.Hash, Reusable: r.Reusable,
 				Revoked: r.Revoked, UsageLimit: r.UsageLimit, UsedTimes: r.UsedTimes, ExpiresAt: r.ExpiresAt,
@@ -168,6 +184,9 @@ func DecodeChange(version int64, changes string) (store.AccountChange, error) {
 		}
 		if op.Settings != nil {
 			n++
+			if isNull(op.Settings) {
+				return store.AccountChange{}, fmt.Errorf("decode change log version %d write %d: null settings", version, i)
+			}
 			s, err := codec.DecodeSettings(op.Settings)
 			if err != nil {
 				return store.AccountChange{}, fmt.Errorf("decode change log version %d write %d: %w", version, i, err)
@@ -180,4 +199,9 @@ func DecodeChange(version int64, changes string) (store.AccountChange, error) {
 		c.Ops = append(c.Ops, out)
 	}
 	return c, nil
+}
+
+// isNull reports an absent or JSON null document.
+func isNull(doc json.RawMessage) bool {
+	return len(doc) == 0 || string(doc) == "null"
 }

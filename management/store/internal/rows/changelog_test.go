@@ -29,7 +29,8 @@ func TestChangeLogRoundTrip(t *testing.T) {
 	l.remove("acc", model.KindPolicy, "pol")
 	settings, _ := codec.EncodeSettings(model.Settings{DNSDomain: "x.example", LoginExpiration: time.Hour})
 	l.settings("acc", settings)
-	l.put("fresh", codec.Row{Kind: model.KindGroup, ID: "g", Data: []byte(`{}`)}) // not bumped: not logged
+	l.create("fresh")
+	l.put("fresh", codec.Row{Kind: model.KindGroup, ID: "g", Data: []byte(`{}`)}) // created, not bumped: not logged
 	l.bump("acc", 8)
 	l.bump("empty", 3)
 
@@ -81,6 +82,9 @@ func TestDecodeChangeRejects(t *testing.T) {
 		{"unknown kind put", `[{"put":{"kind":"planet","id":"x","data":{}}}]`, "write 0"},
 		{"bad document", `[{"put":{"kind":"group","id":"g","data":"text"}}]`, "write 0"},
 		{"bad settings", `[{"settings":[1]}]`, "settings"},
+		{"null settings", `[{"settings":null}]`, "null settings"},
+		{"null document", `[{"put":{"kind":"group","id":"g","data":null}}]`, "without a document"},
+		{"no document", `[{"put":{"kind":"group","id":"g"}}]`, "without a document"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := DecodeChange(1, tc.text)
@@ -105,4 +109,16 @@ func FuzzDecodeChange(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestChangeLogRefusesUnloggedWrites: a write to an account the
+// transaction neither advanced nor created would reach no other instance;
+// Rows refuses it (and the transaction fails).
+func TestChangeLogRefusesUnloggedWrites(t *testing.T) {
+	var l ChangeLog
+	l.bump("a", 2)
+	l.put("b", codec.Row{Kind: model.KindGroup, ID: "g", Data: []byte(`{}`)})
+	if _, err := l.Rows(); err == nil || !strings.Contains(err.Error(), "without advancing its version") {
+		t.Fatalf("Rows = %v, want the unlogged write refused", err)
+	}
 }

@@ -71,6 +71,7 @@ func (t *Tx) CreateAccount(a *model.Account) error {
 	if err != nil {
 		return fmt.Errorf("create account %s: %w", a.ID, err)
 	}
+	t.Log.create(a.ID)
 	return nil
 }
 
