@@ -266,8 +266,9 @@ func (h *Handler) peerRows(rq *req) error {
 }
 
 type peerData struct {
-	Peer  peerRow
-	Admin bool
+	Peer        peerRow
+	Admin       bool
+	Connections []connRow // peerpaths.go
 }
 
 func (h *Handler) peer(rq *req) error {
@@ -276,7 +277,11 @@ func (h *Handler) peer(rq *req) error {
 		return management.Errorf(management.KindNotFound, "peer %q not found", rq.r.PathValue("id"))
 	}
 	row := h.peerRow(rq, p, peerGroupNames(rq.acct)[p.ID])
-	h.render(rq, http.StatusOK, "peer", "Peer "+row.Name, peerData{Peer: row, Admin: rq.p.IsAdmin()})
+	conns, err := h.connections(rq, p.ID)
+	if err != nil {
+		return err
+	}
+	h.render(rq, http.StatusOK, "peer", "Peer "+row.Name, peerData{Peer: row, Admin: rq.p.IsAdmin(), Connections: conns})
 	return nil
 }
 
