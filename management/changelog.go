@@ -113,29 +113,10 @@ func applyOp(a *model.Account, op store.ChangeOp) error {
 	case op.Delete != nil:
 		return deleteObject(a, op.Delete.Kind, op.Delete.ID)
 	case op.Put != nil:
-		switch o := op.Put.(type) {
-		case *model.Peer:
-			repairPeer(o)
-			a.Peers[o.ID] = o
-		case *model.Group:
-			a.Groups[o.ID] = o
-		case *model.SetupKey:
-			a.SetupKeys[o.ID] = o
-		case *model.Policy:
-			a.Policies[o.ID] = o
-		case *model.Route:
-			a.Routes[o.ID] = o
-		case *model.NameserverGroup:
-			a.NameserverGroups[o.ID] = o
-		case *model.DNSZone:
-			a.DNSZones[o.ID] = o
-		case *model.AdminToken:
-			a.AdminTokens[o.ID] = o
-		case *model.User:
-			a.Users[o.ID] = o
-		case *model.AccessToken:
-			a.AccessTokens[o.ID] = o
-		default:
+		if p, ok := op.Put.(*model.Peer); ok {
+			repairPeer(p)
+		}
+		if !a.PutObject(op.Put) {
 			return fmt.Errorf("put of an unknown object %T", op.Put)
 		}
 	default:
@@ -145,28 +126,7 @@ func applyOp(a *model.Account, op store.ChangeOp) error {
 }
 
 func deleteObject(a *model.Account, k model.Kind, id string) error {
-	switch k {
-	case model.KindPeer:
-		delete(a.Peers, id)
-	case model.KindGroup:
-		delete(a.Groups, id)
-	case model.KindSetupKey:
-		delete(a.SetupKeys, id)
-	case model.KindPolicy:
-		delete(a.Policies, id)
-	case model.KindRoute:
-		delete(a.Routes, id)
-	case model.KindNameserverGroup:
-		delete(a.NameserverGroups, id)
-	case model.KindDNSZone:
-		delete(a.DNSZones, id)
-	case model.KindAdminToken:
-		delete(a.AdminTokens, id)
-	case model.KindUser:
-		delete(a.Users, id)
-	case model.KindAccessToken:
-		delete(a.AccessTokens, id)
-	default:
+	if !a.DeleteObject(k, id) {
 		return fmt.Errorf("delete of an unknown kind %q", k)
 	}
 	return nil

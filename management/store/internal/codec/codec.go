@@ -361,30 +361,7 @@ func decodeDoc[D any](r Row, build func(D) (model.Object, error)) (model.Object,
 }
 
 // AddTo inserts a decoded object into the matching map of a.
-func AddTo(a *model.Account, obj model.Object) {
-	switch o := obj.(type) {
-	case *model.Peer:
-		a.Peers[o.ID] = o
-	case *model.Group:
-		a.Groups[o.ID] = o
-	case *model.SetupKey:
-		a.SetupKeys[o.ID] = o
-	case *model.Policy:
-		a.Policies[o.ID] = o
-	case *model.Route:
-		a.Routes[o.ID] = o
-	case *model.NameserverGroup:
-		a.NameserverGroups[o.ID] = o
-	case *model.DNSZone:
-		a.DNSZones[o.ID] = o
-	case *model.AdminToken:
-		a.AdminTokens[o.ID] = o
-	case *model.User:
-		a.Users[o.ID] = o
-	case *model.AccessToken:
-		a.AccessTokens[o.ID] = o
-	}
-}
+func AddTo(a *model.Account, obj model.Object) { a.PutObject(obj) }
 
 // EncodeSettings and DecodeSettings store account settings as JSON (the
 // model's tags; LoginExpiration is an integer of nanoseconds, so it
