@@ -27,6 +27,7 @@ type accessTokenRow struct {
 	ID, Name, Prefix string
 	Expired, Current bool
 	Created, Expires time.Time
+	User             string // the owner's email (the every-user list)
 }
 
 type tokensData struct {
@@ -35,6 +36,9 @@ type tokensData struct {
 	// User is set when signed in as a user, who has access tokens.
 	User   bool
 	Access []accessTokenRow
+	// Others are the other users' access tokens, which admins may revoke
+	// (the service refuses those of users above the caller's role).
+	Others []accessTokenRow
 	// NewToken is the plain token just created, shown once;
 	// NewTokenKind is "admin token" or "access token".
 	NewToken, NewTokenName, NewTokenKind string
@@ -49,21 +53,26 @@ func (h *Handler) tokensData(rq *req) tokensData {
 	slices.SortFunc(d.Admin, func(a, b adminTokenRow) int {
 		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
 	})
-	if !d.User {
-		return d
-	}
 	now := h.now()
 	for _, t := range rq.acct.AccessTokens {
-		if t.UserID != rq.p.UserID {
+		row := accessTokenRow{ID: t.ID, Name: display(t.Name), Prefix: display(t.Prefix),
+			Expired: !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt), Current: rq.p.Via == "access-token" && rq.p.TokenID == t.ID,
+			Created: t.CreatedAt, Expires: t.ExpiresAt}
+		if d.User && t.UserID == rq.p.UserID {
+			d.Access = append(d.Access, row)
 			continue
 		}
-		d.Access = append(d.Access, accessTokenRow{ID: t.ID, Name: display(t.Name), Prefix: display(t.Prefix),
-			Expired: !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt), Current: rq.p.Via == "access-token" && rq.p.TokenID == t.ID,
-			Created: t.CreatedAt, Expires: t.ExpiresAt})
+		row.User = t.UserID + " (deleted)"
+		if u := rq.acct.Users[t.UserID]; u != nil {
+			row.User = display(u.Email)
+		}
+		d.Others = append(d.Others, row)
 	}
-	slices.SortFunc(d.Access, func(a, b accessTokenRow) int {
-		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
-	})
+	for _, l := range [][]accessTokenRow{d.Access, d.Others} {
+		slices.SortFunc(l, func(a, b accessTokenRow) int {
+			return cmp.Or(cmp.Compare(a.User, b.User), a.Created.Compare(b.Created), cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
+		})
+	}
 	return d
 }
 
@@ -172,5 +181,27 @@ func (h *Handler) deleteAccessToken(rq *req) error {
 			Action: "/ui/tokens/access/" + t.ID + "/delete", Cancel: "/ui/tokens"},
 		apply: func() (string, error) {
 			return "Deleted access token " + name + ".", h.svc.RevokeAccessToken(rq.ctx(), rq.acct.ID, rq.p.UserID, t.ID)
+		}})
+}
+
+// revokeUserToken revokes another user's access token after a
+// confirmation page (admins; the service refuses a user of a higher role).
+func (h *Handler) revokeUserToken(rq *req) error {
+	fail := h.tokensFail(rq)
+	t := rq.acct.AccessTokens[rq.r.PathValue("id")]
+	if t == nil {
+		return fail(notFound("access token %q not found", rq.r.PathValue("id")))
+	}
+	name, owner := display(t.Name), t.UserID
+	if u := rq.acct.Users[t.UserID]; u != nil {
+		owner = display(u.Email)
+	}
+	return h.change(rq, oneChange{back: "/ui/tokens", fail: fail,
+		confirm: &confirmDeleteData{Title: "Revoke access token " + name + " of " + owner + "?",
+			Items:  []string{name + " (" + display(t.Prefix) + "…, created " + fmtTime(t.CreatedAt) + ")"},
+			Note:   "Scripts and sessions using this token lose access at once; the user keeps their other tokens.",
+			Action: "/ui/tokens/users/" + t.ID + "/revoke", Cancel: "/ui/tokens"},
+		apply: func() (string, error) {
+			return "Revoked access token " + name + " of " + owner + ".", h.svc.RevokeAccessToken(rq.ctx(), rq.acct.ID, t.UserID, t.ID)
 		}})
 }

@@ -315,3 +315,56 @@ func TestTokensCrossOrigin(t *testing.T) {
 	r := b.do("POST", "/ui/tokens/admin", url.Values{"name": {"ok"}}, "Sec-Fetch-Site", "same-origin", "Origin", e.srv.URL)
 	r.want(t, 201, `id="new-token"`)
 }
+
+// TestTokensOfOtherUsers: an admin sees every other user's access tokens
+// (owner's email, name as text) and revokes one after a confirmation
+// page: it stops authenticating, the user's other token keeps working; an
+// admin user may not revoke an owner's token (the service's rule).
+func TestTokensOfOtherUsers(t *testing.T) {
+	e := newEnv(t)
+	alice := e.user("alice", model.RoleUser)
+	olga := e.user("olga", model.RoleOwner)
+	adam := e.user("adam", model.RoleAdmin)
+	ownerTok := ""
+	for id, tok := range e.snapshot().AccessTokens {
+		if tok.UserID == olga.id {
+			ownerTok = id
+		}
+	}
+	var aliceTok string
+	for id, tok := range e.snapshot().AccessTokens {
+		if tok.UserID == alice.id {
+			aliceTok = id
+		}
+	}
+
+	b := e.browser()
+	b.signIn(e.admin)
+	r := b.get("/ui/tokens")
+	r.want(t, http.StatusOK, `id="user-tokens"`, "alice@example.com", `action="/ui/tokens/users/`+aliceTok+`/revoke"`)
+	b.post("/ui/tokens/users/"+aliceTok+"/revoke", nil).want(t, http.StatusOK, "Revoke access token dashboard of alice@example.com?")
+	if _, err := e.svc.Authenticate(e.ctx(), alice.pat); err != nil {
+		t.Fatal("revoked before the confirmation")
+	}
+	if r := b.post("/ui/tokens/users/"+aliceTok+"/revoke", url.Values{"confirm": {"yes"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("confirmed revoke: %d\n%s", r.status, r.body)
+	}
+	if _, err := e.svc.Authenticate(e.ctx(), alice.pat); err == nil {
+		t.Fatal("alice's revoked token still authenticates")
+	}
+	if _, err := e.svc.Authenticate(e.ctx(), olga.pat); err != nil {
+		t.Fatalf("olga's token stopped working: %v", err)
+	}
+
+	// An admin user cannot revoke an owner's token.
+	ab := e.browser()
+	ab.signIn(adam.pat)
+	ab.post("/ui/tokens/users/"+ownerTok+"/revoke", url.Values{"confirm": {"yes"}}).want(t, http.StatusForbidden)
+	if _, err := e.svc.Authenticate(e.ctx(), olga.pat); err != nil {
+		t.Fatalf("an admin revoked the owner's token: %v", err)
+	}
+	// A user gets no such page at all.
+	ub := e.browser()
+	ub.signIn(e.user("uma", model.RoleUser).pat)
+	ub.post("/ui/tokens/users/"+ownerTok+"/revoke", url.Values{"confirm": {"yes"}}).want(t, http.StatusForbidden)
+}

@@ -157,6 +157,7 @@ func (h *Handler) routes() {
 	m.Handle("POST /ui/tokens/admin/{id}/delete", h.page(true, h.deleteAdminToken))
 	m.Handle("POST /ui/tokens/access", h.page(true, h.createAccessToken))
 	m.Handle("POST /ui/tokens/access/{id}/delete", h.page(true, h.deleteAccessToken))
+	m.Handle("POST /ui/tokens/users/{id}/revoke", h.page(true, h.revokeUserToken))
 	m.Handle("GET /ui/events", h.page(true, h.events))
 	m.Handle("GET /ui/events/stream", h.page(false, h.stream))
 	m.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
