@@ -32,10 +32,12 @@ var loginReasons = map[string]string{
 
 func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) {
 	d := loginData{Next: localNext(r.URL.Query().Get("next")), Reason: loginReasons[r.URL.Query().Get("reason")], OIDC: h.oidcName()}
+	h.setLoginCSP(w)
 	h.write(w, r, http.StatusOK, "login", "layout", view{Title: "Sign in", Nav: "login", Data: d})
 }
 
 func (h *Handler) loginError(w http.ResponseWriter, r *http.Request, status int, next, msg string) {
+	h.setLoginCSP(w)
 	h.write(w, r, status, "login", "layout", view{Title: "Sign in", Nav: "login",
 		Flash: []flash{{Error: true, Msg: msg}}, Data: loginData{Next: next, OIDC: h.oidcName()}})
 }
@@ -85,6 +87,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.loginError(w, r, management.KindOf(err).HTTPStatus(), next, msg)
 		return
 	}
+	h.endOldSession(r)
 	id, err := h.sessions.create(p, token)
 	if err != nil {
 		h.log.Error("create session", "err", err)
@@ -112,4 +115,19 @@ func sourceAddr(r *http.Request) netip.Addr {
 		return netip.Addr{}
 	}
 	return ap.Addr().Unmap()
+}
+
+// setLoginCSP lets the sign-in page's form lead to the identity provider.
+func (h *Handler) setLoginCSP(w http.ResponseWriter) {
+	if h.oidc != nil {
+		w.Header().Set("Content-Security-Policy", h.oidc.loginCSP())
+	}
+}
+
+// endOldSession ends the session this browser held before signing in
+// again, so that no earlier cookie stays valid beside the new one.
+func (h *Handler) endOldSession(r *http.Request) {
+	if c, err := r.Cookie(h.cookieName(r)); err == nil && c.Value != "" {
+		h.sessions.remove(c.Value)
+	}
 }

@@ -11,11 +11,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -173,7 +175,9 @@ func (h *Handler) oidcCookie(r *http.Request, value string, maxAge int) *http.Co
 	return c
 }
 
-// oidcStart (GET /ui/login/oidc?next=) starts a sign-in: fresh state,
+// oidcStart (POST /ui/login/oidc, form field next; a POST so that the
+// cross-origin protection keeps other sites from starting sign-ins in a
+// visitor's browser) starts a sign-in: fresh state,
 // nonce and PKCE verifier are kept server-side under a fresh random
 // cookie value, and the browser goes to the provider's authorization
 // endpoint with the state, the nonce and the verifier's S256 challenge.
@@ -183,7 +187,9 @@ func (h *Handler) oidcStart(w http.ResponseWriter, r *http.Request) {
 		h.renderError(w, r, http.StatusNotFound, "this server has no identity provider for the dashboard: sign in with a token")
 		return
 	}
-	next := localNext(r.URL.Query().Get("next"))
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	_ = r.ParseForm() // an unreadable form starts a sign-in to the default page
+	next := localNext(r.PostForm.Get("next"))
 	src := sourceAddr(r)
 	if ok, wait := h.fails.Check(src); !ok {
 		h.tooMany(w, r, next, src, wait)
@@ -242,8 +248,11 @@ func (h *Handler) oidcCookieName(r *http.Request) string {
 }
 
 // add stores a new attempt under binding (dropping the browser's earlier
-// one, old), after sweeping expired attempts; it refuses when too many are
-// in progress, overall or from the attempt's source.
+// one, old), after sweeping expired attempts. It never refuses: past
+// maxAttemptsPerSource attempts from the attempt's source, or maxAttempts
+// in all, the oldest goes (an attempt is bound to its browser's cookie,
+// so nobody gains from another's; refusing new ones would let a flood of
+// abandoned sign-ins lock everyone out for attemptTTL).
 func (o *oidcLogin) add(binding, old string, a *attempt) error {
 	now := a.created
 	o.amu.Lock()
@@ -251,20 +260,18 @@ func (o *oidcLogin) add(binding, old string, a *attempt) error {
 	if old != "" {
 		delete(o.attempts, sha256.Sum256([]byte(old)))
 	}
-	fromSrc := 0
+	var fromSrc [][sha256.Size]byte
 	for k, v := range o.attempts {
 		switch {
 		case now.Sub(v.created) >= attemptTTL:
 			delete(o.attempts, k)
-		case v.src == a.src:
-			fromSrc++
+		case sameSource(v.src, a.src):
+			fromSrc = append(fromSrc, k)
 		}
 	}
-	if fromSrc >= maxAttemptsPerSource {
-		return fmt.Errorf("too many sign-ins in progress from %s; finish one or wait %v", a.src, attemptTTL)
-	}
-	if len(o.attempts) >= maxAttempts {
-		return errors.New("too many sign-ins in progress; try again in a few minutes")
+	o.evictOldest(fromSrc, len(fromSrc)-maxAttemptsPerSource+1)
+	if n := len(o.attempts) - maxAttempts + 1; n > 0 {
+		o.evictOldest(slices.Collect(maps.Keys(o.attempts)), n)
 	}
 	if o.shared != nil {
 		if err := o.putShared(binding, old, a); err != nil {
@@ -273,6 +280,28 @@ func (o *oidcLogin) add(binding, old string, a *attempt) error {
 	}
 	o.attempts[sha256.Sum256([]byte(binding))] = a
 	return nil
+}
+
+// evictOldest drops the n oldest of the attempts keys; amu is held.
+func (o *oidcLogin) evictOldest(keys [][sha256.Size]byte, n int) {
+	if n <= 0 {
+		return
+	}
+	slices.SortFunc(keys, func(x, y [sha256.Size]byte) int { return o.attempts[x].created.Compare(o.attempts[y].created) })
+	for _, k := range keys[:min(n, len(keys))] {
+		delete(o.attempts, k)
+	}
+}
+
+// sameSource reports whether two sign-ins come from one source: the same
+// IPv4 address, or the same IPv6 /64 (one host usually holds a whole one).
+func sameSource(a, b netip.Addr) bool {
+	if a.Is4() || a.Is4In6() || b.Is4() || b.Is4In6() {
+		return a.Unmap() == b.Unmap()
+	}
+	pa, _ := a.Prefix(64)
+	pb, _ := b.Prefix(64)
+	return pa == pb
 }
 
 // Why a callback finds no usable attempt; shown as they are.
@@ -395,6 +424,9 @@ func (h *Handler) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		refuse(management.KindOf(err).HTTPStatus(), a.next, errText(err), err)
 		return
 	}
+	// A token created in this session may not outlive it (Principal.ExpiresAt).
+	p.ExpiresAt = o.now().Add(absoluteTimeout)
+	h.endOldSession(r)
 	id, err := h.sessions.create(p, "")
 	if err != nil {
 		h.log.Error("create session", "err", err)
@@ -508,4 +540,41 @@ func (o *oidcLogin) exchange(ctx context.Context, tokenURL, code, verifier strin
 		return "", errors.New("token endpoint answered without an ID token")
 	}
 	return body.IDToken, nil
+}
+
+// hostChars is what a host (and port) in a CSP source may hold.
+var hostChars = regexp.MustCompile(`^[A-Za-z0-9.\-\[\]:]+$`)
+
+// originOf is the scheme://host of an http(s) URL, or "" when it has none
+// safe to put in a header.
+func originOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || !hostChars.MatchString(u.Host) {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// loginCSP is the sign-in page's Content-Security-Policy: its "Sign in
+// with" form posts here and is redirected to the provider's authorization
+// endpoint, and browsers hold that redirect to form-action too, so the
+// provider's origins (the issuer's and, once discovered, the endpoint's)
+// are allowed there. Discovery is started (in the background) if it has
+// not run yet.
+func (o *oidcLogin) loginCSP() string {
+	origins := []string{"'self'"}
+	add := func(s string) {
+		if s != "" && !slices.Contains(origins, s) {
+			origins = append(origins, s)
+		}
+	}
+	add(originOf(o.cfg.Issuer))
+	o.dmu.Lock()
+	if o.ep != nil {
+		add(originOf(o.ep.auth))
+	} else if o.lastErr == nil || o.now().Sub(o.lastTry) >= retryDiscovery {
+		go func() { _, _ = o.discover(context.Background()) }() // bounded by fetchDiscovery's timeout
+	}
+	o.dmu.Unlock()
+	return strings.Replace(CSP, "form-action 'self'", "form-action "+strings.Join(origins, " "), 1)
 }

@@ -31,6 +31,9 @@ type storedAttempt struct {
 func (o *oidcLogin) putShared(binding, old string, a *attempt) error {
 	ctx, cancel := ctxShared()
 	defer cancel()
+	if err := o.shared.SweepUIState(ctx, a.created); err != nil { // abandoned sign-ins
+		o.log.Warn("sweep expired sign-ins", "err", err)
+	}
 	if old != "" {
 		k := sha256.Sum256([]byte(old))
 		if err := o.shared.DeleteUIState(ctx, kindSignIn, k[:]); err != nil {

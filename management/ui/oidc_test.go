@@ -197,7 +197,7 @@ func (b *oidcBrowser) get(u string) oidcResp { b.e.t.Helper(); return b.do(http.
 // redirects to, and the attempt cookie it set.
 func (b *oidcBrowser) start(next string) (authURL string, attempt *http.Cookie) {
 	b.e.t.Helper()
-	r := b.get("/ui/login/oidc?next=" + url.QueryEscape(next))
+	r := b.do(http.MethodPost, "/ui/login/oidc", url.Values{"next": {next}})
 	loc := r.header.Get("Location")
 	if r.status != http.StatusSeeOther || !strings.HasPrefix(loc, b.e.p.Issuer()+"/authorize?") {
 		b.e.t.Fatalf("start: status %d location %q body %s", r.status, loc, r.body)
@@ -557,6 +557,78 @@ func TestOIDCOff(t *testing.T) {
 	if strings.Contains(r.body, "signin-oidc") {
 		t.Fatal("a provider button without a provider")
 	}
-	b.get("/ui/login/oidc").want(t, http.StatusNotFound, "no identity provider")
+	b.do(http.MethodPost, "/ui/login/oidc", url.Values{}).want(t, http.StatusNotFound, "no identity provider")
 	b.get("/ui/login/callback?code=x&state=y").want(t, http.StatusNotFound, "no identity provider")
+}
+
+// TestOIDCStartFlood: abandoned sign-ins (a page of another site cannot
+// start them: the start is a POST behind the cross-origin protection; a
+// script can) never lock anyone out: past the per-source bound the oldest
+// go, and a real sign-in from the same address still works.
+func TestOIDCStartFlood(t *testing.T) {
+	e := newOIDCEnv(t, oidcOpts{})
+	req, _ := http.NewRequest(http.MethodPost, e.base+"/ui/login/oidc", strings.NewReader("next=%2Fui%2Fpeers"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err := e.browser().c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a sign-in started from another site: %d, want 403", resp.StatusCode)
+	}
+	for range 3 * 20 {
+		e.browser().start("/ui/peers") // a fresh browser each time, never finishing
+	}
+	b := e.browser()
+	b.signIn("u-alice")
+	b.signedInAs("alice@example.com")
+}
+
+// TestOIDCSessionTokensExpire: a token made in a session opened through
+// the provider may not outlive the session (a stolen session cookie must
+// not turn into a lasting credential); signing in again ends the
+// browser's earlier session.
+func TestOIDCSessionTokensExpire(t *testing.T) {
+	e := newOIDCEnv(t, oidcOpts{})
+	b := e.browser()
+	b.signIn("u-alice")
+	var alice string
+	snap, _ := e.svc.Snapshot(e.acct)
+	for id, u := range snap.Users {
+		if u.Subject == "u-alice" {
+			alice = id
+		}
+	}
+	role := model.RoleAdmin
+	ctx := management.WithPrincipal(context.Background(), management.Principal{AccountID: e.acct, Role: model.RoleOwner, Via: "test"})
+	if _, err := e.svc.UpdateUser(ctx, e.acct, alice, management.UserUpdate{Role: &role}); err != nil {
+		t.Fatal(err)
+	}
+	r := b.get("/ui/tokens")
+	if r.status != http.StatusOK || !strings.Contains(r.body, `name="expires_in" value="6d"`) || !strings.Contains(r.body, "must expire by") {
+		t.Fatalf("tokens page in a provider session: %d\n%s", r.status, r.body)
+	}
+	r = b.do(http.MethodPost, "/ui/tokens/access", url.Values{"name": {"forever"}, "expires_in": {"never"}})
+	if r.status != http.StatusBadRequest || !strings.Contains(r.body, "must expire by then") {
+		t.Fatalf("a never-expiring token from a provider session: %d\n%s", r.status, r.body)
+	}
+	if r = b.do(http.MethodPost, "/ui/tokens/access", url.Values{"name": {"week"}, "expires_in": {"6d"}}); r.status != http.StatusCreated {
+		t.Fatalf("a 6-day token: %d\n%s", r.status, r.body)
+	}
+
+	u, _ := url.Parse(e.base)
+	var old *http.Cookie
+	for _, c := range b.c.Jar.Cookies(u) {
+		if c.Name == "__Host-petrel_session" {
+			old = c
+		}
+	}
+	b.signIn("u-alice")
+	other := e.browser()
+	if r := other.do(http.MethodGet, "/ui/peers", nil, old); r.status != http.StatusSeeOther {
+		t.Fatalf("the session before signing in again still works: %d", r.status)
+	}
+	b.signedInAs("alice@example.com")
 }

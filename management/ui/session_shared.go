@@ -19,6 +19,9 @@ import (
 // only bounds how long an entry is kept (expiry is judged here).
 type SharedState interface {
 	PutUIState(ctx context.Context, kind string, key, data []byte, expires time.Time) error
+	// UpdateUIState replaces an entry only if it still exists (false:
+	// removed meanwhile, and it stays removed).
+	UpdateUIState(ctx context.Context, kind string, key, data []byte, expires time.Time) (bool, error)
 	// GetUIState and TakeUIState (which also removes the entry, for
 	// exactly one caller) return store.ErrNotFound for a missing entry.
 	GetUIState(ctx context.Context, kind string, key []byte) ([]byte, error)
@@ -71,6 +74,17 @@ func (s *sharedSessions) put(ctx context.Context, key []byte, v storedSession) e
 	return s.st.PutUIState(ctx, kindSession, key, data, v.Created.Add(absoluteTimeout))
 }
 
+// update writes back a session read earlier, unless it was removed
+// meanwhile (signed out, on any instance): a sign-out is never undone by a
+// request that read the session before it.
+func (s *sharedSessions) update(ctx context.Context, key []byte, v storedSession) (bool, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return false, err
+	}
+	return s.st.UpdateUIState(ctx, kindSession, key, data, v.Created.Add(absoluteTimeout))
+}
+
 func (s *sharedSessions) create(id string, sess *session) error {
 	ctx, cancel := ctxShared()
 	defer cancel()
@@ -117,8 +131,11 @@ func (s *sharedSessions) lookup(id string, touch bool) (session, bool) {
 	}
 	if touch && now.Sub(v.LastUsed) >= touchEvery {
 		v.LastUsed, out.lastUsed = now, now
-		if err := s.put(ctx, key, v); err != nil {
+		switch ok, err := s.update(ctx, key, v); {
+		case err != nil:
 			s.log.Warn("record a dashboard session's use", "err", err)
+		case !ok:
+			return session{}, false // signed out meanwhile
 		}
 	}
 	return out, true
@@ -143,7 +160,7 @@ func (s *sharedSessions) addFlash(id string, f flash) {
 		return
 	}
 	v.Flash = append(v.Flash, f)
-	if err := s.put(ctx, key, v); err != nil {
+	if _, err := s.update(ctx, key, v); err != nil {
 		s.log.Warn("queue a dashboard message", "err", err)
 	}
 }
@@ -158,7 +175,7 @@ func (s *sharedSessions) takeFlash(id string) []flash {
 	}
 	f := v.Flash
 	v.Flash = nil
-	if err := s.put(ctx, key, v); err != nil {
+	if _, err := s.update(ctx, key, v); err != nil {
 		s.log.Warn("clear dashboard messages", "err", err)
 	}
 	return f

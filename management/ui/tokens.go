@@ -2,6 +2,7 @@ package ui
 
 import (
 	"cmp"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -42,10 +43,23 @@ type tokensData struct {
 	// NewToken is the plain token just created, shown once;
 	// NewTokenKind is "admin token" or "access token".
 	NewToken, NewTokenName, NewTokenKind string
+	// Expiry is the new access token form's default; MustExpire, when
+	// set, is when this session's credential ends (a token made with it
+	// must expire by then).
+	Expiry     string
+	MustExpire time.Time
 }
 
 func (h *Handler) tokensData(rq *req) tokensData {
-	d := tokensData{Owner: rq.p.Role == model.RoleOwner, User: rq.p.UserID != ""}
+	d := tokensData{Owner: rq.p.Role == model.RoleOwner, User: rq.p.UserID != "", Expiry: "90d", MustExpire: rq.p.ExpiresAt}
+	if !d.MustExpire.IsZero() {
+		switch left := d.MustExpire.Sub(h.now()); {
+		case left >= 24*time.Hour:
+			d.Expiry = fmt.Sprintf("%dd", int(left/(24*time.Hour)))
+		default:
+			d.Expiry = fmt.Sprintf("%dh", max(1, int(left/time.Hour)))
+		}
+	}
 	for _, t := range rq.acct.AdminTokens {
 		d.Admin = append(d.Admin, adminTokenRow{ID: t.ID, Name: display(t.Name), Created: t.CreatedAt,
 			Current: rq.p.Via == "admin-token" && rq.p.TokenID == t.ID})

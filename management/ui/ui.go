@@ -109,7 +109,7 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET /ui/{$}", h.home)
 	m.HandleFunc("GET /ui/login", h.loginForm)
 	m.HandleFunc("POST /ui/login", h.login)
-	m.HandleFunc("GET /ui/login/oidc", h.oidcStart)
+	m.HandleFunc("POST /ui/login/oidc", h.oidcStart)
 	m.HandleFunc("GET /ui/login/callback", h.oidcCallback)
 	m.HandleFunc("POST /ui/logout", h.logout)
 	m.Handle("GET /ui/peers", h.page(false, h.peers))

@@ -28,6 +28,18 @@ func (s *Store) PutUIState(ctx context.Context, kind string, key, data []byte, e
 	return nil
 }
 
+// UpdateUIState replaces an existing entry and reports whether there was
+// one: an entry removed meanwhile (a sign-out on another instance) stays
+// removed.
+func (s *Store) UpdateUIState(ctx context.Context, kind string, key, data []byte, expires time.Time) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE ui_state SET data = $3, expires_at = $4 WHERE kind = $1 AND key = $2`,
+		kind, key, string(data), expires)
+	if err != nil {
+		return false, fmt.Errorf("update %s: %w", kind, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
 // GetUIState reads one entry (store.ErrNotFound when there is none).
 func (s *Store) GetUIState(ctx context.Context, kind string, key []byte) ([]byte, error) {
 	var data string
