@@ -154,6 +154,7 @@ type Service struct {
 	limits   loginLimiters // per-source and per-peer login limits (loginlimit.go)
 	// signInTokens binds accepted sign-in tokens to one machine (signins.go).
 	signInTokens signIns
+	dnsTests     dnsTests // DNS tests waiting for their agents' answers (dnsquery.go)
 }
 
 var _ AdminAPI = (*Service)(nil)

@@ -46,6 +46,11 @@ type session struct {
 
 	accountID string // names the account in WatchPeers events
 
+	// queries carries DNS tests (dnsquery.go) to the stream goroutine,
+	// which sends each as a message with the next serial; nil when the
+	// agent did not list CAPABILITY_DNS_QUERY.
+	queries chan *managementpb.DNSQuery
+
 	mu      sync.Mutex
 	pending []*managementpb.NetworkMapDelta // guarded by mu
 
@@ -159,6 +164,13 @@ func (h *hub) seen(peerID string, now time.Time) {
 	}
 }
 
+// session returns the peer's live stream on this instance (nil if none).
+func (h *hub) session(peerID string) *session {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.sessions[peerID]
+}
+
 func (h *hub) status(peerID string) (bool, time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -217,7 +229,8 @@ func (h *hub) closeAll(cause error) {
 // the stored account version the map reflects — and the server config,
 // then deltas with serials n+1, n+2, … and server config
 // updates (fresh relay tokens at 2/3 of their lifetime; such a message has
-// the next serial and may carry no delta). It blocks until ctx ends, the
+// the next serial and may carry no delta) and DNS tests (dnsquery.go: the
+// next serial, nothing else). It blocks until ctx ends, the
 // stream is cut (too slow, replaced by a newer Sync of the same peer, peer
 // deleted, service stopping) or send fails, and returns why.
 func (s *Service) Sync(ctx context.Context, peerKey keys.Public, req *managementpb.SyncRequest, send func(*managementpb.SyncResponse) error) error {
@@ -239,6 +252,9 @@ func (s *Service) Sync(ctx context.Context, peerKey keys.Public, req *management
 	}
 	s.syncCatchUp(ctx, ref.accountID) // HA: no older map than another instance sent
 	sess := &session{peerID: ref.peerID, accountID: ref.accountID, wake: make(chan struct{}, 1), done: make(chan struct{}), ctr: &s.hub.ctr}
+	if slices.Contains(req.GetCapabilities(), managementpb.Capability_CAPABILITY_DNS_QUERY) {
+		sess.queries = make(chan *managementpb.DNSQuery, maxDNSQueriesPerPeer)
+	}
 	st.mu.Lock()
 	v := st.view()
 	p := v.acct.Peers[ref.peerID]
@@ -297,6 +313,8 @@ func (s *Service) Sync(ctx context.Context, peerKey keys.Public, req *management
 			resp = &managementpb.SyncResponse{Delta: d}
 		case <-refresh:
 			resp = &managementpb.SyncResponse{ServerConfig: s.serverConfig(peerKey)}
+		case q := <-sess.queries: // a nil channel (no capability) never fires
+			resp = &managementpb.SyncResponse{DnsQuery: q}
 		}
 		select { // a cut session wins over pending work
 		case <-sess.done:

@@ -152,8 +152,9 @@ type Engine struct {
 	after    func(time.Duration, func()) timer
 	keepPort int // WireGuard port of the previous run (from the cache)
 
-	links linkCounters // control-plane connections made (metrics.go)
-	rep   reportState  // path reports to management (reports.go)
+	links linkCounters  // control-plane connections made (metrics.go)
+	rep   reportState   // path reports to management (reports.go)
+	dq    dnsQueryState // DNS tests management asks for (dnsquery.go)
 }
 
 type remote struct {
@@ -295,6 +296,7 @@ func (e *Engine) Stop() {
 		e.cancel()
 	}
 	e.probeWG.Wait() // probe and route loops: their pings end with ctx; none may outlive the device
+	e.dq.stop()      // DNS tests: they use the resolver and the device
 	e.stopCache()
 	e.mu.Lock()
 	peers := e.peers

@@ -95,7 +95,8 @@ func (e *Engine) syncLoop() {
 	for e.ctx.Err() == nil {
 		start := time.Now()
 		e.cache.streamMap.Store(false)
-		err := e.mgmt.Sync(e.ctx, e.cfg.Key, &managementpb.SyncRequest{Meta: e.loginRequest().Meta}, e.onSync)
+		err := e.mgmt.Sync(e.ctx, e.cfg.Key, &managementpb.SyncRequest{Meta: e.loginRequest().Meta,
+			Capabilities: []managementpb.Capability{managementpb.Capability_CAPABILITY_DNS_QUERY}}, e.onSync)
 		if e.cache.streamMap.Load() {
 			e.markFresh() // current until the stream broke
 		}
@@ -133,6 +134,9 @@ func (e *Engine) onSync(r *managementpb.SyncResponse) error {
 	e.mgmtUp.Store(true)
 	if r.ServerConfig != nil {
 		e.applyServerConfig(r.ServerConfig)
+	}
+	if r.DnsQuery != nil {
+		e.startDNSQuery(r.DnsQuery) // dnsquery.go; does not block
 	}
 	e.mu.Lock()
 	var nm *managementpb.NetworkMap

@@ -26,6 +26,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -204,8 +205,10 @@ func (c *Client) Login(ctx context.Context, priv keys.Private, req *managementpb
 // full map first, then deltas and config updates with consecutive serials.
 // It returns when ctx ends, the stream fails, fn returns an error (returned
 // as is), or a serial gap is seen (ErrSerialGap). It never returns nil.
-// req's capabilities are replaced by what this package implements; req is
-// not modified.
+// req's capabilities are replaced by what this package implements, except
+// CAPABILITY_DNS_QUERY, which stays when req lists it: the caller's fn
+// answers SyncResponse.dns_query (with ReportDNSQuery). req is not
+// modified.
 func (c *Client) Sync(ctx context.Context, priv keys.Private, req *managementpb.SyncRequest, fn func(*managementpb.SyncResponse) error) error {
 	server, err := c.ServerKey(ctx)
 	if err != nil {
@@ -215,7 +218,11 @@ func (c *Client) Sync(ctx context.Context, priv keys.Private, req *managementpb.
 		req = &managementpb.SyncRequest{}
 	}
 	req = proto.CloneOf(req)
-	req.Capabilities = capabilities
+	caps := slices.Clip(capabilities)
+	if slices.Contains(req.GetCapabilities(), managementpb.Capability_CAPABILITY_DNS_QUERY) {
+		caps = append(caps, managementpb.Capability_CAPABILITY_DNS_QUERY)
+	}
+	req.Capabilities = caps
 	req.SentUnixMs, req.Nonce = c.clock.stamp()
 	env, err := envelope(req, server, priv)
 	if err != nil {

@@ -36,6 +36,9 @@ type Service interface {
 	// DeleteAdminToken deletes one. Both need an owner.
 	CreateAdminToken(ctx context.Context, accountID, name string) (string, error)
 	DeleteAdminToken(ctx context.Context, accountID, tokenID string) (*model.AdminToken, error)
+	// QueryDNS has a peer's agent resolve name/qtype through its own
+	// resolver (the DNS tester, dnstest.go).
+	QueryDNS(ctx context.Context, accountID, peerID, name, qtype string) (*management.DNSTestResult, error)
 }
 
 // Options configure the dashboard.
@@ -79,6 +82,8 @@ type Handler struct {
 	next     http.Handler // mux behind the cross-origin check
 	fails    *ratelimit.Limiter[netip.Addr]
 	oidc     *oidcLogin // nil: no identity provider sign-in
+	// dnsProbes rate-limits the DNS tester per session (dnstest.go).
+	dnsProbes *ratelimit.Limiter[string]
 }
 
 // New returns the dashboard handler. Mount it so that it sees the full
@@ -92,7 +97,8 @@ func New(svc Service, opts Options) *Handler {
 	}
 	h := &Handler{svc: svc, log: opts.Logger.With("component", "ui"), now: opts.Now, tls: opts.TLS,
 		sessions: newSessions(opts.Now, opts.Shared, opts.Logger.With("component", "ui")), tmpl: mustTemplates(), mux: http.NewServeMux(),
-		fails: ratelimit.New[netip.Addr](signinFailRate, signinFailBurst, 65536)}
+		fails:     ratelimit.New[netip.Addr](signinFailRate, signinFailBurst, 65536),
+		dnsProbes: ratelimit.New[string](dnsProbeRate, dnsProbeBurst, maxDNSProbers)}
 	h.oidc = newOIDCLogin(opts.OIDC, svc, h.log, opts.Now, opts.Shared)
 	h.routes()
 	cop := http.NewCrossOriginProtection()
@@ -140,6 +146,7 @@ func (h *Handler) routes() {
 	m.Handle("POST /ui/routes/{id}", h.page(true, h.updateRoute))
 	m.Handle("POST /ui/routes/{id}/delete", h.page(true, h.deleteRoute))
 	m.Handle("GET /ui/dns", h.page(true, h.dns))
+	m.Handle("GET /ui/dns/test", h.page(false, h.dnsTestPage))
 	m.Handle("POST /ui/dns/settings", h.page(true, h.updateDNSSettings))
 	m.Handle("POST /ui/dns/nameservers", h.page(true, h.createNS))
 	m.Handle("GET /ui/dns/nameservers/{id}", h.page(true, h.editNS))

@@ -83,6 +83,7 @@ const (
 	Capability_CAPABILITY_ZSTD                 Capability = 1 // accepts COMPRESSION_ZSTD Sync bodies (and the limits above)
 	Capability_CAPABILITY_DERIVED_PEER_RECORDS Capability = 2 // rebuilds the peers' zone records (DNSConfig.derived_peer_record_ttl)
 	Capability_CAPABILITY_COMPACT_PEERS        Capability = 3 // takes RemotePeers without peer_id and derivable names (RemotePeer)
+	Capability_CAPABILITY_DNS_QUERY            Capability = 4 // answers SyncResponse.dns_query with ReportDNSQuery
 )
 
 // Enum value maps for Capability.
@@ -92,12 +93,14 @@ var (
 		1: "CAPABILITY_ZSTD",
 		2: "CAPABILITY_DERIVED_PEER_RECORDS",
 		3: "CAPABILITY_COMPACT_PEERS",
+		4: "CAPABILITY_DNS_QUERY",
 	}
 	Capability_value = map[string]int32{
 		"CAPABILITY_UNSPECIFIED":          0,
 		"CAPABILITY_ZSTD":                 1,
 		"CAPABILITY_DERIVED_PEER_RECORDS": 2,
 		"CAPABILITY_COMPACT_PEERS":        3,
+		"CAPABILITY_DNS_QUERY":            4,
 	}
 )
 
@@ -887,11 +890,16 @@ func (x *SyncRequest) GetNonce() []byte {
 // carry deltas with serial = previous serial + 1. An agent that sees a gap
 // (or a delta before any full map) reconnects and gets a full map.
 type SyncResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Serial        uint64                 `protobuf:"varint,1,opt,name=serial,proto3" json:"serial,omitempty"`
-	Full          *NetworkMap            `protobuf:"bytes,2,opt,name=full,proto3" json:"full,omitempty"`
-	Delta         *NetworkMapDelta       `protobuf:"bytes,3,opt,name=delta,proto3" json:"delta,omitempty"`
-	ServerConfig  *ServerConfig          `protobuf:"bytes,4,opt,name=server_config,json=serverConfig,proto3" json:"server_config,omitempty"` // set with every full map and when it changes
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Serial       uint64                 `protobuf:"varint,1,opt,name=serial,proto3" json:"serial,omitempty"`
+	Full         *NetworkMap            `protobuf:"bytes,2,opt,name=full,proto3" json:"full,omitempty"`
+	Delta        *NetworkMapDelta       `protobuf:"bytes,3,opt,name=delta,proto3" json:"delta,omitempty"`
+	ServerConfig *ServerConfig          `protobuf:"bytes,4,opt,name=server_config,json=serverConfig,proto3" json:"server_config,omitempty"` // set with every full map and when it changes
+	// dns_query asks the agent to resolve a name through its own resolver
+	// and answer with ReportDNSQuery (only to agents that list
+	// CAPABILITY_DNS_QUERY). A message carrying it has the next serial, like
+	// a config update, and may carry nothing else.
+	DnsQuery      *DNSQuery `protobuf:"bytes,5,opt,name=dns_query,json=dnsQuery,proto3" json:"dns_query,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -950,6 +958,13 @@ func (x *SyncResponse) GetDelta() *NetworkMapDelta {
 func (x *SyncResponse) GetServerConfig() *ServerConfig {
 	if x != nil {
 		return x.ServerConfig
+	}
+	return nil
+}
+
+func (x *SyncResponse) GetDnsQuery() *DNSQuery {
+	if x != nil {
+		return x.DnsQuery
 	}
 	return nil
 }
@@ -2417,25 +2432,110 @@ func (x *PeerPathReport) GetLatencyUs() uint32 {
 	return 0
 }
 
-// ReportPeersRequest carries the agent's view of its peers. full replaces
-// the previous report; otherwise the entries replace those of the same
-// keys and removed_keys drop entries. The server keeps at most one entry
-// per peer of the account, ignores keys it does not know in the account,
-// and keeps nothing once the agent's Sync stream ends.
-type ReportPeersRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SentUnixMs    int64                  `protobuf:"varint,1,opt,name=sent_unix_ms,json=sentUnixMs,proto3" json:"sent_unix_ms,omitempty"` // replay protection, as in LoginRequest
-	Nonce         []byte                 `protobuf:"bytes,2,opt,name=nonce,proto3" json:"nonce,omitempty"`
-	Full          bool                   `protobuf:"varint,3,opt,name=full,proto3" json:"full,omitempty"`
-	Peers         []*PeerPathReport      `protobuf:"bytes,4,rep,name=peers,proto3" json:"peers,omitempty"`
-	RemovedKeys   [][]byte               `protobuf:"bytes,5,rep,name=removed_keys,json=removedKeys,proto3" json:"removed_keys,omitempty"`
+// RouteReport is the routing peer an agent sends one routed network
+// through now: its HA choice (docs/routing.md "HA selection").
+type RouteReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// network: the routed network as in Route.network ("10.20.0.0/24";
+	// "0.0.0.0/0" for the exit node in use). The agent chooses one routing
+	// peer per network, across network IDs.
+	Network       string `protobuf:"bytes,1,opt,name=network,proto3" json:"network,omitempty"`
+	PeerPublicKey []byte `protobuf:"bytes,2,opt,name=peer_public_key,json=peerPublicKey,proto3" json:"peer_public_key,omitempty"` // the active routing peer's WireGuard key (32 bytes)
+	// reason: why that peer was chosen when it became active ("failover:
+	// previous routing peer is down; connected, direct", ...); at most 64
+	// bytes (longer is cut by the server).
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// active_ms: how long the peer has been active when the report is sent
+	// (a duration, so agent and server clocks need not agree).
+	ActiveMs      uint64 `protobuf:"varint,4,opt,name=active_ms,json=activeMs,proto3" json:"active_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
+func (x *RouteReport) Reset() {
+	*x = RouteReport{}
+	mi := &file_management_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RouteReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RouteReport) ProtoMessage() {}
+
+func (x *RouteReport) ProtoReflect() protoreflect.Message {
+	mi := &file_management_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RouteReport.ProtoReflect.Descriptor instead.
+func (*RouteReport) Descriptor() ([]byte, []int) {
+	return file_management_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *RouteReport) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *RouteReport) GetPeerPublicKey() []byte {
+	if x != nil {
+		return x.PeerPublicKey
+	}
+	return nil
+}
+
+func (x *RouteReport) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RouteReport) GetActiveMs() uint64 {
+	if x != nil {
+		return x.ActiveMs
+	}
+	return 0
+}
+
+// ReportPeersRequest carries the agent's view of its peers and of the
+// routing peers it uses. full replaces the previous report (paths and
+// routes); otherwise the entries replace those of the same keys (paths) or
+// networks (routes), and removed_keys / removed_networks drop entries. The
+// server keeps at most one entry per peer of the account and one per
+// network the account routes, ignores keys and networks it does not know
+// in the account (and routing peers that do not serve the network), and
+// keeps nothing once the agent's Sync stream ends. A malformed route entry
+// (a network that is no prefix, a key that is not 32 bytes) refuses the
+// whole request (InvalidArgument).
+type ReportPeersRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	SentUnixMs      int64                  `protobuf:"varint,1,opt,name=sent_unix_ms,json=sentUnixMs,proto3" json:"sent_unix_ms,omitempty"` // replay protection, as in LoginRequest
+	Nonce           []byte                 `protobuf:"bytes,2,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	Full            bool                   `protobuf:"varint,3,opt,name=full,proto3" json:"full,omitempty"`
+	Peers           []*PeerPathReport      `protobuf:"bytes,4,rep,name=peers,proto3" json:"peers,omitempty"`
+	RemovedKeys     [][]byte               `protobuf:"bytes,5,rep,name=removed_keys,json=removedKeys,proto3" json:"removed_keys,omitempty"`
+	Routes          []*RouteReport         `protobuf:"bytes,6,rep,name=routes,proto3" json:"routes,omitempty"`
+	RemovedNetworks []string               `protobuf:"bytes,7,rep,name=removed_networks,json=removedNetworks,proto3" json:"removed_networks,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
 func (x *ReportPeersRequest) Reset() {
 	*x = ReportPeersRequest{}
-	mi := &file_management_proto_msgTypes[29]
+	mi := &file_management_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2447,7 +2547,7 @@ func (x *ReportPeersRequest) String() string {
 func (*ReportPeersRequest) ProtoMessage() {}
 
 func (x *ReportPeersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_management_proto_msgTypes[29]
+	mi := &file_management_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2460,7 +2560,7 @@ func (x *ReportPeersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportPeersRequest.ProtoReflect.Descriptor instead.
 func (*ReportPeersRequest) Descriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{29}
+	return file_management_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ReportPeersRequest) GetSentUnixMs() int64 {
@@ -2498,6 +2598,20 @@ func (x *ReportPeersRequest) GetRemovedKeys() [][]byte {
 	return nil
 }
 
+func (x *ReportPeersRequest) GetRoutes() []*RouteReport {
+	if x != nil {
+		return x.Routes
+	}
+	return nil
+}
+
+func (x *ReportPeersRequest) GetRemovedNetworks() []string {
+	if x != nil {
+		return x.RemovedNetworks
+	}
+	return nil
+}
+
 type ReportPeersResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2506,7 +2620,7 @@ type ReportPeersResponse struct {
 
 func (x *ReportPeersResponse) Reset() {
 	*x = ReportPeersResponse{}
-	mi := &file_management_proto_msgTypes[30]
+	mi := &file_management_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2518,7 +2632,7 @@ func (x *ReportPeersResponse) String() string {
 func (*ReportPeersResponse) ProtoMessage() {}
 
 func (x *ReportPeersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_management_proto_msgTypes[30]
+	mi := &file_management_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2531,7 +2645,221 @@ func (x *ReportPeersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportPeersResponse.ProtoReflect.Descriptor instead.
 func (*ReportPeersResponse) Descriptor() ([]byte, []int) {
-	return file_management_proto_rawDescGZIP(), []int{30}
+	return file_management_proto_rawDescGZIP(), []int{31}
+}
+
+// DNSQuery is a DNS test the server asks an agent to run (the dashboard's
+// DNS tester): resolve name/type through the agent's own resolver, as a
+// program on the agent's host would, and send a DNSQueryResult with the
+// same id through ReportDNSQuery within a few seconds (the server waits
+// 8 s). An agent runs a few queries at once at most and answers extra
+// ones with an error result at once.
+type DNSQuery struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`    // chosen by the server; echoed in DNSQueryResult.id
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"` // a domain name of at most 253 bytes, with or without the trailing dot
+	Type          string                 `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"` // A, AAAA, CNAME, MX, TXT, SRV, PTR, NS or SOA
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DNSQuery) Reset() {
+	*x = DNSQuery{}
+	mi := &file_management_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DNSQuery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DNSQuery) ProtoMessage() {}
+
+func (x *DNSQuery) ProtoReflect() protoreflect.Message {
+	mi := &file_management_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DNSQuery.ProtoReflect.Descriptor instead.
+func (*DNSQuery) Descriptor() ([]byte, []int) {
+	return file_management_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *DNSQuery) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *DNSQuery) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DNSQuery) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+// DNSQueryResult is the agent's answer to a DNSQuery. The server ignores
+// an id it is not waiting for from this peer, keeps at most 32 records,
+// cuts each string to its bound (records 512 bytes, rcode 16, handler 64,
+// how 256, error 256) and drops control characters.
+type DNSQueryResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SentUnixMs    int64                  `protobuf:"varint,1,opt,name=sent_unix_ms,json=sentUnixMs,proto3" json:"sent_unix_ms,omitempty"` // replay protection, as in LoginRequest
+	Nonce         []byte                 `protobuf:"bytes,2,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	Id            uint64                 `protobuf:"varint,3,opt,name=id,proto3" json:"id,omitempty"`
+	Rcode         string                 `protobuf:"bytes,4,opt,name=rcode,proto3" json:"rcode,omitempty"`                              // "NOERROR", "NXDOMAIN", "SERVFAIL", ...
+	Records       []string               `protobuf:"bytes,5,rep,name=records,proto3" json:"records,omitempty"`                          // answer records in zone-file form
+	Handler       string                 `protobuf:"bytes,6,opt,name=handler,proto3" json:"handler,omitempty"`                          // which handler answered ("local-zone", "group:ID", "original", ...)
+	How           string                 `protobuf:"bytes,7,opt,name=how,proto3" json:"how,omitempty"`                                  // how ("upstream 10.0.0.2:53", "cache fresh", ...)
+	DurationUs    uint32                 `protobuf:"varint,8,opt,name=duration_us,json=durationUs,proto3" json:"duration_us,omitempty"` // how long the resolver took
+	Error         string                 `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`                              // set when the query did not run ("DNS is off on this agent")
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DNSQueryResult) Reset() {
+	*x = DNSQueryResult{}
+	mi := &file_management_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DNSQueryResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DNSQueryResult) ProtoMessage() {}
+
+func (x *DNSQueryResult) ProtoReflect() protoreflect.Message {
+	mi := &file_management_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DNSQueryResult.ProtoReflect.Descriptor instead.
+func (*DNSQueryResult) Descriptor() ([]byte, []int) {
+	return file_management_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *DNSQueryResult) GetSentUnixMs() int64 {
+	if x != nil {
+		return x.SentUnixMs
+	}
+	return 0
+}
+
+func (x *DNSQueryResult) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
+func (x *DNSQueryResult) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *DNSQueryResult) GetRcode() string {
+	if x != nil {
+		return x.Rcode
+	}
+	return ""
+}
+
+func (x *DNSQueryResult) GetRecords() []string {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *DNSQueryResult) GetHandler() string {
+	if x != nil {
+		return x.Handler
+	}
+	return ""
+}
+
+func (x *DNSQueryResult) GetHow() string {
+	if x != nil {
+		return x.How
+	}
+	return ""
+}
+
+func (x *DNSQueryResult) GetDurationUs() uint32 {
+	if x != nil {
+		return x.DurationUs
+	}
+	return 0
+}
+
+func (x *DNSQueryResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type ReportDNSQueryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportDNSQueryResponse) Reset() {
+	*x = ReportDNSQueryResponse{}
+	mi := &file_management_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportDNSQueryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportDNSQueryResponse) ProtoMessage() {}
+
+func (x *ReportDNSQueryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_management_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportDNSQueryResponse.ProtoReflect.Descriptor instead.
+func (*ReportDNSQueryResponse) Descriptor() ([]byte, []int) {
+	return file_management_proto_rawDescGZIP(), []int{34}
 }
 
 var File_management_proto protoreflect.FileDescriptor
@@ -2580,12 +2908,13 @@ const file_management_proto_rawDesc = "" +
 	"\fcapabilities\x18\x02 \x03(\x0e2 .petrel.management.v1.CapabilityR\fcapabilities\x12 \n" +
 	"\fsent_unix_ms\x18\x03 \x01(\x03R\n" +
 	"sentUnixMs\x12\x14\n" +
-	"\x05nonce\x18\x04 \x01(\fR\x05nonce\"\xe2\x01\n" +
+	"\x05nonce\x18\x04 \x01(\fR\x05nonce\"\x9f\x02\n" +
 	"\fSyncResponse\x12\x16\n" +
 	"\x06serial\x18\x01 \x01(\x04R\x06serial\x124\n" +
 	"\x04full\x18\x02 \x01(\v2 .petrel.management.v1.NetworkMapR\x04full\x12;\n" +
 	"\x05delta\x18\x03 \x01(\v2%.petrel.management.v1.NetworkMapDeltaR\x05delta\x12G\n" +
-	"\rserver_config\x18\x04 \x01(\v2\".petrel.management.v1.ServerConfigR\fserverConfig\"p\n" +
+	"\rserver_config\x18\x04 \x01(\v2\".petrel.management.v1.ServerConfigR\fserverConfig\x12;\n" +
+	"\tdns_query\x18\x05 \x01(\v2\x1e.petrel.management.v1.DNSQueryR\bdnsQuery\"p\n" +
 	"\n" +
 	"PeerConfig\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x12\n" +
@@ -2722,37 +3051,63 @@ const file_management_proto_rawDesc = "" +
 	"\x05state\x18\x02 \x01(\x0e2#.petrel.management.v1.PeerPathStateR\x05state\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1d\n" +
 	"\n" +
-	"latency_us\x18\x04 \x01(\rR\tlatencyUs\"\xbf\x01\n" +
+	"latency_us\x18\x04 \x01(\rR\tlatencyUs\"\x84\x01\n" +
+	"\vRouteReport\x12\x18\n" +
+	"\anetwork\x18\x01 \x01(\tR\anetwork\x12&\n" +
+	"\x0fpeer_public_key\x18\x02 \x01(\fR\rpeerPublicKey\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1b\n" +
+	"\tactive_ms\x18\x04 \x01(\x04R\bactiveMs\"\xa5\x02\n" +
 	"\x12ReportPeersRequest\x12 \n" +
 	"\fsent_unix_ms\x18\x01 \x01(\x03R\n" +
 	"sentUnixMs\x12\x14\n" +
 	"\x05nonce\x18\x02 \x01(\fR\x05nonce\x12\x12\n" +
 	"\x04full\x18\x03 \x01(\bR\x04full\x12:\n" +
 	"\x05peers\x18\x04 \x03(\v2$.petrel.management.v1.PeerPathReportR\x05peers\x12!\n" +
-	"\fremoved_keys\x18\x05 \x03(\fR\vremovedKeys\"\x15\n" +
-	"\x13ReportPeersResponse*9\n" +
+	"\fremoved_keys\x18\x05 \x03(\fR\vremovedKeys\x129\n" +
+	"\x06routes\x18\x06 \x03(\v2!.petrel.management.v1.RouteReportR\x06routes\x12)\n" +
+	"\x10removed_networks\x18\a \x03(\tR\x0fremovedNetworks\"\x15\n" +
+	"\x13ReportPeersResponse\"B\n" +
+	"\bDNSQuery\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04type\x18\x03 \x01(\tR\x04type\"\xeb\x01\n" +
+	"\x0eDNSQueryResult\x12 \n" +
+	"\fsent_unix_ms\x18\x01 \x01(\x03R\n" +
+	"sentUnixMs\x12\x14\n" +
+	"\x05nonce\x18\x02 \x01(\fR\x05nonce\x12\x0e\n" +
+	"\x02id\x18\x03 \x01(\x04R\x02id\x12\x14\n" +
+	"\x05rcode\x18\x04 \x01(\tR\x05rcode\x12\x18\n" +
+	"\arecords\x18\x05 \x03(\tR\arecords\x12\x18\n" +
+	"\ahandler\x18\x06 \x01(\tR\ahandler\x12\x10\n" +
+	"\x03how\x18\a \x01(\tR\x03how\x12\x1f\n" +
+	"\vduration_us\x18\b \x01(\rR\n" +
+	"durationUs\x12\x14\n" +
+	"\x05error\x18\t \x01(\tR\x05error\"\x18\n" +
+	"\x16ReportDNSQueryResponse*9\n" +
 	"\vCompression\x12\x14\n" +
 	"\x10COMPRESSION_NONE\x10\x00\x12\x14\n" +
-	"\x10COMPRESSION_ZSTD\x10\x01*\x80\x01\n" +
+	"\x10COMPRESSION_ZSTD\x10\x01*\x9a\x01\n" +
 	"\n" +
 	"Capability\x12\x1a\n" +
 	"\x16CAPABILITY_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fCAPABILITY_ZSTD\x10\x01\x12#\n" +
 	"\x1fCAPABILITY_DERIVED_PEER_RECORDS\x10\x02\x12\x1c\n" +
-	"\x18CAPABILITY_COMPACT_PEERS\x10\x03*\xa3\x01\n" +
+	"\x18CAPABILITY_COMPACT_PEERS\x10\x03\x12\x18\n" +
+	"\x14CAPABILITY_DNS_QUERY\x10\x04*\xa3\x01\n" +
 	"\rPeerPathState\x12\x1f\n" +
 	"\x1bPEER_PATH_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17PEER_PATH_STATE_OFFLINE\x10\x01\x12\x1e\n" +
 	"\x1aPEER_PATH_STATE_CONNECTING\x10\x02\x12\x17\n" +
 	"\x13PEER_PATH_STATE_P2P\x10\x03\x12\x1b\n" +
-	"\x17PEER_PATH_STATE_RELAYED\x10\x042\xd6\x03\n" +
+	"\x17PEER_PATH_STATE_RELAYED\x10\x042\xb8\x04\n" +
 	"\n" +
 	"Management\x12\\\n" +
 	"\tServerKey\x12&.petrel.management.v1.ServerKeyRequest\x1a'.petrel.management.v1.ServerKeyResponse\x12W\n" +
 	"\x05Login\x12&.petrel.management.v1.EncryptedMessage\x1a&.petrel.management.v1.EncryptedMessage\x12X\n" +
 	"\x04Sync\x12&.petrel.management.v1.EncryptedMessage\x1a&.petrel.management.v1.EncryptedMessage0\x01\x12X\n" +
 	"\x06Logout\x12&.petrel.management.v1.EncryptedMessage\x1a&.petrel.management.v1.EncryptedMessage\x12]\n" +
-	"\vReportPeers\x12&.petrel.management.v1.EncryptedMessage\x1a&.petrel.management.v1.EncryptedMessageB\x1bZ\x19petrel/proto/managementpbb\x06proto3"
+	"\vReportPeers\x12&.petrel.management.v1.EncryptedMessage\x1a&.petrel.management.v1.EncryptedMessage\x12`\n" +
+	"\x0eReportDNSQuery\x12&.petrel.management.v1.EncryptedMessage\x1a&.petrel.management.v1.EncryptedMessageB\x1bZ\x19petrel/proto/managementpbb\x06proto3"
 
 var (
 	file_management_proto_rawDescOnce sync.Once
@@ -2767,45 +3122,49 @@ func file_management_proto_rawDescGZIP() []byte {
 }
 
 var file_management_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_management_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_management_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_management_proto_goTypes = []any{
-	(Compression)(0),            // 0: petrel.management.v1.Compression
-	(Capability)(0),             // 1: petrel.management.v1.Capability
-	(PeerPathState)(0),          // 2: petrel.management.v1.PeerPathState
-	(FirewallRule_Direction)(0), // 3: petrel.management.v1.FirewallRule.Direction
-	(FirewallRule_Action)(0),    // 4: petrel.management.v1.FirewallRule.Action
-	(FirewallRule_Protocol)(0),  // 5: petrel.management.v1.FirewallRule.Protocol
-	(*ServerKeyRequest)(nil),    // 6: petrel.management.v1.ServerKeyRequest
-	(*ServerKeyResponse)(nil),   // 7: petrel.management.v1.ServerKeyResponse
-	(*SignIn)(nil),              // 8: petrel.management.v1.SignIn
-	(*EncryptedMessage)(nil),    // 9: petrel.management.v1.EncryptedMessage
-	(*PeerMeta)(nil),            // 10: petrel.management.v1.PeerMeta
-	(*LoginRequest)(nil),        // 11: petrel.management.v1.LoginRequest
-	(*LoginResponse)(nil),       // 12: petrel.management.v1.LoginResponse
-	(*SyncRequest)(nil),         // 13: petrel.management.v1.SyncRequest
-	(*SyncResponse)(nil),        // 14: petrel.management.v1.SyncResponse
-	(*PeerConfig)(nil),          // 15: petrel.management.v1.PeerConfig
-	(*RemotePeer)(nil),          // 16: petrel.management.v1.RemotePeer
-	(*PortRange)(nil),           // 17: petrel.management.v1.PortRange
-	(*PeerSet)(nil),             // 18: petrel.management.v1.PeerSet
-	(*PeerSetDelta)(nil),        // 19: petrel.management.v1.PeerSetDelta
-	(*FirewallRule)(nil),        // 20: petrel.management.v1.FirewallRule
-	(*Route)(nil),               // 21: petrel.management.v1.Route
-	(*SimpleRecord)(nil),        // 22: petrel.management.v1.SimpleRecord
-	(*CustomZone)(nil),          // 23: petrel.management.v1.CustomZone
-	(*NameserverGroup)(nil),     // 24: petrel.management.v1.NameserverGroup
-	(*DNSConfig)(nil),           // 25: petrel.management.v1.DNSConfig
-	(*NetworkMap)(nil),          // 26: petrel.management.v1.NetworkMap
-	(*NetworkMapDelta)(nil),     // 27: petrel.management.v1.NetworkMapDelta
-	(*DNSDelta)(nil),            // 28: petrel.management.v1.DNSDelta
-	(*RelayConfig)(nil),         // 29: petrel.management.v1.RelayConfig
-	(*ServerDomains)(nil),       // 30: petrel.management.v1.ServerDomains
-	(*ServerConfig)(nil),        // 31: petrel.management.v1.ServerConfig
-	(*LogoutRequest)(nil),       // 32: petrel.management.v1.LogoutRequest
-	(*LogoutResponse)(nil),      // 33: petrel.management.v1.LogoutResponse
-	(*PeerPathReport)(nil),      // 34: petrel.management.v1.PeerPathReport
-	(*ReportPeersRequest)(nil),  // 35: petrel.management.v1.ReportPeersRequest
-	(*ReportPeersResponse)(nil), // 36: petrel.management.v1.ReportPeersResponse
+	(Compression)(0),               // 0: petrel.management.v1.Compression
+	(Capability)(0),                // 1: petrel.management.v1.Capability
+	(PeerPathState)(0),             // 2: petrel.management.v1.PeerPathState
+	(FirewallRule_Direction)(0),    // 3: petrel.management.v1.FirewallRule.Direction
+	(FirewallRule_Action)(0),       // 4: petrel.management.v1.FirewallRule.Action
+	(FirewallRule_Protocol)(0),     // 5: petrel.management.v1.FirewallRule.Protocol
+	(*ServerKeyRequest)(nil),       // 6: petrel.management.v1.ServerKeyRequest
+	(*ServerKeyResponse)(nil),      // 7: petrel.management.v1.ServerKeyResponse
+	(*SignIn)(nil),                 // 8: petrel.management.v1.SignIn
+	(*EncryptedMessage)(nil),       // 9: petrel.management.v1.EncryptedMessage
+	(*PeerMeta)(nil),               // 10: petrel.management.v1.PeerMeta
+	(*LoginRequest)(nil),           // 11: petrel.management.v1.LoginRequest
+	(*LoginResponse)(nil),          // 12: petrel.management.v1.LoginResponse
+	(*SyncRequest)(nil),            // 13: petrel.management.v1.SyncRequest
+	(*SyncResponse)(nil),           // 14: petrel.management.v1.SyncResponse
+	(*PeerConfig)(nil),             // 15: petrel.management.v1.PeerConfig
+	(*RemotePeer)(nil),             // 16: petrel.management.v1.RemotePeer
+	(*PortRange)(nil),              // 17: petrel.management.v1.PortRange
+	(*PeerSet)(nil),                // 18: petrel.management.v1.PeerSet
+	(*PeerSetDelta)(nil),           // 19: petrel.management.v1.PeerSetDelta
+	(*FirewallRule)(nil),           // 20: petrel.management.v1.FirewallRule
+	(*Route)(nil),                  // 21: petrel.management.v1.Route
+	(*SimpleRecord)(nil),           // 22: petrel.management.v1.SimpleRecord
+	(*CustomZone)(nil),             // 23: petrel.management.v1.CustomZone
+	(*NameserverGroup)(nil),        // 24: petrel.management.v1.NameserverGroup
+	(*DNSConfig)(nil),              // 25: petrel.management.v1.DNSConfig
+	(*NetworkMap)(nil),             // 26: petrel.management.v1.NetworkMap
+	(*NetworkMapDelta)(nil),        // 27: petrel.management.v1.NetworkMapDelta
+	(*DNSDelta)(nil),               // 28: petrel.management.v1.DNSDelta
+	(*RelayConfig)(nil),            // 29: petrel.management.v1.RelayConfig
+	(*ServerDomains)(nil),          // 30: petrel.management.v1.ServerDomains
+	(*ServerConfig)(nil),           // 31: petrel.management.v1.ServerConfig
+	(*LogoutRequest)(nil),          // 32: petrel.management.v1.LogoutRequest
+	(*LogoutResponse)(nil),         // 33: petrel.management.v1.LogoutResponse
+	(*PeerPathReport)(nil),         // 34: petrel.management.v1.PeerPathReport
+	(*RouteReport)(nil),            // 35: petrel.management.v1.RouteReport
+	(*ReportPeersRequest)(nil),     // 36: petrel.management.v1.ReportPeersRequest
+	(*ReportPeersResponse)(nil),    // 37: petrel.management.v1.ReportPeersResponse
+	(*DNSQuery)(nil),               // 38: petrel.management.v1.DNSQuery
+	(*DNSQueryResult)(nil),         // 39: petrel.management.v1.DNSQueryResult
+	(*ReportDNSQueryResponse)(nil), // 40: petrel.management.v1.ReportDNSQueryResponse
 }
 var file_management_proto_depIdxs = []int32{
 	8,  // 0: petrel.management.v1.ServerKeyResponse.sign_in:type_name -> petrel.management.v1.SignIn
@@ -2818,49 +3177,53 @@ var file_management_proto_depIdxs = []int32{
 	26, // 7: petrel.management.v1.SyncResponse.full:type_name -> petrel.management.v1.NetworkMap
 	27, // 8: petrel.management.v1.SyncResponse.delta:type_name -> petrel.management.v1.NetworkMapDelta
 	31, // 9: petrel.management.v1.SyncResponse.server_config:type_name -> petrel.management.v1.ServerConfig
-	3,  // 10: petrel.management.v1.FirewallRule.direction:type_name -> petrel.management.v1.FirewallRule.Direction
-	4,  // 11: petrel.management.v1.FirewallRule.action:type_name -> petrel.management.v1.FirewallRule.Action
-	5,  // 12: petrel.management.v1.FirewallRule.protocol:type_name -> petrel.management.v1.FirewallRule.Protocol
-	17, // 13: petrel.management.v1.FirewallRule.ports:type_name -> petrel.management.v1.PortRange
-	22, // 14: petrel.management.v1.CustomZone.records:type_name -> petrel.management.v1.SimpleRecord
-	23, // 15: petrel.management.v1.DNSConfig.zones:type_name -> petrel.management.v1.CustomZone
-	24, // 16: petrel.management.v1.DNSConfig.nameserver_groups:type_name -> petrel.management.v1.NameserverGroup
-	15, // 17: petrel.management.v1.NetworkMap.self:type_name -> petrel.management.v1.PeerConfig
-	16, // 18: petrel.management.v1.NetworkMap.peers:type_name -> petrel.management.v1.RemotePeer
-	18, // 19: petrel.management.v1.NetworkMap.peer_sets:type_name -> petrel.management.v1.PeerSet
-	20, // 20: petrel.management.v1.NetworkMap.firewall_rules:type_name -> petrel.management.v1.FirewallRule
-	21, // 21: petrel.management.v1.NetworkMap.routes:type_name -> petrel.management.v1.Route
-	25, // 22: petrel.management.v1.NetworkMap.dns:type_name -> petrel.management.v1.DNSConfig
-	15, // 23: petrel.management.v1.NetworkMapDelta.self:type_name -> petrel.management.v1.PeerConfig
-	16, // 24: petrel.management.v1.NetworkMapDelta.upsert_peers:type_name -> petrel.management.v1.RemotePeer
-	19, // 25: petrel.management.v1.NetworkMapDelta.peer_set_deltas:type_name -> petrel.management.v1.PeerSetDelta
-	18, // 26: petrel.management.v1.NetworkMapDelta.replaced_peer_sets:type_name -> petrel.management.v1.PeerSet
-	20, // 27: petrel.management.v1.NetworkMapDelta.firewall_rules:type_name -> petrel.management.v1.FirewallRule
-	21, // 28: petrel.management.v1.NetworkMapDelta.routes:type_name -> petrel.management.v1.Route
-	25, // 29: petrel.management.v1.NetworkMapDelta.dns:type_name -> petrel.management.v1.DNSConfig
-	28, // 30: petrel.management.v1.NetworkMapDelta.dns_delta:type_name -> petrel.management.v1.DNSDelta
-	22, // 31: petrel.management.v1.DNSDelta.upsert_peer_records:type_name -> petrel.management.v1.SimpleRecord
-	23, // 32: petrel.management.v1.DNSDelta.custom_zones:type_name -> petrel.management.v1.CustomZone
-	24, // 33: petrel.management.v1.DNSDelta.nameserver_groups:type_name -> petrel.management.v1.NameserverGroup
-	29, // 34: petrel.management.v1.ServerConfig.relay:type_name -> petrel.management.v1.RelayConfig
-	30, // 35: petrel.management.v1.ServerConfig.domains:type_name -> petrel.management.v1.ServerDomains
-	2,  // 36: petrel.management.v1.PeerPathReport.state:type_name -> petrel.management.v1.PeerPathState
-	34, // 37: petrel.management.v1.ReportPeersRequest.peers:type_name -> petrel.management.v1.PeerPathReport
-	6,  // 38: petrel.management.v1.Management.ServerKey:input_type -> petrel.management.v1.ServerKeyRequest
-	9,  // 39: petrel.management.v1.Management.Login:input_type -> petrel.management.v1.EncryptedMessage
-	9,  // 40: petrel.management.v1.Management.Sync:input_type -> petrel.management.v1.EncryptedMessage
-	9,  // 41: petrel.management.v1.Management.Logout:input_type -> petrel.management.v1.EncryptedMessage
-	9,  // 42: petrel.management.v1.Management.ReportPeers:input_type -> petrel.management.v1.EncryptedMessage
-	7,  // 43: petrel.management.v1.Management.ServerKey:output_type -> petrel.management.v1.ServerKeyResponse
-	9,  // 44: petrel.management.v1.Management.Login:output_type -> petrel.management.v1.EncryptedMessage
-	9,  // 45: petrel.management.v1.Management.Sync:output_type -> petrel.management.v1.EncryptedMessage
-	9,  // 46: petrel.management.v1.Management.Logout:output_type -> petrel.management.v1.EncryptedMessage
-	9,  // 47: petrel.management.v1.Management.ReportPeers:output_type -> petrel.management.v1.EncryptedMessage
-	43, // [43:48] is the sub-list for method output_type
-	38, // [38:43] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	38, // 10: petrel.management.v1.SyncResponse.dns_query:type_name -> petrel.management.v1.DNSQuery
+	3,  // 11: petrel.management.v1.FirewallRule.direction:type_name -> petrel.management.v1.FirewallRule.Direction
+	4,  // 12: petrel.management.v1.FirewallRule.action:type_name -> petrel.management.v1.FirewallRule.Action
+	5,  // 13: petrel.management.v1.FirewallRule.protocol:type_name -> petrel.management.v1.FirewallRule.Protocol
+	17, // 14: petrel.management.v1.FirewallRule.ports:type_name -> petrel.management.v1.PortRange
+	22, // 15: petrel.management.v1.CustomZone.records:type_name -> petrel.management.v1.SimpleRecord
+	23, // 16: petrel.management.v1.DNSConfig.zones:type_name -> petrel.management.v1.CustomZone
+	24, // 17: petrel.management.v1.DNSConfig.nameserver_groups:type_name -> petrel.management.v1.NameserverGroup
+	15, // 18: petrel.management.v1.NetworkMap.self:type_name -> petrel.management.v1.PeerConfig
+	16, // 19: petrel.management.v1.NetworkMap.peers:type_name -> petrel.management.v1.RemotePeer
+	18, // 20: petrel.management.v1.NetworkMap.peer_sets:type_name -> petrel.management.v1.PeerSet
+	20, // 21: petrel.management.v1.NetworkMap.firewall_rules:type_name -> petrel.management.v1.FirewallRule
+	21, // 22: petrel.management.v1.NetworkMap.routes:type_name -> petrel.management.v1.Route
+	25, // 23: petrel.management.v1.NetworkMap.dns:type_name -> petrel.management.v1.DNSConfig
+	15, // 24: petrel.management.v1.NetworkMapDelta.self:type_name -> petrel.management.v1.PeerConfig
+	16, // 25: petrel.management.v1.NetworkMapDelta.upsert_peers:type_name -> petrel.management.v1.RemotePeer
+	19, // 26: petrel.management.v1.NetworkMapDelta.peer_set_deltas:type_name -> petrel.management.v1.PeerSetDelta
+	18, // 27: petrel.management.v1.NetworkMapDelta.replaced_peer_sets:type_name -> petrel.management.v1.PeerSet
+	20, // 28: petrel.management.v1.NetworkMapDelta.firewall_rules:type_name -> petrel.management.v1.FirewallRule
+	21, // 29: petrel.management.v1.NetworkMapDelta.routes:type_name -> petrel.management.v1.Route
+	25, // 30: petrel.management.v1.NetworkMapDelta.dns:type_name -> petrel.management.v1.DNSConfig
+	28, // 31: petrel.management.v1.NetworkMapDelta.dns_delta:type_name -> petrel.management.v1.DNSDelta
+	22, // 32: petrel.management.v1.DNSDelta.upsert_peer_records:type_name -> petrel.management.v1.SimpleRecord
+	23, // 33: petrel.management.v1.DNSDelta.custom_zones:type_name -> petrel.management.v1.CustomZone
+	24, // 34: petrel.management.v1.DNSDelta.nameserver_groups:type_name -> petrel.management.v1.NameserverGroup
+	29, // 35: petrel.management.v1.ServerConfig.relay:type_name -> petrel.management.v1.RelayConfig
+	30, // 36: petrel.management.v1.ServerConfig.domains:type_name -> petrel.management.v1.ServerDomains
+	2,  // 37: petrel.management.v1.PeerPathReport.state:type_name -> petrel.management.v1.PeerPathState
+	34, // 38: petrel.management.v1.ReportPeersRequest.peers:type_name -> petrel.management.v1.PeerPathReport
+	35, // 39: petrel.management.v1.ReportPeersRequest.routes:type_name -> petrel.management.v1.RouteReport
+	6,  // 40: petrel.management.v1.Management.ServerKey:input_type -> petrel.management.v1.ServerKeyRequest
+	9,  // 41: petrel.management.v1.Management.Login:input_type -> petrel.management.v1.EncryptedMessage
+	9,  // 42: petrel.management.v1.Management.Sync:input_type -> petrel.management.v1.EncryptedMessage
+	9,  // 43: petrel.management.v1.Management.Logout:input_type -> petrel.management.v1.EncryptedMessage
+	9,  // 44: petrel.management.v1.Management.ReportPeers:input_type -> petrel.management.v1.EncryptedMessage
+	9,  // 45: petrel.management.v1.Management.ReportDNSQuery:input_type -> petrel.management.v1.EncryptedMessage
+	7,  // 46: petrel.management.v1.Management.ServerKey:output_type -> petrel.management.v1.ServerKeyResponse
+	9,  // 47: petrel.management.v1.Management.Login:output_type -> petrel.management.v1.EncryptedMessage
+	9,  // 48: petrel.management.v1.Management.Sync:output_type -> petrel.management.v1.EncryptedMessage
+	9,  // 49: petrel.management.v1.Management.Logout:output_type -> petrel.management.v1.EncryptedMessage
+	9,  // 50: petrel.management.v1.Management.ReportPeers:output_type -> petrel.management.v1.EncryptedMessage
+	9,  // 51: petrel.management.v1.Management.ReportDNSQuery:output_type -> petrel.management.v1.EncryptedMessage
+	46, // [46:52] is the sub-list for method output_type
+	40, // [40:46] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_management_proto_init() }
@@ -2874,7 +3237,7 @@ func file_management_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_management_proto_rawDesc), len(file_management_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   31,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,11 +23,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Management_ServerKey_FullMethodName   = "/petrel.management.v1.Management/ServerKey"
-	Management_Login_FullMethodName       = "/petrel.management.v1.Management/Login"
-	Management_Sync_FullMethodName        = "/petrel.management.v1.Management/Sync"
-	Management_Logout_FullMethodName      = "/petrel.management.v1.Management/Logout"
-	Management_ReportPeers_FullMethodName = "/petrel.management.v1.Management/ReportPeers"
+	Management_ServerKey_FullMethodName      = "/petrel.management.v1.Management/ServerKey"
+	Management_Login_FullMethodName          = "/petrel.management.v1.Management/Login"
+	Management_Sync_FullMethodName           = "/petrel.management.v1.Management/Sync"
+	Management_Logout_FullMethodName         = "/petrel.management.v1.Management/Logout"
+	Management_ReportPeers_FullMethodName    = "/petrel.management.v1.Management/ReportPeers"
+	Management_ReportDNSQuery_FullMethodName = "/petrel.management.v1.Management/ReportDNSQuery"
 )
 
 // ManagementClient is the client API for Management service.
@@ -45,10 +46,17 @@ type ManagementClient interface {
 	// admin's delete does); an unknown key is NotFound.
 	Logout(ctx context.Context, in *EncryptedMessage, opts ...grpc.CallOption) (*EncryptedMessage, error)
 	// ReportPeers: body = sealed ReportPeersRequest; response body = sealed
-	// ReportPeersResponse. The agent's view of its peers' paths, for the
-	// dashboard's connectivity matrix. Only a peer with a live Sync stream
-	// may report; reports are rate-limited per peer (ResourceExhausted).
+	// ReportPeersResponse. The agent's view of its peers' paths and of the
+	// routing peers it uses, for the dashboard's connectivity matrix and
+	// route health. Only a peer with a live Sync stream may report; reports
+	// are rate-limited per peer (ResourceExhausted).
 	ReportPeers(ctx context.Context, in *EncryptedMessage, opts ...grpc.CallOption) (*EncryptedMessage, error)
+	// ReportDNSQuery: body = sealed DNSQueryResult; response body = sealed
+	// ReportDNSQueryResponse. The agent's answer to a DNSQuery the server
+	// sent down its Sync stream (the dashboard's DNS tester). Only a peer
+	// with a live Sync stream and a query in flight may answer; answers are
+	// rate-limited per peer (ResourceExhausted).
+	ReportDNSQuery(ctx context.Context, in *EncryptedMessage, opts ...grpc.CallOption) (*EncryptedMessage, error)
 }
 
 type managementClient struct {
@@ -118,6 +126,16 @@ func (c *managementClient) ReportPeers(ctx context.Context, in *EncryptedMessage
 	return out, nil
 }
 
+func (c *managementClient) ReportDNSQuery(ctx context.Context, in *EncryptedMessage, opts ...grpc.CallOption) (*EncryptedMessage, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EncryptedMessage)
+	err := c.cc.Invoke(ctx, Management_ReportDNSQuery_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ManagementServer is the server API for Management service.
 // All implementations must embed UnimplementedManagementServer
 // for forward compatibility.
@@ -133,10 +151,17 @@ type ManagementServer interface {
 	// admin's delete does); an unknown key is NotFound.
 	Logout(context.Context, *EncryptedMessage) (*EncryptedMessage, error)
 	// ReportPeers: body = sealed ReportPeersRequest; response body = sealed
-	// ReportPeersResponse. The agent's view of its peers' paths, for the
-	// dashboard's connectivity matrix. Only a peer with a live Sync stream
-	// may report; reports are rate-limited per peer (ResourceExhausted).
+	// ReportPeersResponse. The agent's view of its peers' paths and of the
+	// routing peers it uses, for the dashboard's connectivity matrix and
+	// route health. Only a peer with a live Sync stream may report; reports
+	// are rate-limited per peer (ResourceExhausted).
 	ReportPeers(context.Context, *EncryptedMessage) (*EncryptedMessage, error)
+	// ReportDNSQuery: body = sealed DNSQueryResult; response body = sealed
+	// ReportDNSQueryResponse. The agent's answer to a DNSQuery the server
+	// sent down its Sync stream (the dashboard's DNS tester). Only a peer
+	// with a live Sync stream and a query in flight may answer; answers are
+	// rate-limited per peer (ResourceExhausted).
+	ReportDNSQuery(context.Context, *EncryptedMessage) (*EncryptedMessage, error)
 	mustEmbedUnimplementedManagementServer()
 }
 
@@ -161,6 +186,9 @@ func (UnimplementedManagementServer) Logout(context.Context, *EncryptedMessage) 
 }
 func (UnimplementedManagementServer) ReportPeers(context.Context, *EncryptedMessage) (*EncryptedMessage, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReportPeers not implemented")
+}
+func (UnimplementedManagementServer) ReportDNSQuery(context.Context, *EncryptedMessage) (*EncryptedMessage, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportDNSQuery not implemented")
 }
 func (UnimplementedManagementServer) mustEmbedUnimplementedManagementServer() {}
 func (UnimplementedManagementServer) testEmbeddedByValue()                    {}
@@ -266,6 +294,24 @@ func _Management_ReportPeers_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Management_ReportDNSQuery_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EncryptedMessage)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ManagementServer).ReportDNSQuery(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Management_ReportDNSQuery_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ManagementServer).ReportDNSQuery(ctx, req.(*EncryptedMessage))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Management_ServiceDesc is the grpc.ServiceDesc for Management service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -288,6 +334,10 @@ var Management_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReportPeers",
 			Handler:    _Management_ReportPeers_Handler,
+		},
+		{
+			MethodName: "ReportDNSQuery",
+			Handler:    _Management_ReportDNSQuery_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
