@@ -228,10 +228,14 @@ func TestHAChangeLogGapReloads(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// B stops hearing; A commits three versions; rows go missing.
 			b.feed.drop.Store(true)
+			dropped := b.feed.dropped.Load()
 			first := memVersion(a, acct) + 1
 			for j := range 3 {
 				mustGroup(t, a.s, acct, fmt.Sprintf("unheard-%d-%d", i, j))
 			}
+			// Their notifications reach B (and are dropped) before B
+			// listens again: a late one would let B catch up early.
+			delay(t, "B's listener to drop three notifications", func() bool { return b.feed.dropped.Load() == dropped+3 })
 			if _, err := admin.Exec(ctx, tc.hole, first, first+2); err != nil {
 				t.Fatal(err)
 			}

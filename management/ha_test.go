@@ -40,14 +40,17 @@ type haNode struct {
 // notification (so only the version sweep can catch up).
 type testFeed struct {
 	store.Feed
-	drop atomic.Bool
+	drop    atomic.Bool
+	dropped atomic.Int64 // notifications dropped so far
 }
 
 func (f *testFeed) Follow(ctx context.Context, changed func(store.Change), resync func()) error {
 	return f.Feed.Follow(ctx, func(c store.Change) {
-		if !f.drop.Load() {
-			changed(c)
+		if f.drop.Load() {
+			f.dropped.Add(1)
+			return
 		}
+		changed(c)
 	}, resync)
 }
 
