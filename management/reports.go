@@ -56,14 +56,16 @@ type PathView struct {
 // deleted (statusChanged, called with every hub status event); the agent
 // sends a full report after each Sync (re)connect.
 type pathReports struct {
-	mu     sync.Mutex
-	byPeer map[string]*peerReport // by reporting peer ID
-	limit  *ratelimit.Limiter[string]
+	mu      sync.Mutex
+	byPeer  map[string]*peerReport // by reporting peer ID
+	limit   *ratelimit.Limiter[string]
+	history map[string]map[string][]Failover // by account ID, network: route changes, oldest first (routereports.go)
 }
 
 type peerReport struct {
 	accountID string
-	views     map[string]PathView // by reported peer ID
+	views     map[string]PathView    // by reported peer ID
+	routes    map[string]RouteChoice // by network (routereports.go)
 }
 
 // statusChanged drops the report of a peer whose Sync stream opened or
@@ -102,11 +104,13 @@ func (r *pathReports) views(peerID string) map[string]PathView {
 	return out
 }
 
-// ReportPeers records the sending peer's view of its peers' paths. Only a
-// peer with a live Sync stream may report (KindPrecondition otherwise);
-// past the per-peer rate it is KindExhausted with a retry time. A report
-// naming more entries than the account has peers is KindInvalid; keys of
-// no peer of the account, the sender's own key and unknown states are
+// ReportPeers records the sending peer's view of its peers' paths and the
+// routing peers it uses (routereports.go). Only a peer with a live Sync
+// stream may report (KindPrecondition otherwise); past the per-peer rate
+// it is KindExhausted with a retry time. A report naming more entries than
+// the account has peers (or route entries than it routes networks), or a
+// malformed route entry, is KindInvalid and changes nothing; keys of no
+// peer of the account, the sender's own key and unknown states are
 // ignored; reasons are cut to 64 bytes without control characters.
 func (s *Service) ReportPeers(peerKey keys.Public, req *managementpb.ReportPeersRequest) error {
 	if err := s.running(); err != nil {
@@ -166,6 +170,15 @@ func (s *Service) ReportPeers(peerKey keys.Public, req *managementpb.ReportPeers
 			removed = append(removed, id)
 		}
 	}
+	// Routes: a full report replaces them (with none, it clears them).
+	var routes *routeUpdate
+	if req.GetFull() || len(req.GetRoutes())+len(req.GetRemovedNetworks()) > 0 {
+		u, err := s.routeUpdateOf(ref, acct, req, now)
+		if err != nil {
+			return err
+		}
+		routes = &u
+	}
 
 	reports.mu.Lock()
 	if reports.byPeer == nil {
@@ -197,6 +210,9 @@ func (s *Service) ReportPeers(peerKey keys.Public, req *managementpb.ReportPeers
 			changed = true
 		}
 		rep.views[id] = v
+	}
+	if routes != nil {
+		reports.applyRoutes(rep, ref.peerID, *routes, req.GetFull())
 	}
 	reports.mu.Unlock()
 	if changed {

@@ -2,6 +2,9 @@ package engine
 
 import (
 	"context"
+	"net/netip"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -9,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"petrel/client/peer"
+	"petrel/client/route"
 	"petrel/internal/keys"
 	"petrel/proto/managementpb"
 )
@@ -21,6 +25,12 @@ import (
 // most every reportEvery, and a full report as soon as possible after each
 // Sync (re)connect (the server drops a peer's report when its stream opens
 // or ends).
+//
+// Route reports ride in the same request: for each network this agent
+// sends through a routing peer (the plan's chosen routes, the exit node in
+// use included), that peer, since when and why it was chosen (the HA
+// Selector's choice). They are diffed like path entries: a report goes
+// when a network's routing peer changes, appears or goes.
 const (
 	reportTick    = time.Second
 	reportEvery   = 5 * time.Second
@@ -44,10 +54,12 @@ func (e *Engine) reportLoop() {
 	t := time.NewTicker(reportTick)
 	defer t.Stop()
 	var (
-		sent    map[keys.Public]pathEntry // what the server holds (nil: nothing known)
-		sentGen uint64
-		last    time.Time
-		retryAt time.Time
+		sent       map[keys.Public]pathEntry // what the server holds (nil: nothing known)
+		sentRoutes map[string]routeEntry     // likewise for routes
+		seen       map[string]routeEntry     // the last computed routes (sent or not)
+		sentGen    uint64
+		last       time.Time
+		retryAt    time.Time
 	)
 	for {
 		select {
@@ -62,7 +74,9 @@ func (e *Engine) reportLoop() {
 			continue
 		}
 		cur, entries := e.pathReport()
+		seen = e.routeReport(seen, now)
 		req := reportDiff(sent, cur, entries, full)
+		req = routeDiff(req, sentRoutes, seen, full, now)
 		if req == nil {
 			continue
 		}
@@ -78,10 +92,10 @@ func (e *Engine) reportLoop() {
 			// The server's copy is unknown now: the next report is full,
 			// after reportEvery.
 			e.log.Debug("path report not taken", "err", describe(err))
-			sent, retryAt = nil, last.Add(reportEvery)
+			sent, sentRoutes, retryAt = nil, nil, last.Add(reportEvery)
 			continue
 		}
-		sent, sentGen = cur, gen
+		sent, sentRoutes, sentGen = cur, seen, gen
 	}
 }
 
@@ -132,5 +146,91 @@ func reportDiff(sent, cur map[keys.Public]pathEntry, msgs map[keys.Public]*manag
 			return nil
 		}
 	}
+	return req
+}
+
+// routeEntry is the routing peer this agent uses for one network.
+type routeEntry struct {
+	peer   keys.Public
+	since  time.Time
+	reason string
+}
+
+// userExit is the reason reported for an exit node the user selected
+// (the Selector does not choose it).
+const userExit = "selected by the user"
+
+// routeReport is the routing peer of every network the plan sends through
+// one now, keyed by network. prev (the last result) keeps the time an
+// exit node the user selected became active; the Selector knows the rest.
+func (e *Engine) routeReport(prev map[string]routeEntry, now time.Time) map[string]routeEntry {
+	out := map[string]routeEntry{}
+	if e.rt == nil {
+		return out
+	}
+	e.rt.mu.Lock()
+	defer e.rt.mu.Unlock()
+	return activeRoutes(e.rt.plan, e.rt.sel.Choices(), prev, now)
+}
+
+// activeRoutes is routeReport's pure part.
+func activeRoutes(plan route.Plan, choices map[string]route.Active, prev map[string]routeEntry, now time.Time) map[string]routeEntry {
+	out := map[string]routeEntry{}
+	for _, r := range plan.Routes {
+		if !r.Chosen { // installed or shadowed: the networks sent through a routing peer
+			continue
+		}
+		k, err := keys.ParsePublic(r.Peer)
+		if err != nil {
+			continue
+		}
+		key, selected := r.Network, true
+		if n, err := netip.ParsePrefix(r.Network); err == nil && n.Bits() == 0 {
+			// The Selector keeps the exit node's choice under 0.0.0.0/0,
+			// and only makes it when the user selected none.
+			key, selected = "0.0.0.0/0", plan.Exit.Auto
+		}
+		en := routeEntry{peer: k, since: now, reason: r.Reason}
+		if !selected {
+			en.reason = userExit
+		}
+		if c, ok := choices[key]; selected && ok && c.Peer == r.Peer {
+			en.since, en.reason = c.Since, c.Reason
+		} else if p, ok := prev[r.Network]; ok && p.peer == k {
+			en.since = p.since
+		}
+		out[r.Network] = en
+	}
+	return out
+}
+
+// routeDiff adds to req (nil: none yet) what brings the server's routes
+// from sent to cur: all of cur when full, else the changed entries and the
+// removed networks. It returns nil when neither paths nor routes changed.
+func routeDiff(req *managementpb.ReportPeersRequest, sent, cur map[string]routeEntry, full bool, now time.Time) *managementpb.ReportPeersRequest {
+	var add []*managementpb.RouteReport
+	var removed []string
+	for n, en := range cur {
+		if old, ok := sent[n]; full || !ok || old != en {
+			add = append(add, &managementpb.RouteReport{Network: n, PeerPublicKey: en.peer[:], Reason: en.reason,
+				ActiveMs: uint64(max(now.Sub(en.since), 0).Milliseconds())})
+		}
+	}
+	if !full {
+		for n := range sent {
+			if _, ok := cur[n]; !ok {
+				removed = append(removed, n)
+			}
+		}
+	}
+	if req == nil {
+		if !full && len(add) == 0 && len(removed) == 0 {
+			return nil
+		}
+		req = &managementpb.ReportPeersRequest{Full: full}
+	}
+	slices.SortFunc(add, func(a, b *managementpb.RouteReport) int { return strings.Compare(a.Network, b.Network) })
+	slices.Sort(removed)
+	req.Routes, req.RemovedNetworks = add, removed
 	return req
 }

@@ -47,8 +47,16 @@ type Selector struct {
 }
 
 type selection struct {
-	peer  string
-	since time.Time
+	peer   string
+	since  time.Time
+	reason string // why peer was chosen when it became the choice
+}
+
+// Active is a network's current choice as Choices reports it.
+type Active struct {
+	Peer   string    // public key
+	Since  time.Time // when it became the choice (the now of that Select)
+	Reason string    // why it was chosen then ("failover: ...", "lower metric", ...)
 }
 
 // NewSelector returns a selector with no choices yet.
@@ -75,7 +83,7 @@ func (s *Selector) Select(network string, cands []Candidate, now time.Time) Choi
 	}
 	choose := func(c Candidate, reason string) Choice {
 		if !had || prev.peer != c.Peer {
-			s.cur[network] = selection{peer: c.Peer, since: now}
+			s.cur[network] = selection{peer: c.Peer, since: now, reason: reason}
 		}
 		return Choice{Peer: c.Peer, Reason: reason}
 	}
@@ -99,6 +107,18 @@ func (s *Selector) Select(network string, cands []Candidate, now time.Time) Choi
 		return choose(*cur, "sticky: "+why+" but switched less than "+holdDown.String()+" ago")
 	}
 	return choose(best, why)
+}
+
+// Choices returns the current choice of every network Select keeps state
+// for, keyed by the network as passed to Select. A network the planner no
+// longer installs (refused, or an exit node not in use) may still be
+// listed: callers match it against the plan.
+func (s *Selector) Choices() map[string]Active {
+	out := make(map[string]Active, len(s.cur))
+	for n, c := range s.cur {
+		out[n] = Active{Peer: c.peer, Since: c.since, Reason: c.reason}
+	}
+	return out
 }
 
 // Forget drops the state of networks not in keep.

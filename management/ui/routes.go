@@ -21,10 +21,13 @@ const maxRoutersShown = 12
 
 // routerRow is one routing peer of a route and what the Sync hub knows of
 // it: whether its stream is open. Which routing peer carries the network
-// is chosen by each agent; the server does not know it.
+// is chosen by each agent; Active counts the agents that report it as
+// theirs (routehealth.go).
 type routerRow struct {
-	ID, Name  string
-	Connected bool
+	ID, Name    string
+	Connected   bool
+	Active      int
+	ActiveLabel string // "active for N clients"; "" when none
 }
 
 // routeRow is one route as the routes page shows it; strings from users
@@ -41,6 +44,8 @@ type routeRow struct {
 	Masquerade, Enabled, AutoApply      bool
 	Alternatives                        int // other routes of its HA group (same network ID and network)
 	History                             string
+	Clients                             int           // agents reporting a routing peer for its network (routehealth.go)
+	Failovers                           []failoverRow // its network's last changes of routing peer, latest first
 }
 
 // routeFilter is the routes page's query.
@@ -255,6 +260,7 @@ func (h *Handler) routesData(rq *req, f routeFilter, form routeForm) routesData 
 	d := routesData{Filter: f, Total: len(rows), Page: f.Page, Pages: pages, Filtered: f.filtered(), Form: form}
 	start := (f.Page - 1) * routesPerPage
 	d.Rows = rows[start:min(len(rows), start+routesPerPage)]
+	h.addRouteHealth(rq, d.Rows)
 	link := func(page int) string {
 		g := f
 		g.Page = page

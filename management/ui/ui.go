@@ -36,6 +36,9 @@ type Service interface {
 	// DeleteAdminToken deletes one. Both need an owner.
 	CreateAdminToken(ctx context.Context, accountID, name string) (string, error)
 	DeleteAdminToken(ctx context.Context, accountID, tokenID string) (*model.AdminToken, error)
+	// RouteHealth reports, per routed network, which routing peers the
+	// agents use now and the last failovers (routehealth.go).
+	RouteHealth(accountID string) (map[string]management.RouteUse, error)
 	// QueryDNS has a peer's agent resolve name/qtype through its own
 	// resolver (the DNS tester, dnstest.go).
 	QueryDNS(ctx context.Context, accountID, peerID, name, qtype string) (*management.DNSTestResult, error)
