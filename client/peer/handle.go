@@ -47,12 +47,14 @@ func (c *Conn) onCredentials(remoteID uint64, ufrag, pwd, relayURL string, cands
 		c.remoteRelay = relayURL
 		c.useRelayLocked(c.reasonOrPending())
 	}
-	if remoteID == c.remoteSess {
+	if remoteID == c.remoteSess && c.session != nil {
 		if offer {
 			c.sendLocked(c.offerLocked(true)) // re-answer a repeated offer
 		}
 		return
 	}
+	// (A session that failed is gone while the remote may still repeat
+	// the offer it was bound to: that offer starts a fresh session.)
 	if !offer && c.session != nil && c.session.bound {
 		return // answers never restart a session
 	}
