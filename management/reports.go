@@ -36,7 +36,9 @@ const (
 // reportBurst times at once and then once every 1/reportRate seconds
 // (agents report at most every 5 s, plus once per Sync (re)connect).
 const (
-	maxReportReason  = 64
+	maxReportReason = 64
+	// maxHandshakeAge caps a reported handshake age (a year: "long ago").
+	maxHandshakeAge  = 365 * 24 * time.Hour
 	maxReportLatency = time.Minute
 	reportRate       = 0.5
 	reportBurst      = 4
@@ -48,7 +50,12 @@ type PathView struct {
 	State   PathState
 	Reason  string        // relay reason when relayed, offline reason when offline
 	Latency time.Duration // 0: unknown
-	At      time.Time     // when the report arrived
+	// Local and Remote are the direct path's ICE candidates as the
+	// reporting agent sees them (p2p only); Handshake is when its last
+	// WireGuard handshake with the peer was (zero: none yet).
+	Local, Remote string
+	Handshake     time.Time
+	At            time.Time // when the report arrived
 }
 
 // pathReports holds the latest report of every peer with a Sync stream.
@@ -161,6 +168,12 @@ func (s *Service) ReportPeers(peerKey keys.Public, req *managementpb.ReportPeers
 			Latency: min(time.Duration(e.GetLatencyUs())*time.Microsecond, maxReportLatency)}
 		if state != PathRelayed && state != PathOffline {
 			v.Reason = ""
+		}
+		if state == PathP2P {
+			v.Local, v.Remote = cleanReason(e.GetLocalCandidate()), cleanReason(e.GetRemoteCandidate())
+		}
+		if age := e.GetHandshakeAgeMs(); age > 0 {
+			v.Handshake = now.Add(-min(time.Duration(age)*time.Millisecond, maxHandshakeAge))
 		}
 		upserts[id] = v
 	}

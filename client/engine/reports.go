@@ -45,8 +45,9 @@ type reportState struct {
 
 // pathEntry is what the agent last reported about one peer.
 type pathEntry struct {
-	state  managementpb.PeerPathState
-	reason string
+	state         managementpb.PeerPathState
+	reason        string
+	local, remote string // the direct path's candidates (p2p only)
 }
 
 func (e *Engine) reportLoop() {
@@ -102,6 +103,7 @@ func (e *Engine) reportLoop() {
 // pathReport is every peer's entry now, keyed and as wire messages.
 func (e *Engine) pathReport() (map[keys.Public]pathEntry, map[keys.Public]*managementpb.PeerPathReport) {
 	st := e.coreStatus()
+	now := time.Now()
 	cur := make(map[keys.Public]pathEntry, len(st.Peers))
 	msgs := make(map[keys.Public]*managementpb.PeerPathReport, len(st.Peers))
 	for _, ps := range st.Peers {
@@ -112,18 +114,29 @@ func (e *Engine) pathReport() (map[keys.Public]pathEntry, map[keys.Public]*manag
 		en := pathEntry{state: managementpb.PeerPathState_PEER_PATH_STATE_CONNECTING}
 		switch {
 		case ps.Status == "offline":
-			en = pathEntry{managementpb.PeerPathState_PEER_PATH_STATE_OFFLINE, ps.OfflineReason}
+			en = pathEntry{state: managementpb.PeerPathState_PEER_PATH_STATE_OFFLINE, reason: ps.OfflineReason}
 		case ps.Status != "connected":
 		case ps.Path == string(peer.PathRelay):
-			en = pathEntry{managementpb.PeerPathState_PEER_PATH_STATE_RELAYED, ps.RelayReason}
+			en = pathEntry{state: managementpb.PeerPathState_PEER_PATH_STATE_RELAYED, reason: ps.RelayReason}
 		case ps.Path == string(peer.PathDirect) || ps.Path == string(PathCached):
 			en.state = managementpb.PeerPathState_PEER_PATH_STATE_P2P
+			en.local, en.remote = ps.LocalCandidate, ps.RemoteCandidate
 		}
 		cur[k] = en
 		msgs[k] = &managementpb.PeerPathReport{PublicKey: k[:], State: en.state, Reason: en.reason,
-			LatencyUs: uint32(ps.LatencyMs * 1000)}
+			LatencyUs: uint32(ps.LatencyMs * 1000), LocalCandidate: en.local, RemoteCandidate: en.remote,
+			HandshakeAgeMs: handshakeAge(ps.LastHandshakeUnix, now)}
 	}
 	return cur, msgs
+}
+
+// handshakeAge is how long before now a handshake at unix second t was
+// (0 when there was none).
+func handshakeAge(t int64, now time.Time) uint64 {
+	if t <= 0 {
+		return 0
+	}
+	return uint64(max(time.Millisecond, now.Sub(time.Unix(t, 0))) / time.Millisecond)
 }
 
 // reportDiff is the request that brings the server from sent to cur: all

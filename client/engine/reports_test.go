@@ -11,7 +11,8 @@ func TestReportDiff(t *testing.T) {
 	var k1, k2, k3 keys.Public
 	k1[0], k2[0], k3[0] = 1, 2, 3
 	p2p := pathEntry{state: managementpb.PeerPathState_PEER_PATH_STATE_P2P}
-	relay := pathEntry{managementpb.PeerPathState_PEER_PATH_STATE_RELAYED, "forced"}
+	relay := pathEntry{state: managementpb.PeerPathState_PEER_PATH_STATE_RELAYED, reason: "forced"}
+	moved := pathEntry{state: managementpb.PeerPathState_PEER_PATH_STATE_P2P, local: "host 192.168.1.2:51820"}
 	msgs := map[keys.Public]*managementpb.PeerPathReport{}
 	for _, k := range []keys.Public{k1, k2, k3} {
 		msgs[k] = &managementpb.PeerPathReport{PublicKey: k[:]}
@@ -26,6 +27,7 @@ func TestReportDiff(t *testing.T) {
 		{"unchanged", map[keys.Public]pathEntry{k1: p2p, k2: p2p}, false, -1, -1},
 		{"unchanged but full", map[keys.Public]pathEntry{k1: p2p, k2: p2p}, true, 2, 0},
 		{"one changed", map[keys.Public]pathEntry{k1: p2p, k2: relay}, false, 1, 0},
+		{"candidates changed", map[keys.Public]pathEntry{k1: p2p, k2: moved}, false, 1, 0},
 		{"one added, one gone", map[keys.Public]pathEntry{k1: p2p, k3: p2p}, false, 1, 1},
 	} {
 		req := reportDiff(sent, c.cur, msgs, c.full)

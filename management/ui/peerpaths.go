@@ -19,6 +19,8 @@ import (
 type pathSide struct {
 	State, Reason, Latency string
 	Age                    string // since the report arrived; "" without one
+	Local, Remote          string // the direct path's ICE candidates
+	Handshake              string // since the last WireGuard handshake; "" without one
 }
 
 type connRow struct {
@@ -37,6 +39,10 @@ func sideOf(now time.Time, v management.PathView) pathSide {
 	}
 	if !v.At.IsZero() {
 		s.Age = fmtAge(now.Sub(v.At))
+	}
+	s.Local, s.Remote = display(v.Local), display(v.Remote)
+	if !v.Handshake.IsZero() {
+		s.Handshake = fmtAge(now.Sub(v.Handshake))
 	}
 	return s
 }

@@ -18,7 +18,8 @@ func connState(body, other string) string {
 
 // TestPeerPageConnections: a peer's page lists the peers the policy
 // connects it to (not the others), with the pair's state, both agents'
-// views (path, relay reason as text, latency) and problems first; a peer
+// views (path, relay reason as text, latency, the direct path's
+// candidates and the last handshake) and problems first; a peer
 // that goes offline turns its pair down; a user sees only their own.
 func TestPeerPageConnections(t *testing.T) {
 	e := newEnv(t)
@@ -33,15 +34,22 @@ func TestPeerPageConnections(t *testing.T) {
 	e.connect(kc)
 	fast := entry(kb, p2p, "")
 	fast.LatencyUs = 1250
-	pathReport(t, e, ka, fast, entry(kc, relayed, xss[0]))
+	fast.LocalCandidate, fast.RemoteCandidate, fast.HandshakeAgeMs = "srflx 203.0.113.7:51820", "host "+xss[0], 12000
+	slow := entry(kc, relayed, xss[0])
+	slow.LocalCandidate = "host 10.9.9.9:1" // a relayed pair has no direct path: not kept
+	pathReport(t, e, ka, fast, slow)
 	pathReport(t, e, kb, entry(ka, p2p, ""))
 
 	br := e.browser()
 	br.signIn(e.admin)
 	r := br.get("/ui/peers/" + a.ID)
-	r.want(t, 200, `id="connections"`, "1.25 ms", "&lt;img src=x onerror=alert(1)&gt;", "no report")
+	r.want(t, 200, `id="connections"`, "1.25 ms", "&lt;img src=x onerror=alert(1)&gt;", "no report",
+		"srflx 203.0.113.7:51820 ↔ host &lt;img", "handshake 12 s ago")
 	if strings.Contains(r.body, xss[0]) {
-		t.Fatal("the relay reason is rendered as markup")
+		t.Fatal("the relay reason or a candidate is rendered as markup")
+	}
+	if strings.Contains(r.body, "10.9.9.9") {
+		t.Fatal("a relayed pair shows a direct-path candidate")
 	}
 	for other, want := range map[string]string{b.ID: "p2p", c.ID: "relayed", d.ID: "", a.ID: ""} {
 		if got := connState(r.body, other); got != want {

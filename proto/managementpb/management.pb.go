@@ -2368,10 +2368,17 @@ type PeerPathReport struct {
 	// reason: the relay reason when relayed ("forced", "ice-failed",
 	// "symmetric-nat", ...), the offline reason when offline; at most 64
 	// bytes (longer is cut by the server).
-	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
-	LatencyUs     uint32 `protobuf:"varint,4,opt,name=latency_us,json=latencyUs,proto3" json:"latency_us,omitempty"` // last probe's round trip; 0 when unknown or stale
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Reason    string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	LatencyUs uint32 `protobuf:"varint,4,opt,name=latency_us,json=latencyUs,proto3" json:"latency_us,omitempty"` // last probe's round trip; 0 when unknown or stale
+	// The direct path's ICE candidates when p2p ("srflx 203.0.113.7:51820";
+	// at most 64 bytes each, longer is cut by the server), and how long ago
+	// the last WireGuard handshake with the peer was (0: none yet). A change
+	// of candidates triggers a report; the handshake age rides along.
+	LocalCandidate  string `protobuf:"bytes,5,opt,name=local_candidate,json=localCandidate,proto3" json:"local_candidate,omitempty"`
+	RemoteCandidate string `protobuf:"bytes,6,opt,name=remote_candidate,json=remoteCandidate,proto3" json:"remote_candidate,omitempty"`
+	HandshakeAgeMs  uint64 `protobuf:"varint,7,opt,name=handshake_age_ms,json=handshakeAgeMs,proto3" json:"handshake_age_ms,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *PeerPathReport) Reset() {
@@ -2428,6 +2435,27 @@ func (x *PeerPathReport) GetReason() string {
 func (x *PeerPathReport) GetLatencyUs() uint32 {
 	if x != nil {
 		return x.LatencyUs
+	}
+	return 0
+}
+
+func (x *PeerPathReport) GetLocalCandidate() string {
+	if x != nil {
+		return x.LocalCandidate
+	}
+	return ""
+}
+
+func (x *PeerPathReport) GetRemoteCandidate() string {
+	if x != nil {
+		return x.RemoteCandidate
+	}
+	return ""
+}
+
+func (x *PeerPathReport) GetHandshakeAgeMs() uint64 {
+	if x != nil {
+		return x.HandshakeAgeMs
 	}
 	return 0
 }
@@ -3044,14 +3072,17 @@ const file_management_proto_rawDesc = "" +
 	"\fsent_unix_ms\x18\x01 \x01(\x03R\n" +
 	"sentUnixMs\x12\x14\n" +
 	"\x05nonce\x18\x02 \x01(\fR\x05nonce\"\x10\n" +
-	"\x0eLogoutResponse\"\xa1\x01\n" +
+	"\x0eLogoutResponse\"\x9f\x02\n" +
 	"\x0ePeerPathReport\x12\x1d\n" +
 	"\n" +
 	"public_key\x18\x01 \x01(\fR\tpublicKey\x129\n" +
 	"\x05state\x18\x02 \x01(\x0e2#.petrel.management.v1.PeerPathStateR\x05state\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1d\n" +
 	"\n" +
-	"latency_us\x18\x04 \x01(\rR\tlatencyUs\"\x84\x01\n" +
+	"latency_us\x18\x04 \x01(\rR\tlatencyUs\x12'\n" +
+	"\x0flocal_candidate\x18\x05 \x01(\tR\x0elocalCandidate\x12)\n" +
+	"\x10remote_candidate\x18\x06 \x01(\tR\x0fremoteCandidate\x12(\n" +
+	"\x10handshake_age_ms\x18\a \x01(\x04R\x0ehandshakeAgeMs\"\x84\x01\n" +
 	"\vRouteReport\x12\x18\n" +
 	"\anetwork\x18\x01 \x01(\tR\anetwork\x12&\n" +
 	"\x0fpeer_public_key\x18\x02 \x01(\fR\rpeerPublicKey\x12\x16\n" +
